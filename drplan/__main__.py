@@ -1,0 +1,3 @@
+from drplan.cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""The seam between the engine and what each step does.
+
+An :class:`Action` is stateless: the scheduler hands it a :class:`StepContext` (resolved
+parameters, AWS clients, tags, the run's clock) and a *handle* (a JSON-able dict the action
+returned from :meth:`Action.start`). Start and poll are separate so one scheduler thread can
+watch hundreds of AWS jobs, the journal can record the handle between the two (the key to resume
+and cleanup), and the polling policy lives in one place (the scheduler's backoff).
+
+Action modules must not import boto3 or botocore at import time: ``drplan validate`` reads the
+catalogue's metadata (outputs, estimates, families) and must stay fast. Clients come from the
+context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from drplan.model import Mode, Objectives, Plan, Step
+
+Handle = dict[str, Any]
+"""What :meth:`Action.start` returns and the journal stores: ids, client tokens, created resources."""
+
+Family = Literal["backup", "database", "storage", "dns", "compute", "check", "manual", "control"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something a step created (what drill cleanup deletes and evidence lists)."""
+
+    kind: str  # e.g. "rds:db", "dynamodb:table", "ec2:volume", "s3:bucket", "route53:record"
+    id: str
+    region: str | None = None
+    arn: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "id": self.id}
+        if self.region:
+            out["region"] = self.region
+        if self.arn:
+            out["arn"] = self.arn
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Resource:
+        return cls(data["kind"], data["id"], data.get("region"), data.get("arn"), data.get("extra", {}))
+
+
+@dataclass(frozen=True)
+class Poll:
+    """One look at a running job: done, still running (with a progress note), or failed."""
+
+    done: bool = False
+    note: str = ""
+    failed: str | None = None
+
+    @classmethod
+    def running(cls, note: str = "") -> Poll:
+        return cls(False, note)
+
+    @classmethod
+    def finished(cls, note: str = "") -> Poll:
+        return cls(True, note)
+
+    @classmethod
+    def failure(cls, reason: str) -> Poll:
+        return cls(True, reason, failed=reason)
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    """A read-only finding about one step: what would be used, how old it is, what is wrong."""
+
+    status: Literal["ok", "warning", "error"]
+    message: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AwsAccess:
+    """What actions need from the AWS layer (implemented in :mod:`drplan.aws`)."""
+
+    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def region_of(self, region: str | None) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class StepContext:
+    """Everything an action may use while running one step."""
+
+    step: Step
+    params: Mapping[str, Any]  # references resolved, drill isolation applied
+    mode: Mode
+    run_id: str
+    plan: Plan
+    aws: AwsAccess
+    objectives: Objectives  # the service's effective objectives (``max_age: rpo``)
+    started_at: datetime  # when the run started (RPO is measured against it)
+    tags: Mapping[str, str] = field(default_factory=dict)  # put on every resource the step creates
+    client_token: str = ""  # idempotency token, stable for this step in this run
+    note: Callable[[str], None] = lambda message: None  # progress notes for the event stream
+    options: Mapping[str, Any] = field(default_factory=dict)  # CLI choices: approvals, allow_commands, tty
+
+    @property
+    def region(self) -> str:
+        return self.aws.region_of(self.step.region)
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service, region=self.step.region, role_arn=self.step.role_arn)
+
+
+class Action:
+    """Base class of every action. Subclasses set the class attributes and override the methods."""
+
+    name: ClassVar[str]
+    family: ClassVar[Family]
+    summary: ClassVar[str]
+    #: Output name -> description; other steps reference them as ``${service.step.output}``.
+    outputs: ClassVar[Mapping[str, str]] = {}
+    #: IAM actions the step needs (``drplan actions`` prints them).
+    iam: ClassVar[tuple[str, ...]] = ()
+    #: Typical duration, assumed for the predicted RTO when a step has no ``estimate``.
+    default_estimate: ClassVar[timedelta] = timedelta(minutes=1)
+    #: At most this many steps of this action run at once (AWS service quotas), None = no limit.
+    concurrency: ClassVar[int | None] = None
+    #: What a drill does with the step: "isolate" (restore into suffixed names), "skip" (never
+    #: touches production in a drill unless ``drill_with`` redirects it) or "run" (read-only/local).
+    drill: ClassVar[Literal["isolate", "skip", "run"]] = "run"
+    #: JSON Schema of ``with``; built-in actions take theirs from schemas/plan.schema.json.
+    params_schema: ClassVar[Mapping[str, Any] | None] = None
+    #: Whether :meth:`undo` can reverse the step (rollback and drill cleanup).
+    undoable: ClassVar[bool] = False
+
+    # --- static knowledge (used by validate, plan, graph, docs; no AWS) ---------------------------
+
+    def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:
+        return self.outputs
+
+    def estimate(self, params: Mapping[str, Any]) -> timedelta:
+        return self.default_estimate
+
+    def describe(self, params: Mapping[str, Any]) -> str:
+        """What the step does, in plain words, for the runbook and the dry run."""
+        return self.summary
+
+    def isolate(self, params: Mapping[str, Any], suffix: str, *, redirected: bool) -> Mapping[str, Any] | None:
+        """Parameters for a drill (targets renamed with ``suffix``), or None to skip the step.
+
+        ``redirected`` is true when the plan gave ``drill_with`` for the step.
+        """
+        if self.drill == "skip" and not redirected:
+            return None
+        return params
+
+    # --- running (the engine) -------------------------------------------------------------------
+
+    def preflight(self, ctx: StepContext) -> list[PreflightResult]:
+        """Read-only checks: what would be used, how old it is, whether the target name is free."""
+        return []
+
+    def start(self, ctx: StepContext) -> Handle:
+        raise NotImplementedError(f"{self.name} cannot run yet")
+
+    def poll(self, ctx: StepContext, handle: Handle) -> Poll:
+        return Poll.finished()
+
+    def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        """Values of the outputs, once :meth:`poll` said done."""
+        return {}
+
+    def undo(self, ctx: StepContext, handle: Handle) -> Handle:
+        """Start reversing the step (delete what it created, put back what it changed)."""
+        return {}
+
+    def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
+        """Verify the undo: done only when what was created is really gone."""
+        return Poll.finished()
+
+
+def suffixed(name: str, suffix: str, *, limit: int = 63) -> str:
+    """``name`` + ``suffix``, shortened from the name's end when AWS limits the length."""
+    if len(name) + len(suffix) <= limit:
+        return name + suffix
+    return name[: max(1, limit - len(suffix))].rstrip("-_.") + suffix

@@ -1,0 +1,374 @@
+"""Semantic checks: what the schema cannot see. One small function per finding code.
+
+Every check takes the :class:`CheckContext` and yields diagnostics located by JSON pointer; the
+pipeline turns pointers into ``line:col`` afterwards. Checks run only on schema-valid plans, so
+the shapes they read are guaranteed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from drplan.actions.base import Action
+from drplan.diagnostics import Diagnostic, Related, diagnostic, join_pointer
+from drplan.durations import humanize
+from drplan.graph import Analysis, RecoveryGraph, analyse, compile_graph, find_cycles
+from drplan.model import Plan, Step
+
+
+@dataclass
+class CheckContext:
+    plan: Plan
+    actions: Mapping[str, Action]
+    file: str
+
+    @cached_property
+    def graph(self) -> RecoveryGraph:
+        return compile_graph(self.plan)
+
+    @cached_property
+    def recover_graph(self) -> RecoveryGraph:
+        return compile_graph(self.plan, "recover")
+
+    @cached_property
+    def step_keys(self) -> set[str]:
+        return {s.key for s in self.plan.steps()}
+
+    def diag(self, code: str, message: str, pointer: str | None, **extra: object) -> Diagnostic:
+        return diagnostic(code, message, self.file, pointer, **extra)
+
+
+Check = Callable[[CheckContext], Iterator[Diagnostic]]
+
+
+def _did_you_mean(word: str, choices: object) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)  # type: ignore[call-overload]
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _where(step: Step) -> str:
+    return f"step `{step.id}` of service `{step.service}`"
+
+
+# --- DR2xx: names, references, graph ----------------------------------------------------------
+
+
+def unknown_services(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for service in ctx.plan.services.values():
+        for i, dep in enumerate(service.depends_on):
+            if dep not in ctx.plan.services:
+                yield ctx.diag(
+                    "DR201",
+                    f"service `{service.id}` depends on `{dep}`, which the plan does not define"
+                    + _did_you_mean(dep, ctx.plan.services),
+                    join_pointer(service.pointer, "depends_on", i),
+                )
+
+
+def unknown_actions(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        if step.uses not in ctx.actions:
+            yield ctx.diag(
+                "DR202",
+                f"{_where(step)} uses `{step.uses}`, which is not a known action"
+                + (_did_you_mean(step.uses, ctx.actions) or " (`drplan actions` lists them)"),
+                join_pointer(step.pointer, "uses"),
+            )
+
+
+def duplicate_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for service in ctx.plan.services.values():
+        first: dict[str, Step] = {}
+        for step in service.steps:
+            if step.id in first:
+                yield ctx.diag(
+                    "DR203",
+                    f"service `{service.id}` has two steps with id `{step.id}`; references and `after` "
+                    "could not tell them apart",
+                    join_pointer(step.pointer, "id"),
+                    related=(Related("first step with this id", join_pointer(first[step.id].pointer, "id")),),
+                )
+            else:
+                first[step.id] = step
+
+
+def unknown_after(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        for i, key in enumerate(step.after_keys() or ()):
+            if key not in ctx.step_keys:
+                service = key.partition(".")[0]
+                choices = ctx.step_keys if service not in ctx.plan.services else {
+                    s.key for s in ctx.plan.services[service].steps
+                }
+                yield ctx.diag(
+                    "DR208",
+                    f"{_where(step)} waits for `{step.after[i]}`, which is not a step of the plan"  # type: ignore[index]
+                    + _did_you_mean(key, choices),
+                    join_pointer(step.pointer, "after", i),
+                )
+
+
+def bad_references(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        for pointer, text in step.malformed_references():
+            yield ctx.diag(
+                "DR209",
+                f"{_where(step)}: `{text}` is not a reference of the form `${{service.step.output}}`",
+                pointer,
+            )
+
+
+def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        for ref in step.references():
+            if ref.service not in ctx.plan.services:
+                yield ctx.diag(
+                    "DR204",
+                    f"{_where(step)}: `{ref.text}` names service `{ref.service}`, which the plan does not define"
+                    + _did_you_mean(ref.service, ctx.plan.services),
+                    ref.pointer,
+                )
+                continue
+            if ref.step_key not in ctx.step_keys:
+                ids = [s.id for s in ctx.plan.services[ref.service].steps]
+                yield ctx.diag(
+                    "DR204",
+                    f"{_where(step)}: `{ref.text}` names step `{ref.step}`, which service `{ref.service}` "
+                    f"does not have" + _did_you_mean(ref.step, ids),
+                    ref.pointer,
+                )
+                continue
+            target = ctx.plan.step(ref.step_key)
+            action = ctx.actions.get(target.uses)
+            if action is None:
+                continue  # DR202 already says the action is unknown
+            outputs = action.declared_outputs(target.params)
+            if ref.output not in outputs:
+                names = ", ".join(f"`{o}`" for o in outputs) or "none"
+                yield ctx.diag(
+                    "DR205",
+                    f"{_where(step)}: `{ref.text}` asks for output `{ref.output}`, but `{target.uses}` "
+                    f"produces {names}" + _did_you_mean(ref.output, outputs),
+                    ref.pointer,
+                )
+
+
+def cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for cycle in find_cycles(ctx.graph):
+        loop = " → ".join((*cycle.nodes, cycle.nodes[0]))
+        what = "services depend on each other" if cycle.level == "service" else "steps wait for each other"
+        related = tuple(
+            Related(_edge_words(cycle.level, u, v, why.kind), why.pointer) for u, v, why in cycle.edges
+        )
+        first = cycle.edges[0][2].pointer
+        yield ctx.diag(
+            "DR207",
+            f"dependency cycle: {what} in a loop, so none of them can start: {loop}",
+            first,
+            related=related,
+        )
+
+
+def _edge_words(level: str, upstream: str, downstream: str, kind: str) -> str:
+    if level == "service":
+        return f"`{downstream}` depends on `{upstream}`"
+    verb = {"reference": "uses an output of", "after": "waits for (after)", "sequence": "follows"}.get(
+        kind, "waits for"
+    )
+    return f"`{downstream}` {verb} `{upstream}`"
+
+
+def undeclared_dependencies(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """A reference adds an edge; warn when nothing declared in the plan already orders the two."""
+    if find_cycles(ctx.graph):
+        return
+    declared = _declared_order(ctx)
+    for step in ctx.plan.steps():
+        for ref in step.references():
+            if ref.step_key == step.key or ref.step_key not in ctx.step_keys:
+                continue
+            if not declared(ref.step_key, step.key):
+                yield ctx.diag(
+                    "DR206",
+                    f"{_where(step)} uses `{ref.text}`, but `{ref.step_key}` is not upstream of it through "
+                    f"`depends_on` or `after`; drplan will wait for it, but say so in the plan "
+                    f"(add `{ref.service}` to `depends_on` of `{step.service}`, or `after`)",
+                    ref.pointer,
+                )
+
+
+def _declared_order(ctx: CheckContext) -> Callable[[str, str], bool]:
+    """Is ``upstream`` before ``downstream`` without counting reference edges?"""
+    import networkx as nx
+
+    declared = nx.DiGraph()
+    declared.add_nodes_from(ctx.graph.graph.nodes)
+    declared.add_edges_from(
+        (u, v) for u, v, why in ctx.graph.graph.edges(data="why") if any(w.kind != "reference" for w in why)
+    )
+
+    def before(upstream: str, downstream: str) -> bool:
+        return bool(nx.has_path(declared, upstream, downstream))
+
+    return before
+
+
+def commands_allowed(ctx: CheckContext) -> Iterator[Diagnostic]:
+    if ctx.plan.allow_commands:
+        return
+    for step in ctx.plan.steps():
+        if step.uses == "command":
+            yield ctx.diag(
+                "DR210",
+                f"{_where(step)} runs a local command, but the plan does not set `\"allow_commands\": true`",
+                join_pointer(step.pointer, "uses"),
+            )
+
+
+def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """Plugin actions' parameters, and ``with`` merged with ``drill_with`` for every action."""
+    from drplan.schema import action_schemas, validate_against
+
+    builtin = action_schemas()
+    for step in ctx.plan.steps():
+        action = ctx.actions.get(step.uses)
+        if action is None or action.params_schema is None:
+            continue
+        if step.uses not in builtin:
+            yield from validate_against(step.params, dict(action.params_schema), join_pointer(step.pointer, "with"), ctx.file, None)
+        if step.drill_params:
+            for d in validate_against(
+                step.params_for("drill"), dict(action.params_schema), join_pointer(step.pointer, "drill_with"), ctx.file, None
+            ):
+                yield ctx.diag("DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer)
+
+
+# --- DR3xx: objectives and operability ---------------------------------------------------------
+
+
+def missing_estimates(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        action = ctx.actions.get(step.uses)
+        if step.estimate is None and action is not None and step.uses != "wait":
+            typical = humanize(action.estimate(step.params))
+            yield ctx.diag(
+                "DR303",
+                f"{_where(step)} has no `estimate`; the predicted RTO assumes {typical}, typical for `{step.uses}`",
+                step.pointer,
+            )
+
+
+def timeouts_below_estimates(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        if step.timeout is not None and step.estimate is not None and step.timeout < step.estimate:
+            yield ctx.diag(
+                "DR306",
+                f"{_where(step)} times out after {humanize(step.timeout)} but is expected to take "
+                f"{humanize(step.estimate)}",
+                join_pointer(step.pointer, "timeout"),
+            )
+
+
+def unverified_services(ctx: CheckContext) -> Iterator[Diagnostic]:
+    needed: set[str] = set()
+    for service in ctx.plan.services.values():
+        needed.update(service.depends_on)
+    for step in ctx.plan.steps():
+        needed.update(r.service for r in step.references() if r.service != step.service)
+        needed.update(k.partition(".")[0] for k in step.after_keys() or () if not k.startswith(step.service + "."))
+    for service in ctx.plan.services.values():
+        if service.id in needed:
+            continue
+        if not any((a := ctx.actions.get(s.uses)) is not None and a.family == "check" for s in service.steps):
+            yield ctx.diag(
+                "DR304",
+                f"nothing depends on service `{service.id}` and it has no check step, so nothing proves it is "
+                "back; add a `check.http` or `check.tcp` step",
+                service.pointer,
+            )
+
+
+def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    for step in ctx.plan.steps():
+        if step.only != "drill" and step.runs_in("drill"):
+            needs = [(r.step_key, f"uses `{r.text}`") for r in step.references()]
+            needs += [(k, "waits for it (`after`)") for k in step.after_keys() or ()]
+            for key, how in needs:
+                if key in ctx.step_keys and ctx.plan.step(key).only == "recover":
+                    yield ctx.diag(
+                        "DR305",
+                        f"`{key}` runs only in real recoveries, but {_where(step)} runs in drills and {how}; "
+                        f"the drill step will fail or run out of order",
+                        step.pointer,
+                    )
+
+
+def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """Predicted RTO (critical path of estimates, real-recovery mode) against the objectives."""
+    if find_cycles(ctx.graph):
+        return
+    analysis = analyse(ctx.recover_graph, ctx.actions)
+    plan = ctx.plan
+    for sid, service in plan.services.items():
+        target = service.objectives.rto
+        predicted = analysis.service_rto.get(sid)
+        if target is None or predicted is None or predicted <= target:
+            continue
+        yield ctx.diag(
+            "DR301",
+            f"service `{sid}` is predicted back after {humanize(predicted)}, over its RTO of {humanize(target)} "
+            f"(critical path: {_path_words(analysis, analysis.service_paths[sid])})",
+            join_pointer(service.pointer, "objectives", "rto"),
+        )
+    if plan.objectives.rto is not None and analysis.predicted_rto > plan.objectives.rto:
+        yield ctx.diag(
+            "DR302",
+            f"the plan is predicted to recover in {humanize(analysis.predicted_rto)}, over its RTO of "
+            f"{humanize(plan.objectives.rto)} (critical path: {_path_words(analysis, analysis.critical_path)})",
+            "/objectives/rto",
+        )
+    if plan.objectives.rto is None:
+        without = [sid for sid, s in plan.services.items() if s.objectives.rto is None]
+        if without:
+            names = ", ".join(f"`{s}`" for s in without[:5]) + (" and more" if len(without) > 5 else "")
+            yield ctx.diag(
+                "DR307",
+                f"no RTO objective applies to {names}: set `objectives.rto` for the plan or the service, "
+                "so the predicted RTO is checked",
+                "/objectives",  # located at the plan's objectives, or its start when it has none
+            )
+
+
+def _path_words(analysis: Analysis, path: tuple[str, ...]) -> str:
+    return " → ".join(f"{k} ({humanize(analysis.steps[k].duration)})" for k in path)
+
+
+#: Run in this order; findings keep it within a file before sorting by position.
+CHECKS: tuple[Check, ...] = (
+    unknown_services,
+    unknown_actions,
+    duplicate_steps,
+    unknown_after,
+    bad_references,
+    unknown_references,
+    cycles,
+    undeclared_dependencies,
+    commands_allowed,
+    parameters,
+    objectives,
+    missing_estimates,
+    timeouts_below_estimates,
+    unverified_services,
+    drill_needs_recover_steps,
+)
+
+
+def run_checks(plan: Plan, actions: Mapping[str, Action], file: str) -> list[Diagnostic]:
+    ctx = CheckContext(plan, actions, file)
+    out: list[Diagnostic] = []
+    for check in CHECKS:
+        out.extend(check(ctx))
+    return out

@@ -1,0 +1,264 @@
+"""The typed, immutable plan model, built from a document the schema has accepted. No I/O.
+
+Names follow the plan format (docs/plan-format.md). Every service and step remembers the JSON
+pointer it came from, so findings and graph edges can be located in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from drplan.diagnostics import join_pointer
+from drplan.durations import parse_duration
+
+Mode = Literal["recover", "drill"]
+MODES: tuple[Mode, ...] = ("recover", "drill")
+
+#: ``${service.step.output}``; anything else inside ``${...}`` is reported (DR209).
+REFERENCE = re.compile(r"\$\{([^}]*)\}")
+REFERENCE_PARTS = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)\.([A-Za-z0-9_]+)$")
+
+DEFAULT_DRILL_SUFFIX = "-drill-{run_id}"
+
+
+@dataclass(frozen=True)
+class Objectives:
+    rto: timedelta | None = None
+    rpo: timedelta | None = None
+
+    def over(self, fallback: Objectives) -> Objectives:
+        """These objectives, with the gaps filled from ``fallback`` (service over plan)."""
+        return Objectives(rto=self.rto or fallback.rto, rpo=self.rpo or fallback.rpo)
+
+
+@dataclass(frozen=True)
+class Contact:
+    role: str
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    name_suffix: str = DEFAULT_DRILL_SUFFIX
+    cleanup: Literal["always", "on_success", "never"] = "always"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    region: str | None = None
+
+    def suffix(self, run_id: str) -> str:
+        return self.name_suffix.replace("{run_id}", run_id)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``${service.step.output}`` found in a step's parameters."""
+
+    service: str
+    step: str
+    output: str
+    pointer: str  # where the reference is written
+
+    @property
+    def step_key(self) -> str:
+        return f"{self.service}.{self.step}"
+
+    @property
+    def text(self) -> str:
+        return f"${{{self.service}.{self.step}.{self.output}}}"
+
+
+@dataclass(frozen=True)
+class Step:
+    service: str
+    id: str
+    uses: str
+    params: Mapping[str, Any]
+    pointer: str
+    drill_params: Mapping[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+    estimate: timedelta | None = None
+    timeout: timedelta | None = None
+    retries: int = 0
+    only: Mode | None = None
+    after: tuple[str, ...] | None = None  # as written: "step" or "service.step"
+    region: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Plan-wide unique name: ``service.step``."""
+        return f"{self.service}.{self.id}"
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+    def runs_in(self, mode: Mode) -> bool:
+        return self.only is None or self.only == mode
+
+    def params_for(self, mode: Mode) -> Mapping[str, Any]:
+        if mode == "drill" and self.drill_params:
+            return {**self.params, **self.drill_params}
+        return self.params
+
+    def after_keys(self) -> tuple[str, ...] | None:
+        if self.after is None:
+            return None
+        return tuple(a if "." in a else f"{self.service}.{a}" for a in self.after)
+
+    def references(self) -> list[Reference]:
+        """Every ``${service.step.output}`` in ``with`` and ``drill_with``, with its pointer."""
+        found: list[Reference] = []
+        for base, params in (("with", self.params), ("drill_with", self.drill_params or {})):
+            for pointer, text in _strings(params, join_pointer(self.pointer, base)):
+                for match in REFERENCE.finditer(text):
+                    parts = REFERENCE_PARTS.match(match.group(1))
+                    if parts:
+                        found.append(Reference(parts[1], parts[2], parts[3], pointer))
+        return found
+
+    def malformed_references(self) -> list[tuple[str, str]]:
+        """(pointer, text) of every ``${...}`` that is not ``${service.step.output}``."""
+        bad = []
+        for base, params in (("with", self.params), ("drill_with", self.drill_params or {})):
+            for pointer, text in _strings(params, join_pointer(self.pointer, base)):
+                bad.extend((pointer, m.group(0)) for m in REFERENCE.finditer(text) if not REFERENCE_PARTS.match(m.group(1)))
+        return bad
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    steps: tuple[Step, ...]
+    pointer: str
+    tier: int | None = None
+    description: str | None = None
+    owner: str | None = None
+    depends_on: tuple[str, ...] = ()
+    objectives: Objectives = Objectives()
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    services: Mapping[str, Service]
+    path: str = "<plan>"
+    sha256: str = ""
+    format_version: int = 1
+    description: str | None = None
+    owner: str | None = None
+    contacts: tuple[Contact, ...] = ()
+    objectives: Objectives = Objectives()
+    aws: AwsSettings = AwsSettings()
+    drill: DrillSettings = DrillSettings()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    allow_commands: bool = False
+
+    def steps(self) -> Iterator[Step]:
+        for service in self.services.values():
+            yield from service.steps
+
+    def step(self, key: str) -> Step:
+        service, _, step_id = key.partition(".")
+        for step in self.services[service].steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(key)
+
+    def objectives_of(self, service_id: str) -> Objectives:
+        return self.services[service_id].objectives.over(self.objectives)
+
+
+def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "") -> Plan:
+    """Build the model from schema-valid data (the schema guarantees the shapes used here)."""
+    services = {sid: _service(sid, raw) for sid, raw in data["services"].items()}
+    drill = data.get("drill", {})
+    aws = data.get("aws", {})
+    return Plan(
+        name=data["name"],
+        services=services,
+        path=path,
+        sha256=sha256,
+        format_version=data["drplan"],
+        description=data.get("description"),
+        owner=data.get("owner"),
+        contacts=tuple(Contact(c["role"], c["name"], c["contact"]) for c in data.get("contacts", [])),
+        objectives=_objectives(data.get("objectives")),
+        aws=AwsSettings(aws.get("region"), aws.get("profile"), aws.get("role_arn"), aws.get("account_id")),
+        drill=DrillSettings(
+            name_suffix=drill.get("name_suffix", DEFAULT_DRILL_SUFFIX),
+            cleanup=drill.get("cleanup", "always"),
+            tags=dict(drill.get("tags", {})),
+            region=drill.get("region"),
+        ),
+        tags=dict(data.get("tags", {})),
+        allow_commands=bool(data.get("allow_commands", False)),
+    )
+
+
+def _service(sid: str, raw: Mapping[str, Any]) -> Service:
+    pointer = join_pointer("/services", sid)
+    return Service(
+        id=sid,
+        steps=tuple(_step(sid, i, s, pointer) for i, s in enumerate(raw["steps"])),
+        pointer=pointer,
+        tier=raw.get("tier"),
+        description=raw.get("description"),
+        owner=raw.get("owner"),
+        depends_on=tuple(raw.get("depends_on", ())),
+        objectives=_objectives(raw.get("objectives")),
+    )
+
+
+def _step(service: str, index: int, raw: Mapping[str, Any], service_pointer: str) -> Step:
+    return Step(
+        service=service,
+        id=raw["id"],
+        uses=raw["uses"],
+        params=dict(raw.get("with", {})),
+        pointer=join_pointer(service_pointer, "steps", index),
+        drill_params=dict(raw["drill_with"]) if "drill_with" in raw else None,
+        name=raw.get("name"),
+        description=raw.get("description"),
+        estimate=_duration(raw.get("estimate")),
+        timeout=_duration(raw.get("timeout")),
+        retries=raw.get("retries", 0),
+        only=raw.get("only"),
+        after=tuple(raw["after"]) if "after" in raw else None,
+        region=raw.get("region"),
+        role_arn=raw.get("role_arn"),
+    )
+
+
+def _objectives(raw: Mapping[str, str] | None) -> Objectives:
+    raw = raw or {}
+    return Objectives(rto=_duration(raw.get("rto")), rpo=_duration(raw.get("rpo")))
+
+
+def _duration(text: str | None) -> timedelta | None:
+    return parse_duration(text) if text is not None else None
+
+
+def _strings(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON value, with its pointer."""
+    if isinstance(value, str):
+        yield pointer, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, join_pointer(pointer, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, join_pointer(pointer, index))

@@ -1,0 +1,1 @@
+"""Formatters: findings (text, json, sarif, github, junit) and run evidence."""
