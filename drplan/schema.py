@@ -75,6 +75,13 @@ def _explaining_validator() -> Any:
     return Draft202012Validator(schema, registry=registry)
 
 
+@cache
+def _sub_validator(schema_json: str) -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(json.loads(schema_json), offline=True)
+
+
 def is_valid(data: Any) -> bool:
     return bool(_fast_validator().is_valid(data))
 
@@ -96,10 +103,12 @@ def validate_schema(data: Any, file: str) -> list[Diagnostic]:
 
 def validate_against(params: Any, subschema: dict[str, Any], base_pointer: str, file: str, data: Any) -> list[Diagnostic]:
     """Check a value against a sub-schema of the plan schema (e.g. merged ``drill_with`` params)."""
-    from jsonschema import Draft202012Validator
-
     root = plan_schema()
     wrapped = {**subschema, "$defs": root["$defs"]}
+    if _sub_validator(json.dumps(wrapped, sort_keys=True)).is_valid(params):
+        return []
+    from jsonschema import Draft202012Validator
+
     out = []
     for error in Draft202012Validator(wrapped).iter_errors(params):
         for diag in _describe(error, data, file, base=base_pointer, instance_root=params):
