@@ -237,12 +237,12 @@ def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
         action = ctx.actions.get(step.uses)
         if action is None or action.params_schema is None:
             continue
+        schema = action.params_schema
         if step.uses not in builtin:
-            yield from validate_against(step.params, dict(action.params_schema), join_pointer(step.pointer, "with"), ctx.file, None)
+            yield from validate_against(step.params, schema, join_pointer(step.pointer, "with"), ctx.file, None)
         if step.drill_params:
-            for d in validate_against(
-                step.params_for("drill"), dict(action.params_schema), join_pointer(step.pointer, "drill_with"), ctx.file, None
-            ):
+            merged = step.params_for("drill")
+            for d in validate_against(merged, schema, join_pointer(step.pointer, "drill_with"), ctx.file, None):
                 yield ctx.diag("DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer)
 
 

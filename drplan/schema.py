@@ -16,6 +16,7 @@ import difflib
 import json
 from functools import cache
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drplan.diagnostics import Diagnostic, diagnostic, join_pointer
@@ -75,11 +76,16 @@ def _explaining_validator() -> Any:
     return Draft202012Validator(schema, registry=registry)
 
 
-@cache
-def _sub_validator(schema_json: str) -> Any:
-    import jsonschema_rs
+_SUB_VALIDATORS: dict[int, Any] = {}
 
-    return jsonschema_rs.validator_for(json.loads(schema_json), offline=True)
+
+def _sub_validator(schema: dict[str, Any], key: int) -> Any:
+    """A compiled validator per action schema (``key`` is the id of the unwrapped sub-schema)."""
+    if key not in _SUB_VALIDATORS:
+        import jsonschema_rs
+
+        _SUB_VALIDATORS[key] = jsonschema_rs.validator_for(schema, offline=True)
+    return _SUB_VALIDATORS[key]
 
 
 def is_valid(data: Any) -> bool:
@@ -101,11 +107,11 @@ def validate_schema(data: Any, file: str) -> list[Diagnostic]:
     return list(found.values())
 
 
-def validate_against(params: Any, subschema: dict[str, Any], base_pointer: str, file: str, data: Any) -> list[Diagnostic]:
+def validate_against(params: Any, subschema: Mapping[str, Any], base_pointer: str, file: str, data: Any) -> list[Diagnostic]:
     """Check a value against a sub-schema of the plan schema (e.g. merged ``drill_with`` params)."""
     root = plan_schema()
     wrapped = {**subschema, "$defs": root["$defs"]}
-    if _sub_validator(json.dumps(wrapped, sort_keys=True)).is_valid(params):
+    if _sub_validator(wrapped, id(subschema)).is_valid(params):
         return []
     from jsonschema import Draft202012Validator
 
