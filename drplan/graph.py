@@ -115,7 +115,7 @@ def compile_graph(plan: Plan, mode: Mode | None = None) -> RecoveryGraph:
     if mode is not None:
         for step in plan.steps():
             if not step.runs_in(mode):
-                _bypass(g, step.key)
+                bypass(g, step.key)
     return RecoveryGraph(plan, mode, g, services)
 
 
@@ -131,7 +131,7 @@ def _inner_ends(plan: Plan, g: nx.DiGraph) -> dict[str, tuple[list[str], list[st
     return ends
 
 
-def _bypass(g: nx.DiGraph, key: str) -> None:
+def bypass(g: nx.DiGraph, key: str) -> None:
     """Remove a node but keep the order it imposed: its predecessors precede its successors."""
     if key not in g:
         return

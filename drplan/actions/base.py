@@ -59,10 +59,11 @@ class Poll:
     done: bool = False
     note: str = ""
     failed: str | None = None
+    retry_after: float | None = None  # seconds until the next poll, when the action knows better
 
     @classmethod
-    def running(cls, note: str = "") -> Poll:
-        return cls(False, note)
+    def running(cls, note: str = "", *, retry_after: float | None = None) -> Poll:
+        return cls(False, note, retry_after=retry_after)
 
     @classmethod
     def finished(cls, note: str = "") -> Poll:
@@ -108,6 +109,12 @@ class StepContext:
     client_token: str = ""  # idempotency token, stable for this step in this run
     note: Callable[[str], None] = lambda message: None  # progress notes for the event stream
     options: Mapping[str, Any] = field(default_factory=dict)  # CLI choices: approvals, allow_commands, tty
+
+    def address(self, host: str, port: int, tls: bool) -> tuple[str, int, bool]:
+        """Where to connect for ``host:port``. The identity, except in the sandbox, whose emulated
+        endpoints (``*.rds.amazonaws.com``, the plan's DNS names) are served on loopback."""
+        mapper = self.options.get("address_map")
+        return mapper(host, port, tls) if mapper is not None else (host, port, tls)
 
     @property
     def region(self) -> str:
@@ -183,6 +190,13 @@ class Action:
     def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
         """Verify the undo: done only when what was created is really gone."""
         return Poll.finished()
+
+    # --- the sandbox -----------------------------------------------------------------------------
+
+    def seed(self, ctx: StepContext) -> None:
+        """Create, in the sandbox's emulated AWS, the source this step restores from (a table with
+        items and a backup, a DB instance and its snapshot, ...). ``ctx.params`` are the plan's own
+        parameters (not isolated). Must be idempotent. Actions with nothing to restore do nothing."""
 
 
 def suffixed(name: str, suffix: str, *, limit: int = 63) -> str:

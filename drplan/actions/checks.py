@@ -1,12 +1,29 @@
-"""Checks that prove a restored service answers: HTTP and TCP."""
+"""Checks that prove a restored service answers: HTTP and TCP.
+
+A check tries once per poll and reports what it saw; the scheduler polls again after the check's
+``interval`` until it passes or the step's timeout fails it. Only the standard library is used
+(http.client, socket), so checks work without extra dependencies.
+"""
 
 from __future__ import annotations
 
+import http.client
+import re
+import socket
+import ssl
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from drplan.actions.base import Action
+from drplan.actions.base import Action, Handle, Poll, StepContext
+from drplan.durations import parse_duration
+from drplan.errors import StepFailed
+
+
+def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
+    value = params.get(name)
+    return parse_duration(value).total_seconds() if isinstance(value, str) else default
 
 
 class HttpCheck(Action):
@@ -22,6 +39,57 @@ class HttpCheck(Action):
         body = f" with a body containing {params['body_contains']!r}" if "body_contains" in params else ""
         return f"Check that {params.get('method', 'GET')} {params.get('url')} answers {codes}{body}"
 
+    def start(self, ctx: StepContext) -> Handle:
+        url = str(ctx.params["url"])
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise StepFailed(ctx.step.key, f"{url!r} is not an http:// or https:// URL")
+        return {"url": url, "tries": 0}
+
+    def poll(self, ctx: StepContext, handle: Handle) -> Poll:
+        params = ctx.params
+        handle["tries"] = handle.get("tries", 0) + 1
+        interval = _seconds(params, "interval", 5.0)
+        ok, seen = self._try(ctx, handle["url"], params)
+        handle["last"] = seen
+        return Poll.finished(seen) if ok else Poll.running(f"try {handle['tries']}: {seen}", retry_after=interval)
+
+    def _try(self, ctx: StepContext, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
+        parts = urlsplit(url)
+        tls = parts.scheme == "https"
+        host, port, tls = ctx.address(parts.hostname or "", parts.port or (443 if tls else 80), tls)
+        timeout = _seconds(params, "request_timeout", 10.0)
+        conn: http.client.HTTPConnection
+        if tls:
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        headers = {"Host": parts.netloc, "User-Agent": "drplan-check", **params.get("headers", {})}
+        try:
+            conn.request(params.get("method", "GET"), path, headers=headers)
+            response = conn.getresponse()
+            body = response.read(1_000_000).decode("utf-8", errors="replace")
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            return False, f"no answer ({type(exc).__name__}: {exc})"
+        finally:
+            conn.close()
+        expected = params.get("expect_status", 200)
+        accepted = expected if isinstance(expected, list) else [expected]
+        if status not in accepted:
+            return False, f"status {status}, expected {'/'.join(map(str, accepted))}"
+        if "body_contains" in params and params["body_contains"] not in body:
+            return False, f"status {status}, but the body does not contain {params['body_contains']!r}"
+        if "body_matches" in params and not re.search(params["body_matches"], body):
+            return False, f"status {status}, but the body does not match /{params['body_matches']}/"
+        return True, f"status {status}"
+
+    def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        status = re.search(r"status (\d+)", handle.get("last", ""))
+        return {"status": int(status.group(1)) if status else None, "url": handle["url"]}
+
 
 class TcpCheck(Action):
     name = "check.tcp"
@@ -32,6 +100,26 @@ class TcpCheck(Action):
 
     def describe(self, params: Mapping[str, Any]) -> str:
         return f"Check that {params.get('host')}:{params.get('port')} accepts TCP connections"
+
+    def start(self, ctx: StepContext) -> Handle:
+        try:
+            port = int(ctx.params["port"])
+        except (TypeError, ValueError):
+            raise StepFailed(ctx.step.key, f"port {ctx.params['port']!r} is not a number") from None
+        return {"host": str(ctx.params["host"]), "port": port, "tries": 0}
+
+    def poll(self, ctx: StepContext, handle: Handle) -> Poll:
+        handle["tries"] = handle.get("tries", 0) + 1
+        host, port, _ = ctx.address(handle["host"], handle["port"], False)
+        try:
+            with socket.create_connection((host, port), timeout=5):
+                pass
+        except OSError as exc:
+            return Poll.running(f"try {handle['tries']}: {exc}", retry_after=_seconds(ctx.params, "interval", 5.0))
+        return Poll.finished(f"{handle['host']}:{handle['port']} accepted a connection")
+
+    def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        return {"address": f"{handle['host']}:{handle['port']}"}
 
 
 ACTIONS = (HttpCheck, TcpCheck)

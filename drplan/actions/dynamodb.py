@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from drplan.actions.base import Action, suffixed
+from drplan.actions._aws import (
+    add_resource,
+    as_utc,
+    aws_tags,
+    freshness_result,
+    is_not_found,
+    newest,
+    recovery_point,
+    require_fresh,
+    target_free,
+)
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.aws import error_code
+from drplan.errors import StepFailed
 
 _TABLE_OUTPUTS = {"table_name": "Name of the restored table", "table_arn": "ARN of the restored table"}
+SANDBOX_ITEMS = 25
 
 
 class _TableRestore(Action):
@@ -20,6 +34,77 @@ class _TableRestore(Action):
 
     def isolate(self, params: Mapping[str, Any], suffix: str, *, redirected: bool) -> Mapping[str, Any] | None:
         return {**params, "target": suffixed(str(params["target"]), suffix, limit=255)}
+
+    # --- shared by both restores ----------------------------------------------------------------
+
+    def _table(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
+        try:
+            table: dict[str, Any] = ctx.client("dynamodb").describe_table(TableName=name)["Table"]
+            return table
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+
+    def _started(self, ctx: StepContext, response: Mapping[str, Any], handle: Handle) -> Handle:
+        table = response["TableDescription"]
+        handle.update({"table": table["TableName"], "table_arn": table["TableArn"], "tagged": False})
+        add_resource(handle, Resource("dynamodb:table", table["TableName"], ctx.region, table["TableArn"]))
+        return handle
+
+    def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed:
+        if error_code(exc) == "TableAlreadyExistsException":
+            return StepFailed(ctx.step.key, f"table {ctx.params['target']} already exists; refusing to overwrite it")
+        if error_code(exc) in ("TableNotFoundException", "BackupNotFoundException", "PointInTimeRecoveryUnavailableException"):
+            return StepFailed(ctx.step.key, str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc)))
+        raise exc
+
+    def poll(self, ctx: StepContext, handle: Handle) -> Poll:
+        table = self._table(ctx, handle["table"])
+        if table is None:
+            return Poll.running("waiting for the table to appear")
+        status = table.get("TableStatus")
+        if status == "ACTIVE":
+            if not handle.get("tagged"):
+                ctx.client("dynamodb").tag_resource(ResourceArn=handle["table_arn"], Tags=aws_tags(ctx))
+                handle["tagged"] = True
+            return Poll.finished(f"table {handle['table']} is ACTIVE ({table.get('ItemCount', 0)} items)")
+        if status == "CREATING":
+            return Poll.running("restoring (CREATING)")
+        return Poll.failure(f"table {handle['table']} is {status}")
+
+    def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        out = {"table_name": handle["table"], "table_arn": handle["table_arn"]}
+        if "backup_arn" in handle:
+            out["backup_arn"] = handle["backup_arn"]
+        return out
+
+    def undo(self, ctx: StepContext, handle: Handle) -> Handle:
+        try:
+            ctx.client("dynamodb").delete_table(TableName=handle["table"])
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+        return {"table": handle["table"]}
+
+    def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
+        table = self._table(ctx, handle["table"])
+        if table is None:
+            return Poll.finished(f"table {handle['table']} deleted")
+        return Poll.running(f"table {handle['table']} is {table.get('TableStatus')}")
+
+    def _seed_table(self, ctx: StepContext, name: str) -> None:
+        client = ctx.client("dynamodb")
+        if self._table(ctx, name) is not None:
+            return
+        client.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for i in range(SANDBOX_ITEMS):
+            client.put_item(TableName=name, Item={"pk": {"S": f"item-{i:03d}"}, "value": {"N": str(i)}})
 
 
 class RestoreBackup(_TableRestore):
@@ -40,6 +125,64 @@ class RestoreBackup(_TableRestore):
         source = f"the latest backup of table {params.get('source_table')}" if backup == "latest" else f"backup {backup}"
         return f"Create table {params.get('target')} from {source}"
 
+    def _pick(self, ctx: StepContext) -> tuple[str, datetime]:
+        client = ctx.client("dynamodb")
+        wanted = ctx.params.get("backup", "latest")
+        if wanted != "latest":
+            try:
+                details = client.describe_backup(BackupArn=wanted)["BackupDescription"]["BackupDetails"]
+            except Exception as exc:
+                if error_code(exc) == "BackupNotFoundException":
+                    raise StepFailed(ctx.step.key, f"backup {wanted} does not exist") from exc
+                raise
+            return details["BackupArn"], details["BackupCreationDateTime"]
+        source = ctx.params["source_table"]
+        summaries: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": source, "BackupType": "ALL"}
+        while True:
+            page = client.list_backups(**kwargs)
+            summaries.extend(s for s in page.get("BackupSummaries", []) if s.get("BackupStatus") == "AVAILABLE")
+            if not page.get("LastEvaluatedBackupArn"):
+                break
+            kwargs["ExclusiveStartBackupArn"] = page["LastEvaluatedBackupArn"]
+        best = newest(summaries, lambda s: s.get("BackupCreationDateTime"))
+        if best is None:
+            raise StepFailed(ctx.step.key, f"table {source} has no available backups")
+        return best["BackupArn"], best["BackupCreationDateTime"]
+
+    def preflight(self, ctx: StepContext) -> list[PreflightResult]:
+        try:
+            arn, created = self._pick(ctx)
+        except StepFailed as exc:
+            return [PreflightResult("error", exc.reason)]
+        return [
+            freshness_result(ctx, "backup", arn, created),
+            target_free(self._table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
+        ]
+
+    def start(self, ctx: StepContext) -> Handle:
+        arn, created = self._pick(ctx)
+        require_fresh(ctx, created, f"backup {arn}")
+        kwargs: dict[str, Any] = {"TargetTableName": ctx.params["target"], "BackupArn": arn}
+        if ctx.params.get("billing_mode"):
+            kwargs["BillingModeOverride"] = ctx.params["billing_mode"]
+        try:
+            response = ctx.client("dynamodb").restore_table_from_backup(**kwargs)
+        except Exception as exc:
+            raise self._restore_error(ctx, exc) from exc
+        handle: Handle = {"backup_arn": arn}
+        recovery_point(handle, arn, created)
+        return self._started(ctx, response, handle)
+
+    def seed(self, ctx: StepContext) -> None:
+        source = ctx.params.get("source_table")
+        if not source:
+            return
+        self._seed_table(ctx, source)
+        client = ctx.client("dynamodb")
+        if not client.list_backups(TableName=source).get("BackupSummaries"):
+            client.create_backup(TableName=source, BackupName=f"{source}-nightly")
+
 
 class RestorePointInTime(_TableRestore):
     name = "aws.dynamodb.restore_point_in_time"
@@ -57,6 +200,67 @@ class RestorePointInTime(_TableRestore):
         when = params.get("restore_time", "latest")
         when_text = "its latest restorable time" if when == "latest" else when
         return f"Create table {params.get('target')} from table {params.get('source_table')} as of {when_text}"
+
+    def _window(self, ctx: StepContext) -> tuple[datetime, datetime]:
+        source = ctx.params["source_table"]
+        try:
+            description = ctx.client("dynamodb").describe_continuous_backups(TableName=source)
+        except Exception as exc:
+            if error_code(exc) == "TableNotFoundException":
+                raise StepFailed(ctx.step.key, f"source table {source} does not exist") from exc
+            raise
+        pitr = description["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+        if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":
+            raise StepFailed(ctx.step.key, f"point-in-time recovery is not enabled on table {source}")
+        return pitr["EarliestRestorableDateTime"], pitr["LatestRestorableDateTime"]
+
+    def _when(self, ctx: StepContext) -> tuple[datetime, bool]:
+        earliest, latest = self._window(ctx)
+        wanted = ctx.params.get("restore_time", "latest")
+        if wanted == "latest":
+            return latest, True
+        moment = as_utc(datetime.fromisoformat(str(wanted).replace("Z", "+00:00")))
+        if not as_utc(earliest) <= moment <= as_utc(latest):
+            raise StepFailed(
+                ctx.step.key,
+                f"{wanted} is outside the restorable window {as_utc(earliest).isoformat()} - {as_utc(latest).isoformat()}",
+            )
+        return moment, False
+
+    def preflight(self, ctx: StepContext) -> list[PreflightResult]:
+        try:
+            moment, _ = self._when(ctx)
+        except StepFailed as exc:
+            return [PreflightResult("error", exc.reason)]
+        source = f"{ctx.params['source_table']}@{moment.isoformat()}"
+        return [
+            freshness_result(ctx, "point in time", source, moment),
+            target_free(self._table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
+        ]
+
+    def start(self, ctx: StepContext) -> Handle:
+        moment, latest = self._when(ctx)
+        kwargs: dict[str, Any] = {"SourceTableName": ctx.params["source_table"], "TargetTableName": ctx.params["target"]}
+        if latest:
+            kwargs["UseLatestRestorableTime"] = True
+        else:
+            kwargs["RestoreDateTime"] = moment
+        if ctx.params.get("billing_mode"):
+            kwargs["BillingModeOverride"] = ctx.params["billing_mode"]
+        try:
+            response = ctx.client("dynamodb").restore_table_to_point_in_time(**kwargs)
+        except Exception as exc:
+            raise self._restore_error(ctx, exc) from exc
+        handle: Handle = {}
+        recovery_point(handle, f"{ctx.params['source_table']}@{as_utc(moment).isoformat()}", moment)
+        return self._started(ctx, response, handle)
+
+    def seed(self, ctx: StepContext) -> None:
+        source = ctx.params["source_table"]
+        self._seed_table(ctx, source)
+        ctx.client("dynamodb").update_continuous_backups(
+            TableName=source, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
 
 
 ACTIONS = (RestoreBackup, RestorePointInTime)

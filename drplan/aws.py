@@ -1,0 +1,198 @@
+"""AWS access for runs: one boto3 session, cached clients, retries, guards and call recording.
+
+Credentials come only from boto3's standard chain (environment, profile, SSO, instance role);
+never from the plan. This module imports boto3 lazily: nothing on the ``validate``/``graph`` path
+touches it.
+
+Retries are layered on purpose. botocore's ``standard`` retry mode retries throttling and
+transient errors of each call a few times with jittered backoff; when a call still fails that
+way, the scheduler (:mod:`drplan.engine.runner`) backs off and tries the operation again until the
+step's timeout, without spending the step's own ``retries`` (those are for real failures).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from drplan import __version__
+from drplan.actions.base import AwsAccess
+from drplan.errors import AwsError
+
+#: Error codes AWS uses for throttling; retried with backoff, never counted as a step failure.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException"}
+)
+#: botocore exceptions (by class name, so this module need not import botocore) that mean "try again".
+TRANSIENT_EXCEPTIONS = frozenset(
+    {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError"}
+)
+#: Operation-name prefixes that never change anything; ``read_only`` sessions allow only these.
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select", "Scan", "Query", "BatchGet")
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (or None for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Throttling or a transient AWS/network error: worth trying the same operation again."""
+    code = error_code(exc)
+    if code is not None:
+        if code in THROTTLING_CODES or code in TRANSIENT_CODES:
+            return True
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return isinstance(status, int) and status >= 500 and code != "404"
+    return type(exc).__name__ in TRANSIENT_EXCEPTIONS
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for an AWS error: ``RDS DBSnapshotNotFound: ...``."""
+    code = error_code(exc)
+    if code is not None:
+        message = getattr(exc, "response", {}).get("Error", {}).get("Message", "")
+        operation = getattr(exc, "operation_name", "")
+        return f"{operation}: {code}: {message}".strip(": ") if operation else f"{code}: {message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ReadOnlyViolation(AwsError):
+    """A read-only session (``plan --preflight``) was asked to make a call that changes something."""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    service: str
+    operation: str
+    region: str
+
+
+@dataclass
+class AwsSession(AwsAccess):
+    """Clients for every (service, region, role), created once and shared by the run's threads."""
+
+    region: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+    endpoint_url: str | None = None
+    read_only: bool = False
+    max_attempts: int = 5
+    on_call: Callable[[ApiCall], None] | None = None  # observe every API call (tests, counting)
+    _session: Any = field(default=None, init=False, repr=False)
+    _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
+    _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def _base_session(self) -> Any:
+        if self._session is None:
+            import boto3
+
+            try:
+                self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            except Exception as exc:  # ProfileNotFound and friends
+                raise AwsError(f"cannot open AWS profile {self.profile!r}: {exc}") from exc
+        return self._session
+
+    def region_of(self, region: str | None) -> str:
+        chosen = region or self.region or self._base_session().region_name
+        if not chosen:
+            raise AwsError(
+                "no AWS region: set `aws.region` in the plan, pass --region, or set AWS_DEFAULT_REGION"
+            )
+        return str(chosen)
+
+    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any:
+        region_name = self.region_of(region)
+        role = role_arn or self.role_arn
+        key = (service, region_name, role)
+        with self._lock:
+            if key not in self._clients:
+                session = self._session_for(role) if role else self._base_session()
+                self._clients[key] = self._make_client(session, service, region_name)
+            return self._clients[key]
+
+    def _make_client(self, session: Any, service: str, region_name: str) -> Any:
+        from botocore.config import Config
+
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            user_agent_extra=f"drplan/{__version__}",
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        client = session.client(service, region_name=region_name, endpoint_url=self.endpoint_url, config=config)
+        client.meta.events.register("before-call", self._before_call)
+        return client
+
+    def _before_call(self, model: Any, context: Any = None, **_: Any) -> None:
+        service = model.service_model.service_name
+        region = (context or {}).get("client_region", "")
+        if self.read_only and not model.name.startswith(READ_ONLY_PREFIXES) and model.name != "AssumeRole":
+            raise ReadOnlyViolation(f"refusing {service}:{model.name}: this run is read-only (preflight)")
+        if self.on_call is not None:
+            self.on_call(ApiCall(service, model.name, region))
+
+    def _session_for(self, role_arn: str) -> Any:
+        if role_arn not in self._sessions_by_role:
+            import boto3
+
+            base = self._base_session()
+            sts = self._make_client(base, "sts", self.region_of(None))
+            try:
+                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"drplan-{__version__}")["Credentials"]
+            except Exception as exc:
+                raise AwsError(f"cannot assume role {role_arn}: {describe_error(exc)}") from exc
+            self._sessions_by_role[role_arn] = boto3.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+                region_name=base.region_name,
+            )
+        return self._sessions_by_role[role_arn]
+
+    def account_id(self) -> str:
+        try:
+            return str(self.client("sts").get_caller_identity()["Account"])
+        except AwsError:
+            raise
+        except Exception as exc:
+            raise AwsError(
+                f"cannot identify the AWS account: {describe_error(exc)}",
+                hint="check your credentials (aws sts get-caller-identity)",
+            ) from exc
+
+    def guard_account(self, expected: str | None) -> str:
+        """The caller's account id; raises when the plan names another account."""
+        actual = self.account_id()
+        if expected and actual != expected:
+            raise AwsError(
+                f"these credentials are for account {actual}, but the plan is for account {expected}; "
+                "refusing to touch it",
+                hint="switch profile or role (--profile, --role-arn)",
+            )
+        return actual

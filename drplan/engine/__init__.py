@@ -1,0 +1,1 @@
+"""Running plans: the scheduler, the run lifecycle (recover / drill / cleanup), journal and events."""

@@ -1,0 +1,100 @@
+"""Turn a plan into what one run will execute: steps, parameters, limits, tags, skip reasons.
+
+The dry run (``drplan plan``) and real runs (``recover``, ``drill``) both start here, so what the
+dry run shows is what runs. Nothing here calls AWS.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from drplan.actions.base import Action
+from drplan.graph import RecoveryGraph, bypass, compile_graph, step_duration
+from drplan.model import Mode, Plan, Step
+
+#: Used when a step sets no timeout: generous, but a hung job still ends.
+TIMEOUT_FACTOR = 4
+MIN_DEFAULT_TIMEOUT = timedelta(minutes=5)
+RUN_ID_PLACEHOLDER = "<run-id>"
+
+
+def new_run_id() -> str:
+    """Short, lowercase, valid in every AWS name it ends up in: ``3f9c2a71``."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class PreparedStep:
+    step: Step
+    action: Action
+    params: Mapping[str, Any]  # for this mode: drill_with merged, targets isolated; references unresolved
+    estimate: timedelta
+    timeout: timedelta
+
+    @property
+    def key(self) -> str:
+        return self.step.key
+
+
+@dataclass
+class Prepared:
+    plan: Plan
+    mode: Mode
+    run_id: str
+    graph: RecoveryGraph  # only the steps that run
+    steps: dict[str, PreparedStep]
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it does not run in this mode
+    suffix: str = ""  # drill name suffix ("" in recoveries)
+    tags: dict[str, str] = field(default_factory=dict)
+    region: str | None = None  # the run's default region (drill.region or aws.region)
+
+    def order(self) -> list[str]:
+        """Steps in plan order (the scheduler's tie-breaker)."""
+        return [s.key for s in self.plan.steps() if s.key in self.steps]
+
+
+def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: str | None = None) -> Prepared:
+    run_id = run_id or RUN_ID_PLACEHOLDER
+    graph = compile_graph(plan, mode)
+    suffix = plan.drill.suffix(run_id) if mode == "drill" else ""
+    skipped: dict[str, str] = {
+        s.key: f"only in {'drills' if s.only == 'drill' else 'real recoveries'}" for s in plan.steps() if not s.runs_in(mode)
+    }
+    steps: dict[str, PreparedStep] = {}
+    for step in plan.steps():
+        if step.key not in graph.graph:
+            continue
+        action = actions[step.uses]
+        params: Mapping[str, Any] | None = step.params_for(mode)
+        if mode == "drill":
+            params = action.isolate(params, suffix, redirected=bool(step.drill_params))
+            if params is None:
+                skipped[step.key] = "skipped in drills: it would change production (give `drill_with` to redirect it)"
+                continue
+        estimate, _ = step_duration(step, actions, mode)
+        timeout = step.timeout or max(estimate * TIMEOUT_FACTOR, MIN_DEFAULT_TIMEOUT)
+        steps[step.key] = PreparedStep(step, action, params, estimate, timeout)
+
+    # A step that needs an output of a step that does not run cannot run either.
+    changed = True
+    while changed:
+        changed = False
+        for key, prepared in list(steps.items()):
+            for ref in prepared.step.references():
+                if ref.step_key in skipped and key not in skipped:
+                    skipped[key] = f"needs `{ref.text}` from `{ref.step_key}`, which does not run in this mode"
+                    del steps[key]
+                    changed = True
+                    break
+    for key in skipped:
+        bypass(graph.graph, key)
+
+    tags = {**plan.tags, "drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode}
+    if mode == "drill":
+        tags = {**plan.tags, **plan.drill.tags, "drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode}
+    region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
+    return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region)
