@@ -6,7 +6,7 @@ import glob
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -47,3 +47,17 @@ def fail(message: str, code: int) -> NoReturn:
 
 def plan_argument() -> click.Argument:
     return click.argument("plan", type=click.Path(exists=True, dir_okay=False))  # type: ignore[return-value]
+
+
+def aws_options(func: Any) -> Any:
+    """``--region --profile --endpoint-url --role-arn``: where AWS calls go. Credentials come only
+    from boto3's standard chain (environment, profile, SSO, instance role), never from the plan."""
+    options = [
+        click.option("--region", help="AWS region (default: the plan's aws.region, then AWS_DEFAULT_REGION)."),
+        click.option("--profile", help="Named AWS profile (default: the plan's aws.profile, then the default chain)."),
+        click.option("--endpoint-url", help="Send every AWS call here (LocalStack, moto server)."),
+        click.option("--role-arn", help="Assume this role for every AWS call (default: the plan's aws.role_arn)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -1,0 +1,68 @@
+"""Preflight: read-only checks of every step against AWS before anything changes.
+
+Runs each action's :meth:`~drplan.actions.base.Action.preflight` in parallel, through a session
+that refuses any call that is not a Describe/List/Get (see :class:`drplan.aws.AwsSession`), so a
+preflight provably changes nothing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from drplan.actions.base import AwsAccess, PreflightResult, StepContext
+from drplan.aws import describe_error
+from drplan.engine.prepare import Prepared
+from drplan.engine.runner import RunOptions, resolve
+
+
+@dataclass
+class PreflightReport:
+    results: dict[str, list[PreflightResult]] = field(default_factory=dict)
+
+    def worst(self, key: str) -> str:
+        statuses = {r.status for r in self.results.get(key, [])}
+        return "error" if "error" in statuses else "warning" if "warning" in statuses else "ok"
+
+    @property
+    def ok(self) -> bool:
+        return all(self.worst(k) != "error" for k in self.results)
+
+    def collisions(self) -> list[str]:
+        """Target names that already exist (what makes a drill refuse to start)."""
+        return [
+            f"{key}: {r.message}"
+            for key, results in self.results.items()
+            for r in results
+            if r.status == "error" and "target" in r.facts
+        ]
+
+
+def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None = None) -> PreflightReport:
+    options = options or RunOptions()
+    started = datetime.now(timezone.utc)
+
+    def check(key: str) -> tuple[str, list[PreflightResult]]:
+        step = prepared.steps[key]
+        ctx = StepContext(
+            step=step.step,
+            params=resolve(step.params, {}, strict=False),
+            mode=prepared.mode,
+            run_id=prepared.run_id,
+            plan=prepared.plan,
+            aws=aws,
+            objectives=prepared.plan.objectives_of(step.step.service),
+            started_at=started,
+            tags=prepared.tags,
+        )
+        try:
+            return key, list(step.action.preflight(ctx))
+        except Exception as exc:
+            return key, [PreflightResult("error", f"preflight failed: {describe_error(exc)}")]
+
+    report = PreflightReport()
+    with ThreadPoolExecutor(max_workers=max(1, min(16, options.parallelism))) as pool:
+        for key, results in pool.map(check, prepared.order()):
+            report.results[key] = results
+    return report
