@@ -103,6 +103,7 @@ class AwsSession(AwsAccess):
     read_only: bool = False
     max_attempts: int = 5
     on_call: Callable[[ApiCall], None] | None = None  # observe every API call (tests, counting)
+    customize: Callable[[Any], None] | None = None  # called with each new client (tests inject faults)
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
     _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -147,6 +148,8 @@ class AwsSession(AwsAccess):
         )
         client = session.client(service, region_name=region_name, endpoint_url=self.endpoint_url, config=config)
         client.meta.events.register("before-call", self._before_call)
+        if self.customize is not None:
+            self.customize(client)
         return client
 
     def _before_call(self, model: Any, context: Any = None, **_: Any) -> None:

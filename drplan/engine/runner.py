@@ -45,7 +45,6 @@ class RunOptions:
     backoff_base: float = 1.0  # throttling: first wait; doubles each time, with full jitter
     backoff_max: float = 30.0
     retry_delay: float = 10.0  # before a step's own retry (also doubled, jittered)
-    grace: float = 120.0  # after Ctrl-C: how long in-flight steps may run to a safe point
     group_limits: Mapping[str, int] = field(default_factory=dict)  # action name -> max concurrent (overrides)
     approve: frozenset[str] = frozenset()  # manual steps approved up front (--approve)
     yes: bool = False  # approve every manual step
@@ -94,15 +93,19 @@ class RunOutcome:
 
 
 class _Stop:
-    """Two-stage stop: ``soft`` (start nothing new) then ``hard`` (stop waiting)."""
+    """Two-stage stop.
+
+    ``soft`` (first Ctrl-C/SIGTERM): start nothing new; running steps stop at their next safe point
+    (between polls: the AWS job was started and its handle journaled); undo and cleanup still run.
+    ``hard`` (second signal): also stop waiting for deletions, leaving them to ``drplan cleanup``.
+    """
 
     def __init__(self) -> None:
         self.soft = threading.Event()
         self.hard = threading.Event()
 
     def wait(self, seconds: float) -> None:
-        # Poll sleeps end early only on a hard stop: a soft stop lets in-flight steps finish.
-        self.hard.wait(max(0.0, seconds))
+        self.soft.wait(max(0.0, seconds))
 
 
 class Runner:
@@ -124,6 +127,7 @@ class Runner:
         self.stop = _Stop()
         self._inbox: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._lock = threading.Lock()
+        self._undoing = False  # undo/cleanup keeps going after a soft stop
         self.started_at = datetime.now(timezone.utc)
 
     # --- the main loop ------------------------------------------------------------------------
@@ -199,10 +203,7 @@ class Runner:
                 self.bus.emit("run.interrupted", signal=name, stage="hard")
             else:
                 self.stop.soft.set()
-                self.bus.emit("run.interrupted", signal=name, stage="soft", grace=self.options.grace)
-                timer = threading.Timer(self.options.grace, self.stop.hard.set)
-                timer.daemon = True
-                timer.start()
+                self.bus.emit("run.interrupted", signal=name, stage="soft")
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -322,8 +323,9 @@ class Runner:
                 if poll.note and poll.note != last_note:
                     self.bus.emit("step.progress", key, note=poll.note)
                     last_note = poll.note
-                if self.stop.hard.is_set():
-                    rec.reason = "interrupted while running; its AWS job may still be running (see the journal)"
+                if self.stop.soft.is_set():
+                    # A safe point: the job was started and its handle is in the journal.
+                    rec.reason = "interrupted while running; its job may still be running (see the journal)"
                     return "interrupted"
                 remaining = deadline - self.clock()
                 if remaining <= 0:
@@ -362,8 +364,8 @@ class Runner:
                 if self.clock() + wait >= deadline:
                     raise _Timeout(f"{what}: still throttled at the step's timeout ({describe_error(exc)})") from exc
                 self.bus.emit("step.throttled", key, call=what, error=describe_error(exc), wait=round(wait, 3))
-                self.stop.wait(wait)
-                if self.stop.hard.is_set():
+                self.stop.hard.wait(wait) if self._undoing else self.stop.wait(wait)
+                if self.stop.hard.is_set() or (self.stop.soft.is_set() and not self._undoing):
                     raise _Interrupted from exc
                 delay = min(delay * 2, self.options.backoff_max)
 
@@ -398,7 +400,7 @@ class Runner:
                     break
                 if self.clock() >= deadline or self.stop.hard.is_set():
                     raise StepFailed(key, "gave up waiting for the deletion to finish")
-                self.stop.wait(interval)
+                self.stop.hard.wait(interval)
                 interval = min(interval * self.options.poll_factor, 15.0)
         except Exception as exc:
             message = exc.reason if isinstance(exc, StepFailed) else describe_error(exc)
@@ -410,6 +412,7 @@ class Runner:
     def undo(self, keys: list[str], *, reason: str, timeout: float = 3600.0) -> list[str]:
         """Undo the given steps one by one, in the order given; returns the keys that could not be undone."""
         failed = []
+        self._undoing = True
         for key in keys:
             rec = self.records[key]
             prepared = self.prepared.steps[key]
@@ -420,6 +423,7 @@ class Runner:
                 rec.undone = True
             else:
                 failed.append(key)
+        self._undoing = False
         return failed
 
     def rollback(self, outcome: RunOutcome) -> list[str]:

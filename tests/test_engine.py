@@ -1,0 +1,188 @@
+"""The runner: dependency order, failures, throttling, retries, rollback, interruption, resolution."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from drplan.aws import AwsSession
+from drplan.engine.runner import resolve
+from drplan.errors import StepFailed
+from tests.runs import plan_data, run_plan
+
+TABLE = {
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
+
+
+def restore(source: str, target: str) -> dict:
+    return {"id": "restore", "uses": "aws.dynamodb.restore_backup", "with": {"source_table": source, "target": target}}
+
+
+@pytest.fixture
+def ddb():
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        for name in ("orders", "carts", "users"):
+            client.create_table(TableName=name, **TABLE)
+            client.put_item(TableName=name, Item={"pk": {"S": f"{name}-1"}})
+            client.create_backup(TableName=name, BackupName=f"{name}-nightly")
+        yield client
+
+
+def test_dependents_of_a_failed_step_are_skipped_and_independent_branches_finish(ddb):
+    data = plan_data(
+        {
+            "broken": {"steps": [restore("no-such-table", "broken-restored")]},
+            "needs-broken": {"depends_on": ["broken"], "steps": [restore("carts", "carts-restored")]},
+            "independent": {"steps": [restore("users", "users-restored")]},
+        }
+    )
+    run = run_plan(data)
+    records = run.outcome.records
+    assert records["broken.restore"].status == "failed"
+    assert "no available backups" in records["broken.restore"].error
+    assert records["needs-broken.restore"].status == "skipped"
+    assert "broken.restore" in records["needs-broken.restore"].reason
+    assert records["independent.restore"].status == "succeeded"
+    tables = ddb.list_tables()["TableNames"]
+    assert "users-restored" in tables and "carts-restored" not in tables
+
+
+def test_fail_fast_starts_nothing_new(ddb):
+    data = plan_data(
+        {
+            "broken": {"steps": [restore("no-such-table", "x-restored")]},
+            "later": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT0.3S"}}, restore("users", "users-restored")]},
+        }
+    )
+    run = run_plan(data, parallelism=1, fail_fast=True)
+    assert run.outcome.records["broken.restore"].status == "failed"
+    statuses = {k: r.status for k, r in run.outcome.records.items()}
+    assert statuses["later.restore"] == "not_started"
+    assert "users-restored" not in ddb.list_tables()["TableNames"]
+
+
+def test_throttling_on_a_third_of_calls_still_completes(ddb):
+    rng = random.Random(7)
+    throttled = []
+
+    def flaky(client):
+        def maybe_throttle(model, **kwargs):
+            if rng.random() < 0.3:
+                throttled.append(model.name)
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, model.name)
+
+        client.meta.events.register("before-call", maybe_throttle)
+
+    data = plan_data({name: {"steps": [restore(name, f"{name}-restored")]} for name in ("orders", "carts", "users")})
+    run = run_plan(data, aws=AwsSession(region="us-east-1", customize=flaky))
+    assert {r.status for r in run.outcome.records.values()} == {"succeeded"}
+    assert throttled, "the fault injector never fired"
+    assert run.kinds().count("step.throttled") == len(throttled)
+    for name in ("orders", "carts", "users"):
+        assert ddb.scan(TableName=f"{name}-restored")["Count"] == 1
+
+
+def test_step_retries_undo_the_failed_attempt_first(ddb):
+    attempts = {"n": 0}
+
+    def fail_first_poll(client):
+        def hook(model, **kwargs):
+            if model.name == "DescribeTable" and attempts["n"] == 0:
+                attempts["n"] += 1
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "boom"}}, model.name)
+
+        client.meta.events.register("before-call", hook)
+
+    data = plan_data({"svc": {"steps": [{**restore("orders", "orders-restored"), "retries": 1}]}})
+    run = run_plan(data, aws=AwsSession(region="us-east-1", customize=fail_first_poll))
+    rec = run.outcome.records["svc.restore"]
+    assert rec.status == "succeeded", rec.error
+    assert rec.attempts == 2
+    kinds = run.kinds("svc.restore")
+    assert kinds.index("undo.succeeded") < kinds.index("step.retrying")
+    assert ddb.scan(TableName="orders-restored")["Count"] == 1
+
+
+def test_rollback_undoes_completed_steps_in_reverse_order(ddb):
+    data = plan_data(
+        {
+            "a": {"steps": [restore("orders", "orders-restored")]},
+            "b": {"depends_on": ["a"], "steps": [restore("carts", "carts-restored")]},
+            "c": {"depends_on": ["b"], "steps": [restore("missing", "missing-restored")]},
+        }
+    )
+    run = run_plan(data)
+    assert run.outcome.records["c.restore"].status == "failed"
+    assert run.runner.rollback(run.outcome) == []
+    undone = [e.step for e in run.events if e.kind == "undo.succeeded"]
+    assert undone == ["b.restore", "a.restore"]
+    tables = ddb.list_tables()["TableNames"]
+    assert "orders-restored" not in tables and "carts-restored" not in tables
+    assert {"orders", "carts"} <= set(tables)  # sources untouched
+
+
+def test_interrupt_stops_starting_steps_and_records_in_flight_jobs(ddb):
+    data = plan_data(
+        {
+            "slow": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT30S"}}, restore("orders", "orders-restored")]},
+        }
+    )
+    timer_run = {}
+
+    def start_and_interrupt():
+        import time as _t
+
+        _t.sleep(0.3)
+        timer_run["runner"].interrupt()
+
+    from drplan.actions import registry
+    from drplan.engine.events import EventBus
+    from drplan.engine.prepare import prepare
+    from drplan.engine.runner import RunOptions, Runner
+    from drplan.model import build_plan
+
+    prepared = prepare(build_plan(data), "recover", registry(), run_id="int")
+    runner = Runner(prepared, AwsSession(region="us-east-1"), EventBus("int"), RunOptions(poll_initial=0.01))
+    timer_run["runner"] = runner
+    threading.Thread(target=start_and_interrupt).start()
+    outcome = runner.run()
+    assert outcome.interrupted
+    assert outcome.records["slow.w"].status == "interrupted"
+    assert outcome.records["slow.restore"].status in ("skipped", "not_started")
+    assert "orders-restored" not in ddb.list_tables()["TableNames"]
+
+
+def test_unresolved_reference_fails_the_step_that_needs_it(ddb):
+    data = plan_data(
+        {
+            "svc": {
+                "steps": [
+                    {"id": "w", "uses": "wait", "with": {"duration": "PT0S"}},
+                    {"id": "c", "uses": "check.tcp", "with": {"host": "${svc.w.endpoint}", "port": 1}, "after": []},
+                ]
+            }
+        }
+    )
+    run = run_plan(data)
+    rec = run.outcome.records["svc.c"]
+    assert rec.status == "failed"
+    assert "cannot resolve `${svc.w.endpoint}`" in rec.error
+
+
+def test_resolve_keeps_types_for_whole_references_and_substitutes_inside_strings():
+    outputs = {"db.restore": {"endpoint": "db.example.com", "port": 5432}}
+    params = {"host": "${db.restore.endpoint}", "port": "${db.restore.port}", "url": "pg://${db.restore.endpoint}:${db.restore.port}/x"}
+    assert resolve(params, outputs) == {"host": "db.example.com", "port": 5432, "url": "pg://db.example.com:5432/x"}
+    with pytest.raises(StepFailed, match="has not succeeded"):
+        resolve({"x": "${other.step.out}"}, outputs)
+    with pytest.raises(StepFailed, match="produced no output `nope`"):
+        resolve({"x": "${db.restore.nope}"}, outputs)
