@@ -104,6 +104,7 @@ class AwsSession(AwsAccess):
     max_attempts: int = 5
     on_call: Callable[[ApiCall], None] | None = None  # observe every API call (tests, counting)
     customize: Callable[[Any], None] | None = None  # called with each new client (tests inject faults)
+    credentials: tuple[str, str] | None = None  # only the sandbox sets these; real runs use boto3's chain
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
     _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -114,7 +115,13 @@ class AwsSession(AwsAccess):
             import boto3
 
             try:
-                self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                if self.credentials is not None:
+                    key, secret = self.credentials
+                    self._session = boto3.Session(
+                        aws_access_key_id=key, aws_secret_access_key=secret, region_name=self.region
+                    )
+                else:
+                    self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
             except Exception as exc:  # ProfileNotFound and friends
                 raise AwsError(f"cannot open AWS profile {self.profile!r}: {exc}") from exc
         return self._session

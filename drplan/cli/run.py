@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from drplan.cli.common import aws_options, fail
-from drplan.errors import EXIT_USAGE
+from drplan.errors import EXIT_FINDINGS, EXIT_USAGE
 
 _PROMPT_LOCK = threading.Lock()
 
@@ -84,12 +84,12 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
             fail("not started", EXIT_USAGE)
 
     with ExitStack() as stack:
-        aws = _aws_session(plan, opts, stack)
+        aws, sandbox = _aws_session(plan, mode, opts, stack)
         subscribers: list[Any] = []
         live = None
         if interactive:
-            from drplan.engine.prepare import prepare
             from drplan.actions import registry
+            from drplan.engine.prepare import prepare
 
             live = LiveProgress(list(prepare(plan, mode, registry()).steps))  # type: ignore[arg-type]
             subscribers.append(live)
@@ -106,6 +106,7 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
             allow_commands=opts["allow_commands"],
             prompt=_prompt_on_tty(live.pause if live else None, live.resume if live else None) if interactive else None,
             plan_dir=str(Path(plan_path).parent),
+            address_map=sandbox.address_map if sandbox is not None else None,
         )
         result = execute(
             plan,
@@ -119,25 +120,80 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
         )
         services = _service_summary(result)
         click.echo("\n" + summary_table(result.outcome.records, services, started=result.outcome.started), err=True, nl=False)
-        click.echo(f"journal: {result.directory / 'journal.jsonl'}", err=True)
-        sys.exit(result.exit_code)
+        exit_code = result.exit_code
+        if mode == "drill":
+            exit_code = _drill_evidence(result, report_dir, opts, sandbox is not None)
+        else:
+            click.echo(f"journal: {result.directory / 'journal.jsonl'}", err=True)
+    sys.exit(exit_code)
 
 
-def _aws_session(plan: Any, opts: dict[str, Any], stack: ExitStack) -> Any:
+def _drill_evidence(result: Any, report_dir: str | None, opts: dict[str, Any], sandbox: bool) -> int:
+    """Write the evidence files, print the objectives table; the drill's exit code."""
+    from drplan.evidence import build_report
+    from drplan.report.evidence import objectives_text, push_metrics, write_evidence
+
+    report = build_report(result, sandbox=sandbox)
+    directory = Path(report_dir) if report_dir else result.directory / "report"
+    mermaid, svg = _diagrams(result)
+    write_evidence(report, directory, mermaid=mermaid, svg=svg)
+    click.echo("\n" + objectives_text(report), err=True, nl=False)
+    verdict = report["verdict"]
+    click.echo(("PASSED" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])), err=True)
+    cleanup = report["cleanup"]
+    if cleanup["status"] == "skipped":
+        click.echo(f"resources kept ({cleanup['reason']}); remove them with: drplan cleanup {result.run_id}", err=True)
+    elif cleanup["status"] == "incomplete":
+        left = ", ".join(f"{r['kind']} {r['id']}" for r in cleanup["resources"] if not r.get("deleted"))
+        click.echo(f"cleanup INCOMPLETE, still there: {left}; retry with: drplan cleanup {result.run_id}", err=True)
+    click.echo(f"report: {directory / 'report.md'} (also report.json, report.html, junit.xml, metrics.prom)", err=True)
+    if opts.get("pushgateway"):
+        try:
+            push_metrics(report, opts["pushgateway"])
+        except OSError as exc:
+            click.echo(f"drplan: warning: could not push metrics to {opts['pushgateway']}: {exc}", err=True)
+    if result.exit_code:
+        return int(result.exit_code)
+    return 0 if verdict["passed"] else EXIT_FINDINGS
+
+
+def _diagrams(result: Any) -> tuple[str | None, str | None]:
+    """Mermaid for the Markdown report; SVG for the HTML report when Graphviz is installed."""
+    from drplan.actions import registry
+    from drplan.errors import GraphvizMissing
+    from drplan.graph import analyse
+    from drplan.render.dot import render_dot
+    from drplan.render.graphviz import render
+    from drplan.render.mermaid import render_mermaid
+
+    rg = result.prepared.graph
+    analysis = analyse(rg, registry())
+    mermaid = render_mermaid(rg, analysis)
+    try:
+        svg = render(render_dot(rg, analysis, sha256=result.prepared.plan.sha256), "svg").decode("utf-8")
+    except GraphvizMissing:
+        svg = None
+    return mermaid, svg
+
+
+def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -> tuple[Any, Any]:
+    """The AWS session for the run, and the sandbox when --sandbox (None otherwise)."""
     from drplan.aws import AwsSession
 
-    endpoint = opts["endpoint_url"]
+    region = opts["region"] or (plan.drill.region if mode == "drill" else None) or plan.aws.region
     if opts.get("sandbox"):
         from drplan.sandbox import start_sandbox
 
+        click.echo("starting the sandbox (emulated AWS on loopback, seeded from the plan)...", err=True)
         sandbox = stack.enter_context(start_sandbox(plan))
-        endpoint = sandbox.endpoint_url
-    return AwsSession(
-        region=opts["region"] or plan.aws.region,
-        profile=None if opts.get("sandbox") else (opts["profile"] or plan.aws.profile),
-        role_arn=None if opts.get("sandbox") else (opts["role_arn"] or plan.aws.role_arn),
-        endpoint_url=endpoint,
+        return sandbox.session(region=region), sandbox
+    session = AwsSession(
+        region=region,
+        profile=opts["profile"] or plan.aws.profile,
+        role_arn=opts["role_arn"] or plan.aws.role_arn,
+        endpoint_url=opts["endpoint_url"],
     )
+    return session, None
 
 
 def _service_summary(result: Any) -> dict[str, dict[str, Any]]:
@@ -172,4 +228,103 @@ def _dry_run_text(plan: Any, mode: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-COMMANDS = (recover,)
+@click.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.option("--keep", is_flag=True, help="Leave the restored resources for inspection (remove them later with `drplan cleanup RUN_ID`).")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Where to write the evidence (default: <state-dir>/runs/<run-id>/report).")
+@click.option("--pushgateway", metavar="URL", help="Also push the drill metrics to this Prometheus Pushgateway.")
+@click.option("--yes", "-y", is_flag=True, help="Approve every manual step.")
+@run_options
+def drill(plan_path: str, keep: bool, report_dir: str | None, pushgateway: str | None, yes: bool, **opts: Any) -> None:
+    """Restore the plan into isolated, tagged copies, verify them, measure RTO and RPO, clean up.
+
+    Writes evidence (report.json, report.md, report.html, junit.xml, metrics.prom) even when the
+    drill fails. Exit 0 when every objective was met, 1 when a step failed or an objective was
+    missed, 3 when interrupted or when cleanup could not remove everything.
+    """
+    _run(plan_path, "drill", yes=yes, rollback_on_failure=False, keep=keep, report_dir=report_dir, pushgateway=pushgateway, **opts)
+
+
+def parse_age(text: str) -> Any:
+    """``1d``, ``12h``, ``30m``, ``45s`` or an ISO 8601 duration (``P1D``)."""
+    import re
+    from datetime import timedelta
+
+    from drplan.durations import parse_duration
+
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+        return timedelta(**{unit: int(match[1])})
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an age such as 1d, 12h, 30m or P1D") from None
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option("--sweep", is_flag=True, help="Instead of one run: find drill resources by their drplan tags in the region.")
+@click.option("--older-than", "older", help="With --sweep: only resources created more than this long ago (1d, 12h, P1D).")
+@click.option("--plan", "plan_name", help="With --sweep: only resources of this plan.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("--state-dir", default=".drplan", show_default=True, type=click.Path(file_okay=False))
+@aws_options
+def cleanup(run_id: str | None, sweep: bool, older: str | None, plan_name: str | None, dry_run: bool, state_dir: str, **opts: Any) -> None:
+    """Remove what a drill left behind: by RUN_ID (from its journal), or by tag with --sweep.
+
+    Only resources recorded as created by the run, or tagged drplan:mode=drill, are touched; each
+    deletion is verified. Exit 0 when everything is gone, 3 when something remains.
+    """
+    from drplan.aws import AwsSession
+    from drplan.engine.sweep import find_drill_resources, older_than, remove
+    from drplan.errors import EXIT_INTERRUPTED
+
+    if bool(run_id) == sweep:
+        raise click.UsageError("give either a RUN_ID or --sweep")
+    if older and not sweep:
+        raise click.UsageError("--older-than goes with --sweep")
+    age = parse_age(older) if older else None
+    if sweep:
+        aws = AwsSession(region=opts["region"], profile=opts["profile"], role_arn=opts["role_arn"], endpoint_url=opts["endpoint_url"])
+        region = aws.region_of(None)
+        found = find_drill_resources(aws, region, plan=plan_name)
+        if age is not None:
+            found = older_than(found, age)
+        resources = [f.resource for f in found]
+        journal = None
+        click.echo(f"{len(resources)} drill resource(s) in {region}" + (f" older than {older}" if older else ""), err=True)
+    else:
+        from drplan.engine.events import EventBus
+        from drplan.engine.journal import Journal, load_journal, run_dir
+
+        state = load_journal(state_dir, run_id)  # type: ignore[arg-type]
+        region = opts["region"] or state.header.get("region")
+        aws = AwsSession(region=region, profile=opts["profile"], role_arn=opts["role_arn"], endpoint_url=opts["endpoint_url"])
+        remaining = state.remaining()
+        resources = [r for _, r in remaining]
+        journal = (EventBus(run_id), Journal(run_dir(state_dir, run_id) / "journal.jsonl"), dict((r.id, s) for s, r in remaining))  # type: ignore[arg-type]
+        click.echo(f"run {run_id}: {len(resources)} resource(s) not yet removed", err=True)
+    for r in resources:
+        click.echo(f"  {r.kind} {r.id} ({r.region})", err=True)
+    if dry_run or not resources:
+        sys.exit(0)
+    results = remove(aws, resources)
+    left = [x for x in results if not x.removed]
+    for x in results:
+        click.echo(f"  {'removed' if x.removed else 'NOT removed'}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""), err=True)
+    if journal is not None:
+        bus, writer, steps = journal
+        bus.subscribe(writer)
+        for x in results:
+            if x.removed:
+                bus.emit("undo.succeeded", steps.get(x.resource.id), resources=[x.resource.to_json()], reason="drplan cleanup")
+        writer.close()
+    if left:
+        click.echo(f"{len(left)} resource(s) remain", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo("everything removed", err=True)
+    sys.exit(0)
+
+
+COMMANDS = (recover, drill, cleanup)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from drplan.actions.base import Action
@@ -20,6 +20,11 @@ from drplan.model import Mode, Plan, Step
 TIMEOUT_FACTOR = 4
 MIN_DEFAULT_TIMEOUT = timedelta(minutes=5)
 RUN_ID_PLACEHOLDER = "<run-id>"
+
+
+def _now_tag() -> str:
+    """Creation time in a tag, so `drplan cleanup --sweep --older-than` can judge age by tags alone."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_run_id() -> str:
@@ -93,8 +98,7 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
     for key in skipped:
         bypass(graph.graph, key)
 
-    tags = {**plan.tags, "drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode}
-    if mode == "drill":
-        tags = {**plan.tags, **plan.drill.tags, "drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode}
+    own = {"drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode, "drplan:created": _now_tag()}
+    tags = {**plan.tags, **(plan.drill.tags if mode == "drill" else {}), **own}
     region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
     return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region)

@@ -49,7 +49,8 @@ class RunOptions:
     approve: frozenset[str] = frozenset()  # manual steps approved up front (--approve)
     yes: bool = False  # approve every manual step
     allow_commands: bool = False
-    prompt: Callable[[str], bool] | None = None  # interactive approval (a TTY), or None
+    prompt: Callable[[str, float | None], bool | None] | None = None  # interactive approval (a TTY), or None
+    address_map: Callable[[str, int, bool], tuple[str, int, bool]] | None = None  # the sandbox's network
     plan_dir: str = "."
 
 
@@ -67,6 +68,7 @@ class StepRecord:
     reason: str | None = None  # why skipped / not started
     notes: list[str] = field(default_factory=list)
     undone: bool = False
+    undone_at: float | None = None  # when the undo was verified (evidence's cleanup proof)
 
     @property
     def duration(self) -> float | None:
@@ -267,6 +269,7 @@ class Runner:
                 "prompt": self.options.prompt,
                 "plan_dir": self.options.plan_dir,
                 "stop": self.stop.soft,
+                "address_map": self.options.address_map,
             },
         )
 
@@ -305,7 +308,9 @@ class Runner:
         try:
             handle = self._call(key, "start", lambda: action.start(ctx), deadline)
             rec.handle = handle
-            self.bus.emit("step.started", key, attempt=rec.attempts, handle=_plain(handle))
+            self.bus.emit(
+                "step.started", key, attempt=rec.attempts, uses=action.name, params=_plain(dict(ctx.params)), handle=_plain(handle)
+            )
             self._record_resources(key, handle)
             interval = self.options.poll_initial
             cap = min(self.options.poll_max, max(15.0, self.prepared.steps[key].estimate.total_seconds() / 15))
@@ -421,6 +426,7 @@ class Runner:
             ctx = self.context(prepared, resolve(prepared.params, self._outputs(), strict=False))
             if self._undo_one(key, ctx, rec.handle, self.clock() + timeout, reason=reason):
                 rec.undone = True
+                rec.undone_at = self.clock()
             else:
                 failed.append(key)
         self._undoing = False

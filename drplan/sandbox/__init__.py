@@ -1,0 +1,171 @@
+"""The sandbox: an embedded AWS emulator seeded from the plan, to try drplan without an account.
+
+``drplan drill PLAN --sandbox`` (and ``recover``, ``plan --preflight``) start moto's AWS emulator
+on a loopback port inside the drplan process, seed it with what the plan restores from (tables
+with items and backups, DB instances and snapshots, volumes and snapshots, versioned buckets with
+history, hosted zones), and point every AWS call there. Two pieces are emulated by drplan itself
+because moto lacks them, each in its own clearly named module, and never used outside the
+sandbox: AWS Backup recovery points and restore jobs (:mod:`.backup_emulator`) and the
+applications behind the plan's checks (:mod:`.standin`).
+
+moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from drplan.aws import AwsSession
+from drplan.errors import UsageError
+from drplan.model import Plan
+from drplan.sandbox.backup_emulator import BackupEmulator
+from drplan.sandbox.standin import StandIn
+
+CREDENTIALS = ("sandbox", "sandbox")
+#: How old the seeded backups look: recent enough for the example plans' RPOs, old enough to show.
+BACKUP_AGE = timedelta(hours=2)
+
+
+@dataclass
+class Sandbox:
+    plan: Plan
+    endpoint_url: str
+    standin: StandIn
+    backup: BackupEmulator
+    check_hosts: set[str] = field(default_factory=set)
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    def session(self, *, region: str | None = None, read_only: bool = False) -> AwsSession:
+        return AwsSession(
+            region=region or self.plan.aws.region or "us-east-1",
+            endpoint_url=self.endpoint_url,
+            credentials=CREDENTIALS,
+            read_only=read_only,
+        )
+
+    def client(self, service: str, region: str) -> Any:
+        return self.session(region=region).client(service, region=region)
+
+    def address_map(self, host: str, port: int, tls: bool) -> tuple[str, int, bool]:
+        """Send checks of hosts the sandbox can vouch for to the stand-in (see :mod:`.standin`)."""
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return host, port, tls
+        if host in self.check_hosts or self._resolves_to_emulated(host, depth=0):
+            return "127.0.0.1", self.standin.port, False
+        return host, port, tls
+
+    def _resolves_to_emulated(self, host: str, depth: int) -> bool:
+        if depth > 5:
+            return False
+        name = host.rstrip(".").lower()
+        if name.endswith(".rds.amazonaws.com"):
+            return self._available_database(name)
+        for target in self._dns_targets(name):
+            if target in self.check_hosts or self._resolves_to_emulated(target, depth + 1):
+                return True
+        return False
+
+    def _available_database(self, address: str) -> bool:
+        parts = address.split(".")
+        region = parts[-4] if len(parts) >= 4 else "us-east-1"
+        rds = self.client("rds", region)
+        for db in rds.describe_db_instances().get("DBInstances", []):
+            if db.get("Endpoint", {}).get("Address", "").lower() == address:
+                return bool(db.get("DBInstanceStatus") == "available")
+        for cluster in rds.describe_db_clusters().get("DBClusters", []):
+            if address in (cluster.get("Endpoint", "").lower(), cluster.get("ReaderEndpoint", "").lower()):
+                return bool(cluster.get("Status") == "available")
+        return False
+
+    def _dns_targets(self, name: str) -> list[str]:
+        route53 = self.client("route53", "us-east-1")
+        targets = []
+        for zone in route53.list_hosted_zones().get("HostedZones", []):
+            if not (name + ".").endswith("." + zone["Name"].lower()) and name + "." != zone["Name"].lower():
+                continue
+            records = route53.list_resource_record_sets(HostedZoneId=zone["Id"]).get("ResourceRecordSets", [])
+            for record in records:
+                if record["Name"].rstrip(".").lower() == name and record["Type"] in ("CNAME", "A", "AAAA"):
+                    targets += [r["Value"].rstrip(".").lower() for r in record.get("ResourceRecords", [])]
+                    if "AliasTarget" in record:
+                        targets.append(record["AliasTarget"]["DNSName"].rstrip(".").lower())
+        return targets
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        self.standin.stop()
+
+
+def _check_hosts(plan: Plan) -> set[str]:
+    """Static host names the plan's checks use (hosts built from references resolve at run time)."""
+    hosts = set()
+    for step in plan.steps():
+        if not step.uses.startswith("check."):
+            continue
+        for params in (step.params, step.drill_params or {}):
+            if "url" in params and "${" not in (urlsplit(str(params["url"])).hostname or "${"):
+                hosts.add(str(urlsplit(str(params["url"])).hostname).lower())
+            if "host" in params and "${" not in str(params["host"]):
+                hosts.add(str(params["host"]).lower())
+    return hosts
+
+
+@contextlib.contextmanager
+def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
+    """Start the emulator on a free loopback port, seed it from the plan, stop it afterwards."""
+    try:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+    except ImportError as exc:
+        raise UsageError(
+            "the sandbox needs moto's server: pip install 'drplan[sandbox]'", hint=f"({exc})"
+        ) from exc
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call is noise
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    holder: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        emulator: BackupEmulator = holder["backup"]
+        if emulator.handles(environ):
+            return emulator(environ, start_response)
+        return moto_app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    standin = StandIn().start()
+    sandbox = Sandbox(plan, endpoint, standin, BackupEmulator(native=lambda service, region: None), _check_hosts(plan), server)
+    sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS
+    holder["backup"] = sandbox.backup
+    thread = threading.Thread(target=server.serve_forever, name="sandbox-aws", daemon=True)
+    thread.start()
+    sandbox._thread = thread
+    try:
+        _reset(endpoint)
+        if seed:
+            from drplan.sandbox.seed import seed_plan
+
+            seed_plan(sandbox)
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def _reset(endpoint: str) -> None:
+    """moto keeps its state per process: start from empty (tests may run several sandboxes)."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,306 @@
+"""An emulation of AWS Backup recovery points and restore jobs, for the sandbox only.
+
+moto implements AWS Backup vaults and plans but answers "Not yet implemented" for recovery points
+and restore jobs. So that a plan restoring from AWS Backup can be drilled end to end in the
+sandbox, this module answers those calls itself and carries out each restore with the native
+service that moto *does* emulate: a recovery point is backed by a real (emulated) RDS snapshot,
+DynamoDB backup or EBS snapshot, and a restore job restores from it through moto. It speaks AWS
+Backup's REST-JSON protocol, so drplan's own ``aws.backup.restore`` action talks to it exactly as
+it would to AWS. It is never used outside ``--sandbox``.
+
+Emulated resource types: RDS (DB instances), DynamoDB and EBS; other types fail their restore job
+with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+ACCOUNT = "123456789012"  # moto's default account
+EMULATED_TYPES = ("RDS", "DynamoDB", "EBS")
+
+_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+
+
+@dataclass
+class RecoveryPoint:
+    arn: str
+    vault: str
+    region: str
+    resource_arn: str
+    resource_type: str
+    created: datetime
+    backing: str  # the native snapshot/backup behind it (id or ARN)
+    status: str = "COMPLETED"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "RecoveryPointArn": self.arn,
+            "BackupVaultName": self.vault,
+            "BackupVaultArn": _vault_arn(self.region, self.vault),
+            "ResourceArn": self.resource_arn,
+            "ResourceType": self.resource_type,
+            "Status": self.status,
+            "CreationDate": self.created.timestamp(),
+            "CompletionDate": (self.created + timedelta(minutes=7)).timestamp(),
+            "IamRoleArn": f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole",
+            "ResourceName": self.resource_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1],
+        }
+
+
+@dataclass
+class RestoreJob:
+    id: str
+    point: RecoveryPoint
+    metadata: dict[str, str]
+    created: datetime
+    status: str = "RUNNING"
+    message: str = ""
+    created_arn: str | None = None
+    polls: int = 0
+
+
+def _vault_arn(region: str, vault: str) -> str:
+    return f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{vault}"
+
+
+@dataclass
+class BackupEmulator:
+    """In-memory AWS Backup state, with restores carried out by ``native(service, region)`` clients."""
+
+    native: Callable[[str, str], Any]
+    vaults: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    points: dict[str, RecoveryPoint] = field(default_factory=dict)
+    jobs: dict[str, RestoreJob] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- seeding (called by the sandbox, not over HTTP) -----------------------------------------
+
+    def seed(self, *, region: str, vault: str, resource_arn: str, resource_type: str | None, age: timedelta) -> RecoveryPoint:
+        """A completed recovery point of ``resource_arn`` in ``vault`` (in ``region``), ``age`` old,
+        backed by a native snapshot created in the vault's region (as a cross-region copy would be)."""
+        kind = resource_type or infer_type(resource_arn)
+        name = resource_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+        for point in self.points.values():
+            if point.vault == vault and point.region == region and point.resource_arn == resource_arn:
+                return point
+        self.vaults.setdefault((region, vault), datetime.now(timezone.utc) - timedelta(days=30))
+        backing = self._native_backup(kind, region, name)
+        point = RecoveryPoint(
+            arn=f"arn:aws:backup:{region}:{ACCOUNT}:recovery-point:{uuid.uuid4()}",
+            vault=vault,
+            region=region,
+            resource_arn=resource_arn,
+            resource_type=kind,
+            created=datetime.now(timezone.utc) - age,
+            backing=backing,
+        )
+        self.points[point.arn] = point
+        return point
+
+    def _native_backup(self, kind: str, region: str, name: str) -> str:
+        helper = f"awsbackup-source-{name}"[:60]
+        if kind == "RDS":
+            rds = self.native("rds", region)
+            rds.create_db_instance(
+                DBInstanceIdentifier=helper,
+                DBInstanceClass="db.t3.micro",
+                Engine="mysql",
+                AllocatedStorage=20,
+                MasterUsername="admin",
+                MasterUserPassword="sandbox-only-password",
+            )
+            snapshot = f"awsbackup-{uuid.uuid4().hex[:12]}"
+            rds.create_db_snapshot(DBSnapshotIdentifier=snapshot, DBInstanceIdentifier=helper)
+            rds.delete_db_instance(DBInstanceIdentifier=helper, SkipFinalSnapshot=True)
+            return snapshot
+        if kind == "DynamoDB":
+            ddb = self.native("dynamodb", region)
+            ddb.create_table(
+                TableName=helper,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            for i in range(20):
+                ddb.put_item(TableName=helper, Item={"pk": {"S": f"{name}-{i:03d}"}})
+            arn = ddb.create_backup(TableName=helper, BackupName=f"awsbackup-{name}"[:60])["BackupDetails"]["BackupArn"]
+            ddb.delete_table(TableName=helper)
+            return str(arn)
+        if kind == "EBS":
+            ec2 = self.native("ec2", region)
+            volume = ec2.create_volume(AvailabilityZone=f"{region}a", Size=16)["VolumeId"]
+            snapshot = ec2.create_snapshot(VolumeId=volume, Description=f"AWS Backup of {name}")["SnapshotId"]
+            ec2.delete_volume(VolumeId=volume)
+            return str(snapshot)
+        return ""
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def handles(environ: dict[str, Any]) -> bool:
+        match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        return bool(match and match.group(2) == "backup") and _route(environ) is not None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        region = match.group(1) if match else "us-east-1"
+        route = _route(environ)
+        assert route is not None
+        name, args = route
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+        with self.lock:
+            status, payload = getattr(self, f"_{name}")(region, args, query, body)
+        data = json.dumps(payload).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if status >= 400:
+            headers.append(("x-amzn-ErrorType", payload.get("__type", "InvalidParameterValueException")))
+        start_response(f"{status} {'OK' if status < 400 else 'Error'}", headers)
+        return [data]
+
+    def _not_found(self, what: str) -> tuple[int, dict[str, Any]]:
+        return 404, {"__type": "ResourceNotFoundException", "Message": what, "message": what}
+
+    def _list_by_vault(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        vault = args[0]
+        if (region, vault) not in self.vaults:
+            return self._not_found(f"Backup vault {vault} does not exist in {region}")
+        points = [
+            p.to_json()
+            for p in self.points.values()
+            if p.vault == vault and p.region == region and query.get("resourceArn", p.resource_arn) == p.resource_arn
+        ]
+        return 200, {"RecoveryPoints": points}
+
+    def _list_by_resource(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        points = [p.to_json() for p in self.points.values() if p.resource_arn == args[0] and p.region == region]
+        return 200, {"RecoveryPoints": points}
+
+    def _describe_point(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        point = self.points.get(args[1])
+        if point is None or point.vault != args[0]:
+            return self._not_found(f"Recovery point {args[1]} not found in vault {args[0]}")
+        return 200, point.to_json()
+
+    def _restore_metadata(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        point = self.points.get(args[1])
+        if point is None:
+            return self._not_found(f"Recovery point {args[1]} not found")
+        metadata = {
+            "RDS": {"DBInstanceIdentifier": point.resource_arn.rsplit(":", 1)[-1], "Engine": "mysql", "DBInstanceClass": "db.t3.micro"},
+            "DynamoDB": {"targetTableName": point.resource_arn.rsplit("/", 1)[-1]},
+            "EBS": {"availabilityZone": f"{point.region}a", "volumeType": "gp3", "encrypted": "false"},
+        }.get(point.resource_type, {})
+        return 200, {
+            "BackupVaultArn": _vault_arn(point.region, point.vault),
+            "RecoveryPointArn": point.arn,
+            "RestoreMetadata": metadata,
+            "ResourceType": point.resource_type,
+        }
+
+    def _start_restore(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        point = self.points.get(body.get("RecoveryPointArn", ""))
+        if point is None:
+            return self._not_found(f"Recovery point {body.get('RecoveryPointArn')} not found")
+        token = body.get("IdempotencyToken")
+        for job in self.jobs.values():
+            if token and job.metadata.get("__token") == token:
+                return 200, {"RestoreJobId": job.id}
+        job = RestoreJob(
+            id=str(uuid.uuid4()).upper(),
+            point=point,
+            metadata={**body.get("Metadata", {}), **({"__token": token} if token else {})},
+            created=datetime.now(timezone.utc),
+        )
+        self.jobs[job.id] = job
+        try:
+            job.created_arn = self._restore(point, job.metadata)
+        except Exception as exc:  # the native restore failed: so does the job, as in AWS
+            job.status, job.message = "FAILED", f"{type(exc).__name__}: {exc}"
+        return 200, {"RestoreJobId": job.id}
+
+    def _restore(self, point: RecoveryPoint, metadata: dict[str, str]) -> str:
+        if point.resource_type == "RDS":
+            target = metadata["DBInstanceIdentifier"]
+            kwargs: dict[str, Any] = {"DBInstanceIdentifier": target, "DBSnapshotIdentifier": point.backing}
+            if metadata.get("DBInstanceClass"):
+                kwargs["DBInstanceClass"] = metadata["DBInstanceClass"]
+            if metadata.get("MultiAZ"):
+                kwargs["MultiAZ"] = metadata["MultiAZ"].lower() == "true"
+            db = self.native("rds", point.region).restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
+            return str(db["DBInstanceArn"])
+        if point.resource_type == "DynamoDB":
+            target = metadata["targetTableName"]
+            table = self.native("dynamodb", point.region).restore_table_from_backup(TargetTableName=target, BackupArn=point.backing)
+            return str(table["TableDescription"]["TableArn"])
+        if point.resource_type == "EBS":
+            ec2 = self.native("ec2", point.region)
+            kwargs = {"SnapshotId": point.backing, "AvailabilityZone": metadata.get("availabilityZone", f"{point.region}a")}
+            if metadata.get("volumeType"):
+                kwargs["VolumeType"] = metadata["volumeType"]
+            volume = ec2.create_volume(**kwargs)["VolumeId"]
+            return f"arn:aws:ec2:{point.region}:{ACCOUNT}:volume/{volume}"
+        raise RuntimeError(f"the sandbox emulates AWS Backup restores of {', '.join(EMULATED_TYPES)} only, not {point.resource_type}")
+
+    def _describe_job(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+        job = self.jobs.get(args[0])
+        if job is None:
+            return self._not_found(f"Restore job {args[0]} not found")
+        job.polls += 1
+        if job.status == "RUNNING" and job.polls > 1:  # one poll sees it running, as in AWS
+            job.status = "COMPLETED"
+        out: dict[str, Any] = {
+            "AccountId": ACCOUNT,
+            "RestoreJobId": job.id,
+            "RecoveryPointArn": job.point.arn,
+            "SourceResourceArn": job.point.resource_arn,
+            "BackupVaultArn": _vault_arn(job.point.region, job.point.vault),
+            "CreationDate": job.created.timestamp(),
+            "Status": job.status,
+            "PercentDone": "100.00%" if job.status == "COMPLETED" else "42.00%",
+            "ResourceType": job.point.resource_type,
+            "RecoveryPointCreationDate": job.point.created.timestamp(),
+        }
+        if job.message:
+            out["StatusMessage"] = job.message
+        if job.status == "COMPLETED":
+            out["CompletionDate"] = datetime.now(timezone.utc).timestamp()
+            out["CreatedResourceArn"] = job.created_arn
+        return 200, out
+
+
+def infer_type(resource_arn: str) -> str:
+    service = resource_arn.split(":")[2] if resource_arn.count(":") >= 5 else ""
+    if service == "rds":
+        return "Aurora" if ":cluster:" in resource_arn else "RDS"
+    return {"dynamodb": "DynamoDB", "ec2": "EBS" if ":volume/" in resource_arn else "EC2", "s3": "S3", "elasticfilesystem": "EFS"}.get(service, "")
+
+
+_ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
+    ("GET", "list_by_vault", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/?$")),
+    ("GET", "restore_metadata", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/(.+)/restore-metadata$")),
+    ("GET", "describe_point", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/(.+)$")),
+    ("GET", "list_by_resource", re.compile(r"^/resources/(.+)/recovery-points/?$")),
+    ("PUT", "start_restore", re.compile(r"^/restore-jobs/?$")),
+    ("GET", "describe_job", re.compile(r"^/restore-jobs/([^/]+)$")),
+]
+
+
+def _route(environ: dict[str, Any]) -> tuple[str, list[str]] | None:
+    path = environ.get("PATH_INFO", "")
+    method = environ.get("REQUEST_METHOD", "GET")
+    for verb, name, pattern in _ROUTES:
+        match = pattern.match(path)
+        if match and verb == method:
+            return name, [unquote(g) for g in match.groups()]
+    return None

@@ -1,0 +1,51 @@
+"""The sandbox's stand-in for the applications and databases a plan checks.
+
+The sandbox emulates AWS, not the applications running on it: there is no PostgreSQL behind an
+emulated RDS endpoint and no web shop behind ``shop.example.com``. So that check steps have
+something real to connect to, this module serves one loopback port that accepts TCP connections
+and answers every HTTP request with ``200 ok``. The sandbox maps to it only the hosts it can
+vouch for: database endpoints that exist in the emulated AWS *and* are available, names that the
+emulated Route 53 resolves to them, and the hosts the plan's own checks name. Everything else is
+left alone, so a check of an unknown host fails as it would in real life.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "drplan-sandbox-standin/1"
+
+    def _answer(self) -> None:
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_HEAD = do_OPTIONS = _answer
+
+    def log_message(self, format: str, *args: object) -> None:  # keep the terminal for drplan's own output
+        pass
+
+
+class StandIn:
+    """A loopback HTTP server (and therefore a TCP listener) on a free port."""
+
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="sandbox-standin", daemon=True)
+
+    def start(self) -> StandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
