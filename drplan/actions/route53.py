@@ -2,11 +2,105 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import uuid
+from collections.abc import Mapping, MutableMapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions.base import Action
+from drplan.actions._aws import add_resource
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext
+from drplan.aws import error_code
+from drplan.errors import StepFailed
+
+#: ``ctx.options[ZONE_IDS_OPTION]``: plan zone id -> the hosted zone id to use instead. The sandbox
+#: sets it because its emulator cannot create a zone with a chosen id; :meth:`ChangeRecord.seed`
+#: fills it in when the sandbox passes a mutable mapping. Real runs never set it.
+ZONE_IDS_OPTION = "route53_zone_ids"
+
+#: The value a seeded record has "before the disaster", per record type (documentation ranges).
+_SEED_VALUES = {"A": "192.0.2.10", "AAAA": "2001:db8::10", "TXT": '"drplan sandbox: previous value"'}
+_ESCAPE = re.compile(r"\\(\d{3})")
+
+
+def _bare(zone_id: Any) -> str:
+    return str(zone_id).strip().removeprefix("/hostedzone/")
+
+
+def _unresolved(value: Any) -> bool:
+    return isinstance(value, str) and "${" in value
+
+
+def _norm(name: str) -> str:
+    """A DNS name for comparisons: Route 53's octal escapes decoded (``\\052`` is ``*``), lower case,
+    no trailing dot."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), name).rstrip(".").lower()
+
+
+def fqdn_in_zone(name: str, zone_name: str) -> str:
+    """The absolute name (trailing dot) of ``name`` in the zone: a name that does not end with the
+    zone's domain gets it appended; an absolute name (``x.other.com.``) outside the zone is an error."""
+    zone = _norm(zone_name)
+    raw = str(name).strip()
+    short = raw.rstrip(".").lower()
+    if short in ("", "@") or short == zone or short.endswith("." + zone):
+        return f"{short if short not in ('', '@') else zone}."
+    if raw.endswith("."):
+        raise ValueError(f"{raw} is not in hosted zone {zone}.")
+    return f"{short}.{zone}."
+
+
+def _clean(rrset: Mapping[str, Any]) -> dict[str, Any]:
+    """A record set as read back, in the form ChangeResourceRecordSets accepts (an alias has no TTL)."""
+    out = dict(rrset)
+    if "AliasTarget" in out:
+        out.pop("TTL", None)
+        out.pop("ResourceRecords", None)
+    return out
+
+
+def _canonical(rrset: Mapping[str, Any] | None) -> Any:
+    if rrset is None:
+        return None
+    out = {k: v for k, v in _clean(rrset).items() if k not in ("Name", "ResourceRecords", "AliasTarget")}
+    out["Name"] = _norm(rrset["Name"])
+    if "ResourceRecords" in out or "ResourceRecords" in rrset:
+        out["ResourceRecords"] = sorted(r["Value"] for r in rrset.get("ResourceRecords", []))
+    if "AliasTarget" in rrset:
+        alias = rrset["AliasTarget"]
+        out["AliasTarget"] = (
+            _bare(alias["HostedZoneId"]),
+            _norm(alias["DNSName"]),
+            bool(alias.get("EvaluateTargetHealth")),
+        )
+    return out
+
+
+def points_at(rrset: Mapping[str, Any] | None) -> list[str] | None:
+    """What a record set answers with: its values, or ``alias <dns name>``."""
+    if rrset is None:
+        return None
+    if "AliasTarget" in rrset:
+        return [f"alias {rrset['AliasTarget']['DNSName']}"]
+    return [r["Value"] for r in rrset.get("ResourceRecords", [])]
+
+
+def _implied_domain(names: list[str]) -> str:
+    """The zone domain a sandbox creates for these record names: their common suffix, or the first
+    name without its first label."""
+    unique = dict.fromkeys(n.rstrip(".").lower() for n in names if "." in n.rstrip("."))
+    labels = [n.split(".") for n in unique]
+    if not labels:
+        return "example.com"
+    common: list[str] = []
+    for parts in zip(*(reversed(lbl) for lbl in labels), strict=False):
+        if len(set(parts)) != 1:
+            break
+        common.insert(0, parts[0])
+    if len(labels) > 1 and len(common) >= 2:
+        return ".".join(common)
+    first = labels[0]
+    return ".".join(first[1:] if len(first) > 2 else first)
 
 
 class ChangeRecord(Action):
@@ -36,6 +130,356 @@ class ChangeRecord(Action):
         elif "weight" in params:
             routing = f" (weight {params['weight']}, set {params.get('set_identifier')})"
         return f"Point {kind} record {params.get('name')} at {target}{routing}"
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _zone_id(self, ctx: StepContext, zone_id: Any) -> str:
+        """The hosted zone to use: the plan's id, or what the sandbox mapped it to."""
+        bare = _bare(zone_id)
+        mapping = ctx.options.get(ZONE_IDS_OPTION) or {}
+        return _bare(mapping.get(bare, mapping.get(f"/hostedzone/{bare}", bare)))
+
+    def _zone(self, ctx: StepContext, zone_id: str) -> dict[str, Any] | None:
+        try:
+            zone: dict[str, Any] = ctx.client("route53").get_hosted_zone(Id=zone_id)["HostedZone"]
+            return zone
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchHostedZone", "InvalidInput"):
+                return None
+            raise
+
+    def _target(self, ctx: StepContext) -> tuple[str, dict[str, Any], str]:
+        """(zone id, zone, absolute record name), or StepFailed."""
+        zone_id = self._zone_id(ctx, ctx.params["zone_id"])
+        zone = self._zone(ctx, zone_id)
+        if zone is None:
+            mapped = "" if zone_id == _bare(ctx.params["zone_id"]) else f" (mapped to {zone_id})"
+            raise StepFailed(
+                ctx.step.key, f"hosted zone {_bare(ctx.params['zone_id'])}{mapped} does not exist"
+            )
+        try:
+            fqdn = fqdn_in_zone(str(ctx.params["name"]), zone["Name"])
+        except ValueError as exc:
+            raise StepFailed(ctx.step.key, str(exc)) from exc
+        return zone_id, zone, fqdn
+
+    def _lookup(
+        self, ctx: StepContext, zone_id: str, fqdn: str, kind: str, set_id: str | None
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The record set with exactly this name, type and set identifier (or None), and every set
+        with this name and type."""
+        client = ctx.client("route53")
+        kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": fqdn, "StartRecordType": kind}
+        found: dict[str, Any] | None = None
+        same: list[dict[str, Any]] = []
+        while True:
+            page = client.list_resource_record_sets(**kwargs)
+            for rrset in page.get("ResourceRecordSets", []):
+                if _norm(rrset["Name"]) != _norm(fqdn) or rrset["Type"] != kind:
+                    return found, same
+                same.append(rrset)
+                if rrset.get("SetIdentifier") == set_id:
+                    found = _clean(rrset)
+            more = page.get("IsTruncated") and page.get("NextRecordIdentifier")  # more sets of this name
+            if (
+                not more
+                or _norm(page.get("NextRecordName", "")) != _norm(fqdn)
+                or page.get("NextRecordType") != kind
+            ):
+                return found, same
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+    def _desired(self, ctx: StepContext, fqdn: str) -> dict[str, Any]:
+        p = ctx.params
+        rrset: dict[str, Any] = {"Name": fqdn, "Type": p.get("type", "CNAME")}
+        if p.get("set_identifier") is not None:
+            rrset["SetIdentifier"] = str(p["set_identifier"])
+        if p.get("weight") is not None:
+            rrset["Weight"] = int(p["weight"])
+        if p.get("failover"):
+            rrset["Failover"] = p["failover"]
+        if p.get("health_check_id"):
+            rrset["HealthCheckId"] = str(p["health_check_id"])
+        if p.get("alias"):
+            alias = p["alias"]
+            rrset["AliasTarget"] = {
+                "HostedZoneId": _bare(alias["hosted_zone_id"]),
+                "DNSName": str(alias["dns_name"]),
+                "EvaluateTargetHealth": bool(alias.get("evaluate_target_health", False)),
+            }
+        elif p.get("values"):
+            rrset["TTL"] = int(p.get("ttl", 60))
+            rrset["ResourceRecords"] = [{"Value": str(v)} for v in p["values"]]
+        else:
+            raise StepFailed(ctx.step.key, "needs exactly one of `values` or `alias`")
+        return rrset
+
+    def _no_simple_over_sets(
+        self, ctx: StepContext, fqdn: str, kind: str, same: list[dict[str, Any]]
+    ) -> str | None:
+        if ctx.params.get("set_identifier") is None and any(r.get("SetIdentifier") for r in same):
+            ids = ", ".join(sorted(str(r["SetIdentifier"]) for r in same if r.get("SetIdentifier")))
+            return (
+                f"{kind} {fqdn.rstrip('.')} has weighted/failover record sets ({ids}); "
+                "give `set_identifier` to change one"
+            )
+        return None
+
+    # --- preflight ---------------------------------------------------------------------------------
+
+    def preflight(self, ctx: StepContext) -> list[PreflightResult]:
+        p = ctx.params
+        if _unresolved(p.get("zone_id")):
+            return [
+                PreflightResult(
+                    "ok", f"the hosted zone comes from {p['zone_id']}; checked when the step runs"
+                )
+            ]
+        zone_id = self._zone_id(ctx, p["zone_id"])
+        zone = self._zone(ctx, zone_id)
+        if zone is None:
+            missing = f"hosted zone {_bare(p['zone_id'])} does not exist"
+            return [PreflightResult("error", missing, {"zone_id": zone_id})]
+        found = PreflightResult(
+            "ok",
+            f"hosted zone {zone_id} ({zone['Name']}) exists",
+            {"zone_id": zone_id, "zone_name": zone["Name"]},
+        )
+        kind = p.get("type", "CNAME")
+        would = (
+            [f"alias {p['alias'].get('dns_name')}"]
+            if p.get("alias")
+            else [str(v) for v in p.get("values", [])]
+        )
+        target = ", ".join(would)
+        if _unresolved(p.get("name")) or _unresolved(p.get("set_identifier")):
+            return [
+                found,
+                PreflightResult(
+                    "ok", f"{kind} {p['name']} would point at {target}", {"would_point_at": would}
+                ),
+            ]
+        try:
+            fqdn = fqdn_in_zone(str(p["name"]), zone["Name"])
+        except ValueError as exc:
+            return [found, PreflightResult("error", str(exc))]
+        set_id = str(p["set_identifier"]) if p.get("set_identifier") is not None else None
+        current, same = self._lookup(ctx, zone_id, fqdn, kind, set_id)
+        name = fqdn.rstrip(".")
+        facts = {"fqdn": name, "type": kind, "current": points_at(current), "would_point_at": would}
+        if set_id:
+            facts["set_identifier"] = set_id
+        conflict = self._no_simple_over_sets(ctx, fqdn, kind, same)
+        if conflict:
+            return [found, PreflightResult("error", conflict, facts)]
+        if current is None:
+            return [
+                found,
+                PreflightResult(
+                    "ok", f"{kind} {name} does not exist; would create it pointing at {target}", facts
+                ),
+            ]
+        now = ", ".join(points_at(current) or [])
+        return [
+            found,
+            PreflightResult("ok", f"{kind} {name} points at {now}; would point it at {target}", facts),
+        ]
+
+    # --- running -----------------------------------------------------------------------------------
+
+    def start(self, ctx: StepContext) -> Handle:
+        zone_id, zone, fqdn = self._target(ctx)
+        record = self._desired(ctx, fqdn)
+        kind, set_id = record["Type"], record.get("SetIdentifier")
+        previous, same = self._lookup(ctx, zone_id, fqdn, kind, set_id)
+        conflict = self._no_simple_over_sets(ctx, fqdn, kind, same)
+        if conflict:
+            raise StepFailed(ctx.step.key, conflict)
+        change = {"Action": "UPSERT", "ResourceRecordSet": record}
+        change_id = self._change(ctx, zone_id, change, f"drplan run {ctx.run_id}: {ctx.step.key}")
+        handle: Handle = {
+            "zone_id": zone_id,
+            "zone_name": zone["Name"],
+            "fqdn": fqdn.rstrip("."),
+            "type": kind,
+            "set_identifier": set_id,
+            "record": record,
+            "previous": previous,
+            "change_id": change_id,
+            "wait": bool(ctx.params.get("wait", True)),
+        }
+        if previous is None:
+            record_id = f"{zone_id}/{handle['fqdn']}/{kind}" + (f"/{set_id}" if set_id else "")
+            add_resource(
+                handle,
+                Resource("route53:record", record_id, extra={"zone_id": zone_id, "name": fqdn, "type": kind}),
+            )
+        return handle
+
+    def _change(self, ctx: StepContext, zone_id: str, change: dict[str, Any], comment: str) -> str:
+        try:
+            response = ctx.client("route53").change_resource_record_sets(
+                HostedZoneId=zone_id, ChangeBatch={"Comment": comment[:256], "Changes": [change]}
+            )
+        except Exception as exc:
+            if error_code(exc) in (
+                "InvalidChangeBatch",
+                "InvalidInput",
+                "NoSuchHealthCheck",
+                "NoSuchHostedZone",
+            ):
+                message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
+                raise StepFailed(ctx.step.key, f"Route 53 refused the change: {message}") from exc
+            raise
+        return str(response["ChangeInfo"]["Id"]).removeprefix("/change/")
+
+    def _in_sync(self, ctx: StepContext, change_id: str) -> bool:
+        status: str = ctx.client("route53").get_change(Id=change_id)["ChangeInfo"]["Status"]
+        return status == "INSYNC"
+
+    def poll(self, ctx: StepContext, handle: Handle) -> Poll:
+        what = f"{handle['type']} {handle['fqdn']}"
+        if not handle.get("wait", True):
+            return Poll.finished(f"{what} changed (change {handle['change_id']}; not waiting for INSYNC)")
+        if self._in_sync(ctx, handle["change_id"]):
+            return Poll.finished(f"{what} is INSYNC on all Route 53 name servers")
+        return Poll.running(f"change {handle['change_id']} is PENDING")
+
+    def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        return {"fqdn": handle["fqdn"], "change_id": handle["change_id"]}
+
+    # --- undo --------------------------------------------------------------------------------------
+
+    def undo(self, ctx: StepContext, handle: Handle) -> Handle:
+        zone_id, previous = handle["zone_id"], handle.get("previous")
+        comment = f"drplan undo {ctx.run_id}: {ctx.step.key}"
+        if previous:
+            return {
+                "change_id": self._change(
+                    ctx, zone_id, {"Action": "UPSERT", "ResourceRecordSet": previous}, comment
+                )
+            }
+        if self._zone(ctx, zone_id) is None:
+            return {"change_id": None}  # the zone is gone, and the record with it
+        current, _ = self._lookup(
+            ctx, zone_id, handle["fqdn"] + ".", handle["type"], handle.get("set_identifier")
+        )
+        if current is None:
+            return {"change_id": None}  # already gone
+        try:
+            return {
+                "change_id": self._change(
+                    ctx, zone_id, {"Action": "DELETE", "ResourceRecordSet": current}, comment
+                )
+            }
+        except StepFailed as exc:
+            if "not found" in exc.reason.lower():
+                return {"change_id": None}
+            raise
+
+    def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
+        if undo_handle.get("change_id") and not self._in_sync(ctx, undo_handle["change_id"]):
+            return Poll.running(f"change {undo_handle['change_id']} is PENDING")
+        what = f"{handle['type']} {handle['fqdn']}"
+        current = None
+        if self._zone(ctx, handle["zone_id"]) is not None:
+            current, _ = self._lookup(
+                ctx, handle["zone_id"], handle["fqdn"] + ".", handle["type"], handle.get("set_identifier")
+            )
+        previous = handle.get("previous")
+        if previous is None:
+            return (
+                Poll.finished(f"{what} deleted") if current is None else Poll.running(f"{what} still exists")
+            )
+        if _canonical(current) == _canonical(previous):
+            return Poll.finished(f"{what} points at {', '.join(points_at(previous) or [])} again")
+        now = ", ".join(points_at(current) or ["nothing"])
+        return Poll.failure(
+            f"{what} points at {now}, not at its previous value {', '.join(points_at(previous) or [])}"
+        )
+
+    # --- the sandbox -------------------------------------------------------------------------------
+
+    def seed(self, ctx: StepContext) -> None:
+        """Create the hosted zone (for the plan's zone and, when ``drill_with`` names another, the drill
+        zone), and the record as it was before the disaster (A, AAAA, CNAME, TXT) in the plan's zone.
+
+        The emulator picks its own zone ids: when ``ctx.options[ZONE_IDS_OPTION]`` is a mutable mapping,
+        seed records plan id -> created id in it, and runs given the same mapping use the created zone.
+        """
+        targets = [(ctx.params, True)]
+        if ctx.step.drill_params:
+            targets.append(({**ctx.params, **ctx.step.drill_params}, False))
+        for params, with_record in targets:
+            if any(not params.get(k) or _unresolved(params.get(k)) for k in ("zone_id", "name")):
+                continue
+            zone = self._seed_zone(ctx, _bare(params["zone_id"]), str(params["name"]))
+            if with_record:
+                self._seed_record(ctx, params, zone)
+
+    def _seed_zone(self, ctx: StepContext, plan_id: str, name: str) -> dict[str, Any]:
+        existing = self._zone(ctx, self._zone_id(ctx, plan_id))
+        if existing is not None:
+            return existing
+        client = ctx.client("route53")
+        names = []
+        for step in ctx.plan.steps():
+            if step.uses == self.name:
+                for params in (step.params, step.params_for("drill")):
+                    if _bare(params.get("zone_id", "")) == plan_id and not _unresolved(params.get("name")):
+                        names.append(str(params.get("name", "")))
+        domain = _implied_domain(names or [name]) + "."
+        found = client.list_hosted_zones_by_name(DNSName=domain, MaxItems="1").get("HostedZones", [])
+        zone: dict[str, Any]
+        if found and found[0]["Name"].lower() == domain:
+            zone = found[0]
+        else:
+            zone = client.create_hosted_zone(
+                Name=domain,
+                CallerReference=f"drplan-seed-{plan_id}-{uuid.uuid4().hex[:12]}",
+                HostedZoneConfig={"Comment": f"drplan sandbox zone for plan zone {plan_id}"},
+            )["HostedZone"]
+        created = _bare(zone["Id"])
+        mapping = ctx.options.get(ZONE_IDS_OPTION)
+        if created != plan_id:
+            if isinstance(mapping, MutableMapping):
+                mapping[plan_id] = created
+            else:
+                ctx.note(
+                    f"hosted zone {plan_id} is {created} in the sandbox: pass options[{ZONE_IDS_OPTION!r}]"
+                )
+        return zone
+
+    def _seed_record(self, ctx: StepContext, params: Mapping[str, Any], zone: dict[str, Any]) -> None:
+        kind = params.get("type", "CNAME")
+        try:
+            fqdn = fqdn_in_zone(str(params["name"]), zone["Name"])
+        except ValueError:
+            return
+        value = _SEED_VALUES.get(kind) or (
+            f"{fqdn.split('.')[0]}-primary.{zone['Name']}" if kind == "CNAME" else None
+        )
+        set_id = params.get("set_identifier")
+        if value is None or _unresolved(set_id):
+            return
+        zone_id = _bare(zone["Id"])
+        if self._lookup(ctx, zone_id, fqdn, kind, set_id)[0] is not None:
+            return
+        rrset: dict[str, Any] = {
+            "Name": fqdn,
+            "Type": kind,
+            "TTL": 300,
+            "ResourceRecords": [{"Value": value}],
+        }
+        if set_id:
+            rrset["SetIdentifier"] = str(set_id)
+            if params.get("weight") is not None:
+                rrset["Weight"] = int(params["weight"])
+            if params.get("failover"):
+                rrset["Failover"] = params["failover"]
+        ctx.client("route53").change_resource_record_sets(
+            HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]}
+        )
 
 
 ACTIONS = (ChangeRecord,)
