@@ -7,6 +7,9 @@ plan's *content* are not errors: they are :class:`drplan.diagnostics.Diagnostic`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 #: Exit codes shared by every command (documented in docs/cli.md).
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # the plan is invalid, or a run failed / missed an objective
@@ -39,9 +42,9 @@ class PlanInvalid(DrplanError):
 
     exit_code = EXIT_FINDINGS
 
-    def __init__(self, message: str, diagnostics: list[object]) -> None:
+    def __init__(self, message: str, diagnostics: Sequence[Any]) -> None:
         super().__init__(message)
-        self.diagnostics = diagnostics
+        self.diagnostics = list(diagnostics)
 
 
 class GraphvizMissing(DrplanError):

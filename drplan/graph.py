@@ -106,7 +106,7 @@ def compile_graph(plan: Plan, mode: Mode | None = None) -> RecoveryGraph:
                     link(last, first, why)
 
     for step in plan.steps():
-        for ref in step.references():
+        for ref in step.references(mode):  # a drill-only reference orders nothing in a recovery
             if ref.step_key != step.key:
                 link(ref.step_key, step.key, Why("reference", ref.pointer))
             elif ref.step_key in g:

@@ -119,10 +119,19 @@ class Step:
             return None
         return tuple(a if "." in a else f"{self.service}.{a}" for a in self.after)
 
-    def references(self) -> list[Reference]:
-        """Every ``${service.step.output}`` in ``with`` and ``drill_with``, with its pointer."""
+    def _sources(self, mode: Mode | None) -> list[tuple[str, Mapping[str, Any]]]:
+        """The parameter blocks that apply: both for ``None``, else what ``params_for(mode)`` merges."""
+        if mode == "recover":
+            return [("with", self.params)]
+        drill = self.drill_params or {}
+        if mode == "drill":
+            return [("with", {k: v for k, v in self.params.items() if k not in drill}), ("drill_with", drill)]
+        return [("with", self.params), ("drill_with", drill)]
+
+    def references(self, mode: Mode | None = None) -> list[Reference]:
+        """Every ``${service.step.output}`` in the parameters of ``mode`` (both blocks for None)."""
         found: list[Reference] = []
-        for base, params in (("with", self.params), ("drill_with", self.drill_params or {})):
+        for base, params in self._sources(mode):
             for pointer, text in _strings(params, join_pointer(self.pointer, base)):
                 for match in REFERENCE.finditer(text):
                     parts = REFERENCE_PARTS.match(match.group(1))
@@ -133,7 +142,7 @@ class Step:
     def malformed_references(self) -> list[tuple[str, str]]:
         """(pointer, text) of every ``${...}`` that is not ``${service.step.output}``."""
         bad = []
-        for base, params in (("with", self.params), ("drill_with", self.drill_params or {})):
+        for base, params in self._sources(None):
             for pointer, text in _strings(params, join_pointer(self.pointer, base)):
                 bad.extend((pointer, m.group(0)) for m in REFERENCE.finditer(text) if not REFERENCE_PARTS.match(m.group(1)))
         return bad

@@ -45,10 +45,6 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def plan_argument() -> click.Argument:
-    return click.argument("plan", type=click.Path(exists=True, dir_okay=False))  # type: ignore[return-value]
-
-
 def aws_options(func: Any) -> Any:
     """``--region --profile --endpoint-url --role-arn``: where AWS calls go. Credentials come only
     from boto3's standard chain (environment, profile, SSO, instance role), never from the plan."""

@@ -107,6 +107,7 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
             prompt=_prompt_on_tty(live.pause if live else None, live.resume if live else None) if interactive else None,
             plan_dir=str(Path(plan_path).parent),
             address_map=sandbox.address_map if sandbox is not None else None,
+            context_options=sandbox.context_options if sandbox is not None else {},
         )
         result = execute(
             plan,

@@ -55,6 +55,7 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
             objectives=prepared.plan.objectives_of(step.step.service),
             started_at=started,
             tags=prepared.tags,
+            options={**options.context_options, "address_map": options.address_map},
         )
         try:
             return key, list(step.action.preflight(ctx))

@@ -76,7 +76,7 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
         action = actions[step.uses]
         params: Mapping[str, Any] | None = step.params_for(mode)
         if mode == "drill":
-            params = action.isolate(params, suffix, redirected=bool(step.drill_params))
+            params = action.isolate(params, suffix, redirected=step.drill_params is not None)
             if params is None:
                 skipped[step.key] = "skipped in drills: it would change production (give `drill_with` to redirect it)"
                 continue
@@ -89,7 +89,7 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
     while changed:
         changed = False
         for key, prepared in list(steps.items()):
-            for ref in prepared.step.references():
+            for ref in prepared.step.references(mode):
                 if ref.step_key in skipped and key not in skipped:
                     skipped[key] = f"needs `{ref.text}` from `{ref.step_key}`, which does not run in this mode"
                     del steps[key]

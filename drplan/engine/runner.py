@@ -51,6 +51,7 @@ class RunOptions:
     allow_commands: bool = False
     prompt: Callable[[str, float | None], bool | None] | None = None  # interactive approval (a TTY), or None
     address_map: Callable[[str, int, bool], tuple[str, int, bool]] | None = None  # the sandbox's network
+    context_options: Mapping[str, Any] = field(default_factory=dict)  # extra ctx.options (the sandbox's mappings)
     plan_dir: str = "."
 
 
@@ -263,6 +264,7 @@ class Runner:
             client_token=f"drplan-{self.prepared.run_id}-{prepared.key}"[:64],
             note=lambda message: self.bus.emit("step.progress", prepared.key, note=message),
             options={
+                **self.options.context_options,
                 "approve": self.options.approve,
                 "yes": self.options.yes,
                 "allow_commands": self.options.allow_commands,
@@ -288,7 +290,7 @@ class Runner:
         for attempt in range(1, attempts + 1):
             rec.attempts = attempt
             if attempt > 1:
-                if rec.handle.get("resources") and action.undoable:
+                if rec.handle and action.undoable:  # put back what the failed attempt created or changed
                     self._undo_one(key, ctx, rec.handle, deadline, reason="retrying")
                 delay = _jitter(self.options.retry_delay * 2 ** (attempt - 2))
                 self.bus.emit("step.retrying", key, attempt=attempt, after=round(delay, 2), error=rec.error)

@@ -39,6 +39,9 @@ class Sandbox:
     standin: StandIn
     backup: BackupEmulator
     check_hosts: set[str] = field(default_factory=set)
+    #: Options every step context gets in the sandbox; seeding fills the mappings (e.g. the plan's
+    #: hosted zone ids to the ids moto gave the zones it created) and runs read them.
+    context_options: dict[str, Any] = field(default_factory=lambda: {"route53_zone_ids": {}})
     _server: Any = None
     _thread: threading.Thread | None = None
 
