@@ -72,7 +72,14 @@ def add_resource(handle: Handle, resource: Resource) -> None:
 
 def is_not_found(exc: BaseException) -> bool:
     code = error_code(exc) or ""
-    return "NotFound" in code or code in ("ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "InvalidVolume.NotFound")
+    return "NotFound" in code or code in (
+        "ResourceNotFoundException",
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "404",  # S3 HEAD requests have no error body, only the status
+        "InvalidVolume.NotFound",
+    )
 
 
 def freshness_result(ctx: StepContext, what: str, identifier: str, created: datetime) -> PreflightResult:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from drplan.cli.common import emit
+from drplan.cli.common import aws_options, emit
 from drplan.errors import EXIT_FINDINGS, EXIT_OK, PlanInvalid
 
 if TYPE_CHECKING:
@@ -77,21 +77,76 @@ def _now(date: bool) -> datetime | None:
 )
 @_output_option
 @_date_option
+@click.option("--preflight", is_flag=True, help="Also check every step against AWS, read-only: backups exist, their age vs the RPO, target names free.")
+@click.option("--sandbox", is_flag=True, help="With --preflight: check against the embedded AWS emulator.")
+@aws_options
 @click.pass_context
-def plan(ctx: click.Context, plan: str, mode: str, fmt: str, output: str | None, date: bool) -> None:
+def plan(
+    ctx: click.Context,
+    plan: str,
+    mode: str,
+    fmt: str,
+    output: str | None,
+    date: bool,
+    preflight: bool,
+    sandbox: bool,
+    **aws: str | None,
+) -> None:
     """Dry run: show what a recovery would do, in order, and whether it meets its objectives.
 
     Touches nothing and needs no AWS credentials. Lists every step that would run with its
     resolved parameters, wave and predicted start and finish (critical path marked), then the
     predicted RTO of each service and of the plan against their objectives. Exit 0 when every
     objective would be met, 1 when one would be missed or the plan is invalid.
+
+    With --preflight it also makes read-only AWS calls (Describe/List/Get only; the session
+    refuses anything else) and exits 1 when a check fails.
     """
     from drplan.dryrun import build_dry_run
     from drplan.report.dryrun import FORMATS
 
-    dry = build_dry_run(_load(plan), mode, generated_at=_now(date))  # type: ignore[arg-type]
+    loaded = _load(plan)
+    dry = build_dry_run(loaded, mode, generated_at=_now(date))  # type: ignore[arg-type]
+    failed = False
+    if preflight:
+        report = _preflight(loaded, mode, sandbox, aws)
+        dry = dry.with_preflight(report.results)
+        failed = not report.ok
+    elif sandbox:
+        raise click.UsageError("--sandbox goes with --preflight (the dry run itself needs no AWS)")
     emit(FORMATS[fmt](dry), output)
-    ctx.exit(EXIT_OK if dry.ok else EXIT_FINDINGS)
+    ctx.exit(EXIT_OK if dry.ok and not failed else EXIT_FINDINGS)
+
+
+def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None]) -> object:
+    from contextlib import ExitStack
+
+    from drplan.actions import registry
+    from drplan.aws import AwsSession
+    from drplan.engine.prepare import prepare
+    from drplan.engine.preflight import run_preflight
+    from drplan.engine.runner import RunOptions
+
+    prepared = prepare(loaded, mode, registry())  # type: ignore[arg-type]
+    region = aws["region"] or prepared.region
+    with ExitStack() as stack:
+        options = RunOptions()
+        if sandbox:
+            from drplan.sandbox import start_sandbox
+
+            box = stack.enter_context(start_sandbox(loaded))
+            session = box.session(region=region, read_only=True)
+            options = RunOptions(address_map=box.address_map, context_options=box.context_options)
+        else:
+            session = AwsSession(
+                region=region,
+                profile=aws["profile"] or loaded.aws.profile,
+                role_arn=aws["role_arn"] or loaded.aws.role_arn,
+                endpoint_url=aws["endpoint_url"],
+                read_only=True,
+            )
+        session.guard_account(loaded.aws.account_id)
+        return run_preflight(prepared, session, options)
 
 
 @click.command()

@@ -29,6 +29,7 @@ KINDS = (
     "step.failed",
     "step.skipped",
     "step.resource",  # a step created something (what cleanup will delete)
+    "step.handle",  # a poll changed the step's handle (written version ids, attachments): journaled again
     "undo.started",
     "undo.succeeded",
     "undo.failed",

@@ -78,7 +78,7 @@ def load_journal(state_dir: str | Path, run_id: str) -> JournalState:
     for event in read_events(path):
         if event.kind == "run.started":
             state.header = dict(event.data)
-        elif event.kind == "step.started" and event.step:
+        elif event.kind in ("step.started", "step.handle") and event.step:
             state.handles[event.step] = dict(event.data.get("handle", {}))
         elif event.kind == "step.resource" and event.step:
             state.created.append((event.step, Resource.from_json(event.data["resource"])))

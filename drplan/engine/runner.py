@@ -10,6 +10,8 @@ job ids are already in the journal); a second one stops waiting at once.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import queue
 import random
 import re
@@ -298,7 +300,10 @@ class Runner:
                 if self.stop.soft.is_set():
                     rec.reason = "interrupted before a retry"
                     return "interrupted"
-            outcome = self._attempt(key, action, ctx, deadline)
+            # A fresh idempotency token per attempt: attempt 1 was undone, so its token must not
+            # make AWS hand back what was just deleted.
+            token = ctx.client_token if attempt == 1 else f"{ctx.client_token[:60]}-{attempt}"
+            outcome = self._attempt(key, action, dataclasses.replace(ctx, client_token=token), deadline)
             if outcome in ("succeeded", "interrupted"):
                 return outcome
             if self.clock() >= deadline:
@@ -314,12 +319,16 @@ class Runner:
                 "step.started", key, attempt=rec.attempts, uses=action.name, params=_plain(dict(ctx.params)), handle=_plain(handle)
             )
             self._record_resources(key, handle)
+            journaled = json.dumps(_plain(handle), sort_keys=True, default=str)
             interval = self.options.poll_initial
             cap = min(self.options.poll_max, max(15.0, self.prepared.steps[key].estimate.total_seconds() / 15))
             last_note = ""
             while True:
-                poll: Poll = self._call(key, "poll", lambda: action.poll(ctx, handle), deadline)
-                self._record_resources(key, handle)
+                try:
+                    poll: Poll = self._call(key, "poll", lambda: action.poll(ctx, handle), deadline)
+                finally:  # a poll may create things (cluster instances): journal them even if it raises
+                    self._record_resources(key, handle)
+                    journaled = self._journal_handle(key, handle, journaled)
                 if poll.failed:
                     rec.error = poll.failed
                     return "failed"
@@ -375,6 +384,13 @@ class Runner:
                 if self.stop.hard.is_set() or (self.stop.soft.is_set() and not self._undoing):
                     raise _Interrupted from exc
                 delay = min(delay * 2, self.options.backoff_max)
+
+    def _journal_handle(self, key: str, handle: Handle, last: str) -> str:
+        """Journal the handle again when a poll changed it (version ids written, attachments...)."""
+        now = json.dumps(_plain(handle), sort_keys=True, default=str)
+        if now != last:
+            self.bus.emit("step.handle", key, handle=_plain(handle))
+        return now
 
     def _record_resources(self, key: str, handle: Handle) -> None:
         rec = self.records[key]

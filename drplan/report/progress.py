@@ -77,7 +77,7 @@ class PlainProgress:
         self.quiet_progress = quiet_progress
 
     def __call__(self, event: Event) -> None:
-        if self.quiet_progress and event.kind in ("step.progress", "step.throttled"):
+        if event.kind == "step.handle" or (self.quiet_progress and event.kind in ("step.progress", "step.throttled")):
             return
         self.stream.write(event_line(event) + "\n")
         self.stream.flush()

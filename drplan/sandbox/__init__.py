@@ -41,7 +41,7 @@ class Sandbox:
     check_hosts: set[str] = field(default_factory=set)
     #: Options every step context gets in the sandbox; seeding fills the mappings (e.g. the plan's
     #: hosted zone ids to the ids moto gave the zones it created) and runs read them.
-    context_options: dict[str, Any] = field(default_factory=lambda: {"route53_zone_ids": {}})
+    context_options: dict[str, Any] = field(default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}})
     _server: Any = None
     _thread: threading.Thread | None = None
 
@@ -146,7 +146,14 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     endpoint = f"http://127.0.0.1:{server.server_port}"
     standin = StandIn().start()
-    sandbox = Sandbox(plan, endpoint, standin, BackupEmulator(native=lambda service, region: None), _check_hosts(plan), server)
+    sandbox = Sandbox(
+        plan=plan,
+        endpoint_url=endpoint,
+        standin=standin,
+        backup=BackupEmulator(native=lambda service, region: None),
+        check_hosts=_check_hosts(plan),
+        _server=server,
+    )
     sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS
     holder["backup"] = sandbox.backup
     thread = threading.Thread(target=server.serve_forever, name="sandbox-aws", daemon=True)

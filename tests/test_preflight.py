@@ -1,0 +1,83 @@
+"""``plan --preflight``: read-only checks against AWS, proven read-only by recording every call."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+
+from drplan.actions import registry
+from drplan.aws import READ_ONLY_PREFIXES, AwsSession, ReadOnlyViolation
+from drplan.cli import cli, main
+from drplan.engine.prepare import prepare
+from drplan.engine.preflight import run_preflight
+from drplan.engine.runner import RunOptions
+from drplan.pipeline import load_plan
+from drplan.sandbox import start_sandbox
+from tests.conftest import PLANS
+
+
+def test_a_read_only_session_refuses_writes():
+    with mock_aws():
+        session = AwsSession(region="us-east-1", read_only=True)
+        with pytest.raises(ReadOnlyViolation, match="CreateTable"):
+            session.client("dynamodb").create_table(
+                TableName="x", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            )
+        assert boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"] == []
+
+
+@pytest.mark.parametrize("name", ["webshop", "payments-backup", "analytics-aurora", "status-page"])
+def test_preflight_of_every_example_plan_makes_only_read_calls(name):
+    plan, _ = load_plan(PLANS / f"{name}.json")
+    with start_sandbox(plan) as box:
+        calls = []
+        session = box.session(read_only=True)
+        session.on_call = calls.append
+        prepared = prepare(plan, "recover", registry())
+        report = run_preflight(prepared, session, RunOptions(context_options=box.context_options))
+    assert calls, "preflight made no AWS call at all"
+    writes = [c for c in calls if not c.operation.startswith(READ_ONLY_PREFIXES)]
+    assert writes == []
+    assert report.ok, {k: [r.message for r in v] for k, v in report.results.items()}
+    # Every restore step reports the backup it would use, with its age.
+    for key, step in prepared.steps.items():
+        if step.action.family in ("database", "backup") or step.action.name == "aws.ec2.volume_from_snapshot":
+            facts = [r.facts for r in report.results[key]]
+            assert any("age_seconds" in f for f in facts), (key, facts)
+
+
+def test_preflight_cli_reports_a_missing_backup_and_exits_1(tmp_path):
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps({
+        "drplan": 1, "name": "p", "aws": {"region": "us-east-1"}, "objectives": {"rto": "PT1H"},
+        "services": {"db": {"steps": [
+            {"id": "restore", "uses": "aws.dynamodb.restore_backup", "estimate": "PT5M",
+             "with": {"source_table": "orders", "target": "orders-restored"}},
+            {"id": "check", "uses": "check.tcp", "estimate": "PT1M", "with": {"host": "${db.restore.table_name}", "port": 1}},
+        ]}},
+    }))
+    with mock_aws():
+        result = CliRunner().invoke(cli, ["plan", str(plan), "--preflight", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    step = next(s for s in document["steps"] if s["key"] == "db.restore")
+    assert step["preflight"][0]["status"] == "error"
+    assert "orders" in step["preflight"][0]["message"]
+
+
+def test_preflight_refuses_the_wrong_account(tmp_path, capsys):
+    plan = tmp_path / "p.json"
+    plan.write_text(json.dumps({
+        "drplan": 1, "name": "p", "aws": {"region": "us-east-1", "account_id": "999999999999"},
+        "services": {"db": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}]}},
+    }))
+    with mock_aws(), pytest.raises(SystemExit) as exit_info:
+        main(["plan", str(plan), "--preflight"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "account 123456789012" in err and "999999999999" in err and "Traceback" not in err
