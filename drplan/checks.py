@@ -8,6 +8,7 @@ the shapes they read are guaranteed.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +16,7 @@ from functools import cached_property
 from drplan.actions.base import Action
 from drplan.diagnostics import Diagnostic, Related, diagnostic, join_pointer
 from drplan.durations import humanize
-from drplan.graph import Analysis, RecoveryGraph, analyse, compile_graph, find_cycles
+from drplan.graph import Analysis, RecoveryGraph, analyse, compile_graph, find_cycles, step_duration
 from drplan.model import Plan, Step
 
 
@@ -36,6 +37,12 @@ class CheckContext:
     @cached_property
     def step_keys(self) -> set[str]:
         return {s.key for s in self.plan.steps()}
+
+    @cached_property
+    def graph_is_sound(self) -> bool:
+        """False when the graph would be wrong: two steps of a service share an id (DR203), so
+        they are one node, linked to itself. Graph checks would only report phantom cycles."""
+        return len(self.step_keys) == sum(1 for _ in self.plan.steps())
 
     def diag(self, code: str, message: str, pointer: str | None, **extra: object) -> Diagnostic:
         return diagnostic(code, message, self.file, pointer, **extra)
@@ -99,14 +106,17 @@ def unknown_after(ctx: CheckContext) -> Iterator[Diagnostic]:
     for step in ctx.plan.steps():
         for i, key in enumerate(step.after_keys() or ()):
             if key not in ctx.step_keys:
+                written = step.after[i]  # type: ignore[index]
                 service = key.partition(".")[0]
-                choices = ctx.step_keys if service not in ctx.plan.services else {
-                    s.key for s in ctx.plan.services[service].steps
-                }
+                if "." not in written:  # `step` of the same service: suggest one of its steps
+                    hint = _did_you_mean(written, [s.id for s in ctx.plan.services[step.service].steps])
+                elif service in ctx.plan.services:
+                    hint = _did_you_mean(key, {s.key for s in ctx.plan.services[service].steps})
+                else:
+                    hint = _did_you_mean(key, ctx.step_keys)
                 yield ctx.diag(
                     "DR208",
-                    f"{_where(step)} waits for `{step.after[i]}`, which is not a step of the plan"  # type: ignore[index]
-                    + _did_you_mean(key, choices),
+                    f"{_where(step)} waits for `{written}`, which is not a step of the plan" + hint,
                     join_pointer(step.pointer, "after", i),
                 )
 
@@ -157,6 +167,8 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def cycles(ctx: CheckContext) -> Iterator[Diagnostic]:
+    if not ctx.graph_is_sound:
+        return
     for cycle in find_cycles(ctx.graph):
         loop = " → ".join((*cycle.nodes, cycle.nodes[0]))
         what = "services depend on each other" if cycle.level == "service" else "steps wait for each other"
@@ -183,7 +195,7 @@ def _edge_words(level: str, upstream: str, downstream: str, kind: str) -> str:
 
 def undeclared_dependencies(ctx: CheckContext) -> Iterator[Diagnostic]:
     """A reference adds an edge; warn when nothing declared in the plan already orders the two."""
-    if find_cycles(ctx.graph):
+    if not ctx.graph_is_sound or find_cycles(ctx.graph):
         return
     declared = _declared_order(ctx)
     for step in ctx.plan.steps():
@@ -191,11 +203,15 @@ def undeclared_dependencies(ctx: CheckContext) -> Iterator[Diagnostic]:
             if ref.step_key == step.key or ref.step_key not in ctx.step_keys:
                 continue
             if not declared(ref.step_key, step.key):
+                if ref.service == step.service:
+                    fix = f"add `{ref.step}` to the `after` of `{step.id}`"
+                else:
+                    fix = f"add `{ref.service}` to `depends_on` of `{step.service}`"
+                    fix += f", or `{ref.step_key}` to `after`"
                 yield ctx.diag(
                     "DR206",
                     f"{_where(step)} uses `{ref.text}`, but `{ref.step_key}` is not upstream of it through "
-                    f"`depends_on` or `after`; drplan will wait for it, but say so in the plan "
-                    f"(add `{ref.service}` to `depends_on` of `{step.service}`, or `after`)",
+                    f"`depends_on` or `after`; drplan will wait for it, but say so in the plan ({fix})",
                     ref.pointer,
                 )
 
@@ -229,7 +245,12 @@ def commands_allowed(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """Plugin actions' parameters, and ``with`` merged with ``drill_with`` for every action."""
+    """Plugin actions' parameters, ``with`` merged with ``drill_with``, and regular expressions.
+
+    The plan schema checks built-in actions' ``with``; what it cannot see is reported here: the
+    parameters of actions from other packages, the parameters a drill really uses, and values
+    that the schema marks ``"format": "regex"`` (neither validator checks formats).
+    """
     from drplan.schema import action_schemas, validate_against
 
     builtin = action_schemas()
@@ -239,11 +260,36 @@ def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
             continue
         schema = action.params_schema
         if step.uses not in builtin:
-            yield from validate_against(step.params, schema, join_pointer(step.pointer, "with"), ctx.file, None)
+            base = join_pointer(step.pointer, "with")
+            for d in validate_against(step.params, schema, base, ctx.file, None, subject=False):
+                yield ctx.diag("DR211", f"{_where(step)}: {d.message}", d.pointer)
         if step.drill_params:
             merged = step.params_for("drill")
-            for d in validate_against(merged, schema, join_pointer(step.pointer, "drill_with"), ctx.file, None):
+            base = join_pointer(step.pointer, "drill_with")
+            for d in validate_against(merged, schema, base, ctx.file, None, subject=False):
                 yield ctx.diag("DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer)
+        yield from _bad_regexes(ctx, step, schema)
+
+
+def _bad_regexes(ctx: CheckContext, step: Step, schema: Mapping[str, object]) -> Iterator[Diagnostic]:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return
+    for base, params in (("with", step.params), ("drill_with", step.drill_params or {})):
+        for name, value in params.items():
+            prop = properties.get(name)
+            if not (isinstance(prop, Mapping) and prop.get("format") == "regex" and isinstance(value, str)):
+                continue
+            if "${" in value:
+                continue  # references are resolved at run time; the result is checked then
+            try:
+                re.compile(value)
+            except re.error as exc:
+                yield ctx.diag(
+                    "DR211",
+                    f"{_where(step)}: `{base}.{name}` is not a valid regular expression: {exc}",
+                    join_pointer(step.pointer, base, name),
+                )
 
 
 # --- DR3xx: objectives and operability ---------------------------------------------------------
@@ -253,7 +299,7 @@ def missing_estimates(ctx: CheckContext) -> Iterator[Diagnostic]:
     for step in ctx.plan.steps():
         action = ctx.actions.get(step.uses)
         if step.estimate is None and action is not None and step.uses != "wait":
-            typical = humanize(action.estimate(step.params))
+            typical = humanize(step_duration(step, ctx.actions, "recover")[0])
             yield ctx.diag(
                 "DR303",
                 f"{_where(step)} has no `estimate`; the predicted RTO assumes {typical}, typical for `{step.uses}`",
@@ -293,7 +339,7 @@ def unverified_services(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
     for step in ctx.plan.steps():
-        if step.only != "drill" and step.runs_in("drill"):
+        if step.runs_in("drill"):  # drill-only steps too: they need the step as much as the others
             needs = [(r.step_key, f"uses `{r.text}`") for r in step.references()]
             needs += [(k, "waits for it (`after`)") for k in step.after_keys() or ()]
             for key, how in needs:
@@ -308,7 +354,7 @@ def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
     """Predicted RTO (critical path of estimates, real-recovery mode) against the objectives."""
-    if find_cycles(ctx.graph):
+    if not ctx.graph_is_sound or find_cycles(ctx.graph):
         return
     analysis = analyse(ctx.recover_graph, ctx.actions)
     plan = ctx.plan

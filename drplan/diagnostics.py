@@ -55,6 +55,7 @@ class Diagnostic:
     span: Span | None = None
     related: tuple[Related, ...] = ()
     detail: tuple[str, ...] = field(default=(), compare=False)
+    at_key: bool = False  # locate at the member's key, not its value (an unknown or badly named key)
 
     @property
     def line(self) -> int:

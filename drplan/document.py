@@ -17,6 +17,8 @@ import codecs
 import hashlib
 import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -27,9 +29,11 @@ from drplan.diagnostics import Diagnostic, Position, Related, Span, diagnostic, 
 # One JSON token, after optional whitespace. The text has already been accepted by json.loads,
 # so the tokenizer can be permissive: it only has to find where each token starts and ends.
 _TOKEN = re.compile(
-    r'[ \t\n\r]*(?:("(?:[^"\\]|\\.)*")|([{}\[\],:])|(-?[0-9][0-9.eE+\-]*|true|false|null))',
+    r'[ \t\n\r]*(?:("(?:[^"\\]|\\.)*")|([{}\[\],:])|(-?[0-9][0-9.eE+\-]*|true|false|null|NaN|-?Infinity))',
     re.DOTALL,
 )
+# A \uXXXX escape of half a UTF-16 surrogate pair: only these can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass
@@ -87,15 +91,12 @@ def build_source_map(text: str) -> SourceMap:
     return smap
 
 
-class _DuplicateKeys(Exception):
-    pass
+class _NotJson(Exception):
+    """``NaN``/``Infinity``: Python's reader accepts them, JSON (RFC 8259) and other tools do not."""
 
 
-def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _DuplicateKeys
-    return result
+def _reject_constant(name: str) -> Any:
+    raise _NotJson(name)
 
 
 @dataclass
@@ -129,12 +130,12 @@ class Document:
     def span(self, start: int, end: int) -> Span:
         return Span(self.position(start), self.position(end))
 
-    def span_of(self, pointer: str | None) -> Span | None:
+    def span_of(self, pointer: str | None, *, at_key: bool = False) -> Span | None:
         """The span to show for a pointer.
 
         Objects and arrays that are members of an object are shown at their key (one line, not
-        the whole block); scalars at their value. A pointer that does not exist (a missing
-        property) falls back to the nearest existing parent.
+        the whole block); scalars at their value, or at their key with ``at_key``. A pointer that
+        does not exist (a missing property) falls back to the nearest existing parent.
         """
         if pointer is None or self.data is None:
             return None
@@ -144,7 +145,7 @@ class Document:
             key = smap.keys.get(pointer)
             if value is not None:
                 is_container = self.text[value[0]] in "{["
-                start, end = key if (key is not None and is_container) else value
+                start, end = key if (key is not None and (is_container or at_key)) else value
                 return self.span(start, end)
             if not pointer:
                 return None
@@ -155,7 +156,7 @@ class Document:
         related = tuple(
             r if r.span is not None else replace(r, span=self.span_of(r.pointer)) for r in diag.related
         )
-        span = diag.span if diag.span is not None else self.span_of(diag.pointer)
+        span = diag.span if diag.span is not None else self.span_of(diag.pointer, at_key=diag.at_key)
         return replace(diag, span=span, related=related)
 
 
@@ -176,18 +177,82 @@ def read_document(path: str | Path, *, display_path: str | None = None, data: by
         doc.diagnostics.append(replace(problem_diag, span=doc.span(problem[1], problem[1] + 1)))
         return doc
     doc = Document(name, text, None, digest)
+    duplicates = False
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
+        result = dict(pairs)  # the last value wins, as in every JSON reader
+        if len(result) != len(pairs):
+            duplicates = True
+        return result
+
     try:
-        doc.data = json.loads(text, object_pairs_hook=_pairs_without_duplicates)
-    except _DuplicateKeys:
-        doc.data = json.loads(text)
-        doc.diagnostics.extend(_duplicate_key_diagnostics(doc))
+        parsed = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         doc.diagnostics.append(_malformed(doc, exc))
+        return doc
+    except _NotJson as exc:
+        constant = str(exc)
+        message = f"malformed JSON: {constant} is not a JSON value"
+        doc.diagnostics.append(_at_token(doc, lambda t: t == constant, message))
+        return doc
+    except ValueError:  # an integer too long for int(): sys.get_int_max_str_digits()
+        limit = sys.get_int_max_str_digits()
+        message = f"malformed JSON: a number has more than {limit} digits, too many to read"
+        doc.diagnostics.append(_at_token(doc, lambda t: t[:1] in "-0123456789" and len(t) > limit, message))
+        return doc
     except RecursionError:
         doc.diagnostics.append(
             replace(diagnostic("DR001", "the JSON is nested too deeply to read", name, None), span=doc.span(0, 0))
         )
+        return doc
+    if _SURROGATE_ESCAPE.search(text):
+        lone = _lone_surrogate(doc)
+        if lone is not None:
+            doc.diagnostics.append(lone)
+            return doc
+    doc.data = parsed
+    if duplicates:
+        doc.diagnostics.extend(_duplicate_key_diagnostics(doc))
     return doc
+
+
+def _at_token(doc: Document, wanted: Callable[[str], bool], message: str) -> Diagnostic:
+    """A DR001 at the first scalar token ``wanted`` accepts (json.loads gave no position)."""
+    found = next((m for m in _TOKEN.finditer(doc.text) if m.lastindex == 3 and wanted(m.group(3))), None)
+    span = doc.span(found.start(3), found.end(3)) if found else doc.span(0, 0)
+    return replace(diagnostic("DR001", message, doc.path, None), span=span)
+
+
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def _lone_surrogate(doc: Document) -> Diagnostic | None:
+    """Half a surrogate pair (``"\\ud800"``) parses in Python but is no character: nothing can encode it."""
+    for match in _TOKEN.finditer(doc.text):
+        token = match.group(1)
+        if token is None or not _SURROGATE_ESCAPE.search(token):
+            continue
+        pending: re.Match[str] | None = None  # a high surrogate waiting for its low half
+        for escape in _ESCAPE.finditer(token):
+            unit = int(escape.group(1), 16) if escape.group(1) else None
+            if pending is not None and not (
+                unit is not None and 0xDC00 <= unit <= 0xDFFF and escape.start() == pending.end()
+            ):
+                break
+            if pending is not None:
+                pending = None
+            elif unit is not None and 0xD800 <= unit <= 0xDBFF:
+                pending = escape
+            elif unit is not None and 0xDC00 <= unit <= 0xDFFF:
+                pending = escape  # a low half with no high half before it
+                break
+        if pending is None:
+            continue
+        message = f"malformed JSON: `{pending.group(0)}` is half of a UTF-16 surrogate pair, not a character"
+        start = match.start(1) + pending.start()
+        return replace(diagnostic("DR001", message, doc.path, None), span=doc.span(start, start + 6))
+    return None
 
 
 def _decode(data: bytes) -> tuple[str, tuple[str, int] | None]:
@@ -202,6 +267,11 @@ def _decode(data: bytes) -> tuple[str, tuple[str, int] | None]:
             return "", (f"the file is {label}; plans must be UTF-8 (convert it, e.g. with iconv -t UTF-8)", 0)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
+    # Without a BOM, UTF-16 and UTF-32 show as NUL bytes next to the first ASCII character (RFC 4627).
+    encoding = json.detect_encoding(data)
+    if encoding != "utf-8":
+        label = "UTF-" + encoding.split("-")[1]  # utf-16-le -> UTF-16
+        return "", (f"the file is {label}; plans must be UTF-8 (convert it, e.g. with iconv -t UTF-8)", 0)
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
@@ -212,13 +282,21 @@ def _decode(data: bytes) -> tuple[str, tuple[str, int] | None]:
 
 def _malformed(doc: Document, exc: json.JSONDecodeError) -> Diagnostic:
     message = exc.msg
+    before = doc.text[: exc.pos].rstrip()
     if message == "Expecting value" and exc.pos >= len(doc.text.rstrip()):
         message = "the file ends where a value was expected" if doc.text.strip() else "the file is empty"
+    elif message == "Expecting value" and before.endswith(",") and doc.text[exc.pos : exc.pos + 1] in "]}":
+        message = "expected a value after the comma (a trailing comma?)"
     elif message.startswith("Expecting property name enclosed in double quotes"):
         message = "expected a property name in double quotes (a trailing comma, or a single-quoted key?)"
     elif message == "Extra data":
         message = "unexpected text after the end of the JSON document"
+    elif message == "Unterminated string starting at":
+        message = "a string starts here but is never closed (a missing `\"`?)"
+    elif message == "Invalid control character at":
+        message = "a string contains a control character (write it as an escape such as \\n or \\t)"
     else:
+        message = message.removesuffix(" at")  # json's messages end in " at" when the position follows
         message = message[0].lower() + message[1:]
     return replace(diagnostic("DR001", f"malformed JSON: {message}", doc.path, None), span=doc.span(exc.pos, exc.pos))
 
@@ -227,13 +305,13 @@ def _duplicate_key_diagnostics(doc: Document) -> list[Diagnostic]:
     out = []
     for pointer, first, again in doc.source_map.duplicates:
         key = doc.text[again[0] : again[1]]
-        first_pos = doc.position(first[0])
         out.append(
             Diagnostic(
                 code="DR002",
                 severity=diagnostic("DR002", "", doc.path, None).severity,
-                message=f"duplicate key {key}: it first appears at line {first_pos.line}; "
-                "JSON readers keep only the last one",
+                # No line number in the message: the related location carries it, and the message must
+                # stay the same when lines move (SARIF fingerprints are computed from it).
+                message=f"duplicate key {key} in the same object; JSON readers keep only the last one",
                 file=doc.path,
                 pointer=pointer,
                 span=doc.span(*again),

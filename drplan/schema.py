@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from drplan.diagnostics import Diagnostic, diagnostic, join_pointer
@@ -54,37 +55,121 @@ def action_schemas() -> dict[str, dict[str, Any]]:
 
 
 @cache
+def _validation_schema() -> dict[str, Any]:
+    """The schema both validators read: the file's, with patterns in their portable spelling."""
+    portable: dict[str, Any] = _portable(plan_schema())
+    return portable
+
+
+def _portable(schema: Any) -> Any:
+    """``schema`` with ``\\d`` in every ``pattern`` written as ``[0-9]``, which it means (ECMA-262).
+
+    jsonschema-rs matches any Unicode digit with ``\\d`` in patterns that use look-around (they go
+    to its fancy-regex engine) and only ASCII digits elsewhere, so ``PT\\u0663H`` passed as a duration.
+    """
+    if isinstance(schema, dict):
+        return {
+            k: _translate(v, dollar="$") if k == "pattern" and isinstance(v, str) else _portable(v)
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_portable(v) for v in schema]
+    return schema
+
+
+def _translate(pattern: str, *, dollar: str) -> str:
+    """Rewrite ``\\d`` as ASCII digits and the ``$`` anchor as ``dollar``, outside escapes."""
+    out = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            pair = pattern[i : i + 2]
+            out.append(("0-9" if in_class else "[0-9]") if pair == "\\d" else pair)
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            ch = dollar
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@cache
 def _fast_validator() -> Any:
     import jsonschema_rs
 
     # offline: the schema has only local references; never fetch anything over the network.
-    return jsonschema_rs.validator_for(plan_schema(), offline=True)
+    return jsonschema_rs.validator_for(_validation_schema(), offline=True)
 
 
 @cache
-def _explaining_validator() -> Any:
-    from jsonschema import Draft202012Validator
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` (ECMA-262) as a Python regex that means the same.
+
+    Python's ``$`` also matches before a final newline, so the explaining validator accepted
+    ``"123456789012\\n"`` for ``^\\d{12}$`` where jsonschema-rs (and ECMA-262) reject it, and an
+    invalid plan passed without a word; ``\\Z`` is the end of the string. ``\\d`` is ``[0-9]`` in
+    ECMA-262 but any Unicode digit in Python.
+    """
+    return re.compile(_translate(pattern, dollar=r"\Z"), re.ASCII)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _explaining_class() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+def _offline_registry(root: Mapping[str, Any] | None = None) -> Any:
+    """A registry that holds the plan schema (under its ``$id``) and fetches nothing."""
     from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
 
     def refuse(uri: str) -> Resource:
         raise LookupError(f"drplan does not fetch schemas over the network (asked for {uri})")
 
-    schema = plan_schema()
-    registry: Registry = Registry(retrieve=refuse).with_resource(  # type: ignore[call-arg]
-        SCHEMA_ID, Resource.from_contents(schema)
-    )
-    return Draft202012Validator(schema, registry=registry)
+    registry: Registry = Registry(retrieve=refuse)  # type: ignore[call-arg]
+    if root is not None:
+        registry = registry.with_resource(SCHEMA_ID, DRAFT202012.create_resource(root))
+    return registry
 
 
-_SUB_VALIDATORS: dict[int, Any] = {}
+@cache
+def _explaining_validator() -> Any:
+    schema = _validation_schema()
+    return _explaining_class()(schema, registry=_offline_registry(schema))
 
 
-def _sub_validator(schema: dict[str, Any], key: int) -> Any:
-    """A compiled validator per action schema (``key`` is the id of the unwrapped sub-schema)."""
+_SUB_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _sub_validator(subschema: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(schema, compiled validator) for a sub-schema, with the plan's ``$defs`` so its refs resolve.
+
+    Cached by the id of the sub-schema: built-in action schemas live as long as the plan schema,
+    plugin ones as long as their class.
+    """
+    key = id(subschema)
     if key not in _SUB_VALIDATORS:
         import jsonschema_rs
 
-        _SUB_VALIDATORS[key] = jsonschema_rs.validator_for(schema, offline=True)
+        root = plan_schema()
+        # The sub-schema's own $defs win over the plan's (a plugin may bring its own).
+        wrapped = _portable({**subschema, "$defs": {**root["$defs"], **subschema.get("$defs", {})}})
+        _SUB_VALIDATORS[key] = (wrapped, jsonschema_rs.validator_for(wrapped, offline=True))
     return _SUB_VALIDATORS[key]
 
 
@@ -104,21 +189,39 @@ def validate_schema(data: Any, file: str) -> list[Diagnostic]:
             error = best_match(error.context)
         for diag in _describe(error, data, file):
             found.setdefault((diag.pointer or "", diag.message), diag)
+    if not found:
+        # The two validators disagree. Never let the plan pass as valid because of that.
+        return [
+            diagnostic(
+                "DR100",
+                "the plan does not match the plan schema, but drplan cannot say where (please report this)",
+                file,
+                "",
+            )
+        ]
     return list(found.values())
 
 
-def validate_against(params: Any, subschema: Mapping[str, Any], base_pointer: str, file: str, data: Any) -> list[Diagnostic]:
-    """Check a value against a sub-schema of the plan schema (e.g. merged ``drill_with`` params)."""
-    root = plan_schema()
-    wrapped = {**subschema, "$defs": root["$defs"]}
-    if _sub_validator(wrapped, id(subschema)).is_valid(params):
-        return []
-    from jsonschema import Draft202012Validator
+def validate_against(
+    params: Any,
+    subschema: Mapping[str, Any],
+    base_pointer: str,
+    file: str,
+    data: Any,
+    *,
+    subject: bool = True,
+) -> list[Diagnostic]:
+    """Check a value against a sub-schema of the plan schema (e.g. merged ``drill_with`` params).
 
+    With ``subject=False`` the messages do not start with who they are about (``step `x` of
+    service `y`: ``), for callers that say it themselves.
+    """
+    wrapped, compiled = _sub_validator(subschema)
+    if compiled.is_valid(params):
+        return []
     out = []
-    for error in Draft202012Validator(wrapped).iter_errors(params):
-        for diag in _describe(error, data, file, base=base_pointer, instance_root=params):
-            out.append(diag)
+    for error in _explaining_class()(wrapped, registry=_offline_registry()).iter_errors(params):
+        out.extend(_describe(error, data, file, base=base_pointer, instance_root=params, subject=subject))
     return out
 
 
@@ -167,20 +270,23 @@ def _describe(
     *,
     base: str = "",
     instance_root: Any = None,
+    subject: bool = True,
 ) -> list[Diagnostic]:
     path = list(error.absolute_path)
     pointer = join_pointer(base, *path)
     where_path = _path_from_pointer(base) + path
-    subject, field = _subject(where_path, data)
+    who, field = _subject(where_path, data)
+    if not subject:
+        who = ""
     keyword = str(error.validator)
     value = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
     code = _CODE_BY_KEYWORD.get(keyword, "DR100")
     custom = schema.get("x-error")
 
-    def say(fld: str, text: str, ptr: str = pointer, c: str = code) -> Diagnostic:
+    def say(fld: str, text: str, ptr: str = pointer, c: str = code, at_key: bool = False) -> Diagnostic:
         name = f"`{fld}` " if fld else ""
-        return diagnostic(c, f"{subject}{name}{text}", file, ptr)
+        return diagnostic(c, f"{who}{name}{text}", file, ptr, at_key=at_key)
 
     if keyword == "required":
         missing = [p for p in value if isinstance(error.instance, dict) and p not in error.instance]
@@ -197,10 +303,11 @@ def _describe(
         known = sorted(schema.get("properties", {}))
         extras = [k for k in error.instance if k not in known] if isinstance(error.instance, dict) else []
         owner = _owner_phrase(where_path, data)
-        return [
-            say(_join(field, k), f"is not {owner}{_did_you_mean(k, known)}", join_pointer(pointer, k))
-            for k in extras
-        ]
+        unknown = []
+        for k in extras:  # shown at the key: the key is what is wrong
+            text = f"is not {owner}{_did_you_mean(k, known)}"
+            unknown.append(say(_join(field, k), text, join_pointer(pointer, k), at_key=True))
+        return unknown
     if keyword == "propertyNames":
         return []  # reported through the nested error (see below): jsonschema nests the key's failure
     if keyword == "const" and where_path == ["drplan"]:
@@ -217,9 +324,11 @@ def _describe(
         key_ptr = join_pointer(pointer, key)
         if keyword == "enum":
             owner = _owner_phrase(where_path, data)
-            return [say(_join(field, key), f"is not {owner}{_did_you_mean(key, value)}", key_ptr, "DR102")]
+            message = f"is not {owner}{_did_you_mean(key, value)}"
+            return [say(_join(field, key), message, key_ptr, "DR102", at_key=True)]
         what = "service id" if where_path == ["services"] else "key"
-        return [diagnostic("DR104", f"{subject}{what} `{key}` {custom or 'is not allowed'}", file, key_ptr)]
+        message = f"{who}{what} `{key}` {custom or 'is not allowed'}"
+        return [diagnostic("DR104", message, file, key_ptr, at_key=True)]
     if custom:
         return [say(field, custom)]
     if keyword == "type":

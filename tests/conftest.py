@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 PLANS = ROOT / "plans"
@@ -50,3 +52,28 @@ def moto_server():
         yield endpoint
     finally:
         server.stop()
+
+
+# --- validate: fixture plans and the command line ---------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DATA = Path(__file__).resolve().parent / "data"
+
+Invoke = Callable[..., Result]
+"""``validate_cli(*args, input=None)``: run ``drplan validate`` in click's test runner."""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def validate_cli(runner: CliRunner) -> Invoke:
+    """``drplan validate ARGS...`` through click's test runner; ``input`` is standard input."""
+    from drplan.cli import cli
+
+    def invoke(*args: str, input: bytes | str | None = None) -> Result:
+        return runner.invoke(cli, ["validate", *args], input=input)
+
+    return invoke

@@ -34,15 +34,21 @@ def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None,
     from drplan.pipeline import validate_document, validate_file
     from drplan.report.findings import FORMATTERS, Options
 
+    targets = expand_plan_args(plans)
+    if not targets:  # e.g. a glob that matched only directories: validating nothing is not "valid"
+        raise click.UsageError(f"no plan file matches {' '.join(plans)!r}")
     results = []
-    for path, shown in expand_plan_args(plans):
+    for path, shown in targets:
         if path == "-":
             results.append(validate_document(read_document(shown, data=sys.stdin.buffer.read())))
         else:
             results.append(validate_file(path, display_path=shown))
     use_color = color if color is not None else (fmt == "text" and output is None and sys.stdout.isatty())
     text = FORMATTERS[fmt](results, Options(strict=strict, color=use_color))
-    emit(text, output)
+    if output is None and use_color:
+        click.echo(text, nl=False, color=True)  # emit() would strip the colours when piped: --color wins
+    else:
+        emit(text, output)
     unreadable = any(d.code == "DR004" for r in results for d in r.diagnostics)
     if unreadable:
         sys.exit(EXIT_USAGE)

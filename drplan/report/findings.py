@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from drplan import __version__
 from drplan.diagnostics import RULES, Diagnostic, Severity, Span, counts
@@ -50,6 +51,14 @@ def _summary(results: list[ValidationResult], options: Options) -> str:
 # --- text -------------------------------------------------------------------------------------
 
 _COLORS = {Severity.ERROR: "\x1b[31m", Severity.WARNING: "\x1b[33m", Severity.NOTE: "\x1b[36m"}
+# C0 and C1 control characters (and DEL) as visible escapes: a message quotes plan keys and values,
+# and a newline or a terminal escape sequence in one must not break the one-finding-per-line
+# format (editors' and CI problem matchers parse it) or recolour the user's terminal.
+_VISIBLE = {c: ascii(chr(c))[1:-1] for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_VISIBLE)
 
 
 def format_text(results: list[ValidationResult], options: Options) -> str:
@@ -58,11 +67,12 @@ def format_text(results: list[ValidationResult], options: Options) -> str:
         severity = str(d.severity)
         if options.color:
             severity = f"{_COLORS[d.severity]}{severity}\x1b[0m"
-        lines.append(f"{d.file}:{d.line}:{d.column}: {severity} {d.code} {d.message}")
+        file = _one_line(d.file)
+        lines.append(f"{file}:{d.line}:{d.column}: {severity} {d.code} {_one_line(d.message)}")
         for rel in d.related:
             line = rel.span.start.line if rel.span else 1
             col = rel.span.start.column if rel.span else 1
-            lines.append(f"  {d.file}:{line}:{col}: note: {rel.message}")
+            lines.append(f"  {file}:{line}:{col}: note: {_one_line(rel.message)}")
     lines.append(_summary(results, options))
     return "\n".join(lines) + "\n"
 
@@ -127,13 +137,16 @@ _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.N
 
 
 def _artifact(path: str, base: Path) -> dict[str, str]:
-    """A relative URI under %SRCROOT% when the file is inside the base directory (what GitHub needs)."""
+    """A relative URI under %SRCROOT% when the file is inside the base directory (what GitHub needs).
+
+    The path is percent-encoded: a file name with a space, ``#`` or ``%`` is not a URI as it is.
+    """
     absolute = Path(path).resolve()
     try:
         relative = absolute.relative_to(base.resolve())
     except ValueError:
         return {"uri": absolute.as_uri()}
-    return {"uri": relative.as_posix(), "uriBaseId": "%SRCROOT%"}
+    return {"uri": quote(relative.as_posix()), "uriBaseId": "%SRCROOT%"}
 
 
 def _region(span: Span | None) -> dict[str, int]:

@@ -6,8 +6,18 @@ It writes the subset every CI system reads (Jenkins, GitLab, GitHub test reporte
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+
+# Characters XML 1.0 cannot carry, even escaped (ElementTree writes them as they are, and every
+# reader then rejects the whole file). Messages quote plan keys, which may contain anything.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """``text`` with the characters XML cannot carry written as ``\\x01``-style escapes."""
+    return _NOT_XML.sub(lambda m: "\\" + ascii(m.group(0))[2:-1], text)
 
 
 @dataclass
@@ -38,7 +48,7 @@ def to_xml(suites: list[Suite], *, name: str = "drplan") -> str:
         skipped = sum(1 for c in suite.cases if c.skipped is not None)
         time = sum(c.time for c in suite.cases)
         attrs = {
-            "name": suite.name,
+            "name": _xml_safe(suite.name),
             "tests": str(len(suite.cases)),
             "failures": str(failures),
             "errors": "0",
@@ -51,16 +61,24 @@ def to_xml(suites: list[Suite], *, name: str = "drplan") -> str:
         if suite.properties:
             props = ET.SubElement(element, "properties")
             for key, value in suite.properties.items():
-                ET.SubElement(props, "property", name=key, value=value)
+                ET.SubElement(props, "property", name=_xml_safe(key), value=_xml_safe(value))
         for case in suite.cases:
-            tc = ET.SubElement(element, "testcase", name=case.name, classname=case.classname, time=f"{case.time:.3f}")
+            tc = ET.SubElement(
+                element,
+                "testcase",
+                name=_xml_safe(case.name),
+                classname=_xml_safe(case.classname),
+                time=f"{case.time:.3f}",
+            )
             if case.failure is not None:
-                failure = ET.SubElement(tc, "failure", message=case.failure, type=case.failure_type)
-                failure.text = case.failure_text or case.failure
+                failure = ET.SubElement(
+                    tc, "failure", message=_xml_safe(case.failure), type=_xml_safe(case.failure_type)
+                )
+                failure.text = _xml_safe(case.failure_text or case.failure)
             if case.skipped is not None:
-                ET.SubElement(tc, "skipped", message=case.skipped)
+                ET.SubElement(tc, "skipped", message=_xml_safe(case.skipped))
             if case.output:
-                ET.SubElement(tc, "system-out").text = case.output
+                ET.SubElement(tc, "system-out").text = _xml_safe(case.output)
         totals["tests"] += len(suite.cases)
         totals["failures"] += failures
         totals["skipped"] += skipped
