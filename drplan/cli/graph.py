@@ -1,3 +1,154 @@
-"""Commands: placeholder until implemented."""
+"""``drplan graph``: draw a plan as DOT, SVG, PNG, PDF or Mermaid. No AWS, no boto3.
 
-COMMANDS: tuple[object, ...] = ()
+DOT goes to standard output by default, like ``terraform graph``. Only SVG, PNG and PDF need
+Graphviz's ``dot`` (:mod:`drplan.render.graphviz`); without it those fail with exit 2 and an
+install hint, while DOT and Mermaid still work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import cast
+
+import click
+
+from drplan.model import MODES, Mode
+from drplan.render import BINARY_FORMATS, FORMATS, SUFFIXES
+
+
+def output_format(fmt: str | None, output: str | None) -> tuple[str, bool]:
+    """(format, markdown fence) from ``--format`` and the suffix of ``-o``; DOT when neither says."""
+    suffix = Path(output).suffix.lower() if output else ""
+    from_suffix = SUFFIXES.get(suffix)
+    if fmt is None:
+        if output and from_suffix is None:
+            known = ", ".join(SUFFIXES)
+            raise click.BadParameter(
+                f"cannot tell the format from {output!r}: use one of {known}, or pass --format",
+                param_hint="'-o' / '--output'",
+            )
+        fmt = from_suffix or "dot"
+    elif from_suffix is not None and from_suffix != fmt:
+        raise click.BadParameter(
+            f"--format {fmt} does not match the file suffix {suffix!r}", param_hint="'-o' / '--output'"
+        )
+    return fmt, suffix == ".md"
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def today() -> str:
+    """Today's date (UTC), or the date of ``$SOURCE_DATE_EPOCH`` for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.strftime("%Y-%m-%d")
+
+
+@click.command()
+@click.argument("plan", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format (default: from the -o suffix, else dot). svg, png and pdf need Graphviz.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to a file; the suffix picks the format: .dot .gv .svg .png .pdf .mmd .mermaid, "
+    ".md (Mermaid in a ```mermaid fence).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="recover",
+    show_default=True,
+    help="Steps and timings of this run mode.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["auto", "steps", "services"]),
+    default="auto",
+    show_default=True,
+    help="steps: every step inside its service; services: one node per service; "
+    "auto: steps, or services above 2,000 steps (with a note on stderr).",
+)
+@click.option("--focus", metavar="SERVICE", help="Draw only SERVICE and everything upstream of it.")
+@click.option(
+    "--date",
+    "with_date",
+    is_flag=True,
+    help="Put today's date in the title (off: diagrams are reproducible).",
+)
+def graph(
+    plan: str, fmt: str | None, output: str | None, mode: str, level: str, focus: str | None, with_date: bool
+) -> None:
+    """Draw PLAN: services as clusters, steps by kind, the critical path in red.
+
+    Writes DOT to standard output unless --format or -o say otherwise; binary formats (png, pdf)
+    go to standard output only when it is not a terminal. Exit 0 when drawn, 1 when the plan is
+    invalid (its findings are printed as by validate), 2 on a usage error or when Graphviz is
+    needed but missing.
+    """
+    fmt, markdown = output_format(fmt, output)
+    if fmt in BINARY_FORMATS and output is None and stdout_is_terminal():
+        raise click.UsageError(
+            f"not writing {fmt.upper()} to a terminal: pass -o FILE or redirect the output"
+        )
+
+    from drplan.actions import registry
+    from drplan.graph import analyse, compile_graph
+    from drplan.pipeline import load_plan
+    from drplan.render import auto_level, diagram
+    from drplan.render.view import focus_graph
+
+    loaded, _ = load_plan(plan)
+    rg = compile_graph(loaded, cast(Mode, mode))
+    if focus is not None:
+        _check_focus(focus, list(loaded.services), {s.service for s in rg.steps()}, mode)
+    analysis = analyse(rg, registry())
+    if focus is not None:
+        rg, analysis = focus_graph(rg, analysis, focus)
+    if level == "auto":
+        level = auto_level(rg)
+        if level == "services":
+            click.echo(
+                f"drplan: note: {rg.graph.number_of_nodes():,} steps in {len(rg.services()):,} services: "
+                "drawing one node per service (--level steps draws every step)",
+                err=True,
+            )
+    data = diagram(
+        rg, analysis, fmt, level=level, markdown=markdown, generated=today() if with_date else None
+    )
+    if output:
+        Path(output).write_bytes(data)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+def _check_focus(focus: str, services: list[str], drawn: set[str], mode: str) -> None:
+    if focus not in services:
+        close = difflib.get_close_matches(focus, services, n=1)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f"; the plan's services are: {', '.join(services[:10])}"
+        )
+        if not close and len(services) > 10:
+            hint += ", ..."
+        raise click.BadParameter(f"no service {focus!r} in the plan{hint}", param_hint="'--focus'")
+    if focus not in drawn:
+        raise click.BadParameter(f"service {focus!r} has no steps in {mode} mode", param_hint="'--focus'")
+
+
+COMMANDS = (graph,)
