@@ -74,7 +74,9 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
         }
         if point:
             created = datetime.fromisoformat(point["created"])
-            age = start - created.timestamp()
+            # "latest" point-in-time restores record the latest restorable time when they start,
+            # which can be a moment after the run's start: no data loss, not a negative one.
+            age = max(0.0, start - created.timestamp())
             rpo = plan.objectives_of(p.step.service).rpo
             recovery = {
                 "step": key,

@@ -81,7 +81,12 @@ def load_journal(state_dir: str | Path, run_id: str) -> JournalState:
         elif event.kind in ("step.started", "step.handle") and event.step:
             state.handles[event.step] = dict(event.data.get("handle", {}))
         elif event.kind == "step.resource" and event.step:
-            state.created.append((event.step, Resource.from_json(event.data["resource"])))
+            resource = Resource.from_json(event.data["resource"])
+            known = [i for i, (_, r) in enumerate(state.created) if (r.kind, r.id) == (resource.kind, resource.id)]
+            if known:
+                state.created[known[0]] = (event.step, resource)  # the same resource, better described
+            else:
+                state.created.append((event.step, resource))
         elif event.kind == "undo.succeeded":
             for res in event.data.get("resources", []):
                 state.removed.add((res["kind"], res["id"]))

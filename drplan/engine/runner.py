@@ -10,6 +10,7 @@ job ids are already in the journal); a second one stops waiting at once.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import queue
@@ -393,14 +394,19 @@ class Runner:
         return now
 
     def _record_resources(self, key: str, handle: Handle) -> None:
+        """Journal resources the handle lists that are new, or known but now better described
+        (an ARN learnt when the job completed)."""
         rec = self.records[key]
-        known = {(r.kind, r.id) for r in rec.resources}
         for raw in handle.get("resources", []):
-            resource = Resource.from_json(raw)
-            if (resource.kind, resource.id) not in known:
+            resource = Resource.from_json(copy.deepcopy(raw))
+            index = next((i for i, r in enumerate(rec.resources) if (r.kind, r.id) == (resource.kind, resource.id)), None)
+            if index is None:
                 rec.resources.append(resource)
-                known.add((resource.kind, resource.id))
-                self.bus.emit("step.resource", key, resource=resource.to_json())
+            elif rec.resources[index] != resource:
+                rec.resources[index] = resource
+            else:
+                continue
+            self.bus.emit("step.resource", key, resource=resource.to_json())
 
     def _outputs(self) -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -41,7 +41,9 @@ class Sandbox:
     check_hosts: set[str] = field(default_factory=set)
     #: Options every step context gets in the sandbox; seeding fills the mappings (e.g. the plan's
     #: hosted zone ids to the ids moto gave the zones it created) and runs read them.
-    context_options: dict[str, Any] = field(default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}})
+    context_options: dict[str, Any] = field(
+        default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}, "sandbox_max_wait": 2.0}
+    )
     _server: Any = None
     _thread: threading.Thread | None = None
 
