@@ -67,6 +67,9 @@ def validate_file(path: str | Path, *, display_path: str | None = None) -> Valid
         return validate_document(read_document(path, display_path=display_path))
     finally:
         if gc_was_enabled:
+            # The plan's objects usually live until the process ends: keep the next collection from
+            # walking them all again (refcounting still frees them; only cycles among them would stay).
+            gc.freeze()
             gc.enable()
 
 
