@@ -77,18 +77,39 @@ def run(ctx: Context) -> Iterator[Row]:
         g, durations = random_plan_graph(STEPS, seed)
         bound = max(critical_path_length(g, durations), sum(durations.values()) / PARALLELISM)
         ours.append(simulate(g, durations, parallelism=PARALLELISM) / bound)
-        fifo.append(simulate(g, durations, parallelism=PARALLELISM, priority=lambda g, d: {k: 0.0 for k in g}) / bound)
+        fifo.append(
+            simulate(g, durations, parallelism=PARALLELISM, priority=lambda g, d: {k: 0.0 for k in g}) / bound
+        )
         waves.append(wave_barriers(g, durations, PARALLELISM) / bound)
     note = f"{STEPS} steps, parallelism {PARALLELISM}, worst of seeds {SEEDS}; 1.00 = the lower bound"
-    yield Row("makespan / lower bound: dependency-driven, critical-path first", max(ours), "x", baseline=max(waves),
-              baseline_name="wave barriers", target=Target(max_value=1.03, source="issue: <= 1.03x"), note=note)
-    yield Row("makespan / lower bound: dependency-driven, plan order", max(fifo), "x", baseline=max(waves),
-              baseline_name="wave barriers", note="same graphs: what the critical-path priority adds")
+    yield Row(
+        "makespan / lower bound: dependency-driven, critical-path first",
+        max(ours),
+        "x",
+        baseline=max(waves),
+        baseline_name="wave barriers",
+        target=Target(max_value=1.03, source="issue: <= 1.03x"),
+        note=note,
+    )
+    yield Row(
+        "makespan / lower bound: dependency-driven, plan order",
+        max(fifo),
+        "x",
+        baseline=max(waves),
+        baseline_name="wave barriers",
+        note="same graphs: what the critical-path priority adds",
+    )
 
     calls, restore = poll_calls(timedelta(minutes=30))
     waiter = restore.total_seconds() / 30 + 1
-    yield Row("AWS calls while waiting on a 30-minute restore", calls, "calls", baseline=waiter,
-              baseline_name="boto3 waiter (every 30 s)", note="start + polls + result; polls back off from 5 s to at most 1 min")
+    yield Row(
+        "AWS calls while waiting on a 30-minute restore",
+        calls,
+        "calls",
+        baseline=waiter,
+        baseline_name="boto3 waiter (every 30 s)",
+        note="start + polls + result; polls back off from 5 s to at most 1 min",
+    )
 
 
 def poll_calls(duration: timedelta) -> tuple[int, timedelta]:
@@ -97,7 +118,7 @@ def poll_calls(duration: timedelta) -> tuple[int, timedelta]:
     from drplan.actions.base import Action, Poll
     from drplan.engine.events import EventBus
     from drplan.engine.prepare import prepare
-    from drplan.engine.runner import RunOptions, Runner
+    from drplan.engine.runner import Runner, RunOptions
     from drplan.model import build_plan
 
     clock = [0.0]
@@ -120,10 +141,29 @@ def poll_calls(duration: timedelta) -> tuple[int, timedelta]:
             calls[0] += 1
             return {}
 
-    plan = build_plan({"drplan": 1, "name": "sim", "services": {"db": {"steps": [
-        {"id": "restore", "uses": "wait", "with": {"duration": "PT1S"}, "estimate": "PT30M", "timeout": "PT2H"}]}}})
+    plan = build_plan(
+        {
+            "drplan": 1,
+            "name": "sim",
+            "services": {
+                "db": {
+                    "steps": [
+                        {
+                            "id": "restore",
+                            "uses": "wait",
+                            "with": {"duration": "PT1S"},
+                            "estimate": "PT30M",
+                            "timeout": "PT2H",
+                        }
+                    ]
+                }
+            },
+        }
+    )
     prepared = prepare(plan, "recover", registry(), run_id="bench")
-    prepared.steps["db.restore"] = dataclasses.replace(prepared.steps["db.restore"], action=SimulatedRestore(), estimate=duration)
+    prepared.steps["db.restore"] = dataclasses.replace(
+        prepared.steps["db.restore"], action=SimulatedRestore(), estimate=duration
+    )
     runner = Runner(prepared, aws=None, bus=EventBus("bench"), options=RunOptions(), clock=lambda: clock[0])  # type: ignore[arg-type]
     runner.stop.wait = lambda seconds: clock.__setitem__(0, clock[0] + max(0.0, seconds))  # type: ignore[method-assign]
     outcome = runner.run()

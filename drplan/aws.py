@@ -41,14 +41,38 @@ THROTTLING_CODES = frozenset(
     }
 )
 TRANSIENT_CODES = frozenset(
-    {"RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "ServiceUnavailable", "ServiceUnavailableException"}
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
 )
 #: botocore exceptions (by class name, so this module need not import botocore) that mean "try again".
 TRANSIENT_EXCEPTIONS = frozenset(
-    {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError"}
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+    }
 )
 #: Operation-name prefixes that never change anything; ``read_only`` sessions allow only these.
-READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Select", "Scan", "Query", "BatchGet")
+READ_ONLY_PREFIXES = (
+    "Describe",
+    "List",
+    "Get",
+    "Head",
+    "Lookup",
+    "Search",
+    "Select",
+    "Scan",
+    "Query",
+    "BatchGet",
+)
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -153,7 +177,9 @@ class AwsSession(AwsAccess):
             connect_timeout=10,
             read_timeout=60,
         )
-        client = session.client(service, region_name=region_name, endpoint_url=self.endpoint_url, config=config)
+        client = session.client(
+            service, region_name=region_name, endpoint_url=self.endpoint_url, config=config
+        )
         client.meta.events.register("before-call", self._before_call)
         if self.customize is not None:
             self.customize(client)
@@ -174,7 +200,9 @@ class AwsSession(AwsAccess):
             base = self._base_session()
             sts = self._make_client(base, "sts", self.region_of(None))
             try:
-                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"drplan-{__version__}")["Credentials"]
+                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"drplan-{__version__}")[
+                    "Credentials"
+                ]
             except Exception as exc:
                 raise AwsError(f"cannot assume role {role_arn}: {describe_error(exc)}") from exc
             self._sessions_by_role[role_arn] = boto3.Session(

@@ -247,7 +247,7 @@ def commands_allowed(ctx: CheckContext) -> Iterator[Diagnostic]:
         if step.uses == "command":
             yield ctx.diag(
                 "DR210",
-                f"{_where(step)} runs a local command, but the plan does not set `\"allow_commands\": true`",
+                f'{_where(step)} runs a local command, but the plan does not set `"allow_commands": true`',
                 join_pointer(step.pointer, "uses"),
             )
 
@@ -275,7 +275,9 @@ def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
             merged = step.params_for("drill")
             base = join_pointer(step.pointer, "drill_with")
             for d in validate_against(merged, schema, base, ctx.file, None, subject=False):
-                yield ctx.diag("DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer)
+                yield ctx.diag(
+                    "DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer
+                )
         yield from _bad_regexes(ctx, step, schema)
 
 
@@ -332,7 +334,9 @@ def unverified_services(ctx: CheckContext) -> Iterator[Diagnostic]:
         needed.update(service.depends_on)
     for step in ctx.plan.steps():
         needed.update(r.service for r in step.references() if r.service != step.service)
-        needed.update(k.partition(".")[0] for k in step.after_keys() or () if not k.startswith(step.service + "."))
+        needed.update(
+            k.partition(".")[0] for k in step.after_keys() or () if not k.startswith(step.service + ".")
+        )
     for service in ctx.plan.services.values():
         if service.id in needed:
             continue

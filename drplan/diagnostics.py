@@ -87,7 +87,9 @@ E, W = Severity.ERROR, Severity.WARNING
 RULES: dict[str, Rule] = _rules(
     # DR0xx: reading the file
     Rule("DR001", "malformed-json", E, "The file is not well-formed JSON."),
-    Rule("DR002", "duplicate-key", E, "An object has the same key twice; JSON readers silently keep only one."),
+    Rule(
+        "DR002", "duplicate-key", E, "An object has the same key twice; JSON readers silently keep only one."
+    ),
     Rule("DR003", "bad-encoding", E, "The file is not UTF-8 text."),
     Rule("DR004", "unreadable-file", E, "The file cannot be read."),
     # DR1xx: the JSON Schema
@@ -102,22 +104,74 @@ RULES: dict[str, Rule] = _rules(
     Rule("DR201", "unknown-service", E, "`depends_on` names a service the plan does not define."),
     Rule("DR202", "unknown-action", E, "A step `uses` an action drplan does not know."),
     Rule("DR203", "duplicate-step", E, "Two steps of one service have the same id."),
-    Rule("DR204", "unknown-step-reference", E, "A `${service.step.output}` reference names a step that does not exist."),
+    Rule(
+        "DR204",
+        "unknown-step-reference",
+        E,
+        "A `${service.step.output}` reference names a step that does not exist.",
+    ),
     Rule("DR205", "unknown-output", E, "A reference names an output the step's action does not produce."),
-    Rule("DR206", "undeclared-dependency", W, "A reference uses a step that is not upstream through `depends_on` or `after`."),
-    Rule("DR207", "dependency-cycle", E, "Services or steps depend on each other in a cycle, so nothing in it can start."),
+    Rule(
+        "DR206",
+        "undeclared-dependency",
+        W,
+        "A reference uses a step that is not upstream through `depends_on` or `after`.",
+    ),
+    Rule(
+        "DR207",
+        "dependency-cycle",
+        E,
+        "Services or steps depend on each other in a cycle, so nothing in it can start.",
+    ),
     Rule("DR208", "unknown-after", E, "`after` names a step that does not exist."),
     Rule("DR209", "bad-reference", E, "A `${...}` expression is not of the form `${service.step.output}`."),
-    Rule("DR210", "commands-not-allowed", E, "A `command` step is used but the plan does not set `allow_commands`."),
-    Rule("DR211", "bad-parameters", E, "A step's parameters do not match its action (including `drill_with`)."),
+    Rule(
+        "DR210",
+        "commands-not-allowed",
+        E,
+        "A `command` step is used but the plan does not set `allow_commands`.",
+    ),
+    Rule(
+        "DR211", "bad-parameters", E, "A step's parameters do not match its action (including `drill_with`)."
+    ),
     # DR3xx: objectives and operability
-    Rule("DR301", "service-rto-missed", E, "A service's predicted RTO (critical path of estimates) is over its objective."),
-    Rule("DR302", "plan-rto-missed", E, "The plan's predicted RTO (critical path of estimates) is over its objective."),
-    Rule("DR303", "missing-estimate", W, "A step has no `estimate`, so the predicted RTO uses the action's default."),
-    Rule("DR304", "unverified-service", W, "Nothing depends on a service and it has no check step, so nothing proves it is back."),
-    Rule("DR305", "drill-needs-recover-step", W, "A step limited to real recoveries is needed by a step that runs in drills."),
+    Rule(
+        "DR301",
+        "service-rto-missed",
+        E,
+        "A service's predicted RTO (critical path of estimates) is over its objective.",
+    ),
+    Rule(
+        "DR302",
+        "plan-rto-missed",
+        E,
+        "The plan's predicted RTO (critical path of estimates) is over its objective.",
+    ),
+    Rule(
+        "DR303",
+        "missing-estimate",
+        W,
+        "A step has no `estimate`, so the predicted RTO uses the action's default.",
+    ),
+    Rule(
+        "DR304",
+        "unverified-service",
+        W,
+        "Nothing depends on a service and it has no check step, so nothing proves it is back.",
+    ),
+    Rule(
+        "DR305",
+        "drill-needs-recover-step",
+        W,
+        "A step limited to real recoveries is needed by a step that runs in drills.",
+    ),
     Rule("DR306", "timeout-below-estimate", W, "A step's `timeout` is shorter than its `estimate`."),
-    Rule("DR307", "no-objective", W, "A service has no RTO objective (its own or the plan's), so nothing is checked."),
+    Rule(
+        "DR307",
+        "no-objective",
+        W,
+        "A service has no RTO objective (its own or the plan's), so nothing is checked.",
+    ),
 )
 
 

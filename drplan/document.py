@@ -160,7 +160,9 @@ class Document:
         return replace(diag, span=span, related=related)
 
 
-def read_document(path: str | Path, *, display_path: str | None = None, data: bytes | None = None) -> Document:
+def read_document(
+    path: str | Path, *, display_path: str | None = None, data: bytes | None = None
+) -> Document:
     """Read and parse a plan file. Never raises for bad content; see ``Document.diagnostics``."""
     name = display_path or str(path)
     if data is None:
@@ -168,7 +170,9 @@ def read_document(path: str | Path, *, display_path: str | None = None, data: by
             data = Path(path).read_bytes()
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            return Document(name, "", None, "", [diagnostic("DR004", f"cannot read file: {reason}", name, None)])
+            return Document(
+                name, "", None, "", [diagnostic("DR004", f"cannot read file: {reason}", name, None)]
+            )
     digest = hashlib.sha256(data).hexdigest()
     text, problem = _decode(data)
     if problem is not None:
@@ -203,7 +207,9 @@ def read_document(path: str | Path, *, display_path: str | None = None, data: by
         return doc
     except RecursionError:
         doc.diagnostics.append(
-            replace(diagnostic("DR001", "the JSON is nested too deeply to read", name, None), span=doc.span(0, 0))
+            replace(
+                diagnostic("DR001", "the JSON is nested too deeply to read", name, None), span=doc.span(0, 0)
+            )
         )
         return doc
     if _SURROGATE_ESCAPE.search(text):
@@ -277,7 +283,10 @@ def _decode(data: bytes) -> tuple[str, tuple[str, int] | None]:
     except UnicodeDecodeError as exc:
         good = data[: exc.start].decode("utf-8")
         byte = data[exc.start : exc.start + 1].hex()
-        return good, (f"the file is not valid UTF-8: byte 0x{byte} cannot start or continue a character", len(good))
+        return good, (
+            f"the file is not valid UTF-8: byte 0x{byte} cannot start or continue a character",
+            len(good),
+        )
 
 
 def _malformed(doc: Document, exc: json.JSONDecodeError) -> Diagnostic:
@@ -292,13 +301,15 @@ def _malformed(doc: Document, exc: json.JSONDecodeError) -> Diagnostic:
     elif message == "Extra data":
         message = "unexpected text after the end of the JSON document"
     elif message == "Unterminated string starting at":
-        message = "a string starts here but is never closed (a missing `\"`?)"
+        message = 'a string starts here but is never closed (a missing `"`?)'
     elif message == "Invalid control character at":
         message = "a string contains a control character (write it as an escape such as \\n or \\t)"
     else:
         message = message.removesuffix(" at")  # json's messages end in " at" when the position follows
         message = message[0].lower() + message[1:]
-    return replace(diagnostic("DR001", f"malformed JSON: {message}", doc.path, None), span=doc.span(exc.pos, exc.pos))
+    return replace(
+        diagnostic("DR001", f"malformed JSON: {message}", doc.path, None), span=doc.span(exc.pos, exc.pos)
+    )
 
 
 def _duplicate_key_diagnostics(doc: Document) -> list[Diagnostic]:

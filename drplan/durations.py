@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-DURATION_PATTERN = (
-    r"^P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?$"
-)
+DURATION_PATTERN = r"^P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?$"
 _DURATION = re.compile(DURATION_PATTERN)
 
 

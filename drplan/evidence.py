@@ -67,7 +67,9 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             "attempts": rec.attempts,
             "error": rec.error,
             "reason": rec.reason,
-            "aws_ids": {k: v for k, v in handle.items() if k not in ("resources", "recovery_point") and _is_id(k, v)},
+            "aws_ids": {
+                k: v for k, v in handle.items() if k not in ("resources", "recovery_point") and _is_id(k, v)
+            },
             "client_token": f"drplan-{prepared.run_id}-{key}"[:64],
             "resources": [r.to_json() for r in rec.resources],
             "outputs": rec.outputs,
@@ -90,7 +92,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             points.append(recovery)
         steps.append(entry)
 
-    services = []
+    services: list[dict[str, Any]] = []
     for sid, service in plan.services.items():
         keys = [k for k in records if prepared.steps[k].step.service == sid]
         objectives = plan.objectives_of(sid)
@@ -114,13 +116,23 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             }
         )
 
-    measured_plan_rto = max((s["rto"]["measured_seconds"] for s in services if s["rto"]["measured_seconds"] is not None), default=None)
+    measured_plan_rto: float | None = max(
+        (s["rto"]["measured_seconds"] for s in services if s["rto"]["measured_seconds"] is not None),
+        default=None,
+    )
     ran_ok = outcome.ok
     plan_status = "succeeded" if ran_ok else ("interrupted" if outcome.interrupted else "failed")
     plan_rpos = [pt["age_seconds"] for pt in points]
     plan_objectives = {
-        "rto": _objective(plan.objectives.rto, measured_plan_rto if ran_ok else None, analysis.predicted_rto, plan_status),
-        "rpo": _objective(plan.objectives.rpo, max(plan_rpos) if plan_rpos else None, None, plan_status if plan_rpos else "not exercised"),
+        "rto": _objective(
+            plan.objectives.rto, measured_plan_rto if ran_ok else None, analysis.predicted_rto, plan_status
+        ),
+        "rpo": _objective(
+            plan.objectives.rpo,
+            max(plan_rpos) if plan_rpos else None,
+            None,
+            plan_status if plan_rpos else "not exercised",
+        ),
     }
 
     cleanup = _cleanup(result, records)
@@ -171,7 +183,11 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
 
 
 def _is_id(key: str, value: Any) -> bool:
-    return isinstance(value, (str, int)) and not isinstance(value, bool) and (key.endswith(("id", "arn", "_ids", "token")) or "job" in key)
+    return (
+        isinstance(value, (str, int))
+        and not isinstance(value, bool)
+        and (key.endswith(("id", "arn", "_ids", "token")) or "job" in key)
+    )
 
 
 def _objective(objective: Any, measured: float | None, predicted: Any, status: str) -> dict[str, Any]:
@@ -195,20 +211,29 @@ def _cleanup(result: RunResult, records: dict[str, Any]) -> dict[str, Any]:
     created = [(key, r) for key, rec in records.items() for r in rec.resources]
     if result.prepared.mode != "drill":
         return {"status": "not applicable", "resources": [r.to_json() | {"step": k} for k, r in created]}
-    if result.cleanup_skipped:
-        status = "skipped"
-    else:
-        status = "incomplete" if result.cleanup_failed else "complete"
+    status = "skipped" if result.cleanup_skipped else "incomplete" if result.cleanup_failed else "complete"
     resources = []
     for key, resource in created:
         rec = records[key]
         resources.append(
-            {**resource.to_json(), "step": key, "deleted": rec.undone, "verified_gone_at": _iso(rec.undone_at)}
+            {
+                **resource.to_json(),
+                "step": key,
+                "deleted": rec.undone,
+                "verified_gone_at": _iso(rec.undone_at),
+            }
         )
-    return {"status": status, "reason": result.cleanup_skipped, "failed_steps": result.cleanup_failed, "resources": resources}
+    return {
+        "status": status,
+        "reason": result.cleanup_skipped,
+        "failed_steps": result.cleanup_failed,
+        "resources": resources,
+    }
 
 
-def _verdict(status: str, services: list[dict[str, Any]], plan_objectives: dict[str, Any], cleanup: dict[str, Any]) -> Verdict:
+def _verdict(
+    status: str, services: list[dict[str, Any]], plan_objectives: dict[str, Any], cleanup: dict[str, Any]
+) -> Verdict:
     reasons = []
     if status != "succeeded":
         reasons.append(f"the drill {status}")

@@ -137,7 +137,7 @@ def bypass(g: nx.DiGraph, key: str) -> None:
         return
     for upstream in list(g.predecessors(key)):
         for downstream in list(g.successors(key)):
-            if upstream == key or downstream == key or upstream == downstream:
+            if key in (upstream, downstream) or upstream == downstream:
                 continue
             why = Why("bridge", g.edges[upstream, key]["why"][0].pointer)
             if g.has_edge(upstream, downstream):
@@ -217,7 +217,9 @@ class Analysis:
     service_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the chain that decides it
 
 
-def step_duration(step: Step, actions: Mapping[str, Action], mode: Mode | None = None) -> tuple[timedelta, bool]:
+def step_duration(
+    step: Step, actions: Mapping[str, Action], mode: Mode | None = None
+) -> tuple[timedelta, bool]:
     """A step's estimate, or its action's typical duration (second value True) when it has none."""
     if step.estimate is not None:
         return step.estimate, False
@@ -251,7 +253,9 @@ def analyse(rg: RecoveryGraph, actions: Mapping[str, Action]) -> Analysis:
 
     latest_finish: dict[str, timedelta] = {}
     for key in reversed(order):
-        latest_finish[key] = min((latest_finish[s] - duration[s] for s in g.successors(key)), default=makespan)
+        latest_finish[key] = min(
+            (latest_finish[s] - duration[s] for s in g.successors(key)), default=makespan
+        )
 
     def chain_to(end: str) -> tuple[str, ...]:
         """Walk back from ``end`` through the predecessor that finished last (plan order breaks ties)."""

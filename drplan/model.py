@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 from drplan.diagnostics import join_pointer
@@ -131,7 +131,9 @@ class Step:
             for path, text in _strings_with_references(params, ()):
                 pointer = join_pointer(self.pointer, block, *path)
                 for match in REFERENCE.finditer(text):
-                    found.append((block, str(path[0]), pointer, match.group(0), REFERENCE_PARTS.match(match.group(1))))
+                    found.append(
+                        (block, str(path[0]), pointer, match.group(0), REFERENCE_PARTS.match(match.group(1)))
+                    )
         return tuple(found)
 
     def _applies(self, block: str, parameter: str, mode: Mode | None) -> bool:

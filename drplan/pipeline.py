@@ -78,5 +78,7 @@ def load_plan(path: str | Path, *, display_path: str | None = None) -> tuple[Pla
     result = validate_file(path, display_path=display_path)
     if result.plan is None or result.errors:
         count = len(result.errors)
-        raise PlanInvalid(f"{result.path}: the plan has {count} error{'s' if count != 1 else ''}", result.diagnostics)
+        raise PlanInvalid(
+            f"{result.path}: the plan has {count} error{'s' if count != 1 else ''}", result.diagnostics
+        )
     return result.plan, result

@@ -343,11 +343,17 @@ def _describe(
     if keyword == "pattern":
         return [say(field, f"does not have the expected form (pattern {value})")]
     if keyword in ("minimum", "exclusiveMinimum"):
-        return [say(field, f"must be at least {value}" if keyword == "minimum" else f"must be more than {value}")]
+        return [
+            say(field, f"must be at least {value}" if keyword == "minimum" else f"must be more than {value}")
+        ]
     if keyword in ("maximum", "exclusiveMaximum"):
-        return [say(field, f"must be at most {value}" if keyword == "maximum" else f"must be less than {value}")]
+        return [
+            say(field, f"must be at most {value}" if keyword == "maximum" else f"must be less than {value}")
+        ]
     if keyword == "minLength":
-        return [say(field, "must not be empty" if value == 1 else f"must be at least {value} characters long")]
+        return [
+            say(field, "must not be empty" if value == 1 else f"must be at least {value} characters long")
+        ]
     if keyword == "maxLength":
         return [say(field, f"must be at most {value} characters long")]
     if keyword == "minItems":

@@ -10,10 +10,12 @@ from drplan.actions import registry
 from drplan.aws import ApiCall, AwsSession
 from drplan.engine.events import Event, EventBus
 from drplan.engine.prepare import Prepared, prepare
-from drplan.engine.runner import RunOptions, RunOutcome, Runner
+from drplan.engine.runner import Runner, RunOptions, RunOutcome
 from drplan.model import Mode, build_plan
 
-FAST = dict(poll_initial=0.01, poll_factor=1.0, poll_max=0.05, backoff_base=0.01, backoff_max=0.05, retry_delay=0.01)
+FAST = dict(
+    poll_initial=0.01, poll_factor=1.0, poll_max=0.05, backoff_base=0.01, backoff_max=0.05, retry_delay=0.01
+)
 
 
 def plan_data(services: Mapping[str, Any], **top: Any) -> dict[str, Any]:

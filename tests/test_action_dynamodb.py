@@ -29,7 +29,9 @@ def test_restore_latest_backup_brings_the_items_back(ddb):
     ddb.put_item(TableName="orders", Item={"pk": {"S": "o7"}})
     newest = ddb.create_backup(TableName="orders", BackupName="newest")["BackupDetails"]["BackupArn"]
 
-    run = run_plan(one_step("aws.dynamodb.restore_backup", {"source_table": "orders", "target": "orders-restored"}))
+    run = run_plan(
+        one_step("aws.dynamodb.restore_backup", {"source_table": "orders", "target": "orders-restored"})
+    )
 
     rec = run.record()
     assert rec.status == "succeeded", rec.error
@@ -42,7 +44,9 @@ def test_restore_latest_backup_brings_the_items_back(ddb):
 
 
 def test_restore_fails_cleanly_without_backups(ddb):
-    run = run_plan(one_step("aws.dynamodb.restore_backup", {"source_table": "orders", "target": "orders-restored"}))
+    run = run_plan(
+        one_step("aws.dynamodb.restore_backup", {"source_table": "orders", "target": "orders-restored"})
+    )
     assert run.record().status == "failed"
     assert "has no available backups" in run.record().error
     assert "orders-restored" not in ddb.list_tables()["TableNames"]
@@ -57,8 +61,12 @@ def test_refuses_to_overwrite_an_existing_table(ddb):
 
 
 def test_point_in_time_restore_and_undo(ddb):
-    ddb.update_continuous_backups(TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-    run = run_plan(one_step("aws.dynamodb.restore_point_in_time", {"source_table": "orders", "target": "orders-pitr"}))
+    ddb.update_continuous_backups(
+        TableName="orders", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    run = run_plan(
+        one_step("aws.dynamodb.restore_point_in_time", {"source_table": "orders", "target": "orders-pitr"})
+    )
     assert run.record().status == "succeeded", run.record().error
     assert ddb.scan(TableName="orders-pitr")["Count"] == 7
 
@@ -68,6 +76,8 @@ def test_point_in_time_restore_and_undo(ddb):
 
 
 def test_point_in_time_needs_pitr_enabled(ddb):
-    run = run_plan(one_step("aws.dynamodb.restore_point_in_time", {"source_table": "orders", "target": "orders-pitr"}))
+    run = run_plan(
+        one_step("aws.dynamodb.restore_point_in_time", {"source_table": "orders", "target": "orders-pitr"})
+    )
     assert run.record().status == "failed"
     assert "point-in-time recovery is not enabled" in run.record().error

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import jsonschema
 import pytest
 from junitparser import JUnitXml
@@ -32,7 +31,11 @@ FAST = RunOptions(poll_initial=0.05, poll_factor=1.2, poll_max=0.5, backoff_base
 
 def drplan(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "drplan", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "drplan", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
@@ -51,7 +54,12 @@ def check_evidence(directory: Path, *, passed: bool) -> dict:
     assert success.value == (1.0 if passed else 0.0) and success.labels["plan"] == report["plan"]["name"]
     assert "drplan_drill_objective_met" in metrics and "drplan_drill_cleanup_complete" in metrics
     if shutil.which("promtool"):
-        done = subprocess.run(["promtool", "check", "metrics"], input=(directory / "metrics.prom").read_text(), capture_output=True, text=True)
+        done = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=(directory / "metrics.prom").read_text(),
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     markdown = (directory / "report.md").read_text()
     html = (directory / "report.html").read_text()
@@ -65,7 +73,9 @@ def test_sandbox_drill_of_each_example_plan_passes_and_leaves_nothing(plan_file,
     plan, _ = load_plan(plan_file)
     with start_sandbox(plan) as box:
         session = box.session(region=plan.drill.region or plan.aws.region)
-        options = RunOptions(**{**FAST.__dict__, "address_map": box.address_map, "context_options": box.context_options})
+        options = RunOptions(
+            **{**FAST.__dict__, "address_map": box.address_map, "context_options": box.context_options}
+        )
         result = execute(plan, "drill", session, state_dir=tmp_path, options=options)
         left = find_drill_resources(session, session.region_of(None))
     assert result.outcome.ok, {k: (r.status, r.error) for k, r in result.outcome.records.items()}
@@ -77,7 +87,9 @@ def test_sandbox_drill_of_each_example_plan_passes_and_leaves_nothing(plan_file,
 
 
 def test_drill_cli_in_the_sandbox_writes_valid_evidence(tmp_path):
-    done = drplan("drill", str(ROOT / "plans" / "webshop.json"), "--sandbox", "--report-dir", "evidence", cwd=tmp_path)
+    done = drplan(
+        "drill", str(ROOT / "plans" / "webshop.json"), "--sandbox", "--report-dir", "evidence", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "PASSED" in done.stderr and "evidence/report.md" in done.stderr
     report = check_evidence(tmp_path / "evidence", passed=True)
@@ -85,8 +97,15 @@ def test_drill_cli_in_the_sandbox_writes_valid_evidence(tmp_path):
     assert report["cleanup"]["status"] == "complete"
     assert all(r["deleted"] and r["verified_gone_at"] for r in report["cleanup"]["resources"])
     services = {s["id"]: s for s in report["objectives"]["services"]}
-    assert services["orders-db"]["rto"]["met"] is True and services["orders-db"]["rto"]["predicted_seconds"] == 27 * 60
-    assert {p["step"] for p in report["recovery_points"]} >= {"orders-db.restore", "carts.restore", "media.volume"}
+    assert (
+        services["orders-db"]["rto"]["met"] is True
+        and services["orders-db"]["rto"]["predicted_seconds"] == 27 * 60
+    )
+    assert {p["step"] for p in report["recovery_points"]} >= {
+        "orders-db.restore",
+        "carts.restore",
+        "media.volume",
+    }
     skipped = {s["key"]: s["reason"] for s in report["skipped"]}
     assert "web.scale" in skipped and "production" in skipped["web.scale"]
     assert "web.approve" in skipped
@@ -98,8 +117,10 @@ def test_drill_never_touches_production_resources(tmp_path):
     with start_sandbox(plan) as box:
         ddb = box.client("dynamodb", "us-east-1")
         ddb.create_table(
-            TableName="status-incidents-restored", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            TableName="status-incidents-restored",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         ddb.put_item(TableName="status-incidents-restored", Item={"pk": {"S": "production-row"}})
 
@@ -114,7 +135,13 @@ def test_drill_never_touches_production_resources(tmp_path):
 
         before = snapshot()
         session = box.session()
-        result = execute(plan, "drill", session, state_dir=tmp_path, options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}))
+        result = execute(
+            plan,
+            "drill",
+            session,
+            state_dir=tmp_path,
+            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
+        )
         after = snapshot()
     assert result.outcome.ok
     assert after == before
@@ -125,8 +152,10 @@ def test_drill_refuses_to_start_when_an_isolated_name_is_taken(tmp_path):
     with start_sandbox(plan) as box:
         ddb = box.client("dynamodb", "us-east-1")
         ddb.create_table(
-            TableName="status-incidents-restored-drill-fixed01", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+            TableName="status-incidents-restored-drill-fixed01",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
         tables_before = sorted(ddb.list_tables()["TableNames"])
         with pytest.raises(DrillRefused, match="status-incidents-restored-drill-fixed01"):
@@ -136,25 +165,63 @@ def test_drill_refuses_to_start_when_an_isolated_name_is_taken(tmp_path):
 
 def failing_plan(tmp_path: Path) -> Path:
     path = tmp_path / "failing.json"
-    path.write_text(json.dumps({
-        "drplan": 1, "name": "failing", "aws": {"region": "us-east-1"}, "objectives": {"rto": "PT1H", "rpo": "P1D"},
-        "services": {
-            "db": {"steps": [
-                {"id": "restore", "uses": "aws.dynamodb.restore_backup", "estimate": "PT5M",
-                 "with": {"source_table": "orders", "target": "orders-restored"}},
-                # Nothing listens on port 9 here: the check fails once its timeout passes.
-                {"id": "reachable", "uses": "check.tcp", "estimate": "PT1M", "timeout": "PT2S",
-                 "with": {"host": "127.0.0.1", "port": 9, "interval": "PT0.5S"}},
-            ]},
-            "api": {"depends_on": ["db"], "steps": [
-                {"id": "restore", "uses": "aws.dynamodb.restore_backup", "estimate": "PT5M",
-                 "with": {"source_table": "sessions", "target": "sessions-restored"}}]},
-            "carts": {"steps": [
-                {"id": "restore", "uses": "aws.dynamodb.restore_backup", "estimate": "PT5M",
-                 "with": {"source_table": "carts", "target": "carts-restored"}},
-                {"id": "up", "uses": "check.http", "estimate": "PT1M", "with": {"url": "https://carts.example.com/health"}}]},
-        },
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "drplan": 1,
+                "name": "failing",
+                "aws": {"region": "us-east-1"},
+                "objectives": {"rto": "PT1H", "rpo": "P1D"},
+                "services": {
+                    "db": {
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "estimate": "PT5M",
+                                "with": {"source_table": "orders", "target": "orders-restored"},
+                            },
+                            # Nothing listens on port 9 here: the check fails once its timeout passes.
+                            {
+                                "id": "reachable",
+                                "uses": "check.tcp",
+                                "estimate": "PT1M",
+                                "timeout": "PT2S",
+                                "with": {"host": "127.0.0.1", "port": 9, "interval": "PT0.5S"},
+                            },
+                        ]
+                    },
+                    "api": {
+                        "depends_on": ["db"],
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "estimate": "PT5M",
+                                "with": {"source_table": "sessions", "target": "sessions-restored"},
+                            }
+                        ],
+                    },
+                    "carts": {
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "estimate": "PT5M",
+                                "with": {"source_table": "carts", "target": "carts-restored"},
+                            },
+                            {
+                                "id": "up",
+                                "uses": "check.http",
+                                "estimate": "PT1M",
+                                "with": {"url": "https://carts.example.com/health"},
+                            },
+                        ]
+                    },
+                },
+            }
+        )
+    )
     return path
 
 
@@ -163,27 +230,63 @@ def test_a_failing_step_skips_dependents_writes_evidence_cleans_up_and_exits_1(t
     assert done.returncode == 1, done.stderr
     report = check_evidence(tmp_path / "evidence", passed=False)
     status = {s["key"]: s["status"] for s in report["steps"]}
-    assert status == {"db.restore": "succeeded", "db.reachable": "failed", "api.restore": "skipped",
-                      "carts.restore": "succeeded", "carts.up": "succeeded"}
+    assert status == {
+        "db.restore": "succeeded",
+        "db.reachable": "failed",
+        "api.restore": "skipped",
+        "carts.restore": "succeeded",
+        "carts.up": "succeeded",
+    }
     assert report["cleanup"]["status"] == "complete"
     assert {r["id"] for r in report["cleanup"]["resources"]} == {
-        f"orders-restored{report['run']['name_suffix']}", f"carts-restored{report['run']['name_suffix']}"}
+        f"orders-restored{report['run']['name_suffix']}",
+        f"carts-restored{report['run']['name_suffix']}",
+    }
     assert "db: RTO objective missed" in report["verdict"]["reasons"]
 
 
 def test_sigint_mid_drill_cleans_up_and_exits_3(tmp_path):
     plan = tmp_path / "slow.json"
-    plan.write_text(json.dumps({
-        "drplan": 1, "name": "slow", "aws": {"region": "us-east-1"},
-        "services": {"db": {"steps": [
-            {"id": "restore", "uses": "aws.dynamodb.restore_backup", "with": {"source_table": "orders", "target": "orders-restored"}},
-            {"id": "settle", "uses": "command", "with": {"run": ["sleep", "60"]}},
-            {"id": "up", "uses": "check.tcp", "with": {"host": "127.0.0.1", "port": 9}},
-        ]}}, "allow_commands": True,
-    }))
+    plan.write_text(
+        json.dumps(
+            {
+                "drplan": 1,
+                "name": "slow",
+                "aws": {"region": "us-east-1"},
+                "services": {
+                    "db": {
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "with": {"source_table": "orders", "target": "orders-restored"},
+                            },
+                            {"id": "settle", "uses": "command", "with": {"run": ["sleep", "60"]}},
+                            {"id": "up", "uses": "check.tcp", "with": {"host": "127.0.0.1", "port": 9}},
+                        ]
+                    }
+                },
+                "allow_commands": True,
+            }
+        )
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drplan", "drill", str(plan), "--sandbox", "--allow-commands", "--report-dir", "evidence"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "drplan",
+            "drill",
+            str(plan),
+            "--sandbox",
+            "--allow-commands",
+            "--report-dir",
+            "evidence",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     seen, deadline = "", time.time() + 120
     while "db.settle started" not in seen and time.time() < deadline:
@@ -206,13 +309,35 @@ def test_sigint_mid_drill_cleans_up_and_exits_3(tmp_path):
 
 def test_sweep_removes_what_a_keep_run_left_and_only_that(tmp_path):
     plan_path = tmp_path / "keep.json"
-    plan_path.write_text(json.dumps({
-        "drplan": 1, "name": "keep", "aws": {"region": "us-east-1"},
-        "services": {
-            "db": {"steps": [{"id": "restore", "uses": "aws.dynamodb.restore_backup", "with": {"source_table": "orders", "target": "orders-copy"}}]},
-            "files": {"steps": [{"id": "rewind", "uses": "aws.s3.restore_versions", "with": {"bucket": "keep-files-example", "at": "PT1H"}}]},
-        },
-    }))
+    plan_path.write_text(
+        json.dumps(
+            {
+                "drplan": 1,
+                "name": "keep",
+                "aws": {"region": "us-east-1"},
+                "services": {
+                    "db": {
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "with": {"source_table": "orders", "target": "orders-copy"},
+                            }
+                        ]
+                    },
+                    "files": {
+                        "steps": [
+                            {
+                                "id": "rewind",
+                                "uses": "aws.s3.restore_versions",
+                                "with": {"bucket": "keep-files-example", "at": "PT1H"},
+                            }
+                        ]
+                    },
+                },
+            }
+        )
+    )
     plan = build_plan(json.loads(plan_path.read_text()), path=str(plan_path))
     with start_sandbox(plan) as box:
         endpoint = ["--endpoint-url", box.endpoint_url, "--region", "us-east-1"]
@@ -239,8 +364,14 @@ def test_cleanup_by_run_id_from_the_journal(tmp_path):
     plan, _ = load_plan(ROOT / "plans" / "status-page.json")
     with start_sandbox(plan) as box:
         session = box.session()
-        result = execute(plan, "drill", session, state_dir=tmp_path / ".drplan", keep=True,
-                         options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}))
+        result = execute(
+            plan,
+            "drill",
+            session,
+            state_dir=tmp_path / ".drplan",
+            keep=True,
+            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
+        )
         assert result.cleanup_skipped == "--keep"
         assert len(find_drill_resources(session, "us-east-1")) == 1
         done = drplan("cleanup", result.run_id, "--endpoint-url", box.endpoint_url, cwd=tmp_path)

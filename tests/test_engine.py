@@ -23,7 +23,11 @@ TABLE = {
 
 
 def restore(source: str, target: str) -> dict:
-    return {"id": "restore", "uses": "aws.dynamodb.restore_backup", "with": {"source_table": source, "target": target}}
+    return {
+        "id": "restore",
+        "uses": "aws.dynamodb.restore_backup",
+        "with": {"source_table": source, "target": target},
+    }
 
 
 @pytest.fixture
@@ -60,7 +64,12 @@ def test_fail_fast_starts_nothing_new(ddb):
     data = plan_data(
         {
             "broken": {"steps": [restore("no-such-table", "x-restored")]},
-            "later": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT0.3S"}}, restore("users", "users-restored")]},
+            "later": {
+                "steps": [
+                    {"id": "w", "uses": "wait", "with": {"duration": "PT0.3S"}},
+                    restore("users", "users-restored"),
+                ]
+            },
         }
     )
     run = run_plan(data, parallelism=1, fail_fast=True)
@@ -78,11 +87,15 @@ def test_throttling_on_a_third_of_calls_still_completes(ddb):
         def maybe_throttle(model, **kwargs):
             if rng.random() < 0.3:
                 throttled.append(model.name)
-                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, model.name)
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, model.name
+                )
 
         client.meta.events.register("before-call", maybe_throttle)
 
-    data = plan_data({name: {"steps": [restore(name, f"{name}-restored")]} for name in ("orders", "carts", "users")})
+    data = plan_data(
+        {name: {"steps": [restore(name, f"{name}-restored")]} for name in ("orders", "carts", "users")}
+    )
     run = run_plan(data, aws=AwsSession(region="us-east-1", customize=flaky))
     assert {r.status for r in run.outcome.records.values()} == {"succeeded"}
     assert throttled, "the fault injector never fired"
@@ -133,7 +146,12 @@ def test_rollback_undoes_completed_steps_in_reverse_order(ddb):
 def test_interrupt_stops_starting_steps_and_records_in_flight_jobs(ddb):
     data = plan_data(
         {
-            "slow": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT30S"}}, restore("orders", "orders-restored")]},
+            "slow": {
+                "steps": [
+                    {"id": "w", "uses": "wait", "with": {"duration": "PT30S"}},
+                    restore("orders", "orders-restored"),
+                ]
+            },
         }
     )
     timer_run = {}
@@ -147,7 +165,7 @@ def test_interrupt_stops_starting_steps_and_records_in_flight_jobs(ddb):
     from drplan.actions import registry
     from drplan.engine.events import EventBus
     from drplan.engine.prepare import prepare
-    from drplan.engine.runner import RunOptions, Runner
+    from drplan.engine.runner import Runner, RunOptions
     from drplan.model import build_plan
 
     prepared = prepare(build_plan(data), "recover", registry(), run_id="int")
@@ -167,7 +185,12 @@ def test_unresolved_reference_fails_the_step_that_needs_it(ddb):
             "svc": {
                 "steps": [
                     {"id": "w", "uses": "wait", "with": {"duration": "PT0S"}},
-                    {"id": "c", "uses": "check.tcp", "with": {"host": "${svc.w.endpoint}", "port": 1}, "after": []},
+                    {
+                        "id": "c",
+                        "uses": "check.tcp",
+                        "with": {"host": "${svc.w.endpoint}", "port": 1},
+                        "after": [],
+                    },
                 ]
             }
         }
@@ -180,8 +203,16 @@ def test_unresolved_reference_fails_the_step_that_needs_it(ddb):
 
 def test_resolve_keeps_types_for_whole_references_and_substitutes_inside_strings():
     outputs = {"db.restore": {"endpoint": "db.example.com", "port": 5432}}
-    params = {"host": "${db.restore.endpoint}", "port": "${db.restore.port}", "url": "pg://${db.restore.endpoint}:${db.restore.port}/x"}
-    assert resolve(params, outputs) == {"host": "db.example.com", "port": 5432, "url": "pg://db.example.com:5432/x"}
+    params = {
+        "host": "${db.restore.endpoint}",
+        "port": "${db.restore.port}",
+        "url": "pg://${db.restore.endpoint}:${db.restore.port}/x",
+    }
+    assert resolve(params, outputs) == {
+        "host": "db.example.com",
+        "port": 5432,
+        "url": "pg://db.example.com:5432/x",
+    }
     with pytest.raises(StepFailed, match="has not succeeded"):
         resolve({"x": "${other.step.out}"}, outputs)
     with pytest.raises(StepFailed, match="produced no output `nope`"):

@@ -12,8 +12,8 @@ from moto import mock_aws
 from drplan.actions import registry
 from drplan.aws import READ_ONLY_PREFIXES, AwsSession, ReadOnlyViolation
 from drplan.cli import cli, main
-from drplan.engine.prepare import prepare
 from drplan.engine.preflight import run_preflight
+from drplan.engine.prepare import prepare
 from drplan.engine.runner import RunOptions
 from drplan.pipeline import load_plan
 from drplan.sandbox import start_sandbox
@@ -25,8 +25,10 @@ def test_a_read_only_session_refuses_writes():
         session = AwsSession(region="us-east-1", read_only=True)
         with pytest.raises(ReadOnlyViolation, match="CreateTable"):
             session.client("dynamodb").create_table(
-                TableName="x", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+                TableName="x",
+                KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
             )
         assert boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"] == []
 
@@ -53,14 +55,34 @@ def test_preflight_of_every_example_plan_makes_only_read_calls(name):
 
 def test_preflight_cli_reports_a_missing_backup_and_exits_1(tmp_path):
     plan = tmp_path / "p.json"
-    plan.write_text(json.dumps({
-        "drplan": 1, "name": "p", "aws": {"region": "us-east-1"}, "objectives": {"rto": "PT1H"},
-        "services": {"db": {"steps": [
-            {"id": "restore", "uses": "aws.dynamodb.restore_backup", "estimate": "PT5M",
-             "with": {"source_table": "orders", "target": "orders-restored"}},
-            {"id": "check", "uses": "check.tcp", "estimate": "PT1M", "with": {"host": "${db.restore.table_name}", "port": 1}},
-        ]}},
-    }))
+    plan.write_text(
+        json.dumps(
+            {
+                "drplan": 1,
+                "name": "p",
+                "aws": {"region": "us-east-1"},
+                "objectives": {"rto": "PT1H"},
+                "services": {
+                    "db": {
+                        "steps": [
+                            {
+                                "id": "restore",
+                                "uses": "aws.dynamodb.restore_backup",
+                                "estimate": "PT5M",
+                                "with": {"source_table": "orders", "target": "orders-restored"},
+                            },
+                            {
+                                "id": "check",
+                                "uses": "check.tcp",
+                                "estimate": "PT1M",
+                                "with": {"host": "${db.restore.table_name}", "port": 1},
+                            },
+                        ]
+                    }
+                },
+            }
+        )
+    )
     with mock_aws():
         result = CliRunner().invoke(cli, ["plan", str(plan), "--preflight", "--format", "json"])
     assert result.exit_code == 1, result.output
@@ -72,10 +94,16 @@ def test_preflight_cli_reports_a_missing_backup_and_exits_1(tmp_path):
 
 def test_preflight_refuses_the_wrong_account(tmp_path, capsys):
     plan = tmp_path / "p.json"
-    plan.write_text(json.dumps({
-        "drplan": 1, "name": "p", "aws": {"region": "us-east-1", "account_id": "999999999999"},
-        "services": {"db": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}]}},
-    }))
+    plan.write_text(
+        json.dumps(
+            {
+                "drplan": 1,
+                "name": "p",
+                "aws": {"region": "us-east-1", "account_id": "999999999999"},
+                "services": {"db": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}]}},
+            }
+        )
+    )
     with mock_aws(), pytest.raises(SystemExit) as exit_info:
         main(["plan", str(plan), "--preflight"])
     assert exit_info.value.code == 1

@@ -80,6 +80,7 @@ def _properties(node: Any, path: str, *, conditional: bool = False) -> Iterator[
 DECLARED = [(p, s) for p, s, conditional in _properties(plan_schema(), "#") if not conditional]
 CONDITIONAL = [(p, s) for p, s, conditional in _properties(plan_schema(), "#") if conditional]
 
+
 def test_the_walk_finds_properties_everywhere() -> None:
     paths = {p for p, _ in DECLARED}
     assert len(paths) > 150
@@ -90,10 +91,7 @@ def test_the_walk_finds_properties_everywhere() -> None:
 
 @pytest.mark.parametrize(
     ("path", "prop"),
-    [
-        pytest.param(p, s, id=p)
-        for p, s in DECLARED
-    ],
+    [pytest.param(p, s, id=p) for p, s in DECLARED],
 )
 def test_every_property_has_a_description(path: str, prop: Any) -> None:
     assert isinstance(prop, dict)

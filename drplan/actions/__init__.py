@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
+from importlib.metadata import EntryPoint
 
 from drplan.actions.base import Action
 from drplan.errors import UsageError
@@ -56,7 +57,7 @@ def registry() -> dict[str, Action]:
     return dict(sorted(actions.items()))
 
 
-def _entry_points() -> list[object]:
+def _entry_points() -> list[EntryPoint]:
     from importlib.metadata import entry_points
 
     return list(entry_points(group=ENTRY_POINT_GROUP))

@@ -85,17 +85,27 @@ def is_not_found(exc: BaseException) -> bool:
 def freshness_result(ctx: StepContext, what: str, identifier: str, created: datetime) -> PreflightResult:
     """Preflight finding for the backup that would be used: its age against ``max_age`` and the RPO."""
     old = age(created, ctx)
-    facts = {"recovery_point": identifier, "created": as_utc(created).isoformat(), "age_seconds": int(old.total_seconds())}
+    facts = {
+        "recovery_point": identifier,
+        "created": as_utc(created).isoformat(),
+        "age_seconds": int(old.total_seconds()),
+    }
     limit = max_age(ctx)
     if limit is not None and old > limit:
-        return PreflightResult("error", f"{what} {identifier} is {humanize(old)} old, over max_age {humanize(limit)}", facts)
+        return PreflightResult(
+            "error", f"{what} {identifier} is {humanize(old)} old, over max_age {humanize(limit)}", facts
+        )
     rpo = ctx.objectives.rpo
     if rpo is not None and old > rpo:
-        return PreflightResult("warning", f"{what} {identifier} is {humanize(old)} old, over the RPO of {humanize(rpo)}", facts)
+        return PreflightResult(
+            "warning", f"{what} {identifier} is {humanize(old)} old, over the RPO of {humanize(rpo)}", facts
+        )
     return PreflightResult("ok", f"would restore {what} {identifier} ({humanize(old)} old)", facts)
 
 
 def target_free(exists: bool, kind: str, name: str) -> PreflightResult:
     if exists:
-        return PreflightResult("error", f"{kind} {name} already exists; the restore would fail", {"target": name})
+        return PreflightResult(
+            "error", f"{kind} {name} already exists; the restore would fail", {"target": name}
+        )
     return PreflightResult("ok", f"{kind} name {name} is free", {"target": name})

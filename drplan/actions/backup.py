@@ -453,7 +453,9 @@ class BackupRestore(Action):
         )
         return f"Restore {source} as {params.get('target')} with AWS Backup"
 
-    def isolate(self, params: Mapping[str, Any], suffix: str, *, redirected: bool) -> Mapping[str, Any] | None:
+    def isolate(
+        self, params: Mapping[str, Any], suffix: str, *, redirected: bool
+    ) -> Mapping[str, Any] | None:
         return {**params, "target": suffixed(str(params["target"]), suffix)}
 
     def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:

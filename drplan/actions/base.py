@@ -158,7 +158,9 @@ class Action:
         """What the step does, in plain words, for the runbook and the dry run."""
         return self.summary
 
-    def isolate(self, params: Mapping[str, Any], suffix: str, *, redirected: bool) -> Mapping[str, Any] | None:
+    def isolate(
+        self, params: Mapping[str, Any], suffix: str, *, redirected: bool
+    ) -> Mapping[str, Any] | None:
         """Parameters for a drill (targets renamed with ``suffix``), or None to skip the step.
 
         ``redirected`` is true when the plan gave ``drill_with`` for the step.

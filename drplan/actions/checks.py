@@ -51,7 +51,11 @@ class HttpCheck(Action):
         interval = _seconds(params, "interval", 5.0)
         ok, seen = self._try(ctx, handle["url"], params)
         handle["last"] = seen
-        return Poll.finished(seen) if ok else Poll.running(f"try {handle['tries']}: {seen}", retry_after=interval)
+        return (
+            Poll.finished(seen)
+            if ok
+            else Poll.running(f"try {handle['tries']}: {seen}", retry_after=interval)
+        )
 
     def _try(self, ctx: StepContext, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
         parts = urlsplit(url)
@@ -60,7 +64,9 @@ class HttpCheck(Action):
         timeout = _seconds(params, "request_timeout", 10.0)
         conn: http.client.HTTPConnection
         if tls:
-            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl.create_default_context()
+            )
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         path = parts.path or "/"
@@ -115,7 +121,9 @@ class TcpCheck(Action):
             with socket.create_connection((host, port), timeout=5):
                 pass
         except OSError as exc:
-            return Poll.running(f"try {handle['tries']}: {exc}", retry_after=_seconds(ctx.params, "interval", 5.0))
+            return Poll.running(
+                f"try {handle['tries']}: {exc}", retry_after=_seconds(ctx.params, "interval", 5.0)
+            )
         return Poll.finished(f"{handle['host']}:{handle['port']} accepted a connection")
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from drplan.actions.base import Action, Handle, Poll, StepContext
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
 
-
 #: Sandbox only: the longest a `wait` step really waits, in seconds.
 SANDBOX_MAX_WAIT = "sandbox_max_wait"
 
@@ -116,7 +115,11 @@ class Command(Action):
         if not ctx.options.get("allow_commands"):
             raise StepFailed(ctx.step.key, "refusing to run a local command without --allow-commands")
         argv = [str(a) for a in ctx.params["run"]]
-        env = {**os.environ, **{k: str(v) for k, v in ctx.params.get("env", {}).items()}, "DRPLAN_RUN_ID": ctx.run_id}
+        env = {
+            **os.environ,
+            **{k: str(v) for k, v in ctx.params.get("env", {}).items()},
+            "DRPLAN_RUN_ID": ctx.run_id,
+        }
         try:
             process = subprocess.Popen(
                 argv, cwd=self._cwd(ctx), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -150,14 +153,18 @@ class Command(Action):
                 out[name.strip()] = value.strip()
         missing = wanted - set(out)
         if missing:
-            raise StepFailed(ctx.step.key, f"the command did not print {', '.join(sorted(missing))} as name=value")
+            raise StepFailed(
+                ctx.step.key, f"the command did not print {', '.join(sorted(missing))} as name=value"
+            )
         return out
 
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
         argv = ctx.params.get("undo")
         if not argv:
             return {}
-        done = subprocess.run([str(a) for a in argv], cwd=self._cwd(ctx), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [str(a) for a in argv], cwd=self._cwd(ctx), capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise StepFailed(ctx.step.key, f"undo command exited with status {done.returncode}")
         return {"exit_code": done.returncode}

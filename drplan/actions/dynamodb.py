@@ -32,7 +32,9 @@ class _TableRestore(Action):
     default_estimate = timedelta(minutes=20)
     concurrency = 50  # DynamoDB allows 50 concurrent table restores per account by default
 
-    def isolate(self, params: Mapping[str, Any], suffix: str, *, redirected: bool) -> Mapping[str, Any] | None:
+    def isolate(
+        self, params: Mapping[str, Any], suffix: str, *, redirected: bool
+    ) -> Mapping[str, Any] | None:
         return {**params, "target": suffixed(str(params["target"]), suffix, limit=255)}
 
     # --- shared by both restores ----------------------------------------------------------------
@@ -54,9 +56,17 @@ class _TableRestore(Action):
 
     def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed:
         if error_code(exc) == "TableAlreadyExistsException":
-            return StepFailed(ctx.step.key, f"table {ctx.params['target']} already exists; refusing to overwrite it")
-        if error_code(exc) in ("TableNotFoundException", "BackupNotFoundException", "PointInTimeRecoveryUnavailableException"):
-            return StepFailed(ctx.step.key, str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc)))
+            return StepFailed(
+                ctx.step.key, f"table {ctx.params['target']} already exists; refusing to overwrite it"
+            )
+        if error_code(exc) in (
+            "TableNotFoundException",
+            "BackupNotFoundException",
+            "PointInTimeRecoveryUnavailableException",
+        ):
+            return StepFailed(
+                ctx.step.key, str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+            )
         raise exc
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
@@ -122,7 +132,11 @@ class RestoreBackup(_TableRestore):
 
     def describe(self, params: Mapping[str, Any]) -> str:
         backup = params.get("backup", "latest")
-        source = f"the latest backup of table {params.get('source_table')}" if backup == "latest" else f"backup {backup}"
+        source = (
+            f"the latest backup of table {params.get('source_table')}"
+            if backup == "latest"
+            else f"backup {backup}"
+        )
         return f"Create table {params.get('target')} from {source}"
 
     def _pick(self, ctx: StepContext) -> tuple[str, datetime]:
@@ -141,7 +155,9 @@ class RestoreBackup(_TableRestore):
         kwargs: dict[str, Any] = {"TableName": source, "BackupType": "ALL"}
         while True:
             page = client.list_backups(**kwargs)
-            summaries.extend(s for s in page.get("BackupSummaries", []) if s.get("BackupStatus") == "AVAILABLE")
+            summaries.extend(
+                s for s in page.get("BackupSummaries", []) if s.get("BackupStatus") == "AVAILABLE"
+            )
             if not page.get("LastEvaluatedBackupArn"):
                 break
             kwargs["ExclusiveStartBackupArn"] = page["LastEvaluatedBackupArn"]
@@ -199,7 +215,9 @@ class RestorePointInTime(_TableRestore):
     def describe(self, params: Mapping[str, Any]) -> str:
         when = params.get("restore_time", "latest")
         when_text = "its latest restorable time" if when == "latest" else when
-        return f"Create table {params.get('target')} from table {params.get('source_table')} as of {when_text}"
+        return (
+            f"Create table {params.get('target')} from table {params.get('source_table')} as of {when_text}"
+        )
 
     def _window(self, ctx: StepContext) -> tuple[datetime, datetime]:
         source = ctx.params["source_table"]
@@ -240,7 +258,10 @@ class RestorePointInTime(_TableRestore):
 
     def start(self, ctx: StepContext) -> Handle:
         moment, latest = self._when(ctx)
-        kwargs: dict[str, Any] = {"SourceTableName": ctx.params["source_table"], "TargetTableName": ctx.params["target"]}
+        kwargs: dict[str, Any] = {
+            "SourceTableName": ctx.params["source_table"],
+            "TargetTableName": ctx.params["target"],
+        }
         if latest:
             kwargs["UseLatestRestorableTime"] = True
         else:

@@ -450,13 +450,17 @@ class VolumeFromSnapshot(Action):
             TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list}],
         )
 
-
     def _seed_instance(self, ctx: StepContext) -> None:
         """The instance the plan attaches to. The emulator picks its own instance ids, so the plan's
         id is mapped to the new one in ``ctx.options[INSTANCE_IDS_OPTION]`` (as Route 53 zone ids are)."""
         attach = ctx.params.get("attach")
         mapping = ctx.options.get(INSTANCE_IDS_OPTION)
-        if not attach or mapping is None or _unresolved(attach.get("instance_id")) or attach["instance_id"] in mapping:
+        if (
+            not attach
+            or mapping is None
+            or _unresolved(attach.get("instance_id"))
+            or attach["instance_id"] in mapping
+        ):
             return
         zone = ctx.params.get("availability_zone")
         placement = {"AvailabilityZone": zone} if zone and not _unresolved(zone) else {}

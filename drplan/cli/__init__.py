@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> Any:
         fail("aborted", EXIT_INTERRUPTED)
     except PlanInvalid as exc:
         for d in exc.diagnostics:
-            click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)  # type: ignore[attr-defined]
+            click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)
         fail(exc.message, exc.exit_code)
     except DrplanError as exc:
         fail(str(exc), exc.exit_code)

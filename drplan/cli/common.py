@@ -27,7 +27,9 @@ def expand_plan_args(args: tuple[str, ...]) -> list[tuple[str, str]]:
             out.extend((m, m) for m in matches if not os.path.isdir(m))
             continue
         if os.path.isdir(arg):
-            raise click.UsageError(f"{arg!r} is a directory; pass plan files or a glob such as {arg.rstrip('/')}/*.json")
+            raise click.UsageError(
+                f"{arg!r} is a directory; pass plan files or a glob such as {arg.rstrip('/')}/*.json"
+            )
         out.append((arg, arg))
     return out
 
@@ -49,10 +51,16 @@ def aws_options(func: Any) -> Any:
     """``--region --profile --endpoint-url --role-arn``: where AWS calls go. Credentials come only
     from boto3's standard chain (environment, profile, SSO, instance role), never from the plan."""
     options = [
-        click.option("--region", help="AWS region (default: the plan's aws.region, then AWS_DEFAULT_REGION)."),
-        click.option("--profile", help="Named AWS profile (default: the plan's aws.profile, then the default chain)."),
+        click.option(
+            "--region", help="AWS region (default: the plan's aws.region, then AWS_DEFAULT_REGION)."
+        ),
+        click.option(
+            "--profile", help="Named AWS profile (default: the plan's aws.profile, then the default chain)."
+        ),
         click.option("--endpoint-url", help="Send every AWS call here (LocalStack, moto server)."),
-        click.option("--role-arn", help="Assume this role for every AWS call (default: the plan's aws.role_arn)."),
+        click.option(
+            "--role-arn", help="Assume this role for every AWS call (default: the plan's aws.role_arn)."
+        ),
     ]
     for option in reversed(options):
         func = option(func)

@@ -21,6 +21,7 @@ from drplan.cli.common import aws_options, emit
 from drplan.errors import EXIT_FINDINGS, EXIT_OK, PlanInvalid
 
 if TYPE_CHECKING:
+    from drplan.engine.preflight import PreflightReport
     from drplan.model import Plan
 
 #: Findings ``plan`` shows as a missed objective in the dry run rather than refusing the plan.
@@ -77,12 +78,17 @@ def _now(date: bool) -> datetime | None:
 )
 @_output_option
 @_date_option
-@click.option("--preflight", is_flag=True, help="Also check every step against AWS, read-only: backups exist, their age vs the RPO, target names free.")
+@click.option(
+    "--preflight",
+    is_flag=True,
+    help="Also check every step against AWS, read-only: backups exist, their age vs the RPO, target names free.",
+)
 @click.option("--sandbox", is_flag=True, help="With --preflight: check against the embedded AWS emulator.")
 @aws_options
 @click.pass_context
 def plan(
     ctx: click.Context,
+    /,
     plan: str,
     mode: str,
     fmt: str,
@@ -118,13 +124,13 @@ def plan(
     ctx.exit(EXIT_OK if dry.ok and not failed else EXIT_FINDINGS)
 
 
-def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None]) -> object:
+def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None]) -> PreflightReport:
     from contextlib import ExitStack
 
     from drplan.actions import registry
     from drplan.aws import AwsSession
-    from drplan.engine.prepare import prepare
     from drplan.engine.preflight import run_preflight
+    from drplan.engine.prepare import prepare
     from drplan.engine.runner import RunOptions
 
     prepared = prepare(loaded, mode, registry())  # type: ignore[arg-type]

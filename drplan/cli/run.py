@@ -19,13 +19,40 @@ _PROMPT_LOCK = threading.Lock()
 
 def run_options(func: Any) -> Any:
     options = [
-        click.option("--parallelism", type=click.IntRange(1, 256), default=16, show_default=True, help="Steps running at once."),
+        click.option(
+            "--parallelism",
+            type=click.IntRange(1, 256),
+            default=16,
+            show_default=True,
+            help="Steps running at once.",
+        ),
         click.option("--fail-fast", is_flag=True, help="Start no new step after the first failure."),
-        click.option("--approve", "approve", multiple=True, metavar="STEP", help="Approve this manual step up front (repeatable)."),
-        click.option("--allow-commands", is_flag=True, help="Allow `command` steps (the plan must allow them too)."),
-        click.option("--events", "events_file", type=click.Path(dir_okay=False, writable=True), help="Write every event as a JSON line to FILE."),
-        click.option("--state-dir", default=".drplan", show_default=True, type=click.Path(file_okay=False), help="Where run journals and reports go."),
-        click.option("--sandbox", is_flag=True, help="Run against the embedded AWS emulator (no AWS account needed)."),
+        click.option(
+            "--approve",
+            "approve",
+            multiple=True,
+            metavar="STEP",
+            help="Approve this manual step up front (repeatable).",
+        ),
+        click.option(
+            "--allow-commands", is_flag=True, help="Allow `command` steps (the plan must allow them too)."
+        ),
+        click.option(
+            "--events",
+            "events_file",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write every event as a JSON line to FILE.",
+        ),
+        click.option(
+            "--state-dir",
+            default=".drplan",
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Where run journals and reports go.",
+        ),
+        click.option(
+            "--sandbox", is_flag=True, help="Run against the embedded AWS emulator (no AWS account needed)."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -56,7 +83,11 @@ def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
 @click.command()
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation; approve every manual step.")
-@click.option("--rollback-on-failure", is_flag=True, help="When the run fails, undo the completed steps in reverse order.")
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="When the run fails, undo the completed steps in reverse order.",
+)
 @run_options
 def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -> None:
     """Restore the plan's services for real, in dependency order, to the names the plan gives.
@@ -64,10 +95,27 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
     Shows the dry run first and asks for confirmation (--yes skips it). Exit 0 when every step
     succeeded, 1 when a step failed, 3 when interrupted.
     """
-    _run(plan_path, "recover", yes=yes, rollback_on_failure=rollback_on_failure, keep=False, report_dir=None, **opts)
+    _run(
+        plan_path,
+        "recover",
+        yes=yes,
+        rollback_on_failure=rollback_on_failure,
+        keep=False,
+        report_dir=None,
+        **opts,
+    )
 
 
-def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, keep: bool, report_dir: str | None, **opts: Any) -> None:
+def _run(
+    plan_path: str,
+    mode: str,
+    *,
+    yes: bool,
+    rollback_on_failure: bool,
+    keep: bool,
+    report_dir: str | None,
+    **opts: Any,
+) -> None:
     from drplan.engine.events import JsonLinesWriter
     from drplan.engine.lifecycle import execute
     from drplan.engine.runner import RunOptions
@@ -104,7 +152,9 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
             approve=frozenset(opts["approve"]),
             yes=yes,
             allow_commands=opts["allow_commands"],
-            prompt=_prompt_on_tty(live.pause if live else None, live.resume if live else None) if interactive else None,
+            prompt=_prompt_on_tty(live.pause if live else None, live.resume if live else None)
+            if interactive
+            else None,
             plan_dir=str(Path(plan_path).parent),
             address_map=sandbox.address_map if sandbox is not None else None,
             context_options=sandbox.context_options if sandbox is not None else {},
@@ -120,7 +170,11 @@ def _run(plan_path: str, mode: str, *, yes: bool, rollback_on_failure: bool, kee
             rollback_on_failure=rollback_on_failure,
         )
         services = _service_summary(result)
-        click.echo("\n" + summary_table(result.outcome.records, services, started=result.outcome.started), err=True, nl=False)
+        click.echo(
+            "\n" + summary_table(result.outcome.records, services, started=result.outcome.started),
+            err=True,
+            nl=False,
+        )
         exit_code = result.exit_code
         if mode == "drill":
             exit_code = _drill_evidence(result, report_dir, opts, sandbox is not None)
@@ -143,11 +197,19 @@ def _drill_evidence(result: Any, report_dir: str | None, opts: dict[str, Any], s
     click.echo(("PASSED" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])), err=True)
     cleanup = report["cleanup"]
     if cleanup["status"] == "skipped":
-        click.echo(f"resources kept ({cleanup['reason']}); remove them with: drplan cleanup {result.run_id}", err=True)
+        click.echo(
+            f"resources kept ({cleanup['reason']}); remove them with: drplan cleanup {result.run_id}",
+            err=True,
+        )
     elif cleanup["status"] == "incomplete":
         left = ", ".join(f"{r['kind']} {r['id']}" for r in cleanup["resources"] if not r.get("deleted"))
-        click.echo(f"cleanup INCOMPLETE, still there: {left}; retry with: drplan cleanup {result.run_id}", err=True)
-    click.echo(f"report: {directory / 'report.md'} (also report.json, report.html, junit.xml, metrics.prom)", err=True)
+        click.echo(
+            f"cleanup INCOMPLETE, still there: {left}; retry with: drplan cleanup {result.run_id}", err=True
+        )
+    click.echo(
+        f"report: {directory / 'report.md'} (also report.json, report.html, junit.xml, metrics.prom)",
+        err=True,
+    )
     if opts.get("pushgateway"):
         try:
             push_metrics(report, opts["pushgateway"])
@@ -219,11 +281,15 @@ def _dry_run_text(plan: Any, mode: str) -> str:
 
     prepared = prepare(plan, mode, registry())  # type: ignore[arg-type]
     analysis = analyse(prepared.graph, registry())
-    lines = [f"{mode} of plan {plan.name}: {len(prepared.steps)} steps, predicted {humanize(analysis.predicted_rto)}"]
+    lines = [
+        f"{mode} of plan {plan.name}: {len(prepared.steps)} steps, predicted {humanize(analysis.predicted_rto)}"
+    ]
     for key, timing in analysis.steps.items():
         step = prepared.steps[key]
         mark = "*" if timing.critical else " "
-        lines.append(f" {mark} wave {timing.wave:<3} +{humanize(timing.earliest_start):>7}  {key}: {step.action.describe(step.params)}")
+        lines.append(
+            f" {mark} wave {timing.wave:<3} +{humanize(timing.earliest_start):>7}  {key}: {step.action.describe(step.params)}"
+        )
     for key, reason in prepared.skipped.items():
         lines.append(f"   skipped  {key}: {reason}")
     return "\n".join(lines) + "\n"
@@ -231,19 +297,40 @@ def _dry_run_text(plan: Any, mode: str) -> str:
 
 @click.command()
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
-@click.option("--keep", is_flag=True, help="Leave the restored resources for inspection (remove them later with `drplan cleanup RUN_ID`).")
-@click.option("--report-dir", type=click.Path(file_okay=False), help="Where to write the evidence (default: <state-dir>/runs/<run-id>/report).")
-@click.option("--pushgateway", metavar="URL", help="Also push the drill metrics to this Prometheus Pushgateway.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the restored resources for inspection (remove them later with `drplan cleanup RUN_ID`).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False),
+    help="Where to write the evidence (default: <state-dir>/runs/<run-id>/report).",
+)
+@click.option(
+    "--pushgateway", metavar="URL", help="Also push the drill metrics to this Prometheus Pushgateway."
+)
 @click.option("--yes", "-y", is_flag=True, help="Approve every manual step.")
 @run_options
-def drill(plan_path: str, keep: bool, report_dir: str | None, pushgateway: str | None, yes: bool, **opts: Any) -> None:
+def drill(
+    plan_path: str, keep: bool, report_dir: str | None, pushgateway: str | None, yes: bool, **opts: Any
+) -> None:
     """Restore the plan into isolated, tagged copies, verify them, measure RTO and RPO, clean up.
 
     Writes evidence (report.json, report.md, report.html, junit.xml, metrics.prom) even when the
     drill fails. Exit 0 when every objective was met, 1 when a step failed or an objective was
     missed, 3 when interrupted or when cleanup could not remove everything.
     """
-    _run(plan_path, "drill", yes=yes, rollback_on_failure=False, keep=keep, report_dir=report_dir, pushgateway=pushgateway, **opts)
+    _run(
+        plan_path,
+        "drill",
+        yes=yes,
+        rollback_on_failure=False,
+        keep=keep,
+        report_dir=report_dir,
+        pushgateway=pushgateway,
+        **opts,
+    )
 
 
 def parse_age(text: str) -> Any:
@@ -265,67 +352,121 @@ def parse_age(text: str) -> Any:
 
 @click.command()
 @click.argument("run_id", required=False)
-@click.option("--sweep", is_flag=True, help="Instead of one run: find drill resources by their drplan tags in the region.")
-@click.option("--older-than", "older", help="With --sweep: only resources created more than this long ago (1d, 12h, P1D).")
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="Instead of one run: find drill resources by their drplan tags in the region.",
+)
+@click.option(
+    "--older-than",
+    "older",
+    help="With --sweep: only resources created more than this long ago (1d, 12h, P1D).",
+)
 @click.option("--plan", "plan_name", help="With --sweep: only resources of this plan.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--state-dir", default=".drplan", show_default=True, type=click.Path(file_okay=False))
 @aws_options
-def cleanup(run_id: str | None, sweep: bool, older: str | None, plan_name: str | None, dry_run: bool, state_dir: str, **opts: Any) -> None:
+def cleanup(
+    run_id: str | None,
+    sweep: bool,
+    older: str | None,
+    plan_name: str | None,
+    dry_run: bool,
+    state_dir: str,
+    **opts: Any,
+) -> None:
     """Remove what a drill left behind: by RUN_ID (from its journal), or by tag with --sweep.
 
     Only resources recorded as created by the run, or tagged drplan:mode=drill, are touched; each
     deletion is verified. Exit 0 when everything is gone, 3 when something remains.
     """
-    from drplan.aws import AwsSession
-    from drplan.engine.sweep import find_drill_resources, older_than, remove
+    from drplan.engine.sweep import remove
     from drplan.errors import EXIT_INTERRUPTED
 
     if bool(run_id) == sweep:
         raise click.UsageError("give either a RUN_ID or --sweep")
     if older and not sweep:
         raise click.UsageError("--older-than goes with --sweep")
-    age = parse_age(older) if older else None
     if sweep:
-        aws = AwsSession(region=opts["region"], profile=opts["profile"], role_arn=opts["role_arn"], endpoint_url=opts["endpoint_url"])
-        region = aws.region_of(None)
-        found = find_drill_resources(aws, region, plan=plan_name)
-        if age is not None:
-            found = older_than(found, age)
-        resources = [f.resource for f in found]
-        journal = None
-        click.echo(f"{len(resources)} drill resource(s) in {region}" + (f" older than {older}" if older else ""), err=True)
+        aws, resources = _sweep_targets(opts, parse_age(older) if older else None, plan_name, older)
+        record = None
     else:
-        from drplan.engine.events import EventBus
-        from drplan.engine.journal import Journal, load_journal, run_dir
-
-        state = load_journal(state_dir, run_id)  # type: ignore[arg-type]
-        region = opts["region"] or state.header.get("region")
-        aws = AwsSession(region=region, profile=opts["profile"], role_arn=opts["role_arn"], endpoint_url=opts["endpoint_url"])
-        remaining = state.remaining()
-        resources = [r for _, r in remaining]
-        journal = (EventBus(run_id), Journal(run_dir(state_dir, run_id) / "journal.jsonl"), dict((r.id, s) for s, r in remaining))  # type: ignore[arg-type]
-        click.echo(f"run {run_id}: {len(resources)} resource(s) not yet removed", err=True)
+        aws, resources, record = _run_targets(opts, state_dir, str(run_id))
     for r in resources:
         click.echo(f"  {r.kind} {r.id} ({r.region})", err=True)
     if dry_run or not resources:
         sys.exit(0)
     results = remove(aws, resources)
-    left = [x for x in results if not x.removed]
     for x in results:
-        click.echo(f"  {'removed' if x.removed else 'NOT removed'}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""), err=True)
-    if journal is not None:
-        bus, writer, steps = journal
-        bus.subscribe(writer)
-        for x in results:
-            if x.removed:
-                bus.emit("undo.succeeded", steps.get(x.resource.id), resources=[x.resource.to_json()], reason="drplan cleanup")
-        writer.close()
+        outcome = "removed" if x.removed else "NOT removed"
+        click.echo(
+            f"  {outcome}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""), err=True
+        )
+    if record is not None:
+        record([x.resource for x in results if x.removed])
+    left = [x for x in results if not x.removed]
     if left:
         click.echo(f"{len(left)} resource(s) remain", err=True)
         sys.exit(EXIT_INTERRUPTED)
     click.echo("everything removed", err=True)
     sys.exit(0)
+
+
+def _sweep_targets(
+    opts: dict[str, Any], age: Any, plan_name: str | None, older: str | None
+) -> tuple[Any, list[Any]]:
+    """Drill resources found by their drplan tags in the region (optionally older than ``age``)."""
+    from drplan.aws import AwsSession
+    from drplan.engine.sweep import find_drill_resources, older_than
+
+    aws = AwsSession(
+        region=opts["region"],
+        profile=opts["profile"],
+        role_arn=opts["role_arn"],
+        endpoint_url=opts["endpoint_url"],
+    )
+    region = aws.region_of(None)
+    found = find_drill_resources(aws, region, plan=plan_name)
+    if age is not None:
+        found = older_than(found, age)
+    click.echo(
+        f"{len(found)} drill resource(s) in {region}" + (f" older than {older}" if older else ""), err=True
+    )
+    return aws, [f.resource for f in found]
+
+
+def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any, list[Any], Any]:
+    """What the run's journal says it created and was not verified removed, and a function that
+    appends the removals to the journal (so the next cleanup knows)."""
+    from drplan.aws import AwsSession
+    from drplan.engine.events import EventBus
+    from drplan.engine.journal import Journal, load_journal, run_dir
+
+    state = load_journal(state_dir, run_id)
+    aws = AwsSession(
+        region=opts["region"] or state.header.get("region"),
+        profile=opts["profile"],
+        role_arn=opts["role_arn"],
+        endpoint_url=opts["endpoint_url"],
+    )
+    remaining = state.remaining()
+    step_of = {(r.kind, r.id): step for step, r in remaining}
+    click.echo(f"run {run_id}: {len(remaining)} resource(s) not yet removed", err=True)
+
+    def record(removed: list[Any]) -> None:
+        bus = EventBus(run_id)
+        journal = Journal(run_dir(state_dir, run_id) / "journal.jsonl")
+        bus.subscribe(journal)
+        for resource in removed:
+            bus.emit(
+                "undo.succeeded",
+                step_of.get((resource.kind, resource.id)),
+                resources=[resource.to_json()],
+                reason="drplan cleanup",
+            )
+        journal.close()
+
+    return aws, [r for _, r in remaining], record
 
 
 COMMANDS = (recover, drill, cleanup)

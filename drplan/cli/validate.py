@@ -21,8 +21,12 @@ from drplan.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
     help="Output format: text for people; json, sarif (code scanning), github (annotations), junit for CI.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file.")
-@click.option("--color/--no-color", default=None, help="Colour the text format (default: when on a terminal).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file."
+)
+@click.option(
+    "--color/--no-color", default=None, help="Colour the text format (default: when on a terminal)."
+)
 def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None, color: bool | None) -> None:
     """Check plan files against the schema and the semantic rules.
 
@@ -56,7 +60,9 @@ def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None,
 
 
 @click.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the schema to a file.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the schema to a file."
+)
 def schema(output: str | None) -> None:
     """Print the plan JSON Schema (Draft 2020-12) that editors and CI can use."""
     from drplan.schema import schema_text
@@ -65,7 +71,9 @@ def schema(output: str | None) -> None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
 @click.argument("names", nargs=-1, metavar="[ACTION...]")
 def actions(fmt: str, names: tuple[str, ...]) -> None:
     """List the action catalogue: parameters, outputs and the IAM actions each needs."""

@@ -77,7 +77,7 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def emit(self, kind: str, step: str | None = None, **data: Any) -> Event:
+    def emit(self, kind: str, step: str | None = None, /, **data: Any) -> Event:
         event = Event(kind, self.run_id, self.clock(), step, {k: v for k, v in data.items() if v is not None})
         with self._lock:
             for subscriber in self._subscribers:

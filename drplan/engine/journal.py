@@ -82,9 +82,13 @@ def load_journal(state_dir: str | Path, run_id: str) -> JournalState:
             state.handles[event.step] = dict(event.data.get("handle", {}))
         elif event.kind == "step.resource" and event.step:
             resource = Resource.from_json(event.data["resource"])
-            known = [i for i, (_, r) in enumerate(state.created) if (r.kind, r.id) == (resource.kind, resource.id)]
-            if known:
-                state.created[known[0]] = (event.step, resource)  # the same resource, better described
+            same = [
+                index
+                for index, (_, seen) in enumerate(state.created)
+                if (seen.kind, seen.id) == (resource.kind, resource.id)
+            ]
+            if same:
+                state.created[same[0]] = (event.step, resource)  # the same resource, better described
             else:
                 state.created.append((event.step, resource))
         elif event.kind == "undo.succeeded":

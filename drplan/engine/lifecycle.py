@@ -24,9 +24,9 @@ from drplan.actions import registry
 from drplan.aws import AwsSession
 from drplan.engine.events import EventBus, Subscriber
 from drplan.engine.journal import Journal, run_dir
-from drplan.engine.prepare import Prepared, new_run_id, prepare
 from drplan.engine.preflight import PreflightReport, run_preflight
-from drplan.engine.runner import RunOptions, RunOutcome, Runner
+from drplan.engine.prepare import Prepared, new_run_id, prepare
+from drplan.engine.runner import Runner, RunOptions, RunOutcome
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError
 from drplan.model import Mode, Plan
 
@@ -57,7 +57,11 @@ class DrillRefused(DrplanError):
 def git_commit(path: Path) -> str | None:
     try:
         done = subprocess.run(
-            ["git", "-C", str(path.parent), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "-C", str(path.parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -134,7 +138,9 @@ def execute(
             result.rollback_failed = runner.rollback(result.outcome)
         bus.emit(
             "run.finished",
-            status="succeeded" if result.outcome.ok else ("interrupted" if result.outcome.interrupted else "failed"),
+            status="succeeded"
+            if result.outcome.ok
+            else ("interrupted" if result.outcome.interrupted else "failed"),
             exit_code=result.exit_code,
             cleanup_failed=result.cleanup_failed or None,
             cleanup_skipped=result.cleanup_skipped,

@@ -67,7 +67,9 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
     graph = compile_graph(plan, mode)
     suffix = plan.drill.suffix(run_id) if mode == "drill" else ""
     skipped: dict[str, str] = {
-        s.key: f"only in {'drills' if s.only == 'drill' else 'real recoveries'}" for s in plan.steps() if not s.runs_in(mode)
+        s.key: f"only in {'drills' if s.only == 'drill' else 'real recoveries'}"
+        for s in plan.steps()
+        if not s.runs_in(mode)
     }
     steps: dict[str, PreparedStep] = {}
     for step in plan.steps():
@@ -76,12 +78,15 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
         action = actions[step.uses]
         params: Mapping[str, Any] | None = step.params_for(mode)
         if mode == "drill":
-            params = action.isolate(params, suffix, redirected=step.drill_params is not None)
+            params = action.isolate(step.params_for(mode), suffix, redirected=step.drill_params is not None)
             if params is None:
-                skipped[step.key] = "skipped in drills: it would change production (give `drill_with` to redirect it)"
+                skipped[step.key] = (
+                    "skipped in drills: it would change production (give `drill_with` to redirect it)"
+                )
                 continue
         estimate, _ = step_duration(step, actions, mode)
         timeout = step.timeout or max(estimate * TIMEOUT_FACTOR, MIN_DEFAULT_TIMEOUT)
+        assert params is not None
         steps[step.key] = PreparedStep(step, action, params, estimate, timeout)
 
     # A step that needs an output of a step that does not run cannot run either.
@@ -91,14 +96,21 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
         for key, prepared in list(steps.items()):
             for ref in prepared.step.references(mode):
                 if ref.step_key in skipped and key not in skipped:
-                    skipped[key] = f"needs `{ref.text}` from `{ref.step_key}`, which does not run in this mode"
+                    skipped[key] = (
+                        f"needs `{ref.text}` from `{ref.step_key}`, which does not run in this mode"
+                    )
                     del steps[key]
                     changed = True
                     break
     for key in skipped:
         bypass(graph.graph, key)
 
-    own = {"drplan:plan": plan.name, "drplan:run-id": run_id, "drplan:mode": mode, "drplan:created": _now_tag()}
+    own = {
+        "drplan:plan": plan.name,
+        "drplan:run-id": run_id,
+        "drplan:mode": mode,
+        "drplan:created": _now_tag(),
+    }
     tags = {**plan.tags, **(plan.drill.tags if mode == "drill" else {}), **own}
     region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
     return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region)

@@ -54,7 +54,9 @@ class RunOptions:
     allow_commands: bool = False
     prompt: Callable[[str, float | None], bool | None] | None = None  # interactive approval (a TTY), or None
     address_map: Callable[[str, int, bool], tuple[str, int, bool]] | None = None  # the sandbox's network
-    context_options: Mapping[str, Any] = field(default_factory=dict)  # extra ctx.options (the sandbox's mappings)
+    context_options: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # extra ctx.options (the sandbox's mappings)
     plan_dir: str = "."
 
 
@@ -163,7 +165,7 @@ class Runner:
                 if ready.idle:
                     break
                 try:
-                    key, what, payload = self._inbox.get(timeout=0.5)
+                    key, what, _ = self._inbox.get(timeout=0.5)
                 except queue.Empty:
                     continue
                 threads.pop(key, None)
@@ -177,7 +179,9 @@ class Runner:
             for key in ready.not_started():
                 rec = self.records[key]
                 rec.status = "not_started"
-                rec.reason = "the run was interrupted" if self.stop.soft.is_set() else "the run stopped (--fail-fast)"
+                rec.reason = (
+                    "the run was interrupted" if self.stop.soft.is_set() else "the run stopped (--fail-fast)"
+                )
                 self.bus.emit("step.skipped", key, reason=rec.reason)
         outcome = RunOutcome(self.records, started, self.clock(), interrupted=self.stop.soft.is_set())
         return outcome
@@ -239,13 +243,17 @@ class Runner:
         try:
             result = self._drive(key)
         except Exception as exc:  # a bug in an action must fail its step, not the run
-            rec.error = f"internal error in `{self.prepared.steps[key].action.name}`: {type(exc).__name__}: {exc}"
+            rec.error = (
+                f"internal error in `{self.prepared.steps[key].action.name}`: {type(exc).__name__}: {exc}"
+            )
             rec.notes.append(traceback.format_exc())
             result = "failed"
         rec.finished = self.clock()
         rec.status = result  # type: ignore[assignment]
         if result == "succeeded":
-            self.bus.emit("step.succeeded", key, duration=rec.duration, outputs=rec.outputs, attempts=rec.attempts)
+            self.bus.emit(
+                "step.succeeded", key, duration=rec.duration, outputs=rec.outputs, attempts=rec.attempts
+            )
         elif result == "failed":
             self.bus.emit("step.failed", key, error=rec.error, attempts=rec.attempts, duration=rec.duration)
         else:
@@ -265,7 +273,7 @@ class Runner:
             started_at=self.started_at,
             tags=self.prepared.tags,
             client_token=f"drplan-{self.prepared.run_id}-{prepared.key}"[:64],
-            note=lambda message: self.bus.emit("step.progress", prepared.key, note=message),
+            note=lambda message: self._note(prepared.key, message),
             options={
                 **self.options.context_options,
                 "approve": self.options.approve,
@@ -317,12 +325,19 @@ class Runner:
             handle = self._call(key, "start", lambda: action.start(ctx), deadline)
             rec.handle = handle
             self.bus.emit(
-                "step.started", key, attempt=rec.attempts, uses=action.name, params=_plain(dict(ctx.params)), handle=_plain(handle)
+                "step.started",
+                key,
+                attempt=rec.attempts,
+                uses=action.name,
+                params=_plain(dict(ctx.params)),
+                handle=_plain(handle),
             )
             self._record_resources(key, handle)
             journaled = json.dumps(_plain(handle), sort_keys=True, default=str)
             interval = self.options.poll_initial
-            cap = min(self.options.poll_max, max(15.0, self.prepared.steps[key].estimate.total_seconds() / 15))
+            cap = min(
+                self.options.poll_max, max(15.0, self.prepared.steps[key].estimate.total_seconds() / 15)
+            )
             last_note = ""
             while True:
                 try:
@@ -334,7 +349,9 @@ class Runner:
                     rec.error = poll.failed
                     return "failed"
                 if poll.done:
-                    rec.outputs = dict(self._call(key, "result", lambda: action.result(ctx, handle), deadline))
+                    rec.outputs = dict(
+                        self._call(key, "result", lambda: action.result(ctx, handle), deadline)
+                    )
                     self._record_resources(key, handle)
                     return "succeeded"
                 if poll.note and poll.note != last_note:
@@ -346,7 +363,9 @@ class Runner:
                     return "interrupted"
                 remaining = deadline - self.clock()
                 if remaining <= 0:
-                    rec.error = f"timed out after {_seconds(self.prepared.steps[key].timeout.total_seconds())}"
+                    rec.error = (
+                        f"timed out after {_seconds(self.prepared.steps[key].timeout.total_seconds())}"
+                    )
                     return "failed"
                 if poll.retry_after is not None:
                     self.stop.wait(min(poll.retry_after, remaining))
@@ -379,12 +398,19 @@ class Runner:
                     raise
                 wait = _jitter(delay)
                 if self.clock() + wait >= deadline:
-                    raise _Timeout(f"{what}: still throttled at the step's timeout ({describe_error(exc)})") from exc
-                self.bus.emit("step.throttled", key, call=what, error=describe_error(exc), wait=round(wait, 3))
+                    raise _Timeout(
+                        f"{what}: still throttled at the step's timeout ({describe_error(exc)})"
+                    ) from exc
+                self.bus.emit(
+                    "step.throttled", key, call=what, error=describe_error(exc), wait=round(wait, 3)
+                )
                 self.stop.hard.wait(wait) if self._undoing else self.stop.wait(wait)
                 if self.stop.hard.is_set() or (self.stop.soft.is_set() and not self._undoing):
                     raise _Interrupted from exc
                 delay = min(delay * 2, self.options.backoff_max)
+
+    def _note(self, key: str, message: str) -> None:
+        self.bus.emit("step.progress", key, note=message)
 
     def _journal_handle(self, key: str, handle: Handle, last: str) -> str:
         """Journal the handle again when a poll changed it (version ids written, attachments...)."""
@@ -399,7 +425,10 @@ class Runner:
         rec = self.records[key]
         for raw in handle.get("resources", []):
             resource = Resource.from_json(copy.deepcopy(raw))
-            index = next((i for i, r in enumerate(rec.resources) if (r.kind, r.id) == (resource.kind, resource.id)), None)
+            index = next(
+                (i for i, r in enumerate(rec.resources) if (r.kind, r.id) == (resource.kind, resource.id)),
+                None,
+            )
             if index is None:
                 rec.resources.append(resource)
             elif rec.resources[index] != resource:
@@ -422,7 +451,9 @@ class Runner:
             undo_handle = self._call(key, "undo", lambda: action.undo(ctx, handle), deadline)
             interval = min(self.options.poll_initial, 5.0)
             while True:
-                poll = self._call(key, "verify undo", lambda: action.poll_undo(ctx, handle, undo_handle), deadline)
+                poll = self._call(
+                    key, "verify undo", lambda: action.poll_undo(ctx, handle, undo_handle), deadline
+                )
                 if poll.failed:
                     raise StepFailed(key, poll.failed)
                 if poll.done:
@@ -515,11 +546,15 @@ def resolve(params: Any, outputs: Mapping[str, Mapping[str, Any]], *, strict: bo
         if step_key not in outputs:
             if not strict:
                 return "${" + expr + "}"
-            raise StepFailed(step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` has not succeeded in this run")
+            raise StepFailed(
+                step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` has not succeeded in this run"
+            )
         if parts[3] not in outputs[step_key]:
             if not strict:
                 return "${" + expr + "}"
-            raise StepFailed(step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` produced no output `{parts[3]}`")
+            raise StepFailed(
+                step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` produced no output `{parts[3]}`"
+            )
         return outputs[step_key][parts[3]]
 
     whole = re.fullmatch(r"\$\{([^}]*)\}", params)

@@ -72,7 +72,11 @@ class ReadyQueue:
             item = heapq.heappop(self._heap)
             key = item[2]
             group = self._group_of.get(key)
-            if group is not None and group in self._limits and self._running_by_group[group] >= self._limits[group]:
+            if (
+                group is not None
+                and group in self._limits
+                and self._running_by_group[group] >= self._limits[group]
+            ):
                 blocked.append(item)
                 continue
             self.running.add(key)
@@ -107,7 +111,11 @@ class ReadyQueue:
         self.failed.add(key)
         newly = []
         for downstream in nx.descendants(self.graph, key):
-            if downstream not in self.skipped and downstream not in self.done and downstream not in self.running:
+            if (
+                downstream not in self.skipped
+                and downstream not in self.done
+                and downstream not in self.running
+            ):
                 self.skipped[downstream] = key
                 newly.append(downstream)
         if newly:

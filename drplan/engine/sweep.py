@@ -20,7 +20,12 @@ from drplan.aws import AwsSession, describe_error, error_code
 
 def _not_found(exc: BaseException) -> bool:
     code = error_code(exc) or ""
-    return "NotFound" in code or code in ("ResourceNotFoundException", "NoSuchBucket", "404", "NoSuchHostedZone")
+    return "NotFound" in code or code in (
+        "ResourceNotFoundException",
+        "NoSuchBucket",
+        "404",
+        "NoSuchHostedZone",
+    )
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,9 @@ class Found:
     created: datetime | None
 
 
-def find_drill_resources(aws: AwsSession, region: str, *, plan: str | None = None, run_id: str | None = None) -> list[Found]:
+def find_drill_resources(
+    aws: AwsSession, region: str, *, plan: str | None = None, run_id: str | None = None
+) -> list[Found]:
     """Every resource in ``region`` tagged as created by a drill (optionally of one plan or run)."""
     filters = [{"Key": "drplan:mode", "Values": ["drill"]}]
     if plan:
@@ -42,7 +49,11 @@ def find_drill_resources(aws: AwsSession, region: str, *, plan: str | None = Non
     found = []
     token = ""
     while True:
-        page = client.get_resources(TagFilters=filters, PaginationToken=token) if token else client.get_resources(TagFilters=filters)
+        page = (
+            client.get_resources(TagFilters=filters, PaginationToken=token)
+            if token
+            else client.get_resources(TagFilters=filters)
+        )
         for mapping in page.get("ResourceTagMappingList", []):
             tags = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
             resource = resource_from_arn(mapping["ResourceARN"], region)
@@ -51,7 +62,9 @@ def find_drill_resources(aws: AwsSession, region: str, *, plan: str | None = Non
             created = None
             if "drplan:created" in tags:
                 try:
-                    created = datetime.strptime(tags["drplan:created"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                    created = datetime.strptime(tags["drplan:created"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                        tzinfo=timezone.utc
+                    )
                 except ValueError:
                     created = None
             found.append(Found(resource, tags.get("drplan:run-id"), tags.get("drplan:plan"), created))
@@ -90,7 +103,9 @@ _ORDER = {"rds:db": 0, "rds:cluster": 1}
 
 
 def _delete_db(aws: AwsSession, r: Resource) -> None:
-    aws.client("rds", region=r.region).delete_db_instance(DBInstanceIdentifier=r.id, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+    aws.client("rds", region=r.region).delete_db_instance(
+        DBInstanceIdentifier=r.id, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+    )
 
 
 def _db_gone(aws: AwsSession, r: Resource) -> bool:
@@ -105,9 +120,13 @@ def _db_gone(aws: AwsSession, r: Resource) -> bool:
 
 def _delete_cluster(aws: AwsSession, r: Resource) -> None:
     rds = aws.client("rds", region=r.region)
-    for member in rds.describe_db_clusters(DBClusterIdentifier=r.id)["DBClusters"][0].get("DBClusterMembers", []):
+    for member in rds.describe_db_clusters(DBClusterIdentifier=r.id)["DBClusters"][0].get(
+        "DBClusterMembers", []
+    ):
         try:
-            rds.delete_db_instance(DBInstanceIdentifier=member["DBInstanceIdentifier"], SkipFinalSnapshot=True)
+            rds.delete_db_instance(
+                DBInstanceIdentifier=member["DBInstanceIdentifier"], SkipFinalSnapshot=True
+            )
         except Exception as exc:
             if not _not_found(exc):
                 raise
@@ -161,7 +180,10 @@ def _delete_bucket(aws: AwsSession, r: Resource) -> None:
     kwargs: dict[str, Any] = {"Bucket": r.id}
     while True:
         page = s3.list_object_versions(**kwargs)
-        doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        doomed = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         for start in range(0, len(doomed), 1000):
             s3.delete_objects(Bucket=r.id, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
         if not page.get("IsTruncated"):
@@ -183,12 +205,15 @@ def _bucket_gone(aws: AwsSession, r: Resource) -> bool:
 def _delete_record(aws: AwsSession, r: Resource) -> None:
     zone, name, kind, *rest = r.id.split("/")
     route53 = aws.client("route53", region=r.region)
-    records = route53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=name, StartRecordType=kind)["ResourceRecordSets"]
+    records = route53.list_resource_record_sets(
+        HostedZoneId=zone, StartRecordName=name, StartRecordType=kind
+    )["ResourceRecordSets"]
     for record in records:
         same = record["Name"].rstrip(".") == name.rstrip(".") and record["Type"] == kind
         if same and (not rest or record.get("SetIdentifier") == rest[0]):
             route53.change_resource_record_sets(
-                HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": record}]}
+                HostedZoneId=zone,
+                ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": record}]},
             )
 
 
@@ -203,7 +228,9 @@ def _record_gone(aws: AwsSession, r: Resource) -> bool:
             return True
         raise
     return not any(
-        x["Name"].rstrip(".") == name.rstrip(".") and x["Type"] == kind and (not rest or x.get("SetIdentifier") == rest[0])
+        x["Name"].rstrip(".") == name.rstrip(".")
+        and x["Type"] == kind
+        and (not rest or x.get("SetIdentifier") == rest[0])
         for x in records
     )
 
@@ -225,13 +252,17 @@ class Removal:
     error: str | None = None
 
 
-def remove(aws: AwsSession, resources: list[Resource], *, timeout: float = 1800.0, interval: float = 5.0) -> list[Removal]:
+def remove(
+    aws: AwsSession, resources: list[Resource], *, timeout: float = 1800.0, interval: float = 5.0
+) -> list[Removal]:
     """Delete each resource and wait until a describe proves it gone."""
     results = []
     ordered = sorted(resources, key=lambda r: _ORDER.get(r.kind, 9))
     for resource in ordered:
         if resource.kind not in DELETERS:
-            results.append(Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand"))
+            results.append(
+                Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand")
+            )
             continue
         delete, gone = DELETERS[resource.kind]
         try:

@@ -29,29 +29,41 @@ def _met(value: bool | None) -> str:
 def objective_rows(report: dict[str, Any]) -> list[list[str]]:
     """Rows of the objectives table: service, kind, objective, predicted, measured, verdict."""
     rows = []
-    for scope, obj in [("plan", report["objectives"]["plan"])] + [(s["id"], s) for s in report["objectives"]["services"]]:
+    for scope, obj in [("plan", report["objectives"]["plan"])] + [
+        (s["id"], s) for s in report["objectives"]["services"]
+    ]:
         for kind in ("rto", "rpo"):
             o = obj[kind]
             if o["objective_seconds"] is None and o["measured_seconds"] is None:
                 continue
             rows.append(
-                [scope, kind.upper(), _d(o["objective_seconds"]), _d(o["predicted_seconds"]), _d(o["measured_seconds"]), _met(o["met"])]
+                [
+                    scope,
+                    kind.upper(),
+                    _d(o["objective_seconds"]),
+                    _d(o["predicted_seconds"]),
+                    _d(o["measured_seconds"]),
+                    _met(o["met"]),
+                ]
             )
     return rows
 
 
 def objectives_text(report: dict[str, Any]) -> str:
     header = ["scope", "", "objective", "predicted", "measured", "verdict"]
-    rows = [header] + objective_rows(report)
+    rows = [header, *objective_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows) + "\n"
+    return (
+        "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+        + "\n"
+    )
 
 
 def _verdict_line(report: dict[str, Any]) -> str:
     v = report["verdict"]
     if v["passed"]:
         return f"PASSED: the {report['run']['mode']} of {report['plan']['name']} met every objective and left nothing behind."
-    return f"FAILED: " + "; ".join(v["reasons"]) + "."
+    return "FAILED: " + "; ".join(v["reasons"]) + "."
 
 
 def to_markdown(report: dict[str, Any], mermaid: str | None) -> str:
@@ -64,7 +76,9 @@ def to_markdown(report: dict[str, Any], mermaid: str | None) -> str:
         f"Run `{run['id']}` · started {run['started']} · took {_d(run['duration_seconds'])} · exit code {run['exit_code']}"
         + (" · sandbox" if env["sandbox"] else ""),
         "",
-        f"Plan `{plan['path']}` (sha256 `{plan['sha256'][:12]}`" + (f", commit `{plan['git_commit'][:12]}`" if plan.get("git_commit") else "") + ")"
+        f"Plan `{plan['path']}` (sha256 `{plan['sha256'][:12]}`"
+        + (f", commit `{plan['git_commit'][:12]}`" if plan.get("git_commit") else "")
+        + ")"
         f" · account {env['account']} · region {env['region']} · run by {env['user']} on {env['host']} · drplan {env['drplan_version']}",
         "",
         "## Objectives",
@@ -73,19 +87,43 @@ def to_markdown(report: dict[str, Any], mermaid: str | None) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     out += [f"| {' | '.join(row)} |" for row in objective_rows(report)]
-    out += ["", "## Timeline", "", "| step | status | start | duration | predicted | attempts | detail |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "",
+        "## Timeline",
+        "",
+        "| step | status | start | duration | predicted | attempts | detail |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for s in report["steps"]:
         detail = (s["error"] or s["reason"] or "").replace("|", "\\|")
         start = f"+{_d(s['offset_seconds'])}" if s["offset_seconds"] is not None else "-"
-        out.append(f"| `{s['key']}` | {s['status']} | {start} | {_d(s['duration_seconds'])} | {_d(s['predicted_seconds'])} | {s['attempts']} | {detail} |")
+        out.append(
+            f"| `{s['key']}` | {s['status']} | {start} | {_d(s['duration_seconds'])} | {_d(s['predicted_seconds'])} | {s['attempts']} | {detail} |"
+        )
     if report["skipped"]:
-        out += ["", "Not run in this mode:", ""] + [f"- `{s['key']}`: {s['reason']}" for s in report["skipped"]]
+        out += ["", "Not run in this mode:", ""] + [
+            f"- `{s['key']}`: {s['reason']}" for s in report["skipped"]
+        ]
     if report["recovery_points"]:
-        out += ["", "## Recovery points used", "", "| step | recovery point | created | age (RPO) | objective |", "| --- | --- | --- | --- | --- |"]
+        out += [
+            "",
+            "## Recovery points used",
+            "",
+            "| step | recovery point | created | age (RPO) | objective |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for p in report["recovery_points"]:
-            out.append(f"| `{p['step']}` | `{p['id']}` | {p['created']} | {_d(p['age_seconds'])} | {_d(p['rpo_objective_seconds'])} |")
+            out.append(
+                f"| `{p['step']}` | `{p['id']}` | {p['created']} | {_d(p['age_seconds'])} | {_d(p['rpo_objective_seconds'])} |"
+            )
     cleanup = report["cleanup"]
-    out += ["", "## Cleanup", "", f"Status: **{cleanup['status']}**" + (f" ({cleanup['reason']})" if cleanup.get("reason") else ""), ""]
+    out += [
+        "",
+        "## Cleanup",
+        "",
+        f"Status: **{cleanup['status']}**" + (f" ({cleanup['reason']})" if cleanup.get("reason") else ""),
+        "",
+    ]
     if cleanup["resources"]:
         out += ["| resource | id | step | deleted and verified |", "| --- | --- | --- | --- |"]
         for r in cleanup["resources"]:
@@ -114,37 +152,62 @@ def to_html(report: dict[str, Any], svg: str | None) -> str:
 
     parts = [
         "<!DOCTYPE html>",
-        f"<html lang=\"en\"><head><meta charset=\"utf-8\"><title>drplan {e(run['mode'])} report: {e(plan['name'])}</title>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>drplan {e(run["mode"])} report: {e(plan["name"])}</title>',
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{'Drill' if run['mode'] == 'drill' else 'Recovery'} report: {e(plan['name'])}</h1>",
-        f"<p class=\"verdict {cls}\">{e(_verdict_line(report))}</p>",
+        f'<p class="verdict {cls}">{e(_verdict_line(report))}</p>',
         f"<p>Run <code>{e(run['id'])}</code>, started {e(run['started'])}, took {e(_d(run['duration_seconds']))}; "
         f"account {e(str(env['account']))}, region {e(str(env['region']))}; run by {e(str(env['user']))} on {e(str(env['host']))}"
-        + (" (sandbox)" if env["sandbox"] else "") + f". Plan <code>{e(plan['path'])}</code> sha256 <code>{e(plan['sha256'][:12])}</code>.</p>",
+        + (" (sandbox)" if env["sandbox"] else "")
+        + f". Plan <code>{e(plan['path'])}</code> sha256 <code>{e(plan['sha256'][:12])}</code>.</p>",
         "<h2>Objectives</h2>",
         table(["scope", "objective", "target", "predicted", "measured", "verdict"], objective_rows(report)),
         "<h2>Timeline</h2>",
         table(
             ["step", "status", "start", "duration", "predicted", "attempts", "detail"],
             [
-                [s["key"], s["status"], f"+{_d(s['offset_seconds'])}" if s["offset_seconds"] is not None else "-",
-                 _d(s["duration_seconds"]), _d(s["predicted_seconds"]), s["attempts"], s["error"] or s["reason"] or ""]
+                [
+                    s["key"],
+                    s["status"],
+                    f"+{_d(s['offset_seconds'])}" if s["offset_seconds"] is not None else "-",
+                    _d(s["duration_seconds"]),
+                    _d(s["predicted_seconds"]),
+                    s["attempts"],
+                    s["error"] or s["reason"] or "",
+                ]
                 for s in report["steps"]
             ],
         ),
     ]
     if report["recovery_points"]:
-        parts += ["<h2>Recovery points used</h2>", table(
-            ["step", "recovery point", "created", "age", "RPO objective"],
-            [[p["step"], p["id"], p["created"], _d(p["age_seconds"]), _d(p["rpo_objective_seconds"])] for p in report["recovery_points"]],
-        )]
+        parts += [
+            "<h2>Recovery points used</h2>",
+            table(
+                ["step", "recovery point", "created", "age", "RPO objective"],
+                [
+                    [p["step"], p["id"], p["created"], _d(p["age_seconds"]), _d(p["rpo_objective_seconds"])]
+                    for p in report["recovery_points"]
+                ],
+            ),
+        ]
     cleanup = report["cleanup"]
-    parts += [f"<h2>Cleanup: {e(cleanup['status'])}</h2>", table(
-        ["resource", "id", "step", "deleted and verified"],
-        [[r["kind"], r["id"], r["step"], r.get("verified_gone_at") or ("yes" if r.get("deleted") else "NO")] for r in cleanup["resources"]],
-    )]
+    parts += [
+        f"<h2>Cleanup: {e(cleanup['status'])}</h2>",
+        table(
+            ["resource", "id", "step", "deleted and verified"],
+            [
+                [
+                    r["kind"],
+                    r["id"],
+                    r["step"],
+                    r.get("verified_gone_at") or ("yes" if r.get("deleted") else "NO"),
+                ]
+                for r in cleanup["resources"]
+            ],
+        ),
+    ]
     if svg:
-        parts += ["<h2>Recovery graph</h2>", svg[svg.find("<svg"):] if "<svg" in svg else ""]
+        parts += ["<h2>Recovery graph</h2>", svg[svg.find("<svg") :] if "<svg" in svg else ""]
     parts += ["</body></html>", ""]
     return "\n".join(parts)
 
@@ -160,15 +223,24 @@ def to_junit(report: dict[str, Any]) -> str:
             case.skipped = s["reason"] or s["status"]
         steps.cases.append(case)
     for s in report["skipped"]:
-        steps.cases.append(Case(name=s["key"], classname=f"{plan}.{s['key'].split('.')[0]}", skipped=s["reason"]))
-    objectives = Suite(name=f"drplan {report['run']['mode']} {plan}: objectives", timestamp=report["run"]["started"])
-    for scope, obj in [("plan", report["objectives"]["plan"])] + [(s["id"], s) for s in report["objectives"]["services"]]:
+        steps.cases.append(
+            Case(name=s["key"], classname=f"{plan}.{s['key'].split('.')[0]}", skipped=s["reason"])
+        )
+    objectives = Suite(
+        name=f"drplan {report['run']['mode']} {plan}: objectives", timestamp=report["run"]["started"]
+    )
+    for scope, obj in [("plan", report["objectives"]["plan"])] + [
+        (s["id"], s) for s in report["objectives"]["services"]
+    ]:
         for kind in ("rto", "rpo"):
             o = obj[kind]
             if o["objective_seconds"] is None:
                 continue
-            case = Case(name=f"{scope} {kind.upper()} <= {_d(o['objective_seconds'])}", classname=f"{plan}.objectives",
-                        time=o["measured_seconds"] or 0.0)
+            case = Case(
+                name=f"{scope} {kind.upper()} <= {_d(o['objective_seconds'])}",
+                classname=f"{plan}.objectives",
+                time=o["measured_seconds"] or 0.0,
+            )
             if o["met"] is False:
                 case.failure = f"measured {_d(o['measured_seconds'])}, objective {_d(o['objective_seconds'])}"
             elif o["met"] is None:
@@ -198,27 +270,39 @@ def metrics_registry(report: dict[str, Any]) -> Any:
     def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, doc, ("plan", "mode", *extra), registry=registry)
 
-    gauge("drplan_drill_last_run_timestamp_seconds", "When the last drill started (Unix time).").labels(**labels).set(
-        _timestamp(report["run"]["started"])
-    )
-    gauge("drplan_drill_success", "1 when the last drill passed (every step and objective), else 0.").labels(**labels).set(
-        1 if report["verdict"]["passed"] else 0
-    )
+    gauge("drplan_drill_last_run_timestamp_seconds", "When the last drill started (Unix time).").labels(
+        **labels
+    ).set(_timestamp(report["run"]["started"]))
+    gauge("drplan_drill_success", "1 when the last drill passed (every step and objective), else 0.").labels(
+        **labels
+    ).set(1 if report["verdict"]["passed"] else 0)
     if report["verdict"]["passed"]:
-        gauge("drplan_drill_last_success_timestamp_seconds", "When the last passing drill started (Unix time).").labels(**labels).set(
-            _timestamp(report["run"]["started"])
-        )
-    gauge("drplan_drill_duration_seconds", "Wall time of the last drill, cleanup included.").labels(**labels).set(
-        report["run"]["duration_seconds"]
-    )
+        gauge(
+            "drplan_drill_last_success_timestamp_seconds", "When the last passing drill started (Unix time)."
+        ).labels(**labels).set(_timestamp(report["run"]["started"]))
+    gauge("drplan_drill_duration_seconds", "Wall time of the last drill, cleanup included.").labels(
+        **labels
+    ).set(report["run"]["duration_seconds"])
     steps = gauge("drplan_drill_steps", "Steps of the last drill by final status.", ("status",))
     for status in ("succeeded", "failed", "skipped", "interrupted", "not_started"):
         steps.labels(**labels, status=status).set(sum(1 for s in report["steps"] if s["status"] == status))
-    measured = gauge("drplan_drill_objective_measured_seconds", "Measured RTO/RPO of the last drill.", ("service", "objective"))
-    target = gauge("drplan_drill_objective_target_seconds", "The RTO/RPO objective.", ("service", "objective"))
-    predicted = gauge("drplan_drill_rto_predicted_seconds", "RTO predicted from the plan's estimates.", ("service",))
-    met = gauge("drplan_drill_objective_met", "1 when the objective was met, 0 when missed.", ("service", "objective"))
-    for scope, obj in [("_plan", report["objectives"]["plan"])] + [(s["id"], s) for s in report["objectives"]["services"]]:
+    measured = gauge(
+        "drplan_drill_objective_measured_seconds",
+        "Measured RTO/RPO of the last drill.",
+        ("service", "objective"),
+    )
+    target = gauge(
+        "drplan_drill_objective_target_seconds", "The RTO/RPO objective.", ("service", "objective")
+    )
+    predicted = gauge(
+        "drplan_drill_rto_predicted_seconds", "RTO predicted from the plan's estimates.", ("service",)
+    )
+    met = gauge(
+        "drplan_drill_objective_met", "1 when the objective was met, 0 when missed.", ("service", "objective")
+    )
+    for scope, obj in [("_plan", report["objectives"]["plan"])] + [
+        (s["id"], s) for s in report["objectives"]["services"]
+    ]:
         for kind in ("rto", "rpo"):
             o = obj[kind]
             if o["measured_seconds"] is not None:
@@ -241,7 +325,9 @@ def _timestamp(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def write_evidence(report: dict[str, Any], directory: Path, *, mermaid: str | None = None, svg: str | None = None) -> list[Path]:
+def write_evidence(
+    report: dict[str, Any], directory: Path, *, mermaid: str | None = None, svg: str | None = None
+) -> list[Path]:
     from prometheus_client import write_to_textfile
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -264,4 +350,9 @@ def write_evidence(report: dict[str, Any], directory: Path, *, mermaid: str | No
 def push_metrics(report: dict[str, Any], gateway: str) -> None:
     from prometheus_client import push_to_gateway
 
-    push_to_gateway(gateway, job="drplan_drill", registry=metrics_registry(report), grouping_key={"plan": report["plan"]["name"]})
+    push_to_gateway(
+        gateway,
+        job="drplan_drill",
+        registry=metrics_registry(report),
+        grouping_key={"plan": report["plan"]["name"]},
+    )

@@ -43,7 +43,10 @@ def _summary(results: list[ValidationResult], options: Options) -> str:
     c = counts(_all(results))
     files = len(results)
     bad = sum(1 for r in results if not r.ok(strict=options.strict))
-    parts = [f"{c['error']} error{'s' if c['error'] != 1 else ''}", f"{c['warning']} warning{'s' if c['warning'] != 1 else ''}"]
+    parts = [
+        f"{c['error']} error{'s' if c['error'] != 1 else ''}",
+        f"{c['warning']} warning{'s' if c['warning'] != 1 else ''}",
+    ]
     verdict = "all valid" if not bad else f"{bad} of {files} invalid"
     return f"{', '.join(parts)} in {files} plan{'s' if files != 1 else ''} ({verdict})"
 
@@ -156,7 +159,9 @@ def _region(span: Span | None) -> dict[str, int]:
         "startLine": span.start.line,
         "startColumn": span.start.column,
         "endLine": span.end.line,
-        "endColumn": max(span.end.column, span.start.column + 1) if span.end.line == span.start.line else span.end.column,
+        "endColumn": max(span.end.column, span.start.column + 1)
+        if span.end.line == span.start.line
+        else span.end.column,
     }
 
 
@@ -268,7 +273,9 @@ def format_junit(results: list[ValidationResult], options: Options) -> str:
             failing = [d for d in found if d.severity is Severity.ERROR or options.strict]
             case = Case(name=f"{code} {rule.name}", classname=r.path)
             if failing:
-                case.failure = f"{len(failing)} finding{'s' if len(failing) != 1 else ''}: {failing[0].message}"
+                case.failure = (
+                    f"{len(failing)} finding{'s' if len(failing) != 1 else ''}: {failing[0].message}"
+                )
                 case.failure_text = "\n".join(lines)
                 case.failure_type = code
             elif found:

@@ -20,7 +20,7 @@ _SYMBOL = {
     "step.started": "▶",
     "step.succeeded": "✔",
     "step.failed": "✘",
-    "step.skipped": "–",
+    "step.skipped": "-",
     "step.retrying": "↻",
     "step.throttled": "…",
     "step.progress": "·",
@@ -41,14 +41,22 @@ def event_line(event: Event) -> str:
     d = event.data
     step = event.step or ""
     text = {
-        "run.started": lambda: f"{d.get('mode')} of plan {d.get('plan')} started (run {event.run_id}, "
-        f"account {d.get('account')}, region {d.get('region')})",
-        "run.finished": lambda: f"run {event.run_id} {d.get('status')} (exit {d.get('exit_code')})",
-        "run.interrupted": lambda: f"{d.get('signal')}: " + (
-            "stopping: no new steps; in-flight steps may finish (press again to stop waiting)"
-            if d.get("stage") == "soft" else "stopping now"
+        "run.started": lambda: (
+            f"{d.get('mode')} of plan {d.get('plan')} started (run {event.run_id}, "
+            f"account {d.get('account')}, region {d.get('region')})"
         ),
-        "step.started": lambda: f"{step} started" + (f" (attempt {d['attempt']})" if d.get("attempt", 1) > 1 else ""),
+        "run.finished": lambda: f"run {event.run_id} {d.get('status')} (exit {d.get('exit_code')})",
+        "run.interrupted": lambda: (
+            f"{d.get('signal')}: "
+            + (
+                "stopping: no new steps; in-flight steps may finish (press again to stop waiting)"
+                if d.get("stage") == "soft"
+                else "stopping now"
+            )
+        ),
+        "step.started": lambda: (
+            f"{step} started" + (f" (attempt {d['attempt']})" if d.get("attempt", 1) > 1 else "")
+        ),
         "step.succeeded": lambda: f"{step} succeeded in {humanize(d.get('duration') or 0)}",
         "step.failed": lambda: f"{step} FAILED: {d.get('error')}",
         "step.skipped": lambda: f"{step} skipped: {d.get('reason')}",
@@ -77,7 +85,9 @@ class PlainProgress:
         self.quiet_progress = quiet_progress
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "step.handle" or (self.quiet_progress and event.kind in ("step.progress", "step.throttled")):
+        if event.kind == "step.handle" or (
+            self.quiet_progress and event.kind in ("step.progress", "step.throttled")
+        ):
             return
         self.stream.write(event_line(event) + "\n")
         self.stream.flush()
@@ -105,9 +115,19 @@ class LiveProgress:
         table.add_column("status")
         table.add_column("time", justify="right")
         table.add_column("")
-        colors = {"succeeded": "green", "failed": "red", "running": "cyan", "skipped": "dim", "undone": "magenta"}
+        colors = {
+            "succeeded": "green",
+            "failed": "red",
+            "running": "cyan",
+            "skipped": "dim",
+            "undone": "magenta",
+        }
         for key, (status, _, note) in self.rows.items():
-            elapsed = humanize(time.time() - self.started[key]) if key in self.started and status == "running" else self.rows[key][1]
+            elapsed = (
+                humanize(time.time() - self.started[key])
+                if key in self.started and status == "running"
+                else self.rows[key][1]
+            )
             table.add_row(key, f"[{colors.get(status, 'white')}]{status}[/]", elapsed, note[:80])
         return table
 

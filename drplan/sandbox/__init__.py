@@ -127,7 +127,7 @@ def _check_hosts(plan: Plan) -> set[str]:
 def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     """Start the emulator on a free loopback port, seed it from the plan, stop it afterwards."""
     try:
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.server import DomainDispatcherApplication, create_backend_app  # type: ignore[attr-defined]
         from werkzeug.serving import make_server
     except ImportError as exc:
         raise UsageError(
@@ -176,7 +176,9 @@ def _reset(endpoint: str) -> None:
     """moto keeps its state per process: start from empty (tests may run several sandboxes)."""
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
+    ).close()
 
 
 def now() -> datetime:

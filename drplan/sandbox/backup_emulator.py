@@ -84,7 +84,9 @@ class BackupEmulator:
 
     # --- seeding (called by the sandbox, not over HTTP) -----------------------------------------
 
-    def seed(self, *, region: str, vault: str, resource_arn: str, resource_type: str | None, age: timedelta) -> RecoveryPoint:
+    def seed(
+        self, *, region: str, vault: str, resource_arn: str, resource_type: str | None, age: timedelta
+    ) -> RecoveryPoint:
         """A completed recovery point of ``resource_arn`` in ``vault`` (in ``region``), ``age`` old,
         backed by a native snapshot created in the vault's region (as a cross-region copy would be)."""
         kind = resource_type or infer_type(resource_arn)
@@ -132,7 +134,9 @@ class BackupEmulator:
             )
             for i in range(20):
                 ddb.put_item(TableName=helper, Item={"pk": {"S": f"{name}-{i:03d}"}})
-            arn = ddb.create_backup(TableName=helper, BackupName=f"awsbackup-{name}"[:60])["BackupDetails"]["BackupArn"]
+            arn = ddb.create_backup(TableName=helper, BackupName=f"awsbackup-{name}"[:60])["BackupDetails"][
+                "BackupArn"
+            ]
             ddb.delete_table(TableName=helper)
             return str(arn)
         if kind == "EBS":
@@ -171,33 +175,49 @@ class BackupEmulator:
     def _not_found(self, what: str) -> tuple[int, dict[str, Any]]:
         return 404, {"__type": "ResourceNotFoundException", "Message": what, "message": what}
 
-    def _list_by_vault(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def _list_by_vault(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         vault = args[0]
         if (region, vault) not in self.vaults:
             return self._not_found(f"Backup vault {vault} does not exist in {region}")
         points = [
             p.to_json()
             for p in self.points.values()
-            if p.vault == vault and p.region == region and query.get("resourceArn", p.resource_arn) == p.resource_arn
+            if p.vault == vault
+            and p.region == region
+            and query.get("resourceArn", p.resource_arn) == p.resource_arn
         ]
         return 200, {"RecoveryPoints": points}
 
-    def _list_by_resource(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
-        points = [p.to_json() for p in self.points.values() if p.resource_arn == args[0] and p.region == region]
+    def _list_by_resource(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        points = [
+            p.to_json() for p in self.points.values() if p.resource_arn == args[0] and p.region == region
+        ]
         return 200, {"RecoveryPoints": points}
 
-    def _describe_point(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def _describe_point(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         point = self.points.get(args[1])
         if point is None or point.vault != args[0]:
             return self._not_found(f"Recovery point {args[1]} not found in vault {args[0]}")
         return 200, point.to_json()
 
-    def _restore_metadata(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def _restore_metadata(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         point = self.points.get(args[1])
         if point is None:
             return self._not_found(f"Recovery point {args[1]} not found")
         metadata = {
-            "RDS": {"DBInstanceIdentifier": point.resource_arn.rsplit(":", 1)[-1], "Engine": "mysql", "DBInstanceClass": "db.t3.micro"},
+            "RDS": {
+                "DBInstanceIdentifier": point.resource_arn.rsplit(":", 1)[-1],
+                "Engine": "mysql",
+                "DBInstanceClass": "db.t3.micro",
+            },
             "DynamoDB": {"targetTableName": point.resource_arn.rsplit("/", 1)[-1]},
             "EBS": {"availabilityZone": f"{point.region}a", "volumeType": "gp3", "encrypted": "false"},
         }.get(point.resource_type, {})
@@ -208,7 +228,9 @@ class BackupEmulator:
             "ResourceType": point.resource_type,
         }
 
-    def _start_restore(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def _start_restore(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         point = self.points.get(body.get("RecoveryPointArn", ""))
         if point is None:
             return self._not_found(f"Recovery point {body.get('RecoveryPointArn')} not found")
@@ -241,18 +263,27 @@ class BackupEmulator:
             return str(db["DBInstanceArn"])
         if point.resource_type == "DynamoDB":
             target = metadata["targetTableName"]
-            table = self.native("dynamodb", point.region).restore_table_from_backup(TargetTableName=target, BackupArn=point.backing)
+            table = self.native("dynamodb", point.region).restore_table_from_backup(
+                TargetTableName=target, BackupArn=point.backing
+            )
             return str(table["TableDescription"]["TableArn"])
         if point.resource_type == "EBS":
             ec2 = self.native("ec2", point.region)
-            kwargs = {"SnapshotId": point.backing, "AvailabilityZone": metadata.get("availabilityZone", f"{point.region}a")}
+            kwargs = {
+                "SnapshotId": point.backing,
+                "AvailabilityZone": metadata.get("availabilityZone", f"{point.region}a"),
+            }
             if metadata.get("volumeType"):
                 kwargs["VolumeType"] = metadata["volumeType"]
             volume = ec2.create_volume(**kwargs)["VolumeId"]
             return f"arn:aws:ec2:{point.region}:{ACCOUNT}:volume/{volume}"
-        raise RuntimeError(f"the sandbox emulates AWS Backup restores of {', '.join(EMULATED_TYPES)} only, not {point.resource_type}")
+        raise RuntimeError(
+            f"the sandbox emulates AWS Backup restores of {', '.join(EMULATED_TYPES)} only, not {point.resource_type}"
+        )
 
-    def _describe_job(self, region: str, args: list[str], query: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
+    def _describe_job(
+        self, region: str, args: list[str], query: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
         job = self.jobs.get(args[0])
         if job is None:
             return self._not_found(f"Restore job {args[0]} not found")
@@ -283,12 +314,21 @@ def infer_type(resource_arn: str) -> str:
     service = resource_arn.split(":")[2] if resource_arn.count(":") >= 5 else ""
     if service == "rds":
         return "Aurora" if ":cluster:" in resource_arn else "RDS"
-    return {"dynamodb": "DynamoDB", "ec2": "EBS" if ":volume/" in resource_arn else "EC2", "s3": "S3", "elasticfilesystem": "EFS"}.get(service, "")
+    return {
+        "dynamodb": "DynamoDB",
+        "ec2": "EBS" if ":volume/" in resource_arn else "EC2",
+        "s3": "S3",
+        "elasticfilesystem": "EFS",
+    }.get(service, "")
 
 
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     ("GET", "list_by_vault", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/?$")),
-    ("GET", "restore_metadata", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/(.+)/restore-metadata$")),
+    (
+        "GET",
+        "restore_metadata",
+        re.compile(r"^/backup-vaults/([^/]+)/recovery-points/(.+)/restore-metadata$"),
+    ),
     ("GET", "describe_point", re.compile(r"^/backup-vaults/([^/]+)/recovery-points/(.+)$")),
     ("GET", "list_by_resource", re.compile(r"^/resources/(.+)/recovery-points/?$")),
     ("PUT", "start_restore", re.compile(r"^/restore-jobs/?$")),
