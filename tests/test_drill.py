@@ -379,3 +379,76 @@ def test_cleanup_by_run_id_from_the_journal(tmp_path):
         assert find_drill_resources(session, "us-east-1") == []
         again = drplan("cleanup", result.run_id, "--endpoint-url", box.endpoint_url, cwd=tmp_path)
         assert again.returncode == 0 and "0 resource(s) not yet removed" in again.stderr
+
+
+def test_incomplete_cleanup_exits_3_and_lists_what_remains(tmp_path):
+    from botocore.exceptions import ClientError
+
+    from drplan.evidence import build_report
+
+    plan, _ = load_plan(ROOT / "plans" / "status-page.json")
+    with start_sandbox(plan) as box:
+
+        def deny_deletes(client):
+            def hook(model, **kwargs):
+                if model.name == "DeleteTable":
+                    raise ClientError(
+                        {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, model.name
+                    )
+
+            client.meta.events.register("before-call", hook)
+
+        session = box.session()
+        session.customize = deny_deletes
+        result = execute(
+            plan,
+            "drill",
+            session,
+            state_dir=tmp_path,
+            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
+        )
+        left = find_drill_resources(box.session(), "us-east-1")
+    assert result.outcome.ok and result.cleanup_failed == ["incidents.restore"]
+    assert result.exit_code == 3
+    report = build_report(result, sandbox=True)
+    assert report["cleanup"]["status"] == "incomplete"
+    assert [r["deleted"] for r in report["cleanup"]["resources"]] == [False]
+    assert [f.resource.id for f in left] == [report["cleanup"]["resources"][0]["id"]]
+    assert "cleanup incomplete: resources remain" in report["verdict"]["reasons"]
+
+
+def test_pushgateway_receives_the_drill_metrics(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            received.append((self.path, self.rfile.read(int(self.headers["Content-Length"])).decode()))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_PUT
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = drplan(
+            "drill",
+            str(ROOT / "plans" / "status-page.json"),
+            "--sandbox",
+            "--pushgateway",
+            f"http://127.0.0.1:{server.server_port}",
+            cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    ((path, body),) = received
+    assert path == "/metrics/job/drplan_drill/plan/status-page"
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    assert families["drplan_drill_success"].samples[0].value == 1.0

@@ -217,3 +217,50 @@ def test_resolve_keeps_types_for_whole_references_and_substitutes_inside_strings
         resolve({"x": "${other.step.out}"}, outputs)
     with pytest.raises(StepFailed, match="produced no output `nope`"):
         resolve({"x": "${db.restore.nope}"}, outputs)
+
+
+def test_per_action_concurrency_limits_are_respected(ddb):
+    data = plan_data(
+        {
+            f"s{i}": {"steps": [restore(name, f"{name}-r{i}")]}
+            for i, name in enumerate(["orders", "carts", "users"] * 2)
+        }
+    )
+    run = run_plan(data, group_limits={"aws.dynamodb.restore_backup": 1})
+    starts = [e for e in run.events if e.kind in ("step.started", "step.succeeded")]
+    # With a limit of 1, every restore finishes before the next one starts.
+    kinds = [e.kind for e in starts]
+    assert kinds == ["step.started", "step.succeeded"] * 6, kinds
+    assert {r.status for r in run.outcome.records.values()} == {"succeeded"}
+
+
+def test_live_progress_on_a_terminal_and_plain_lines_elsewhere():
+    import io
+
+    from drplan.engine.events import Event
+    from drplan.report.progress import LiveProgress, PlainProgress
+
+    events = [
+        Event(
+            "run.started",
+            "r1",
+            0.0,
+            data={"mode": "drill", "plan": "p", "account": "1", "region": "us-east-1"},
+        ),
+        Event("step.started", "r1", 1.0, "db.restore", {"attempt": 1}),
+        Event("step.progress", "r1", 2.0, "db.restore", {"note": "restoring (CREATING)"}),
+        Event("step.failed", "r1", 3.0, "db.restore", {"error": "boom", "duration": 2.0}),
+        Event("run.finished", "r1", 4.0, data={"status": "failed", "exit_code": 1}),
+    ]
+    plain = io.StringIO()
+    for e in events:
+        PlainProgress(plain)(e)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 5 and "db.restore FAILED: boom" in lines[3]
+
+    screen = io.StringIO()
+    live = LiveProgress(["db.restore", "db.check"], stream=screen)
+    for e in events:
+        live(e)
+    shown = screen.getvalue()
+    assert "db.restore" in shown and "failed" in shown and "db.check" in shown and "pending" in shown
