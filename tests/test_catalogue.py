@@ -14,6 +14,7 @@ from drplan.actions import registry
 from drplan.actions.base import Action, Handle, Poll, StepContext
 from drplan.cli import cli
 from drplan.document import read_document
+from drplan.errors import UsageError
 from drplan.pipeline import validate_document
 from drplan.schema import action_schemas
 
@@ -146,7 +147,7 @@ def test_a_broken_plugin_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(actions_module, "_entry_points", lambda: [Broken("acme.cache.flush", None)])
     registry.cache_clear()
     try:
-        with pytest.raises(Exception, match="acme.cache.flush.*acme_drplan"):
+        with pytest.raises(UsageError, match=r"acme\.cache\.flush.*acme_drplan"):
             registry()
     finally:
         registry.cache_clear()
