@@ -73,10 +73,18 @@ def validate_file(path: str | Path, *, display_path: str | None = None) -> Valid
             gc.enable()
 
 
-def load_plan(path: str | Path, *, display_path: str | None = None) -> tuple[Plan, ValidationResult]:
-    """A valid plan (warnings allowed) and its validation result; raises PlanInvalid otherwise."""
+#: Findings that commands *showing* a plan (plan, docs, graph) report rather than refuse: a plan
+#: predicted to miss an objective is exactly what a reviewer needs to see drawn and dry-run.
+OBJECTIVE_CODES = frozenset({"DR301", "DR302"})
+
+
+def load_plan(
+    path: str | Path, *, display_path: str | None = None, allow: frozenset[str] = frozenset()
+) -> tuple[Plan, ValidationResult]:
+    """A valid plan (warnings, and errors whose codes are in ``allow``, are accepted) and its
+    validation result; raises PlanInvalid carrying every finding otherwise."""
     result = validate_file(path, display_path=display_path)
-    if result.plan is None or result.errors:
+    if result.plan is None or any(d.code not in allow for d in result.errors):
         count = len(result.errors)
         raise PlanInvalid(
             f"{result.path}: the plan has {count} error{'s' if count != 1 else ''}", result.diagnostics

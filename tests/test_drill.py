@@ -452,3 +452,19 @@ def test_pushgateway_receives_the_drill_metrics(tmp_path):
     assert path == "/metrics/job/drplan_drill/plan/status-page"
     families = {f.name: f for f in text_string_to_metric_families(body)}
     assert families["drplan_drill_success"].samples[0].value == 1.0
+
+
+def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_environment(tmp_path, monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    plan, _ = load_plan(ROOT / "plans" / "webshop.json")
+    with start_sandbox(plan) as box:
+        ddb = box.client("dynamodb", "us-east-1")
+        ddb.create_table(
+            TableName="shop-carts-restored-drill-0badc0de",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with pytest.raises(DrillRefused, match="shop-carts-restored-drill-0badc0de"):
+            execute(plan, "drill", box.session(), state_dir=tmp_path, options=FAST, run_id="0badc0de")

@@ -17,7 +17,7 @@ import click
 from drplan import __version__
 from drplan.cli import graph, review, run, validate
 from drplan.cli.common import CONTEXT_SETTINGS, fail
-from drplan.errors import EXIT_INTERRUPTED, EXIT_OK, DrplanError, PlanInvalid
+from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, PlanInvalid
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -53,3 +53,16 @@ def main(argv: list[str] | None = None) -> Any:
     except BrokenPipeError:
         sys.stderr.close()  # e.g. `drplan schema | head`: not an error worth a traceback
         sys.exit(EXIT_OK)
+    except Exception as exc:
+        # Credentials, endpoints and AWS refusals outside a step (account guard, sweep listing)
+        # are the user's to fix, not drplan bugs: say what AWS said. Anything else is a bug and
+        # keeps its traceback.
+        if not type(exc).__module__.startswith(("botocore", "boto3")):
+            raise
+        from drplan.aws import describe_error
+
+        fail(
+            f"AWS: {describe_error(exc)}\n  hint: check credentials (aws sts get-caller-identity), "
+            "--region, --profile and --endpoint-url",
+            EXIT_FINDINGS,
+        )

@@ -106,11 +106,11 @@ def graph(
 
     from drplan.actions import registry
     from drplan.graph import analyse, compile_graph
-    from drplan.pipeline import load_plan
+    from drplan.pipeline import OBJECTIVE_CODES, load_plan
     from drplan.render import auto_level, diagram
     from drplan.render.view import focus_graph
 
-    loaded, _ = load_plan(plan)
+    loaded, _ = load_plan(plan, allow=OBJECTIVE_CODES)  # a missed objective is drawn, not refused
     rg = compile_graph(loaded, cast(Mode, mode))
     if focus is not None:
         _check_focus(focus, list(loaded.services), {s.service for s in rg.steps()}, mode)

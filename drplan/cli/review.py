@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 import click
 
 from drplan.cli.common import aws_options, emit
-from drplan.errors import EXIT_FINDINGS, EXIT_OK, PlanInvalid
+from drplan.errors import EXIT_FINDINGS, EXIT_OK
+from drplan.pipeline import OBJECTIVE_CODES
 
 if TYPE_CHECKING:
     from drplan.engine.preflight import PreflightReport
     from drplan.model import Plan
 
-#: Findings ``plan`` shows as a missed objective in the dry run rather than refusing the plan.
-OBJECTIVE_CODES = frozenset({"DR301", "DR302"})
 
 _plan_argument = click.argument("plan", type=click.Path(exists=True, dir_okay=False))
 _mode_option = click.option(
@@ -48,17 +47,12 @@ _date_option = click.option(
 
 def _load(path: str) -> Plan:
     """The plan, when its only errors (if any) are missed objectives; raises PlanInvalid otherwise."""
-    from drplan.pipeline import validate_file
+    from drplan.pipeline import load_plan
 
-    result = validate_file(path)
-    blocking = [d for d in result.errors if d.code not in OBJECTIVE_CODES]
-    if result.plan is None or blocking:
-        count = len(result.errors)
-        findings: list[object] = list(result.diagnostics)
-        raise PlanInvalid(f"{result.path}: the plan has {count} error{'s' if count != 1 else ''}", findings)
+    loaded, result = load_plan(path, allow=OBJECTIVE_CODES)
     for d in result.warnings:
         click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)
-    return result.plan
+    return loaded
 
 
 def _now(date: bool) -> datetime | None:

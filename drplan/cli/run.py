@@ -191,12 +191,15 @@ def _drill_evidence(result: Any, report_dir: str | None, opts: dict[str, Any], s
     report = build_report(result, sandbox=sandbox)
     directory = Path(report_dir) if report_dir else result.directory / "report"
     mermaid, svg = _diagrams(result)
-    write_evidence(report, directory, mermaid=mermaid, svg=svg)
+    last_success = _last_success(Path(opts["state_dir"]), report)
+    write_evidence(report, directory, mermaid=mermaid, svg=svg, last_success=last_success)
     click.echo("\n" + objectives_text(report), err=True, nl=False)
     verdict = report["verdict"]
     click.echo(("PASSED" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])), err=True)
     cleanup = report["cleanup"]
-    if cleanup["status"] == "skipped":
+    if cleanup["status"] == "skipped" and sandbox:
+        click.echo(f"resources kept ({cleanup['reason']}) until the sandbox stops, which is now", err=True)
+    elif cleanup["status"] == "skipped":
         click.echo(
             f"resources kept ({cleanup['reason']}); remove them with: drplan cleanup {result.run_id}",
             err=True,
@@ -212,12 +215,26 @@ def _drill_evidence(result: Any, report_dir: str | None, opts: dict[str, Any], s
     )
     if opts.get("pushgateway"):
         try:
-            push_metrics(report, opts["pushgateway"])
+            push_metrics(report, opts["pushgateway"], last_success=last_success)
         except OSError as exc:
             click.echo(f"drplan: warning: could not push metrics to {opts['pushgateway']}: {exc}", err=True)
     if result.exit_code:
         return int(result.exit_code)
     return 0 if verdict["passed"] else EXIT_FINDINGS
+
+
+def _last_success(state_dir: Path, report: dict[str, Any]) -> str | None:
+    """When this plan's last passing drill started: recorded on a pass, read back after a failure
+    (metrics.prom of a failed drill still carries it for "time since last success" alerts)."""
+    marker = state_dir / "plans" / report["plan"]["name"] / "last-success"
+    if report["verdict"]["passed"] and not report["environment"]["sandbox"]:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(report["run"]["started"] + "\n", encoding="utf-8")
+        return str(report["run"]["started"])
+    try:
+        return marker.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _diagrams(result: Any) -> tuple[str | None, str | None]:

@@ -71,8 +71,14 @@ class JournalState:
 def load_journal(state_dir: str | Path, run_id: str) -> JournalState:
     path = run_dir(state_dir, run_id) / "journal.jsonl"
     if not path.is_file():
-        known = sorted(p.name for p in (Path(state_dir) / "runs").glob("*") if p.is_dir())
-        hint = f"known runs: {', '.join(known[-5:])}" if known else f"no runs under {state_dir}/runs"
+        runs = sorted(
+            (p for p in (Path(state_dir) / "runs").glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
+        hint = (
+            f"latest runs: {', '.join(p.name for p in runs[-5:])}"
+            if runs
+            else f"no runs under {state_dir}/runs"
+        )
         raise UsageError(f"no journal for run {run_id!r} ({path})", hint=hint)
     state = JournalState(run_id)
     for event in read_events(path):

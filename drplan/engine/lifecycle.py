@@ -9,6 +9,7 @@ share :func:`prepare` with the dry run.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import platform
@@ -90,12 +91,12 @@ def execute(
     preflight = None
     if mode == "drill":
         # A drill never touches a name it did not create: every isolated target must be free.
-        read_only = AwsSession(aws.region, aws.profile, aws.role_arn, aws.endpoint_url, read_only=True)
+        read_only = dataclasses.replace(aws, read_only=True)  # same credentials and endpoint, reads only
         preflight = run_preflight(prepared, read_only, options)
         taken = preflight.collisions()
         if taken:
             raise DrillRefused(
-                "the drill would restore onto names that already exist: " + "; ".join(taken),
+                "the drill cannot be sure its isolated names are free: " + "; ".join(taken),
                 hint="remove leftovers with `drplan cleanup --sweep`, or change drill.name_suffix",
             )
     directory = run_dir(state_dir, run_id)
@@ -121,6 +122,9 @@ def execute(
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     bus.emit("run.started", **header)
+    for key, results in preflight.results.items() if preflight else ():
+        for r in results:
+            bus.emit("preflight.result", key, status=r.status, message=r.message, facts=dict(r.facts) or None)
     for key, reason in prepared.skipped.items():
         bus.emit("step.skipped", key, reason=reason)
     runner = Runner(prepared, aws, bus, options)

@@ -30,12 +30,12 @@ class PreflightReport:
         return all(self.worst(k) != "error" for k in self.results)
 
     def collisions(self) -> list[str]:
-        """Target names that already exist (what makes a drill refuse to start)."""
+        """Target names that already exist, or could not be checked (what makes a drill refuse)."""
         return [
             f"{key}: {r.message}"
             for key, results in self.results.items()
             for r in results
-            if r.status == "error" and "target" in r.facts
+            if r.status == "error" and ("target" in r.facts or r.facts.get("unverified"))
         ]
 
 
@@ -60,7 +60,10 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
         try:
             return key, list(step.action.preflight(ctx))
         except Exception as exc:
-            return key, [PreflightResult("error", f"preflight failed: {describe_error(exc)}")]
+            # Could not look: for a drill that means the isolated names are not known to be free.
+            return key, [
+                PreflightResult("error", f"preflight failed: {describe_error(exc)}", {"unverified": True})
+            ]
 
     report = PreflightReport()
     with ThreadPoolExecutor(max_workers=max(1, min(16, options.parallelism))) as pool:

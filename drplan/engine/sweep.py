@@ -71,7 +71,20 @@ def find_drill_resources(
         token = page.get("PaginationToken", "")
         if not token:
             break
+    found = _without_terminated_instances(aws, region, found)
     return sorted(found, key=lambda f: (_ORDER.get(f.resource.kind, 9), f.resource.id))
+
+
+def _without_terminated_instances(aws: AwsSession, region: str, found: list[Found]) -> list[Found]:
+    """EC2 keeps listing terminated instances (with their tags) for a while: they are gone."""
+    ids = [f.resource.id for f in found if f.resource.kind == "ec2:instance"]
+    if not ids:
+        return found
+    reservations = aws.client("ec2", region=region).describe_instances(InstanceIds=ids)["Reservations"]
+    terminated = {
+        i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] == "terminated"
+    }
+    return [f for f in found if f.resource.id not in terminated]
 
 
 def older_than(found: list[Found], age: timedelta, now: datetime | None = None) -> list[Found]:
@@ -93,6 +106,10 @@ def resource_from_arn(arn: str, region: str) -> Resource | None:
         return Resource("dynamodb:table", rest[6:].split("/")[0], region, arn)
     if service == "ec2" and rest.startswith("volume/"):
         return Resource("ec2:volume", rest[7:], region, arn)
+    if service == "ec2" and rest.startswith("instance/"):
+        return Resource("ec2:instance", rest[9:], region, arn)
+    if service == "elasticfilesystem" and rest.startswith("file-system/"):
+        return Resource("efs:filesystem", rest[12:], region, arn)
     if service == "s3":
         return Resource("s3:bucket", rest, region, arn)
     return None
@@ -175,6 +192,48 @@ def _volume_gone(aws: AwsSession, r: Resource) -> bool:
     return not volumes or volumes[0].get("State") == "deleted"
 
 
+def _delete_instance(aws: AwsSession, r: Resource) -> None:
+    aws.client("ec2", region=r.region).terminate_instances(InstanceIds=[r.id])
+
+
+def _instance_gone(aws: AwsSession, r: Resource) -> bool:
+    try:
+        reservations = aws.client("ec2", region=r.region).describe_instances(InstanceIds=[r.id])[
+            "Reservations"
+        ]
+    except Exception as exc:
+        if _not_found(exc):
+            return True
+        raise
+    states = [i["State"]["Name"] for res in reservations for i in res["Instances"]]
+    return all(state == "terminated" for state in states)
+
+
+def _delete_file_system(aws: AwsSession, r: Resource) -> None:
+    efs = aws.client("efs", region=r.region)
+    targets = efs.describe_mount_targets(FileSystemId=r.id).get("MountTargets", [])
+    for target in targets:
+        efs.delete_mount_target(MountTargetId=target["MountTargetId"])
+    if not targets:  # mount targets go first; the next round deletes the file system
+        efs.delete_file_system(FileSystemId=r.id)
+
+
+def _file_system_gone(aws: AwsSession, r: Resource) -> bool:
+    try:
+        systems = aws.client("efs", region=r.region).describe_file_systems(FileSystemId=r.id)["FileSystems"]
+    except Exception as exc:
+        if _not_found(exc):
+            return True
+        raise
+    if (
+        systems
+        and systems[0].get("LifeCycleState") == "available"
+        and not systems[0].get("NumberOfMountTargets")
+    ):
+        _delete_file_system(aws, r)
+    return not systems or systems[0].get("LifeCycleState") == "deleted"
+
+
 def _delete_bucket(aws: AwsSession, r: Resource) -> None:
     s3 = aws.client("s3", region=r.region)
     kwargs: dict[str, Any] = {"Bucket": r.id}
@@ -240,6 +299,8 @@ DELETERS: dict[str, tuple[Callable[[AwsSession, Resource], None], Callable[[AwsS
     "rds:cluster": (_delete_cluster, _cluster_gone),
     "dynamodb:table": (_delete_table, _table_gone),
     "ec2:volume": (_delete_volume, _volume_gone),
+    "ec2:instance": (_delete_instance, _instance_gone),
+    "efs:filesystem": (_delete_file_system, _file_system_gone),
     "s3:bucket": (_delete_bucket, _bucket_gone),
     "route53:record": (_delete_record, _record_gone),
 }

@@ -107,8 +107,9 @@ def catalogue_markdown(actions: Mapping[str, Action]) -> str:
             for p in params:
                 default = f"`{json.dumps(p['default'])}`" if p["default"] is not None else ""
                 desc = p["description"].replace("|", "\\|")
+                kind = str(p["type"]).replace("|", "\\|")  # "integer | string" must not split the cell
                 out.append(
-                    f"| `{p['name']}` | {p['type']} | {'yes' if p['required'] else ''} | {default} | {desc} |"
+                    f"| `{p['name']}` | {kind} | {'yes' if p['required'] else ''} | {default} | {desc} |"
                 )
             out.append("")
         if a.outputs:

@@ -239,7 +239,7 @@ def to_junit(report: dict[str, Any]) -> str:
             case = Case(
                 name=f"{scope} {kind.upper()} <= {_d(o['objective_seconds'])}",
                 classname=f"{plan}.objectives",
-                time=o["measured_seconds"] or 0.0,
+                time=0.0,  # an RPO is an age, not time spent: the measurement is in the name and message
             )
             if o["met"] is False:
                 case.failure = f"measured {_d(o['measured_seconds'])}, objective {_d(o['objective_seconds'])}"
@@ -258,7 +258,7 @@ def to_junit(report: dict[str, Any]) -> str:
     return to_xml([steps, objectives, cleanup], name=f"drplan {plan}")
 
 
-def metrics_registry(report: dict[str, Any]) -> Any:
+def metrics_registry(report: dict[str, Any], *, last_success: str | None = None) -> Any:
     """Prometheus gauges for node_exporter's textfile collector (and the Pushgateway)."""
     from prometheus_client import CollectorRegistry, Gauge
 
@@ -276,16 +276,20 @@ def metrics_registry(report: dict[str, Any]) -> Any:
     gauge("drplan_drill_success", "1 when the last drill passed (every step and objective), else 0.").labels(
         **labels
     ).set(1 if report["verdict"]["passed"] else 0)
-    if report["verdict"]["passed"]:
+    success = report["run"]["started"] if report["verdict"]["passed"] else last_success
+    if success:  # kept across failing drills, so "time since the last success" alerts keep working
         gauge(
             "drplan_drill_last_success_timestamp_seconds", "When the last passing drill started (Unix time)."
-        ).labels(**labels).set(_timestamp(report["run"]["started"]))
-    gauge("drplan_drill_duration_seconds", "Wall time of the last drill, cleanup included.").labels(
-        **labels
-    ).set(report["run"]["duration_seconds"])
+        ).labels(**labels).set(_timestamp(success))
+    gauge(
+        "drplan_drill_duration_seconds", "Wall time of the last drill's steps (cleanup not included)."
+    ).labels(**labels).set(report["run"]["duration_seconds"])
     steps = gauge("drplan_drill_steps", "Steps of the last drill by final status.", ("status",))
     for status in ("succeeded", "failed", "skipped", "interrupted", "not_started"):
-        steps.labels(**labels, status=status).set(sum(1 for s in report["steps"] if s["status"] == status))
+        count = sum(1 for s in report["steps"] if s["status"] == status)
+        if status == "skipped":
+            count += len(report["skipped"])  # steps that do not run in this mode
+        steps.labels(**labels, status=status).set(count)
     measured = gauge(
         "drplan_drill_objective_measured_seconds",
         "Measured RTO/RPO of the last drill.",
@@ -326,7 +330,12 @@ def _timestamp(iso: str) -> float:
 
 
 def write_evidence(
-    report: dict[str, Any], directory: Path, *, mermaid: str | None = None, svg: str | None = None
+    report: dict[str, Any],
+    directory: Path,
+    *,
+    mermaid: str | None = None,
+    svg: str | None = None,
+    last_success: str | None = None,
 ) -> list[Path]:
     from prometheus_client import write_to_textfile
 
@@ -342,17 +351,19 @@ def write_evidence(
         path.write_text(text, encoding="utf-8")
         written.append(path)
     metrics = directory / "metrics.prom"
-    write_to_textfile(str(metrics), metrics_registry(report))  # atomic: node_exporter never reads half a file
+    write_to_textfile(
+        str(metrics), metrics_registry(report, last_success=last_success)
+    )  # atomic: node_exporter never reads half a file
     written.append(metrics)
     return written
 
 
-def push_metrics(report: dict[str, Any], gateway: str) -> None:
+def push_metrics(report: dict[str, Any], gateway: str, *, last_success: str | None = None) -> None:
     from prometheus_client import push_to_gateway
 
     push_to_gateway(
         gateway,
         job="drplan_drill",
-        registry=metrics_registry(report),
+        registry=metrics_registry(report, last_success=last_success),
         grouping_key={"plan": report["plan"]["name"]},
     )

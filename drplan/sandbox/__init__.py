@@ -53,6 +53,7 @@ class Sandbox:
             endpoint_url=self.endpoint_url,
             credentials=CREDENTIALS,
             read_only=read_only,
+            emulated=True,
         )
 
     def client(self, service: str, region: str) -> Any:
