@@ -454,7 +454,9 @@ def test_pushgateway_receives_the_drill_metrics(tmp_path):
     assert families["drplan_drill_success"].samples[0].value == 1.0
 
 
-def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_environment(tmp_path, monkeypatch):
+def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_environment(
+    tmp_path, monkeypatch
+):
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key)
     plan, _ = load_plan(ROOT / "plans" / "webshop.json")
