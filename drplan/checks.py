@@ -136,6 +136,7 @@ def bad_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "DR209",
                 f"{_where(step)}: `{text}` is not a reference of the form `${{service.step.output}}`",
                 pointer,
+                fragment=text,
             )
 
 
@@ -148,6 +149,7 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                     f"{_where(step)}: `{ref.text}` names service `{ref.service}`, which the plan does not define"
                     + _did_you_mean(ref.service, ctx.plan.services),
                     ref.pointer,
+                    fragment=ref.text,
                 )
                 continue
             if ref.step_key not in ctx.step_keys:
@@ -157,6 +159,7 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                     f"{_where(step)}: `{ref.text}` names step `{ref.step}`, which service `{ref.service}` "
                     f"does not have" + _did_you_mean(ref.step, ids),
                     ref.pointer,
+                    fragment=ref.text,
                 )
                 continue
             target = ctx.plan.step(ref.step_key)
@@ -171,6 +174,7 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                     f"{_where(step)}: `{ref.text}` asks for output `{ref.output}`, but `{target.uses}` "
                     f"produces {names}" + _did_you_mean(ref.output, outputs),
                     ref.pointer,
+                    fragment=ref.text,
                 )
 
 
@@ -221,6 +225,7 @@ def undeclared_dependencies(ctx: CheckContext) -> Iterator[Diagnostic]:
                     f"{_where(step)} uses `{ref.text}`, but `{ref.step_key}` is not upstream of it through "
                     f"`depends_on` or `after`; drplan will wait for it, but say so in the plan ({fix})",
                     ref.pointer,
+                    fragment=ref.text,
                 )
 
 

@@ -56,6 +56,7 @@ class Diagnostic:
     related: tuple[Related, ...] = ()
     detail: tuple[str, ...] = field(default=(), compare=False)
     at_key: bool = False  # locate at the member's key, not its value (an unknown or badly named key)
+    fragment: str | None = None  # narrow the span to this text inside the value (a `${...}` reference)
 
     @property
     def line(self) -> int:

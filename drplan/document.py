@@ -157,7 +157,16 @@ class Document:
             r if r.span is not None else replace(r, span=self.span_of(r.pointer)) for r in diag.related
         )
         span = diag.span if diag.span is not None else self.span_of(diag.pointer, at_key=diag.at_key)
+        if span is not None and diag.fragment:
+            span = self._narrow(span, diag.fragment)
         return replace(diag, span=span, related=related)
+
+    def _narrow(self, span: Span, fragment: str) -> Span:
+        """The part of ``span`` where ``fragment`` is written (unchanged when escapes hide it)."""
+        start = self.text.find(fragment, span.start.offset, span.end.offset)
+        if start < 0:
+            return span
+        return self.span(start, start + len(fragment))
 
 
 def read_document(

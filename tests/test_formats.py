@@ -310,10 +310,11 @@ def test_github_annotations(validate_cli: Invoke, at_root: None) -> None:
     assert result.exit_code == 1
     f = rel(UNKNOWN_AFTER)
     url_line = UNKNOWN_AFTER.read_text().splitlines()[22]
-    url_end = url_line.rindex('"') + 2  # 1-based column just after the closing quote
-    assert url_end == 86
+    ref_start = url_line.index("${") + 1  # 1-based column of the reference inside the URL
+    ref_end = url_line.index("}", ref_start) + 2  # just after its closing brace
+    assert (ref_start, ref_end) == (61, 85)
     assert result.output.splitlines() == [
-        f"::warning file={f},line=23,col=20,endLine=23,endColumn={url_end},"
+        f"::warning file={f},line=23,col={ref_start},endLine=23,endColumn={ref_end},"
         "title=DR206 undeclared-dependency::"
         "step `ready` of service `db` uses `${db.restore.table_name}`, but `db.restore` is not upstream "
         "of it through `depends_on` or `after`; drplan will wait for it, but say so in the plan "

@@ -125,6 +125,8 @@ def test_expected_positions_point_at_the_text_they_name(case: Path) -> None:
             assert at.startswith(json.dumps(key) if member else ("{" if isinstance(value, dict) else "[")), e
         elif wrong_key:  # an unknown, repeated or badly named key is shown at the key
             assert at.startswith(json.dumps(key, ensure_ascii=False)), e
+        elif e["code"] in ("DR204", "DR205", "DR206", "DR209"):  # at the `${...}` inside the string
+            assert at.startswith("${") and at[: at.index("}") + 1] in value, e
         else:
             assert at.startswith(json.dumps(value, ensure_ascii=False)), e
 

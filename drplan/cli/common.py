@@ -16,6 +16,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 def expand_plan_args(args: tuple[str, ...]) -> list[tuple[str, str]]:
     """(path to read, path to show) for each argument; globs are expanded, ``-`` is stdin."""
     out: list[tuple[str, str]] = []
+    if args.count("-") > 1:
+        raise click.UsageError("standard input (-) can be read only once")
     for arg in args:
         if arg == "-":
             out.append(("-", "<stdin>"))
