@@ -14,7 +14,7 @@ import getpass
 import os
 import platform
 import subprocess
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,11 +76,10 @@ def execute(
     *,
     state_dir: str | Path,
     options: RunOptions,
-    subscribers: list[Subscriber] = (),  # type: ignore[assignment]
+    subscribers: Sequence[Subscriber] = (),
     run_id: str | None = None,
     keep: bool = False,
     rollback_on_failure: bool = False,
-    on_runner: Callable[[Runner], None] | None = None,
 ) -> RunResult:
     """Run a plan for real (``recover``) or as a drill. Raises only for problems before anything starts."""
     run_id = run_id or new_run_id()
@@ -128,18 +127,19 @@ def execute(
     for key, reason in prepared.skipped.items():
         bus.emit("step.skipped", key, reason=reason)
     runner = Runner(prepared, aws, bus, options)
-    if on_runner is not None:
-        on_runner(runner)
     result = RunResult(run_id, prepared, RunOutcome({}, 0.0, 0.0), header, directory, preflight=preflight)
     try:
         result.outcome = runner.run()
     finally:
         if not result.outcome.records:  # the runner itself failed: still clean up what was created
             result.outcome = RunOutcome(runner.records, 0.0, 0.0, interrupted=True)
-        if mode == "drill":
-            _cleanup(plan, runner, result, keep=keep)
-        elif rollback_on_failure and not result.outcome.ok:
-            result.rollback_failed = runner.rollback(result.outcome)
+        # Ctrl-C during cleanup must not abandon it: the first signal is noted, a second one stops
+        # waiting for deletions (what remains is listed and `drplan cleanup RUN_ID` finishes it).
+        with runner.signals():
+            if mode == "drill":
+                _cleanup(plan, runner, result, keep=keep)
+            elif rollback_on_failure and not result.outcome.ok:
+                result.rollback_failed = runner.rollback(result.outcome)
         bus.emit(
             "run.finished",
             status="succeeded"

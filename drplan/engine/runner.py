@@ -156,7 +156,7 @@ class Runner:
         started = self.clock()
         self.started_at = datetime.fromtimestamp(started, timezone.utc)
         threads: dict[str, threading.Thread] = {}
-        with self._signals():
+        with self.signals():
             while True:
                 if self.stop.soft.is_set():
                     ready.stop()
@@ -201,7 +201,9 @@ class Runner:
         self.bus.emit("step.skipped", key, reason=reason)
 
     @contextmanager
-    def _signals(self) -> Iterator[None]:
+    def signals(self) -> Iterator[None]:
+        """While inside: SIGINT/SIGTERM set the soft, then the hard stop (see :class:`_Stop`)
+        instead of raising, so a run or its cleanup ends cleanly. Only the main thread can."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
