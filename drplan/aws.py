@@ -84,6 +84,25 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+def error_message(exc: BaseException) -> str:
+    """The message AWS gave with a ``ClientError`` (the exception's text for anything else)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """AWS says the resource (or its bucket, zone, ...) does not exist."""
+    code = error_code(exc) or ""
+    return "NotFound" in code or code in (
+        "ResourceNotFoundException",
+        "NoSuchEntity",
+        "NoSuchBucket",
+        "NoSuchKey",
+        "NoSuchHostedZone",
+        "404",  # S3 HEAD requests have no error body, only the status
+        "InvalidVolume.NotFound",
+    )
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Throttling or a transient AWS/network error: worth trying the same operation again."""
     code = error_code(exc)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from drplan.actions.base import Handle, PreflightResult, Resource, StepContext
-from drplan.aws import error_code
+from drplan.aws import is_not_found as is_not_found  # re-exported: the actions import it from here
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
 
@@ -68,18 +68,6 @@ def recovery_point(handle: Handle, identifier: str, created: datetime) -> None:
 
 def add_resource(handle: Handle, resource: Resource) -> None:
     handle.setdefault("resources", []).append(resource.to_json())
-
-
-def is_not_found(exc: BaseException) -> bool:
-    code = error_code(exc) or ""
-    return "NotFound" in code or code in (
-        "ResourceNotFoundException",
-        "NoSuchEntity",
-        "NoSuchBucket",
-        "NoSuchKey",
-        "404",  # S3 HEAD requests have no error body, only the status
-        "InvalidVolume.NotFound",
-    )
 
 
 def freshness_result(ctx: StepContext, what: str, identifier: str, created: datetime) -> PreflightResult:

@@ -6,198 +6,38 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from drplan.actions._aws import is_not_found
+from drplan import removal
 from drplan.actions.base import StepContext
 from drplan.aws import error_code
 
-#: Errors that mean "the resource is busy (creating, modifying, attached): delete it later".
-BUSY = frozenset({
-    "InvalidDBInstanceState", "InvalidDBClusterStateFault", "ResourceInUseException", "VolumeInUse",
-    "IncorrectState", "IncorrectInstanceState", "FileSystemInUse", "BucketNotEmpty",
-})  # fmt: skip
-
-
-# --- the native services: look up, tag and delete what a restore job created ----------------------
-
-
-def error_message(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
-
-
-def _missing(exc: BaseException) -> bool:
-    return is_not_found(exc) or error_code(exc) == "404"  # S3 HeadBucket answers a bare 404
-
-
-def lookup(fn: Callable[[], Any]) -> Any:
-    """``fn()``, or None when AWS says the resource does not exist."""
-    try:
-        return fn()
-    except Exception as exc:
-        if _missing(exc):
-            return None
-        raise
-
-
-def _delete(call: Callable[[], Any], unprotect: Callable[[], Any] | None = None) -> None:
-    """Issue a delete; "already gone" and "busy" are fine (the next verification retries), a
-    deletion-protected resource (one drplan created) is unprotected first."""
-    try:
-        call()
-    except Exception as exc:
-        code = error_code(exc) or ""
-        if _missing(exc) or code in BUSY:
-            return
-        if unprotect is not None and (
-            code == "OperationNotPermitted" or "protect" in error_message(exc).lower()
-        ):
-            unprotect()  # the next verification deletes it
-            return
-        raise
+# --- the native services: look up, tag and (with drplan.removal) delete what a restore job created --
 
 
 def db_instance(ctx: StepContext, name: str) -> dict[str, Any] | None:
-    rds = ctx.client("rds")
-    found: dict[str, Any] | None = lookup(
-        lambda: rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
-    )
-    return found
+    return removal.describe_db_instance(ctx.client, name)
 
 
 def db_cluster(ctx: StepContext, name: str) -> dict[str, Any] | None:
-    rds = ctx.client("rds")
-    found: dict[str, Any] | None = lookup(
-        lambda: rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
-    )
-    return found
+    return removal.describe_db_cluster(ctx.client, name)
 
 
 def _table(ctx: StepContext, name: str) -> dict[str, Any] | None:
-    found: dict[str, Any] | None = lookup(
-        lambda: ctx.client("dynamodb").describe_table(TableName=name)["Table"]
-    )
-    return found
+    return removal.describe_table(ctx.client, name)
 
 
 def _bucket_exists(ctx: StepContext, name: str) -> bool:
-    try:
-        return lookup(lambda: ctx.client("s3").head_bucket(Bucket=name)) is not None
-    except Exception as exc:
-        if error_code(exc) == "403":  # the name belongs to someone else's bucket
-            return True
-        raise
+    return removal.bucket_exists(ctx.client, name)
 
 
 def _file_system_named(ctx: StepContext, token: str) -> bool:
     return bool(ctx.client("efs").describe_file_systems(CreationToken=token).get("FileSystems"))
 
 
-def _remove_db_instance(ctx: StepContext, name: str) -> str | None:
-    db = db_instance(ctx, name)
-    if db is None:
-        return None
-    rds = ctx.client("rds")
-    if db.get("DBInstanceStatus") != "deleting":
-        _delete(
-            lambda: rds.delete_db_instance(
-                DBInstanceIdentifier=name, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
-            ),
-            lambda: rds.modify_db_instance(
-                DBInstanceIdentifier=name, DeletionProtection=False, ApplyImmediately=True
-            ),
-        )
-    return f"DB instance {name} is {db.get('DBInstanceStatus')}"
-
-
-def _remove_db_cluster(ctx: StepContext, name: str) -> str | None:
-    cluster = db_cluster(ctx, name)
-    if cluster is None:
-        return None
-    rds = ctx.client("rds")
-    if cluster.get("Status") != "deleting":
-        _delete(
-            lambda: rds.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True),
-            lambda: rds.modify_db_cluster(
-                DBClusterIdentifier=name, DeletionProtection=False, ApplyImmediately=True
-            ),
-        )
-    return f"DB cluster {name} is {cluster.get('Status')}"
-
-
-def _remove_table(ctx: StepContext, name: str) -> str | None:
-    table = _table(ctx, name)
-    if table is None:
-        return None
-    ddb = ctx.client("dynamodb")
-    if table.get("TableStatus") != "DELETING":
-        _delete(
-            lambda: ddb.delete_table(TableName=name),
-            lambda: ddb.update_table(TableName=name, DeletionProtectionEnabled=False),
-        )
-    return f"table {name} is {table.get('TableStatus')}"
-
-
-def _remove_volume(ctx: StepContext, volume_id: str) -> str | None:
-    ec2 = ctx.client("ec2")
-    volume = lookup(lambda: ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
-    if volume is None or volume.get("State") == "deleted":
-        return None
-    if volume.get("State") != "deleting":
-        _delete(lambda: ec2.delete_volume(VolumeId=volume_id))
-    return f"volume {volume_id} is {volume.get('State')}"
-
-
-def _remove_instance(ctx: StepContext, instance_id: str) -> str | None:
-    ec2 = ctx.client("ec2")
-    reservations = lookup(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]) or []
-    instances = [i for r in reservations for i in r.get("Instances", [])]
-    state = instances[0].get("State", {}).get("Name") if instances else "terminated"
-    if state == "terminated":
-        return None
-    if state != "shutting-down":
-        _delete(
-            lambda: ec2.terminate_instances(InstanceIds=[instance_id]),
-            lambda: ec2.modify_instance_attribute(
-                InstanceId=instance_id, DisableApiTermination={"Value": False}
-            ),
-        )
-    return f"instance {instance_id} is {state}"
-
-
-def _remove_file_system(ctx: StepContext, fs_id: str) -> str | None:
-    efs = ctx.client("efs")
-    fs = lookup(lambda: efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0])
-    if fs is None or fs.get("LifeCycleState") == "deleted":
-        return None
-    if fs.get("LifeCycleState") == "deleting":
-        return f"file system {fs_id} is deleting"
-    targets = efs.describe_mount_targets(FileSystemId=fs_id).get("MountTargets", [])
-    for target in targets:  # EFS deletes a file system only without mount targets
-        if target.get("LifeCycleState") not in ("deleting", "deleted"):
-            _delete(partial(efs.delete_mount_target, MountTargetId=target["MountTargetId"]))
-    if targets:
-        return f"file system {fs_id}: removing {len(targets)} mount target(s)"
-    _delete(lambda: efs.delete_file_system(FileSystemId=fs_id))
-    return f"file system {fs_id} is {fs.get('LifeCycleState')}"
-
-
-def _remove_bucket(ctx: StepContext, name: str) -> str | None:
-    """One page at a time (each verification deletes up to 1000 object versions), then the bucket."""
-    s3 = ctx.client("s3")
-    if not _bucket_exists(ctx, name):
-        return None
-    page = s3.list_object_versions(Bucket=name, MaxKeys=1000)
-    objects = [
-        {"Key": v["Key"], "VersionId": v["VersionId"]}
-        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-    ]
-    if objects:
-        s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
-        return f"bucket {name}: deleted {len(objects)} object version(s)"
-    _delete(lambda: s3.delete_bucket(Bucket=name))
-    return f"bucket {name} is being deleted"
+def _in_step(remover: removal.Remover) -> Callable[[StepContext, str], str | None]:
+    """A shared remover, given the step's clients (its region and role)."""
+    return lambda ctx, name: remover(ctx.client, name)
 
 
 def _tag_rds(ctx: StepContext, arn: str, tags: list[dict[str, str]]) -> None:
@@ -277,18 +117,20 @@ def _taken(describe: Callable[[StepContext, str], Any]) -> Callable[[StepContext
 
 # fmt: off
 TYPES: dict[str, ResourceType] = {
-    "RDS": ResourceType("rds:db", "DB instance", "DBInstanceIdentifier", _tag_rds, _remove_db_instance,
-                        _taken(db_instance), tidy=_tidy_rds),
-    "Aurora": ResourceType("rds:cluster", "DB cluster", "DBClusterIdentifier", _tag_rds, _remove_db_cluster,
-                           _taken(db_cluster)),
-    "DynamoDB": ResourceType("dynamodb:table", "table", "targetTableName", _tag_table, _remove_table,
-                             _taken(_table)),
-    "EBS": ResourceType("ec2:volume", "volume", None, _tag_ec2, _remove_volume),
-    "EC2": ResourceType("ec2:instance", "instance", None, _tag_ec2, _remove_instance, tidy=_tidy_ec2),
-    "EFS": ResourceType("efs:filesystem", "file system", "CreationToken", _tag_efs, _remove_file_system,
-                        _file_system_named, flags={"newFileSystem": "true"}),
-    "S3": ResourceType("s3:bucket", "bucket", "DestinationBucketName", _tag_bucket, _remove_bucket,
-                       _bucket_exists, flags={"NewBucket": "true"}),
+    "RDS": ResourceType("rds:db", "DB instance", "DBInstanceIdentifier", _tag_rds,
+                        _in_step(removal.remove_db_instance), _taken(db_instance), tidy=_tidy_rds),
+    "Aurora": ResourceType("rds:cluster", "DB cluster", "DBClusterIdentifier", _tag_rds,
+                           _in_step(removal.remove_db_cluster), _taken(db_cluster)),
+    "DynamoDB": ResourceType("dynamodb:table", "table", "targetTableName", _tag_table,
+                             _in_step(removal.remove_table), _taken(_table)),
+    "EBS": ResourceType("ec2:volume", "volume", None, _tag_ec2, _in_step(removal.remove_volume)),
+    "EC2": ResourceType("ec2:instance", "instance", None, _tag_ec2, _in_step(removal.remove_instance),
+                        tidy=_tidy_ec2),
+    "EFS": ResourceType("efs:filesystem", "file system", "CreationToken", _tag_efs,
+                        _in_step(removal.remove_file_system), _file_system_named,
+                        flags={"newFileSystem": "true"}),
+    "S3": ResourceType("s3:bucket", "bucket", "DestinationBucketName", _tag_bucket,
+                       _in_step(removal.remove_bucket), _bucket_exists, flags={"NewBucket": "true"}),
 }
 # fmt: on
 

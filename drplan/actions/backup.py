@@ -62,22 +62,21 @@ from drplan.actions._aws import (
     require_fresh,
     target_free,
 )
-from drplan.actions._backup_targets import BUSY as BUSY  # re-exported: part of this module's API
 from drplan.actions._backup_targets import (
     TYPES,
     ResourceType,
     build_metadata,
     db_cluster,
     db_instance,
-    error_message,
-    lookup,
     meta_key,
     native_id,
     type_from_arn,
 )
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
-from drplan.aws import error_code
+from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
+from drplan.removal import BUSY as BUSY  # re-exported: part of this module's API
+from drplan.removal import lookup
 
 #: Recovery point states that can be restored (AVAILABLE is the newer name of a finished backup).
 USABLE = ("COMPLETED", "AVAILABLE")

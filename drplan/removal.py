@@ -1,0 +1,255 @@
+"""Delete AWS resources by kind and verify they are gone; used by undo of AWS Backup restores,
+``drplan cleanup RUN_ID`` and ``cleanup --sweep``.
+
+A remover takes ``client`` (``client("rds")`` is a boto3 client for the resource's region) and the
+resource's id. Each call moves the deletion on by one step and returns None once a describe proves
+the resource gone, else a note on its progress; callers call again until it returns None or they
+give up. "Already gone" and "busy" (creating, modifying, attached, deleting) are left to the next
+call, and deletion protection is turned off: removers are only given resources drplan created
+(recorded by a run, or tagged ``drplan:mode=drill``). Nothing here imports boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from drplan.aws import error_code, error_message, is_not_found
+
+#: ``client("rds")``: a boto3 client of that service for the resource's region.
+Client = Callable[[str], Any]
+#: ``remover(client, id)``: None once the resource is gone, else a note on progress.
+Remover = Callable[[Client, str], str | None]
+
+#: Errors that mean "the resource is busy (creating, modifying, attached): delete it later".
+BUSY = frozenset({
+    "InvalidDBInstanceState", "InvalidDBClusterStateFault", "ResourceInUseException", "VolumeInUse",
+    "IncorrectState", "IncorrectInstanceState", "FileSystemInUse", "BucketNotEmpty",
+})  # fmt: skip
+
+
+def lookup(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None when AWS says the resource does not exist."""
+    try:
+        return fn()
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def _delete(call: Callable[[], Any], unprotect: Callable[[], Any] | None = None) -> None:
+    """Issue a delete; "already gone" and "busy" are fine (the next verification retries), a
+    deletion-protected resource is unprotected first."""
+    try:
+        call()
+    except Exception as exc:
+        code = error_code(exc) or ""
+        if is_not_found(exc) or code in BUSY:
+            return
+        if unprotect is not None and (
+            code == "OperationNotPermitted" or "protect" in error_message(exc).lower()
+        ):
+            unprotect()  # the next verification deletes it
+            return
+        raise
+
+
+# --- describes (None when the resource does not exist) --------------------------------------------
+
+
+def describe_db_instance(client: Client, name: str) -> dict[str, Any] | None:
+    rds = client("rds")
+    found: dict[str, Any] | None = lookup(
+        lambda: rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+    )
+    return found
+
+
+def describe_db_cluster(client: Client, name: str) -> dict[str, Any] | None:
+    rds = client("rds")
+    found: dict[str, Any] | None = lookup(
+        lambda: rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
+    )
+    return found
+
+
+def describe_table(client: Client, name: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = lookup(lambda: client("dynamodb").describe_table(TableName=name)["Table"])
+    return found
+
+
+def bucket_exists(client: Client, name: str) -> bool:
+    try:
+        return lookup(lambda: client("s3").head_bucket(Bucket=name)) is not None
+    except Exception as exc:
+        if error_code(exc) == "403":  # the name belongs to someone else's bucket
+            return True
+        raise
+
+
+# --- removers ---------------------------------------------------------------------------------------
+
+
+def remove_db_instance(client: Client, name: str) -> str | None:
+    db = describe_db_instance(client, name)
+    if db is None:
+        return None
+    rds = client("rds")
+    if db.get("DBInstanceStatus") != "deleting":
+        _delete(
+            lambda: rds.delete_db_instance(
+                DBInstanceIdentifier=name, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+            ),
+            lambda: rds.modify_db_instance(
+                DBInstanceIdentifier=name, DeletionProtection=False, ApplyImmediately=True
+            ),
+        )
+    return f"DB instance {name} is {db.get('DBInstanceStatus')}"
+
+
+def remove_db_cluster(client: Client, name: str) -> str | None:
+    """The cluster's instances first (RDS deletes a cluster only once they are going), then it."""
+    cluster = describe_db_cluster(client, name)
+    if cluster is None:
+        return None
+    members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    left = [m for m in members if remove_db_instance(client, m) is not None]
+    rds = client("rds")
+    if cluster.get("Status") != "deleting":
+        _delete(
+            lambda: rds.delete_db_cluster(DBClusterIdentifier=name, SkipFinalSnapshot=True),
+            lambda: rds.modify_db_cluster(
+                DBClusterIdentifier=name, DeletionProtection=False, ApplyImmediately=True
+            ),
+        )
+    waiting = f", deleting {len(left)} DB instance(s) first" if left else ""
+    return f"DB cluster {name} is {cluster.get('Status')}{waiting}"
+
+
+def remove_table(client: Client, name: str) -> str | None:
+    table = describe_table(client, name)
+    if table is None:
+        return None
+    ddb = client("dynamodb")
+    if table.get("TableStatus") != "DELETING":
+        _delete(
+            lambda: ddb.delete_table(TableName=name),
+            lambda: ddb.update_table(TableName=name, DeletionProtectionEnabled=False),
+        )
+    return f"table {name} is {table.get('TableStatus')}"
+
+
+def remove_volume(client: Client, volume_id: str) -> str | None:
+    """Detach the volume where it is attached (not forced: a stuck detach waits for a person
+    rather than risk the instance's file system), then delete it."""
+    ec2 = client("ec2")
+    volume = lookup(lambda: ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
+    if volume is None or volume.get("State") == "deleted":
+        return None
+    attachments = [a for a in volume.get("Attachments", []) if a.get("State") != "detached"]
+    for attachment in attachments:
+        if attachment.get("State") in ("attaching", "attached"):
+            _delete(partial(ec2.detach_volume, VolumeId=volume_id, InstanceId=attachment["InstanceId"]))
+    if attachments:
+        instances = ", ".join(a["InstanceId"] for a in attachments)
+        return f"volume {volume_id}: detaching from {instances}"
+    if volume.get("State") != "deleting":
+        _delete(lambda: ec2.delete_volume(VolumeId=volume_id))
+    return f"volume {volume_id} is {volume.get('State')}"
+
+
+def remove_instance(client: Client, instance_id: str) -> str | None:
+    ec2 = client("ec2")
+    reservations = lookup(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]) or []
+    instances = [i for r in reservations for i in r.get("Instances", [])]
+    state = instances[0].get("State", {}).get("Name") if instances else "terminated"
+    if state == "terminated":
+        return None
+    if state != "shutting-down":
+        _delete(
+            lambda: ec2.terminate_instances(InstanceIds=[instance_id]),
+            lambda: ec2.modify_instance_attribute(
+                InstanceId=instance_id, DisableApiTermination={"Value": False}
+            ),
+        )
+    return f"instance {instance_id} is {state}"
+
+
+def remove_file_system(client: Client, fs_id: str) -> str | None:
+    efs = client("efs")
+    fs = lookup(lambda: efs.describe_file_systems(FileSystemId=fs_id)["FileSystems"][0])
+    if fs is None or fs.get("LifeCycleState") == "deleted":
+        return None
+    if fs.get("LifeCycleState") == "deleting":
+        return f"file system {fs_id} is deleting"
+    targets = efs.describe_mount_targets(FileSystemId=fs_id).get("MountTargets", [])
+    for target in targets:  # EFS deletes a file system only without mount targets
+        if target.get("LifeCycleState") not in ("deleting", "deleted"):
+            _delete(partial(efs.delete_mount_target, MountTargetId=target["MountTargetId"]))
+    if targets:
+        return f"file system {fs_id}: removing {len(targets)} mount target(s)"
+    _delete(lambda: efs.delete_file_system(FileSystemId=fs_id))
+    return f"file system {fs_id} is {fs.get('LifeCycleState')}"
+
+
+def remove_bucket(client: Client, name: str) -> str | None:
+    """One page at a time (each call deletes up to 1000 object versions), then the bucket."""
+    s3 = client("s3")
+    if not bucket_exists(client, name):
+        return None
+    page = s3.list_object_versions(Bucket=name, MaxKeys=1000)
+    objects = [
+        {"Key": v["Key"], "VersionId": v["VersionId"]}
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+    ]
+    if objects:
+        s3.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+        return f"bucket {name}: deleted {len(objects)} object version(s)"
+    _delete(lambda: s3.delete_bucket(Bucket=name))
+    return f"bucket {name} is being deleted"
+
+
+def remove_record(client: Client, record_id: str) -> str | None:
+    """``<zone>/<fqdn>/<type>[/<set id>]``: delete the record set while it is listed."""
+    zone, name, kind, *rest = record_id.split("/")
+    route53 = client("route53")
+    records = (
+        lookup(
+            lambda: route53.list_resource_record_sets(
+                HostedZoneId=zone, StartRecordName=name, StartRecordType=kind
+            )["ResourceRecordSets"]
+        )
+        or []
+    )
+    matching = [
+        record
+        for record in records
+        if record["Name"].rstrip(".") == name.rstrip(".")
+        and record["Type"] == kind
+        and (not rest or record.get("SetIdentifier") == rest[0])
+    ]
+    if not matching:
+        return None
+    for record in matching:
+        change = {"Changes": [{"Action": "DELETE", "ResourceRecordSet": record}]}
+        try:
+            route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch=change)
+        except Exception as exc:  # deleted since it was listed: the next call verifies
+            if not (error_code(exc) == "InvalidChangeBatch" and "not found" in error_message(exc)):
+                raise
+    return f"record {name} {kind} is being deleted"
+
+
+#: The remover of each resource kind (``Resource.kind``).
+REMOVERS: dict[str, Remover] = {
+    "rds:db": remove_db_instance,
+    "rds:cluster": remove_db_cluster,
+    "dynamodb:table": remove_table,
+    "ec2:volume": remove_volume,
+    "ec2:instance": remove_instance,
+    "efs:filesystem": remove_file_system,
+    "s3:bucket": remove_bucket,
+    "route53:record": remove_record,
+}
