@@ -264,3 +264,45 @@ def test_live_progress_on_a_terminal_and_plain_lines_elsewhere():
         live(e)
     shown = screen.getvalue()
     assert "db.restore" in shown and "failed" in shown and "db.check" in shown and "pending" in shown
+
+
+def test_a_resource_created_before_start_fails_is_journaled_and_cleaned_up():
+    """start() of an S3 restore creates the drill bucket, then a later call in start() fails:
+    there is no handle, but the bucket was recorded the moment it was created and cleanup
+    removes it by kind."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="assets-example")
+        s3.put_bucket_versioning(Bucket="assets-example", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="assets-example", Key="a.txt", Body=b"old")
+
+        def deny_tagging(client):
+            def hook(model, **kwargs):
+                if model.name == "PutBucketTagging":
+                    raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, model.name)
+
+            client.meta.events.register("before-call", hook)
+
+        data = plan_data(
+            {
+                "files": {
+                    "steps": [
+                        {
+                            "id": "rewind",
+                            "uses": "aws.s3.restore_versions",
+                            "with": {"bucket": "assets-example", "at": "PT1S"},
+                        }
+                    ]
+                }
+            }
+        )
+        run = run_plan(
+            data, mode="drill", run_id="orphan1", aws=AwsSession(region="us-east-1", customize=deny_tagging)
+        )
+        rec = run.outcome.records["files.rewind"]
+        assert rec.status == "failed" and not rec.handle
+        assert [r.id for r in rec.resources] == ["assets-example-drill-orphan1"]
+        assert "step.resource" in run.kinds("files.rewind")
+        assert run.runner.undo(["files.rewind"], reason="drill cleanup") == []
+        names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        assert names == ["assets-example"]

@@ -66,8 +66,11 @@ def recovery_point(handle: Handle, identifier: str, created: datetime) -> None:
     handle["recovery_point"] = {"id": identifier, "created": as_utc(created).isoformat()}
 
 
-def add_resource(handle: Handle, resource: Resource) -> None:
+def add_resource(ctx: StepContext, handle: Handle, resource: Resource) -> None:
+    """Record a resource the step just created: in the handle (undo) and, at once, in the run's
+    journal (cleanup even if the step fails before returning its handle)."""
     handle.setdefault("resources", []).append(resource.to_json())
+    ctx.record(resource)
 
 
 def freshness_result(ctx: StepContext, what: str, identifier: str, created: datetime) -> PreflightResult:

@@ -86,7 +86,7 @@ class InstanceRestore(RdsAction):
             ctx.note(f"DB instance {target} was already created by this step; using it")
         handle.update({"instance": db["DBInstanceIdentifier"], "arn": db.get("DBInstanceArn")})
         add_resource(
-            handle, Resource("rds:db", db["DBInstanceIdentifier"], ctx.region, db.get("DBInstanceArn"))
+            ctx, handle, Resource("rds:db", db["DBInstanceIdentifier"], ctx.region, db.get("DBInstanceArn"))
         )
         return handle
 

@@ -184,7 +184,7 @@ def prepare_target(ctx: StepContext, handle: Handle, target: str) -> None:
         return  # an existing, versioned bucket the step did not create: written into, never deleted
     # Created here, or by an earlier start of this step in this run (it carries our tags).
     handle["created_bucket"] = True
-    add_resource(handle, Resource("s3:bucket", target, ctx.region, f"arn:aws:s3:::{target}"))
+    add_resource(ctx, handle, Resource("s3:bucket", target, ctx.region, f"arn:aws:s3:::{target}"))
     client.put_bucket_tagging(Bucket=target, Tagging={"TagSet": aws_tags(ctx)})
     client.put_bucket_versioning(Bucket=target, VersioningConfiguration={"Status": "Enabled"})
 

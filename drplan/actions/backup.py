@@ -305,7 +305,7 @@ class BackupRestore(Action):
             "tagged": False,
         }
         recovery_point(handle, point.arn, point.created)
-        add_resource(handle, Resource(rtype.kind, target, ctx.region, extra={"restore_job_id": job}))
+        add_resource(ctx, handle, Resource(rtype.kind, target, ctx.region, extra={"restore_job_id": job}))
         return handle
 
     def _job(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:

@@ -108,6 +108,9 @@ class StepContext:
     tags: Mapping[str, str] = field(default_factory=dict)  # put on every resource the step creates
     client_token: str = ""  # idempotency token, stable for this step in this run
     note: Callable[[str], None] = lambda message: None  # progress notes for the event stream
+    #: Journal a created resource at once (before start() returns): if start() fails after its
+    #: create call, the run still knows what to clean up.
+    record: Callable[[Resource], None] = lambda resource: None
     options: Mapping[str, Any] = field(default_factory=dict)  # CLI choices: approvals, allow_commands, tty
 
     def address(self, host: str, port: int, tls: bool) -> tuple[str, int, bool]:

@@ -51,7 +51,9 @@ class _TableRestore(Action):
     def _started(self, ctx: StepContext, response: Mapping[str, Any], handle: Handle) -> Handle:
         table = response["TableDescription"]
         handle.update({"table": table["TableName"], "table_arn": table["TableArn"], "tagged": False})
-        add_resource(handle, Resource("dynamodb:table", table["TableName"], ctx.region, table["TableArn"]))
+        add_resource(
+            ctx, handle, Resource("dynamodb:table", table["TableName"], ctx.region, table["TableArn"])
+        )
         return handle
 
     def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed:

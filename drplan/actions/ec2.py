@@ -288,7 +288,9 @@ class VolumeFromSnapshot(Action):
             "availability_zone": volume.get("AvailabilityZone", ctx.params["availability_zone"]),
             "size_gib": volume.get("Size"),
         }
-        add_resource(handle, Resource("ec2:volume", volume["VolumeId"], ctx.region, extra={"name": name}))
+        add_resource(
+            ctx, handle, Resource("ec2:volume", volume["VolumeId"], ctx.region, extra={"name": name})
+        )
         recovery_point(handle, snapshot_id, snapshot["StartTime"])
         return handle
 

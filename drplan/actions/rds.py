@@ -246,6 +246,7 @@ class RestoreClusterSnapshot(RdsAction):
                 raise
         handle.update({"cluster": cluster["DBClusterIdentifier"], "arn": cluster.get("DBClusterArn")})
         add_resource(
+            ctx,
             handle,
             Resource("rds:cluster", cluster["DBClusterIdentifier"], ctx.region, cluster.get("DBClusterArn")),
         )
@@ -312,7 +313,7 @@ class RestoreClusterSnapshot(RdsAction):
                 ) from exc
         handle["instances"].append(identifier)
         extra = {"cluster": cluster["DBClusterIdentifier"]}
-        add_resource(handle, Resource("rds:db", identifier, ctx.region, db.get("DBInstanceArn"), extra))
+        add_resource(ctx, handle, Resource("rds:db", identifier, ctx.region, db.get("DBInstanceArn"), extra))
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
         cluster = describe_cluster(ctx, handle["cluster"])

@@ -311,6 +311,7 @@ class ChangeRecord(Action):
         if previous is None:
             record_id = f"{zone_id}/{handle['fqdn']}/{kind}" + (f"/{set_id}" if set_id else "")
             add_resource(
+                ctx,
                 handle,
                 Resource("route53:record", record_id, extra={"zone_id": zone_id, "name": fqdn, "type": kind}),
             )

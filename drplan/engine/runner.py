@@ -276,6 +276,7 @@ class Runner:
             tags=self.prepared.tags,
             client_token=f"drplan-{self.prepared.run_id}-{prepared.key}"[:64],
             note=lambda message: self._note(prepared.key, message),
+            record=lambda resource: self._record_resources(prepared.key, {"resources": [resource.to_json()]}),
             options={
                 **self.options.context_options,
                 "approve": self.options.approve,
@@ -303,8 +304,16 @@ class Runner:
         for attempt in range(1, attempts + 1):
             rec.attempts = attempt
             if attempt > 1:
-                if rec.handle and action.undoable:  # put back what the failed attempt created or changed
+                # Put back what the failed attempt created or changed, so the next starts clean.
+                if rec.handle and action.undoable:
                     self._undo_one(key, ctx, rec.handle, deadline, reason="retrying")
+                in_handle = {(r["kind"], r["id"]) for r in rec.handle.get("resources", [])}
+                orphans = [r for r in rec.resources if (r.kind, r.id) not in in_handle]
+                if orphans:
+                    self._remove_orphans(
+                        key, orphans, reason="retrying", timeout=max(0.0, deadline - self.clock())
+                    )
+                rec.handle = {}
                 delay = _jitter(self.options.retry_delay * 2 ** (attempt - 2))
                 self.bus.emit("step.retrying", key, attempt=attempt, after=round(delay, 2), error=rec.error)
                 self.stop.wait(min(delay, max(0.0, deadline - self.clock())))
@@ -423,7 +432,8 @@ class Runner:
 
     def _record_resources(self, key: str, handle: Handle) -> None:
         """Journal resources the handle lists that are new, or known but now better described
-        (an ARN learnt when the job completed)."""
+        (an ARN learnt when the job completed). Also what actions record through ``ctx.record``
+        the moment a create call returns."""
         rec = self.records[key]
         for raw in handle.get("resources", []):
             resource = Resource.from_json(copy.deepcopy(raw))
@@ -478,16 +488,39 @@ class Runner:
         for key in keys:
             rec = self.records[key]
             prepared = self.prepared.steps[key]
-            if not rec.handle or not prepared.action.undoable or rec.undone:
+            if rec.undone:
                 continue
-            ctx = self.context(prepared, resolve(prepared.params, self._outputs(), strict=False))
-            if self._undo_one(key, ctx, rec.handle, self.clock() + timeout, reason=reason):
-                rec.undone = True
-                rec.undone_at = self.clock()
+            ok = True
+            if rec.handle and prepared.action.undoable:
+                ctx = self.context(prepared, resolve(prepared.params, self._outputs(), strict=False))
+                ok = self._undo_one(key, ctx, rec.handle, self.clock() + timeout, reason=reason)
+            # Resources the handle does not know: start() created them, then failed before it
+            # could return a handle. Remove them by kind, as `drplan cleanup` would.
+            in_handle = {(r["kind"], r["id"]) for r in rec.handle.get("resources", [])}
+            orphans = [r for r in rec.resources if (r.kind, r.id) not in in_handle]
+            if orphans:
+                ok = self._remove_orphans(key, orphans, reason=reason, timeout=timeout) and ok
+            if not rec.handle and not orphans:
+                continue
+            if ok:
+                rec.undone, rec.undone_at = True, self.clock()
             else:
                 failed.append(key)
         self._undoing = False
         return failed
+
+    def _remove_orphans(self, key: str, orphans: list[Resource], *, reason: str, timeout: float) -> bool:
+        from drplan.engine.sweep import remove
+
+        resources = [r.to_json() for r in orphans]
+        self.bus.emit("undo.started", key, reason=reason, resources=resources)
+        results = remove(self.aws, orphans, timeout=timeout)  # type: ignore[arg-type]
+        left = [f"{x.resource.kind} {x.resource.id}: {x.error}" for x in results if not x.removed]
+        if left:
+            self.bus.emit("undo.failed", key, error="; ".join(left), resources=resources)
+            return False
+        self.bus.emit("undo.succeeded", key, resources=resources, reason=reason)
+        return True
 
     def rollback(self, outcome: RunOutcome) -> list[str]:
         """Undo completed steps in reverse order of completion (``--rollback-on-failure``)."""
