@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from drplan import removal
 from drplan.actions._aws import as_utc, freshness_result, is_not_found, newest
 from drplan.actions.base import Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
@@ -100,27 +101,11 @@ def snapshot_time(snapshot: Mapping[str, Any]) -> datetime | None:
 
 
 def describe_instance(ctx: StepContext, identifier: str) -> dict[str, Any] | None:
-    try:
-        found: list[dict[str, Any]] = ctx.client("rds").describe_db_instances(
-            DBInstanceIdentifier=identifier
-        )["DBInstances"]
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return found[0] if found else None
+    return removal.describe_db_instance(ctx.client, identifier)
 
 
 def describe_cluster(ctx: StepContext, identifier: str) -> dict[str, Any] | None:
-    try:
-        found: list[dict[str, Any]] = ctx.client("rds").describe_db_clusters(DBClusterIdentifier=identifier)[
-            "DBClusters"
-        ]
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return found[0] if found else None
+    return removal.describe_db_cluster(ctx.client, identifier)
 
 
 def instances_named(ctx: StepContext, ids: list[str]) -> list[dict[str, Any]]:
@@ -132,25 +117,8 @@ def instances_named(ctx: StepContext, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def remove_instance(ctx: StepContext, identifier: str) -> str | None:
-    """Delete the instance unless it is already going; its status, or None once it is gone.
-    Called again while verifying, so a delete refused for the instance's state is retried."""
-    db = describe_instance(ctx, identifier)
-    if db is None:
-        return None
-    status = str(db.get("DBInstanceStatus"))
-    if status == "deleting":
-        return status
-    try:
-        ctx.client("rds").delete_db_instance(
-            DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
-        )
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        if not state_fault(exc):
-            raise
-        return status
-    return "deleting"
+    """One round of deleting the instance (see :mod:`drplan.removal`): None once it is gone."""
+    return removal.remove_db_instance(ctx.client, identifier)
 
 
 def teardown_cluster(ctx: StepContext, handle: Handle) -> Poll:
