@@ -116,15 +116,18 @@ def _run(
     report_dir: str | None,
     **opts: Any,
 ) -> None:
+    from drplan.dryrun import build_dry_run
     from drplan.engine.events import JsonLinesWriter
     from drplan.engine.lifecycle import execute
     from drplan.engine.runner import RunOptions
     from drplan.pipeline import load_plan
+    from drplan.report.dryrun import format_text
     from drplan.report.progress import LiveProgress, PlainProgress, summary_table
 
     plan, _ = load_plan(plan_path)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    click.echo(_dry_run_text(plan, mode), err=True, nl=False)
+    dry = build_dry_run(plan, mode)  # type: ignore[arg-type]
+    click.echo(format_text(dry), err=True, nl=False)  # the same dry run as `drplan plan`
     if mode == "recover" and not yes:
         if not interactive:
             fail("refusing to start a real recovery without confirmation: pass --yes", EXIT_USAGE)
@@ -136,10 +139,7 @@ def _run(
         subscribers: list[Any] = []
         live = None
         if interactive:
-            from drplan.actions import registry
-            from drplan.engine.prepare import prepare
-
-            live = LiveProgress(list(prepare(plan, mode, registry()).steps))  # type: ignore[arg-type]
+            live = LiveProgress([s.key for s in dry.steps])
             subscribers.append(live)
         else:
             subscribers.append(PlainProgress())
@@ -287,29 +287,6 @@ def _service_summary(result: Any) -> dict[str, dict[str, Any]]:
         elif info["back_after"] is not None and rec.finished is not None:
             info["back_after"] = max(info["back_after"], rec.finished - result.outcome.started)
     return services
-
-
-def _dry_run_text(plan: Any, mode: str) -> str:
-    """What will run, in order, with predicted times (the same planning code as `drplan plan`)."""
-    from drplan.actions import registry
-    from drplan.durations import humanize
-    from drplan.engine.prepare import prepare
-    from drplan.graph import analyse
-
-    prepared = prepare(plan, mode, registry())  # type: ignore[arg-type]
-    analysis = analyse(prepared.graph, registry())
-    lines = [
-        f"{mode} of plan {plan.name}: {len(prepared.steps)} steps, predicted {humanize(analysis.predicted_rto)}"
-    ]
-    for key, timing in analysis.steps.items():
-        step = prepared.steps[key]
-        mark = "*" if timing.critical else " "
-        lines.append(
-            f" {mark} wave {timing.wave:<3} +{humanize(timing.earliest_start):>7}  {key}: {step.action.describe(step.params)}"
-        )
-    for key, reason in prepared.skipped.items():
-        lines.append(f"   skipped  {key}: {reason}")
-    return "\n".join(lines) + "\n"
 
 
 @click.command()
