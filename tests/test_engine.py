@@ -306,3 +306,37 @@ def test_a_resource_created_before_start_fails_is_journaled_and_cleaned_up():
         assert run.runner.undo(["files.rewind"], reason="drill cleanup") == []
         names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert names == ["assets-example"]
+
+
+def test_a_rollback_that_cannot_undo_everything_exits_3(ddb, tmp_path):
+    from drplan.engine.lifecycle import execute
+    from drplan.engine.runner import RunOptions
+    from drplan.model import build_plan
+    from tests.runs import FAST
+
+    def deny_deletes(client):
+        def hook(model, **kwargs):
+            if model.name == "DeleteTable":
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, model.name)
+
+        client.meta.events.register("before-call", hook)
+
+    plan = build_plan(
+        plan_data(
+            {
+                "a": {"steps": [restore("orders", "orders-restored")]},
+                "b": {"depends_on": ["a"], "steps": [restore("missing", "missing-restored")]},
+            }
+        )
+    )
+    result = execute(
+        plan,
+        "recover",
+        AwsSession(region="us-east-1", customize=deny_deletes),
+        state_dir=tmp_path,
+        options=RunOptions(**FAST),
+        rollback_on_failure=True,
+    )
+    assert result.rollback_failed == ["a.restore"]
+    assert result.exit_code == 3
+    assert "orders-restored" in ddb.list_tables()["TableNames"]

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from drplan.cli.common import aws_options, fail
+from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_FINDINGS, EXIT_USAGE
 
 _PROMPT_LOCK = threading.Lock()
@@ -45,7 +46,7 @@ def run_options(func: Any) -> Any:
         ),
         click.option(
             "--state-dir",
-            default=".drplan",
+            default=DEFAULT_STATE_DIR,
             show_default=True,
             type=click.Path(file_okay=False),
             help="Where run journals and reports go.",
@@ -93,7 +94,8 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
     """Restore the plan's services for real, in dependency order, to the names the plan gives.
 
     Shows the dry run first and asks for confirmation (--yes skips it). Exit 0 when every step
-    succeeded, 1 when a step failed, 3 when interrupted.
+    succeeded, 1 when a step failed, 3 when interrupted or when --rollback-on-failure could not undo
+    every completed step.
     """
     _run(
         plan_path,
@@ -179,6 +181,10 @@ def _run(
         if mode == "drill":
             exit_code = _drill_evidence(result, report_dir, opts, sandbox is not None)
         else:
+            if result.rollback_failed:
+                click.echo(
+                    "rollback INCOMPLETE, could not undo: " + ", ".join(result.rollback_failed), err=True
+                )
             click.echo(f"journal: {result.directory / 'journal.jsonl'}", err=True)
     sys.exit(exit_code)
 

@@ -46,7 +46,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.outcome.interrupted or self.cleanup_failed:
+        if self.outcome.interrupted or self.cleanup_failed or self.rollback_failed:
             return EXIT_INTERRUPTED
         return EXIT_OK if self.outcome.ok else EXIT_FINDINGS
 
@@ -147,6 +147,7 @@ def execute(
             else ("interrupted" if result.outcome.interrupted else "failed"),
             exit_code=result.exit_code,
             cleanup_failed=result.cleanup_failed or None,
+            rollback_failed=result.rollback_failed or None,
             cleanup_skipped=result.cleanup_skipped,
         )
         journal.close()
