@@ -67,9 +67,3 @@ class StepFailed(DrplanError):
         self.step = step
         self.reason = message
         self.retryable = retryable
-
-
-class Interrupted(DrplanError):
-    """The run was stopped by Ctrl-C or SIGTERM."""
-
-    exit_code = EXIT_INTERRUPTED

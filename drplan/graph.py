@@ -17,7 +17,7 @@ order between the remaining steps is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
@@ -305,16 +305,3 @@ def analyse(rg: RecoveryGraph, actions: Mapping[str, Action]) -> Analysis:
         service_rto={sid: service_rto[sid] for sid in rg.plan.services if sid in service_rto},
         service_paths={sid: chain_to(k) for sid, k in service_last.items()},
     )
-
-
-def upstream_services(rg: RecoveryGraph, service: str) -> set[str]:
-    """Services that ``service`` waits for, directly or through others (``depends_on`` only)."""
-    return set(nx.ancestors(rg.service_graph, service)) if service in rg.service_graph else set()
-
-
-def descendants_of(rg: RecoveryGraph, keys: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for key in keys:
-        if key in rg.graph and key not in out:
-            out |= nx.descendants(rg.graph, key)
-    return out

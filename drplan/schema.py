@@ -221,7 +221,7 @@ def validate_against(
         return []
     out = []
     for error in _explaining_class()(wrapped, registry=_offline_registry()).iter_errors(params):
-        out.extend(_describe(error, data, file, base=base_pointer, instance_root=params, subject=subject))
+        out.extend(_describe(error, data, file, base=base_pointer, subject=subject))
     return out
 
 
@@ -269,7 +269,6 @@ def _describe(
     file: str,
     *,
     base: str = "",
-    instance_root: Any = None,
     subject: bool = True,
 ) -> list[Diagnostic]:
     path = list(error.absolute_path)

@@ -61,7 +61,3 @@ def _entry_points() -> list[EntryPoint]:
     from importlib.metadata import entry_points
 
     return list(entry_points(group=ENTRY_POINT_GROUP))
-
-
-def get_action(name: str) -> Action | None:
-    return registry().get(name)

@@ -364,7 +364,7 @@ def parse_age(text: str) -> Any:
 )
 @click.option("--plan", "plan_name", help="With --sweep: only resources of this plan.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-@click.option("--state-dir", default=".drplan", show_default=True, type=click.Path(file_okay=False))
+@click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
 @aws_options
 def cleanup(
     run_id: str | None,

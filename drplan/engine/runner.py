@@ -89,7 +89,6 @@ class RunOutcome:
     started: float
     finished: float
     interrupted: bool = False
-    rolled_back: bool = False
 
     @property
     def failed(self) -> list[str]:
@@ -526,7 +525,6 @@ class Runner:
         """Undo completed steps in reverse order of completion (``--rollback-on-failure``)."""
         done = [r for r in self.records.values() if r.status == "succeeded" and r.finished is not None]
         order = [r.key for r in sorted(done, key=lambda r: r.finished or 0.0, reverse=True)]
-        outcome.rolled_back = True
         return self.undo(order, reason="rollback")
 
 

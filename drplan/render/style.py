@@ -74,9 +74,3 @@ DOT_EDGES: dict[str, str] = {
 #: Mermaid arrows per edge kind; the critical path uses a thick arrow.
 MERMAID_ARROWS: dict[str, str] = {"sequence": "-->", "depends": "-->", "data": "-.->"}
 MERMAID_CRITICAL_ARROW = "==>"
-
-EDGE_TITLES: dict[str, str] = {
-    "sequence": "runs after",
-    "depends": "service depends on",
-    "data": "uses an output of",
-}

@@ -15,8 +15,6 @@ from typing import Any
 from drplan.durations import humanize
 from drplan.report.junit import Case, Suite, to_xml
 
-FILES = ("report.json", "report.md", "report.html", "junit.xml", "metrics.prom")
-
 
 def _d(seconds: float | None) -> str:
     return humanize(seconds) if seconds is not None else "-"
