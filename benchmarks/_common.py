@@ -16,6 +16,7 @@ tests or CI gates.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -252,6 +253,21 @@ class Context:
         options.setdefault("cwd", self.root)
         options.setdefault("env", self.env)
         return time_command(argv, repeat=repeat or self.repeat, **options)
+
+    def run_child(self, script: str | Path, *args: str, what: str) -> Any:
+        """Run ``python script args...`` from the repository root with :attr:`env` and return the
+        JSON it prints (in-process figures are measured in a fresh child, away from run.py's state)."""
+        child = subprocess.run(
+            [self.python, str(script), *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"{what} child failed:\n{child.stderr.strip()[-2000:]}")
+        return json.loads(child.stdout)
 
     def tool(self, name: str) -> str:
         """A console script of this environment (next to the interpreter), else from PATH."""

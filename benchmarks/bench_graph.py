@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -128,17 +127,7 @@ def run(ctx: Context) -> Iterator[Row]:
         path = ctx.plan(n)
         repeat = ctx.repeats_for(n)
         ctx.log(f"  writers on {ctx.rel(path)} (best of {repeat})")
-        child = subprocess.run(
-            [ctx.python, str(Path(__file__)), str(path), str(repeat), str(ctx.out_dir)],
-            cwd=ctx.root,
-            env=ctx.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            raise RuntimeError(f"bench_graph child failed:\n{child.stderr.strip()[-2000:]}")
-        found = json.loads(child.stdout)
+        found = ctx.run_child(Path(__file__), str(path), str(repeat), str(ctx.out_dir), what="bench_graph")
         size = f"{found['steps']:,} steps"
         base = found.get("digraph steps")
         base_name = "python-graphviz Digraph" if base is not None else ""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -105,17 +104,7 @@ def run(ctx: Context) -> Iterator[Row]:
         path = ctx.plan(n)
         repeat = ctx.repeats_for(n)
         ctx.log(f"  stages of {ctx.rel(path)} (best of {repeat})")
-        child = subprocess.run(
-            [ctx.python, str(Path(__file__)), str(path), str(repeat)],
-            cwd=ctx.root,
-            env=ctx.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if child.returncode != 0:
-            raise RuntimeError(f"bench_stages child failed:\n{child.stderr.strip()[-2000:]}")
-        found = json.loads(child.stdout)
+        found = ctx.run_child(Path(__file__), str(path), str(repeat), what="bench_stages")
         base = found["json.loads"]
 
         def row(name: str, value: float, note: str = "", n: int = n, base: float = base) -> Row:
