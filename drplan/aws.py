@@ -15,10 +15,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from drplan import __version__
-from drplan.actions.base import AwsAccess
 from drplan.errors import AwsError
 
 #: Error codes AWS uses for throttling; retried with backoff, never counted as a step failure.
@@ -124,6 +123,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class AwsAccess(Protocol):
+    """What actions, removal and preflight need from the AWS layer: a client per service, region and
+    role, and the region a step runs in. :class:`AwsSession` is the implementation; tests may pass
+    their own."""
+
+    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any: ...
+
+    def region_of(self, region: str | None) -> str: ...
+
+
 class ReadOnlyViolation(AwsError):
     """A read-only session (``plan --preflight``) was asked to make a call that changes something."""
 
@@ -136,7 +145,7 @@ class ApiCall:
 
 
 @dataclass
-class AwsSession(AwsAccess):
+class AwsSession:
     """Clients for every (service, region, role), created once and shared by the run's threads."""
 
     region: str | None = None

@@ -17,7 +17,8 @@ from drplan.actions.base import Action
 from drplan.diagnostics import Diagnostic, Related, diagnostic, join_pointer
 from drplan.durations import humanize
 from drplan.graph import Analysis, Cycle, RecoveryGraph, analyse, compile_graph, find_cycles, step_duration
-from drplan.model import Plan, Step
+from drplan.model import MODES, Mode, Plan, Step
+from drplan.resources import KINDS, Target, name_problem, same_name_key
 
 
 @dataclass
@@ -307,6 +308,93 @@ def _bad_regexes(ctx: CheckContext, step: Step, schema: Mapping[str, object]) ->
                 )
 
 
+#: Stands for the run id when drill names are checked: as long as a real one (8 hex digits).
+_SAMPLE_RUN_ID = "0a1b2c3d"
+_RUN_ID_SHOWN = "<run-id>"
+
+
+def _named_targets(ctx: CheckContext, step: Step, mode: Mode) -> list[tuple[Target, str]]:
+    """(target, pointer of the parameter it comes from) of a step in ``mode``, with a drill's
+    isolation applied exactly as a run applies it; names still holding a reference are left out."""
+    action = ctx.actions.get(step.uses)
+    if action is None or not step.runs_in(mode):
+        return []
+    params = step.params_for(mode)
+    if mode == "drill":
+        isolated = action.isolate(
+            params, ctx.plan.drill.suffix(_SAMPLE_RUN_ID), redirected=step.drill_params is not None
+        )
+        if isolated is None:
+            return []  # a drill skips the step
+        params = isolated
+    try:
+        targets = action.targets(params)
+    except (KeyError, TypeError, ValueError):
+        return []  # parameters the schema or DR211 already report
+    out = []
+    for target in targets:
+        if "${" in target.name:
+            continue
+        block = "drill_with" if mode == "drill" and target.param in (step.drill_params or {}) else "with"
+        out.append((target, join_pointer(step.pointer, block, target.param)))
+    return out
+
+
+def _shown(name: str) -> str:
+    text = name.replace(_SAMPLE_RUN_ID, _RUN_ID_SHOWN)
+    return text if len(text) <= 80 else text[:60] + "…" + text[-12:]
+
+
+def aws_names(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR212: each name a step gives an AWS resource, as the run will really use it. A drill's name
+    is reported only when the drill makes it wrong (the recovery's name is reported already)."""
+    for step in ctx.plan.steps():
+        broken_in_recovery: set[int] = set()
+        for mode in MODES:
+            for index, (target, pointer) in enumerate(_named_targets(ctx, step, mode)):
+                problem = name_problem(target.kind, target.name)
+                if problem is None or index in broken_in_recovery:
+                    continue
+                noun = KINDS[target.kind].noun
+                if mode == "recover":
+                    broken_in_recovery.add(index)
+                    where = ""
+                else:
+                    where = "in drills, "
+                    problem += f" (because of the drill suffix `{ctx.plan.drill.name_suffix}`)"
+                yield ctx.diag(
+                    "DR212", f"{_where(step)}: {where}{noun} name `{_shown(target.name)}` {problem}", pointer
+                )
+
+
+def name_clashes(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR213: two steps of one run would create the same resource name (the second would fail,
+    or worse, a drill's cleanup would delete what the other step made). A clash of drill names is
+    reported only when the recovery names do not clash already."""
+    reported: set[tuple[str, str]] = set()
+    for mode in MODES:
+        first: dict[tuple[str, str], tuple[Step, str]] = {}
+        for step in ctx.plan.steps():
+            for target, pointer in _named_targets(ctx, step, mode):
+                if not target.creates:
+                    continue
+                key = same_name_key(target.kind, target.name)
+                if key not in first:
+                    first[key] = (step, pointer)
+                    continue
+                other, other_pointer = first[key]
+                if other.key == step.key or (other.key, step.key) in reported:
+                    continue
+                reported.add((other.key, step.key))
+                yield ctx.diag(
+                    "DR213",
+                    f"{_where(step)} and {_where(other)} would both create {KINDS[target.kind].noun} "
+                    f"`{_shown(target.name)}`" + (" in drills" if mode == "drill" else ""),
+                    pointer,
+                    related=(Related(f"`{other.key}` creates it here", other_pointer),),
+                )
+
+
 # --- DR3xx: objectives and operability ---------------------------------------------------------
 
 
@@ -421,6 +509,8 @@ CHECKS: tuple[Check, ...] = (
     undeclared_dependencies,
     commands_allowed,
     parameters,
+    aws_names,
+    name_clashes,
     objectives,
     missing_estimates,
     timeouts_below_estimates,

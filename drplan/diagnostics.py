@@ -135,6 +135,18 @@ RULES: dict[str, Rule] = _rules(
     Rule(
         "DR211", "bad-parameters", E, "A step's parameters do not match its action (including `drill_with`)."
     ),
+    Rule(
+        "DR212",
+        "bad-aws-name",
+        E,
+        "A name the step would give an AWS resource breaks AWS's naming rules (in recoveries, or once a drill adds its suffix).",
+    ),
+    Rule(
+        "DR213",
+        "name-clash",
+        E,
+        "Two steps would create AWS resources with the same name in the same run.",
+    ),
     # DR3xx: objectives and operability
     Rule(
         "DR301",

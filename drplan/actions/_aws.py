@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from drplan.actions.base import Handle, PreflightResult, Resource, StepContext
+from drplan.actions.base import Handle, PreflightResult, StepContext
 from drplan.aws import is_not_found as is_not_found  # re-exported: the actions import it from here
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
+from drplan.resources import Resource
 
 T = TypeVar("T")
 

@@ -17,9 +17,10 @@ from drplan.actions._rds import (
     remove_instance,
     unresolved,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Resource, Target
 
 
 def port_option(ctx: StepContext) -> dict[str, int]:
@@ -43,11 +44,14 @@ class RdsAction(Action):
     def isolate(
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:
-        return {**params, "target": suffixed(str(params["target"]), suffix)}
+        return {**params, "target": isolated_name(params["target"], suffix, "rds:db")}
 
 
 class InstanceRestore(RdsAction):
     """Shared by the two restores that make one DB instance."""
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("rds:db", str(params["target"]), "target"),)
 
     def _options(self, ctx: StepContext) -> dict[str, Any]:
         """Where and how the restored instance runs (the keys both restore calls accept)."""

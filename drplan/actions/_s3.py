@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from drplan.actions._aws import add_resource, as_utc, aws_tags
-from drplan.actions.base import Handle, Resource, StepContext
+from drplan.actions.base import Handle, StepContext
 from drplan.aws import error_code
 from drplan.durations import parse_duration
 from drplan.errors import StepFailed
+from drplan.resources import Resource
 
 GONE = ("404", "NoSuchBucket", "NotFound")
 

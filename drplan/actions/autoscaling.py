@@ -10,6 +10,7 @@ from drplan.actions._aws import as_utc
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Target
 
 #: What the sandbox's launch template boots (moto launches it without registering an AMI).
 SANDBOX_IMAGE_ID = "ami-12345678"
@@ -58,6 +59,9 @@ class SetCapacity(Action):
             bounds.append(f"max {params['max']}")
         extra = f" ({', '.join(bounds)})" if bounds else ""
         return f"Scale Auto Scaling group {params.get('group')} to {params.get('desired')} instances{extra}"
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("autoscaling:group", str(params["group"]), "group", creates=False),)
 
     def _group(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
         groups = ctx.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])

@@ -72,11 +72,12 @@ from drplan.actions._backup_targets import (
     native_id,
     type_from_arn,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
 from drplan.removal import BUSY as BUSY  # re-exported: part of this module's API
 from drplan.removal import lookup
+from drplan.resources import Resource, Target
 
 #: Recovery point states that can be restored (AVAILABLE is the newer name of a finished backup).
 USABLE = ("COMPLETED", "AVAILABLE")
@@ -145,7 +146,17 @@ class BackupRestore(Action):
     def isolate(
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:
-        return {**params, "target": suffixed(str(params["target"]), suffix)}
+        return {**params, "target": isolated_name(params["target"], suffix, self._kind(params) or "rds:db")}
+
+    def _kind(self, params: Mapping[str, Any]) -> str | None:
+        rtype = TYPES.get(
+            params.get("resource_type") or type_from_arn(str(params.get("resource_arn", ""))) or ""
+        )
+        return rtype.kind if rtype is not None else None
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        kind = self._kind(params)
+        return (Target(kind, str(params["target"]), "target"),) if kind is not None else ()
 
     def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:
         rtype = params.get("resource_type") or type_from_arn(str(params.get("resource_arn", "")))

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from drplan.aws import AwsAccess
+from drplan.resources import Resource, Target, max_length
+
 if TYPE_CHECKING:
     from drplan.model import Mode, Objectives, Plan, Step
 
@@ -25,31 +28,6 @@ Handle = dict[str, Any]
 """What :meth:`Action.start` returns and the journal stores: ids, client tokens, created resources."""
 
 Family = Literal["backup", "database", "storage", "dns", "compute", "check", "manual", "control"]
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Something a step created (what drill cleanup deletes and evidence lists)."""
-
-    kind: str  # e.g. "rds:db", "dynamodb:table", "ec2:volume", "s3:bucket", "route53:record"
-    id: str
-    region: str | None = None
-    arn: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "id": self.id}
-        if self.region:
-            out["region"] = self.region
-        if self.arn:
-            out["arn"] = self.arn
-        if self.extra:
-            out["extra"] = dict(self.extra)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Resource:
-        return cls(data["kind"], data["id"], data.get("region"), data.get("arn"), data.get("extra", {}))
 
 
 @dataclass(frozen=True)
@@ -81,16 +59,6 @@ class PreflightResult:
     status: Literal["ok", "warning", "error"]
     message: str
     facts: Mapping[str, Any] = field(default_factory=dict)
-
-
-class AwsAccess:
-    """What actions need from the AWS layer (implemented in :mod:`drplan.aws`)."""
-
-    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any:
-        raise NotImplementedError
-
-    def region_of(self, region: str | None) -> str:
-        raise NotImplementedError
 
 
 @dataclass
@@ -161,6 +129,14 @@ class Action:
         """What the step does, in plain words, for the runbook and the dry run."""
         return self.summary
 
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        """The AWS names this step creates or changes, read from its parameters (for a drill, the
+        isolated ones). Validation checks them against AWS's naming rules and for clashes between
+        steps; a run journals them as intents before the create call, so a resource whose create
+        call was cut short is still found by name. Names holding a ``${...}`` reference are only
+        known at run time."""
+        return ()
+
     def isolate(
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:
@@ -205,7 +181,15 @@ class Action:
 
 
 def suffixed(name: str, suffix: str, *, limit: int = 63) -> str:
-    """``name`` + ``suffix``, shortened from the name's end when AWS limits the length."""
+    """``name`` + ``suffix``, within ``limit`` characters: the *name* is shortened, never the suffix,
+    so a drill's name always carries its whole run id (two drills never share a name, and cleanup
+    and sweeps can tell whose it is)."""
     if len(name) + len(suffix) <= limit:
         return name + suffix
     return name[: max(1, limit - len(suffix))].rstrip("-_.") + suffix
+
+
+def isolated_name(name: Any, suffix: str, kind: str, *, reserve: int = 0) -> str:
+    """A drill's name for ``name``: suffixed within the limit AWS sets for ``kind``, less ``reserve``
+    characters the action appends itself (``-1`` for the instances of a cluster)."""
+    return suffixed(str(name), suffix, limit=max_length(kind) - reserve)

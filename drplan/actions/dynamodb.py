@@ -17,9 +17,10 @@ from drplan.actions._aws import (
     require_fresh,
     target_free,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Resource, Target
 
 _TABLE_OUTPUTS = {"table_name": "Name of the restored table", "table_arn": "ARN of the restored table"}
 SANDBOX_ITEMS = 25
@@ -35,7 +36,10 @@ class _TableRestore(Action):
     def isolate(
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:
-        return {**params, "target": suffixed(str(params["target"]), suffix, limit=255)}
+        return {**params, "target": isolated_name(params["target"], suffix, "dynamodb:table")}
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("dynamodb:table", str(params["target"]), "target"),)
 
     # --- shared by both restores ----------------------------------------------------------------
 

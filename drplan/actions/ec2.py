@@ -22,9 +22,10 @@ from drplan.actions._aws import (
     recovery_point,
     require_fresh,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Resource, Target
 
 SANDBOX_SIZE_GIB = 20
 #: CreateVolume errors that are the plan's fault (or a quota), reported as the step's failure.
@@ -109,10 +110,13 @@ class VolumeFromSnapshot(Action):
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:
         # A drill never attaches to a production instance; drill_with may name a drill instance.
-        isolated = {**params, "name": suffixed(str(params["name"]), suffix, limit=255)}
+        isolated = {**params, "name": isolated_name(params["name"], suffix, "ec2:volume")}
         if not redirected:
             isolated.pop("attach", None)
         return isolated
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("ec2:volume", str(params["name"]), "name"),)
 
     # --- reading ----------------------------------------------------------------------------------
 

@@ -33,9 +33,10 @@ from drplan.actions._rds import (
 )
 from drplan.actions._rds_base import InstanceRestore, RdsAction, port_option
 from drplan.actions._rds_sandbox import seed_cluster_snapshot, seed_point_in_time, seed_snapshot
-from drplan.actions.base import Handle, Poll, PreflightResult, Resource, StepContext, suffixed
+from drplan.actions.base import Handle, Poll, PreflightResult, StepContext, isolated_name, suffixed
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Resource, Target
 
 _DB_OUTPUTS = {
     "endpoint": "Address of the restored DB instance",
@@ -176,6 +177,23 @@ class RestoreClusterSnapshot(RdsAction):
             f"Create DB cluster {params.get('target')} from {source}, "
             f"with {count} {params.get('instance_class')} instance{'s' if count != 1 else ''}"
         )
+
+    def isolate(
+        self, params: Mapping[str, Any], suffix: str, *, redirected: bool
+    ) -> Mapping[str, Any] | None:
+        # Room for the instances' "-N": their names must keep the drill's whole suffix too.
+        reserve = len(f"-{self._planned_count(params)}")
+        return {**params, "target": isolated_name(params["target"], suffix, "rds:cluster", reserve=reserve)}
+
+    def _planned_count(self, params: Mapping[str, Any]) -> int:
+        """Instances the step creates, as far as the parameters say (the snapshot's engine decides
+        at run time when ``engine`` is not given)."""
+        return 0 if params.get("engine") in MULTI_AZ_ENGINES else int(params.get("instances", 1))
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        target = str(params["target"])
+        instances = self._instance_ids(target, self._planned_count(params))
+        return (Target("rds:cluster", target, "target"), *(Target("rds:db", i, "target") for i in instances))
 
     def _instance_ids(self, target: str, count: int) -> list[str]:
         """``<target>-1`` (the writer), ``<target>-2``, ...; shortened to fit the 63-character limit."""

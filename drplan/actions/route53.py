@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 from drplan.actions._aws import add_resource
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, Resource, StepContext
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Resource, Target
 
 #: ``ctx.options[ZONE_IDS_OPTION]``: plan zone id -> the hosted zone id to use instead. The sandbox
 #: sets it because its emulator cannot create a zone with a chosen id; :meth:`ChangeRecord.seed`
@@ -130,6 +131,9 @@ class ChangeRecord(Action):
         elif "weight" in params:
             routing = f" (weight {params['weight']}, set {params.get('set_identifier')})"
         return f"Point {kind} record {params.get('name')} at {target}{routing}"
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("route53:record", str(params["name"]), "name", creates=False),)
 
     # --- reading ---------------------------------------------------------------------------------
 

@@ -48,9 +48,10 @@ from drplan.actions._s3 import newest_first as newest_first  # re-exported: part
 from drplan.actions._s3_sandbox import SEED_NEW as SEED_NEW  # re-exported
 from drplan.actions._s3_sandbox import SEED_OLD as SEED_OLD  # re-exported
 from drplan.actions._s3_sandbox import seed_bucket
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, suffixed
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
+from drplan.resources import Target
 
 #: Keys handled per poll: each costs one or two calls, so a batch takes seconds, not minutes.
 BATCH_KEYS = 200
@@ -110,7 +111,13 @@ class RestoreVersions(Action):
     ) -> Mapping[str, Any] | None:
         # Drills restore into a new bucket they create and delete; never into the source.
         target = str(params.get("target_bucket") or params["bucket"])
-        return {**params, "target_bucket": suffixed(target, suffix).lower()}
+        return {**params, "target_bucket": isolated_name(target, suffix, "s3:bucket").lower()}
+
+    def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        bucket, target = str(params["bucket"]), params.get("target_bucket")
+        if target is None or str(target) == bucket:
+            return (Target("s3:bucket", bucket, "bucket", creates=False),)  # restored in place
+        return (Target("s3:bucket", str(target), "target_bucket"),)
 
     # --- what the parameters mean -----------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drplan.actions.base import Resource
 from drplan.engine.events import Event
 from drplan.errors import UsageError
+from drplan.resources import Resource
 
 DEFAULT_STATE_DIR = ".drplan"
 

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from drplan.actions.base import AwsAccess, PreflightResult, StepContext
-from drplan.aws import describe_error
+from drplan.actions.base import PreflightResult, StepContext
+from drplan.aws import AwsAccess, describe_error
 from drplan.engine.prepare import Prepared
 from drplan.engine.runner import RunOptions, resolve
 

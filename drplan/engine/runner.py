@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from drplan.actions.base import Action, AwsAccess, Handle, Poll, Resource, StepContext
-from drplan.aws import describe_error, error_code, is_retryable
+from drplan.actions.base import Action, Handle, Poll, StepContext
+from drplan.aws import AwsAccess, describe_error, error_code, is_retryable
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared, PreparedStep
 from drplan.engine.schedule import ReadyQueue, remaining_path
 from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
+from drplan.resources import Resource
 
 Status = Literal["pending", "running", "succeeded", "failed", "skipped", "interrupted", "not_started"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.actions.base import Resource
 from drplan.aws import AwsSession, describe_error, is_not_found
 from drplan.removal import REMOVERS, Remover
+from drplan.resources import Resource, delete_order, resource_from_arn
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def find_drill_resources(
         if not token:
             break
     found = _without_terminated_instances(aws, region, found)
-    return sorted(found, key=lambda f: (_ORDER.get(f.resource.kind, 9), f.resource.id))
+    return sorted(found, key=lambda f: (delete_order(f.resource), f.resource.id))
 
 
 def _without_terminated_instances(aws: AwsSession, region: str, found: list[Found]) -> list[Found]:
@@ -83,32 +83,6 @@ def older_than(found: list[Found], age: timedelta, now: datetime | None = None) 
     return [f for f in found if f.created is not None and now - f.created > age]
 
 
-def resource_from_arn(arn: str, region: str) -> Resource | None:
-    parts = arn.split(":", 5)
-    if len(parts) < 6:
-        return None
-    service, rest = parts[2], parts[5]
-    if service == "rds" and rest.startswith("db:"):
-        return Resource("rds:db", rest[3:], region, arn)
-    if service == "rds" and rest.startswith("cluster:"):
-        return Resource("rds:cluster", rest[8:], region, arn)
-    if service == "dynamodb" and rest.startswith("table/"):
-        return Resource("dynamodb:table", rest[6:].split("/")[0], region, arn)
-    if service == "ec2" and rest.startswith("volume/"):
-        return Resource("ec2:volume", rest[7:], region, arn)
-    if service == "ec2" and rest.startswith("instance/"):
-        return Resource("ec2:instance", rest[9:], region, arn)
-    if service == "elasticfilesystem" and rest.startswith("file-system/"):
-        return Resource("efs:filesystem", rest[12:], region, arn)
-    if service == "s3":
-        return Resource("s3:bucket", rest, region, arn)
-    return None
-
-
-# Delete instances before the clusters they belong to; everything else in any order.
-_ORDER = {"rds:db": 0, "rds:cluster": 1}
-
-
 @dataclass
 class Removal:
     resource: Resource
@@ -121,7 +95,7 @@ def remove(
 ) -> list[Removal]:
     """Delete each resource and wait until a describe proves it gone (DB instances before clusters)."""
     results = []
-    for resource in sorted(resources, key=lambda r: _ORDER.get(r.kind, 9)):
+    for resource in sorted(resources, key=delete_order):
         remover = REMOVERS.get(resource.kind)
         if remover is None:
             results.append(
