@@ -70,15 +70,16 @@ def wave_barriers(g: nx.DiGraph, durations: dict[str, float], parallelism: int) 
 
 
 def run(ctx: Context) -> Iterator[Row]:
-    from drplan.engine.schedule import critical_path_length, simulate
+    from drplan.engine.schedule import Limits, critical_path_length, simulate
 
     ours, waves, fifo = [], [], []
     for seed in SEEDS:
         g, durations = random_plan_graph(STEPS, seed)
         bound = max(critical_path_length(g, durations), sum(durations.values()) / PARALLELISM)
-        ours.append(simulate(g, durations, parallelism=PARALLELISM) / bound)
+        limits = Limits(PARALLELISM)
+        ours.append(simulate(g, durations, limits=limits).makespan / bound)
         fifo.append(
-            simulate(g, durations, parallelism=PARALLELISM, priority=lambda g, d: {k: 0.0 for k in g}) / bound
+            simulate(g, durations, limits=limits, priority=lambda g, d: {k: 0.0 for k in g}).makespan / bound
         )
         waves.append(wave_barriers(g, durations, PARALLELISM) / bound)
     note = f"{STEPS} steps, parallelism {PARALLELISM}, worst of seeds {SEEDS}; 1.00 = the lower bound"

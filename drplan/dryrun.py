@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from drplan.actions.base import PreflightResult
 from drplan.model import Mode, Plan, Step
 
+from drplan.engine.schedule import Limits
+
 if TYPE_CHECKING:
     from drplan.actions.base import Action
     from drplan.graph import Analysis, RecoveryGraph
@@ -111,6 +113,12 @@ class ServiceOutcome:
     objective_from: Literal["service", "plan"] | None
     status: Status
     path: tuple[str, ...]  # the chain of steps that decides the predicted RTO
+    critical: timedelta | None = None  # the service's critical path alone, with no limits
+
+    @property
+    def limited(self) -> bool:
+        """The run's limits make the service slower than its critical path."""
+        return self.predicted is not None and self.critical is not None and self.predicted > self.critical
 
 
 def _status(predicted: timedelta | None, objective: timedelta | None) -> Status:
@@ -129,13 +137,20 @@ class DryRun:
     skipped: tuple[SkippedStep, ...]  # in plan order
     waves: tuple[tuple[str, ...], ...]
     critical_path: tuple[str, ...]
-    predicted_rto: timedelta
+    predicted_rto: timedelta  # within the run's limits (what objectives are judged on)
     objective: timedelta | None  # the plan's RTO objective
     services: tuple[ServiceOutcome, ...]  # plan order
     suffix: str | None  # drill name suffix, the run id shown as ``<run-id>`` (drill only)
     generated_at: datetime | None = None
+    critical_rto: timedelta = timedelta(0)  # the critical path alone, as if nothing limited the run
+    limits: Limits = field(default_factory=Limits)
     graph: RecoveryGraph | None = field(default=None, compare=False, repr=False)
     analysis: Analysis | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def limited(self) -> bool:
+        """The run's limits (parallelism, AWS quotas) make the plan slower than its critical path."""
+        return self.predicted_rto > self.critical_rto
 
     @property
     def plan_status(self) -> Status:
@@ -178,8 +193,10 @@ def build_dry_run(
     *,
     actions: Mapping[str, Action] | None = None,
     generated_at: datetime | None = None,
+    parallelism: int | None = None,
 ) -> DryRun:
-    """The dry run of a valid, acyclic plan in ``mode``. Touches nothing; imports no AWS library."""
+    """The dry run of a valid, acyclic plan in ``mode`` (``parallelism`` as ``--parallelism`` would
+    set it for the run). Touches nothing; imports no AWS library."""
     from drplan.engine.prepare import prepare
     from drplan.graph import analyse
 
@@ -187,9 +204,9 @@ def build_dry_run(
         from drplan.actions import registry
 
         actions = registry()
-    prepared = prepare(plan, mode, actions)
+    prepared = prepare(plan, mode, actions, parallelism=parallelism)
     rg = prepared.graph
-    analysis = analyse(rg, actions)
+    analysis = analyse(rg, actions, prepared.limits)
     position = {step.key: i for i, step in enumerate(plan.steps())}
 
     planned: list[PlannedStep] = []
@@ -213,8 +230,8 @@ def build_dry_run(
                 params=params,
                 changes=drill_changes(step, params) if mode == "drill" else {},
                 wave=timing.wave,
-                start=timing.earliest_start,
-                finish=timing.earliest_finish,
+                start=timing.start,
+                finish=timing.finish,
                 duration=timing.duration,
                 defaulted=timing.defaulted,
                 timeout=timeout,
@@ -244,6 +261,7 @@ def build_dry_run(
                 objective_from=source,
                 status=_status(predicted, objectives.rto),
                 path=analysis.service_paths.get(sid, ()),
+                critical=analysis.service_critical_rto.get(sid),
             )
         )
     return DryRun(
@@ -258,6 +276,8 @@ def build_dry_run(
         services=tuple(services),
         suffix=prepared.suffix or None,
         generated_at=generated_at,
+        critical_rto=analysis.critical_rto,
+        limits=analysis.limits,
         graph=rg,
         analysis=analysis,
     )

@@ -44,7 +44,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
     plan = prepared.plan
     outcome = result.outcome
     start = outcome.started
-    analysis = analyse(prepared.graph, registry())
+    analysis = analyse(prepared.graph, registry(), prepared.limits)
     records = outcome.records
 
     steps = []

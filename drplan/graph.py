@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import networkx as nx
 
 from drplan.diagnostics import join_pointer
+from drplan.engine.schedule import DEFAULT_PARALLELISM, Limits, limits_for, simulate
 from drplan.model import Mode, Plan, Step
 
 if TYPE_CHECKING:
@@ -197,24 +198,47 @@ class StepTiming:
     duration: timedelta
     defaulted: bool  # the action's typical duration was used: the step has no estimate
     wave: int  # 1-based: steps of a wave could all start together
-    earliest_start: timedelta
+    earliest_start: timedelta  # with nothing but dependencies to wait for (critical-path analysis)
     earliest_finish: timedelta
     latest_start: timedelta
     slack: timedelta
     critical: bool
+    start: timedelta  # when the run's scheduler starts it, within the run's limits
+    finish: timedelta
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """Predicted schedule of a plan in one mode, with every step at its earliest start."""
+    """Predicted schedule of a plan in one mode.
+
+    Two figures, because a run has limits: ``critical_rto`` is the critical path (every step at its
+    earliest start, as if any number of steps could run at once); ``predicted_rto`` simulates the
+    scheduler that really runs, with the run's parallelism and per-action limits (AWS quotas) and
+    its critical-path priority (:func:`drplan.engine.schedule.simulate`). Objectives are judged on
+    ``predicted_rto``; the two are equal when the limits never make a ready step wait.
+    """
 
     mode: Mode | None
     steps: Mapping[str, StepTiming]  # in execution order (topological, plan order between equals)
     waves: tuple[tuple[str, ...], ...]
     critical_path: tuple[str, ...]
-    predicted_rto: timedelta  # the whole plan: when its last step finishes
-    service_rto: Mapping[str, timedelta] = field(default_factory=dict)  # when a service's last step finishes
+    predicted_rto: timedelta  # the whole plan, within the run's limits: when its last step finishes
+    critical_rto: timedelta = timedelta(0)  # the whole plan with no limits: the critical path's length
+    limits: Limits = field(default_factory=Limits)
+    service_rto: Mapping[str, timedelta] = field(default_factory=dict)  # within the limits
+    service_critical_rto: Mapping[str, timedelta] = field(default_factory=dict)  # with no limits
     service_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the chain that decides it
+
+    @property
+    def limited(self) -> bool:
+        """Do the run's limits make the plan slower than its critical path?"""
+        return self.predicted_rto > self.critical_rto
+
+    def service_limited(self, service: str) -> bool:
+        return self.service_rto.get(service, _ZERO) > self.service_critical_rto.get(service, _ZERO)
+
+
+_ZERO = timedelta(0)
 
 
 def step_duration(
@@ -228,13 +252,32 @@ def step_duration(
         return timedelta(0), True
     try:
         return action.estimate(step.params_for(mode or "recover")), True
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         return action.default_estimate, True
 
 
-def analyse(rg: RecoveryGraph, actions: Mapping[str, Action]) -> Analysis:
-    """Critical-path analysis of an acyclic recovery graph (check :func:`find_cycles` first)."""
+def run_limits(
+    plan: Plan,
+    actions: Mapping[str, Action],
+    *,
+    parallelism: int | None = None,
+    overrides: Mapping[str, int] | None = None,
+) -> Limits:
+    """The limits a run of ``plan`` has: ``parallelism`` (``--parallelism``), else the plan's
+    ``run.parallelism``, else the default; each action's concurrency limit, then ``overrides``."""
+    used = {step.uses for step in plan.steps()}
+    concurrency = ((name, actions[name].concurrency) for name in sorted(used) if name in actions)
+    chosen = (
+        parallelism or getattr(getattr(plan, "run", None), "parallelism", None) or DEFAULT_PARALLELISM
+    )  # TEMP until model has run
+    return limits_for(concurrency, parallelism=chosen, overrides=overrides)
+
+
+def analyse(rg: RecoveryGraph, actions: Mapping[str, Action], limits: Limits | None = None) -> Analysis:
+    """Critical-path analysis of an acyclic recovery graph (check :func:`find_cycles` first), and the
+    schedule the run's scheduler would follow within ``limits`` (default: :func:`run_limits`)."""
     g = rg.graph
+    limits = limits if limits is not None else run_limits(rg.plan, actions)
     position = {key: i for i, key in enumerate(s.key for s in rg.plan.steps())}
     order = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
     duration: dict[str, timedelta] = {}
@@ -271,13 +314,26 @@ def analyse(rg: RecoveryGraph, actions: Mapping[str, Action]) -> Analysis:
     critical = chain_to(last) if last is not None else ()
     on_path = set(critical)
 
+    # The run's own scheduler in virtual time, every step taking its estimate.
+    schedule = simulate(
+        g,
+        {k: d.total_seconds() for k, d in duration.items()},
+        limits=limits,
+        group_of={k: g.nodes[k]["step"].uses for k in g.nodes},
+        order=position,
+    )
+    scheduled_start = {k: timedelta(seconds=v) for k, v in schedule.start.items()}
+    scheduled_finish = {k: timedelta(seconds=v) for k, v in schedule.finish.items()}
+
     service_rto: dict[str, timedelta] = {}
+    service_critical: dict[str, timedelta] = {}
     service_last: dict[str, str] = {}
     for key in order:
         sid = g.nodes[key]["step"].service
-        if sid not in service_rto or finish[key] >= service_rto[sid]:
-            service_rto[sid] = finish[key]
+        if sid not in service_critical or finish[key] >= service_critical[sid]:
+            service_critical[sid] = finish[key]
             service_last[sid] = key
+        service_rto[sid] = max(service_rto.get(sid, zero), scheduled_finish[key])
 
     timings = {
         key: StepTiming(
@@ -290,18 +346,24 @@ def analyse(rg: RecoveryGraph, actions: Mapping[str, Action]) -> Analysis:
             latest_start=latest_finish[key] - duration[key],
             slack=latest_finish[key] - finish[key],
             critical=key in on_path,
+            start=scheduled_start[key],
+            finish=scheduled_finish[key],
         )
         for key in order
     }
     waves: dict[int, list[str]] = {}
     for key in order:
         waves.setdefault(wave[key], []).append(key)
+    in_plan_order = [sid for sid in rg.plan.services if sid in service_rto]
     return Analysis(
         mode=rg.mode,
         steps=timings,
         waves=tuple(tuple(waves[w]) for w in sorted(waves)),
         critical_path=critical,
-        predicted_rto=makespan,
-        service_rto={sid: service_rto[sid] for sid in rg.plan.services if sid in service_rto},
+        predicted_rto=max(scheduled_finish.values(), default=zero),
+        critical_rto=makespan,
+        limits=limits,
+        service_rto={sid: service_rto[sid] for sid in in_plan_order},
+        service_critical_rto={sid: service_critical[sid] for sid in in_plan_order},
         service_paths={sid: chain_to(k) for sid, k in service_last.items()},
     )

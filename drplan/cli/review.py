@@ -43,6 +43,12 @@ _output_option = click.option(
 _date_option = click.option(
     "--date", is_flag=True, help="Include the date and time (default: reproducible output)."
 )
+_parallelism_option = click.option(
+    "--parallelism",
+    type=click.IntRange(1, 256),
+    help="Predict with this many steps at once, as `--parallelism` of a run would (default: the plan's "
+    "run.parallelism, else 16).",
+)
 
 
 def _load(path: str) -> Plan:
@@ -72,6 +78,7 @@ def _now(date: bool) -> datetime | None:
 )
 @_output_option
 @_date_option
+@_parallelism_option
 @click.option(
     "--preflight",
     is_flag=True,
@@ -88,6 +95,7 @@ def plan(
     fmt: str,
     output: str | None,
     date: bool,
+    parallelism: int | None,
     preflight: bool,
     sandbox: bool,
     **aws: str | None,
@@ -106,7 +114,7 @@ def plan(
     from drplan.report.dryrun import FORMATS
 
     loaded = _load(plan)
-    dry = build_dry_run(loaded, mode, generated_at=_now(date))  # type: ignore[arg-type]
+    dry = build_dry_run(loaded, mode, generated_at=_now(date), parallelism=parallelism)  # type: ignore[arg-type]
     failed = False
     if preflight:
         report = _preflight(loaded, mode, sandbox, aws)
@@ -154,10 +162,13 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
 @_mode_option
 @_output_option
 @_date_option
+@_parallelism_option
 @click.option(
     "--no-diagram", is_flag=True, help="Leave out the Mermaid diagram (for viewers without Mermaid)."
 )
-def docs(plan: str, mode: str, output: str | None, date: bool, no_diagram: bool) -> None:
+def docs(
+    plan: str, mode: str, output: str | None, date: bool, parallelism: int | None, no_diagram: bool
+) -> None:
     """Write a Markdown runbook a person can follow with the tooling down (exit 0).
 
     Contacts, objectives, the order of recovery, every step in plain words with its estimate,
@@ -166,7 +177,7 @@ def docs(plan: str, mode: str, output: str | None, date: bool, no_diagram: bool)
     from drplan.dryrun import build_dry_run
     from drplan.report.runbook import render_runbook
 
-    dry = build_dry_run(_load(plan), mode, generated_at=_now(date))  # type: ignore[arg-type]
+    dry = build_dry_run(_load(plan), mode, generated_at=_now(date), parallelism=parallelism)  # type: ignore[arg-type]
     emit(render_runbook(dry, diagram=not no_diagram), output)
 
 

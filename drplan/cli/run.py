@@ -253,7 +253,7 @@ def _diagrams(result: Any) -> tuple[str | None, str | None]:
     from drplan.render.mermaid import render_mermaid
 
     rg = result.prepared.graph
-    analysis = analyse(rg, registry())
+    analysis = analyse(rg, registry(), result.prepared.limits)
     mermaid = render_mermaid(rg, analysis)
     try:
         svg = render(render_dot(rg, analysis, sha256=result.prepared.plan.sha256), "svg").decode("utf-8")

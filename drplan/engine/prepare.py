@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from drplan.actions.base import Action
-from drplan.graph import RecoveryGraph, bypass, compile_graph, step_duration
+from drplan.engine.schedule import Limits
+from drplan.graph import RecoveryGraph, bypass, compile_graph, run_limits, step_duration
 from drplan.model import Mode, Plan, Step
 
 #: Used when a step sets no timeout: generous, but a hung job still ends.
@@ -56,13 +57,24 @@ class Prepared:
     suffix: str = ""  # drill name suffix ("" in recoveries)
     tags: dict[str, str] = field(default_factory=dict)
     region: str | None = None  # the run's default region (drill.region or aws.region)
+    limits: Limits = field(default_factory=Limits)  # parallelism and per-action limits (run and prediction)
 
     def order(self) -> list[str]:
         """Steps in plan order (the scheduler's tie-breaker)."""
         return [s.key for s in self.plan.steps() if s.key in self.steps]
 
 
-def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: str | None = None) -> Prepared:
+def prepare(
+    plan: Plan,
+    mode: Mode,
+    actions: Mapping[str, Action],
+    *,
+    run_id: str | None = None,
+    parallelism: int | None = None,
+    limit_overrides: Mapping[str, int] | None = None,
+) -> Prepared:
+    """What a run of ``plan`` in ``mode`` executes. ``parallelism`` (``--parallelism``) overrides the
+    plan's ``run.parallelism``; ``limit_overrides`` the actions' own concurrency limits."""
     run_id = run_id or RUN_ID_PLACEHOLDER
     graph = compile_graph(plan, mode)
     suffix = plan.drill.suffix(run_id) if mode == "drill" else ""
@@ -113,4 +125,5 @@ def prepare(plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: st
     }
     tags = {**plan.tags, **(plan.drill.tags if mode == "drill" else {}), **own}
     region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
-    return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region)
+    limits = run_limits(plan, actions, parallelism=parallelism, overrides=limit_overrides)
+    return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region, limits)

@@ -15,9 +15,42 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import networkx as nx
+
+#: Steps a run starts at once unless the plan (``run.parallelism``) or ``--parallelism`` says otherwise.
+DEFAULT_PARALLELISM = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What bounds a run's concurrency: how many steps at once, and how many of one action at once
+    (the AWS quotas an action stands for, e.g. AWS Backup's concurrent restore jobs). The runner
+    and the predicted RTO read the same limits, so the prediction models the run that happens."""
+
+    parallelism: int | None = DEFAULT_PARALLELISM
+    per_action: Mapping[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``parallelism 16; aws.backup.restore at most 10 at once``."""
+        parts = [f"parallelism {self.parallelism}" if self.parallelism else "no parallelism limit"]
+        parts += [f"{name} at most {n} at once" for name, n in sorted(self.per_action.items())]
+        return "; ".join(parts)
+
+
+def limits_for(
+    concurrency: Iterable[tuple[str, int | None]],
+    *,
+    parallelism: int | None = DEFAULT_PARALLELISM,
+    overrides: Mapping[str, int] | None = None,
+) -> Limits:
+    """The limits of a run: each action's own concurrency limit (``(name, limit)`` of the actions the
+    run uses), then ``overrides``."""
+    per_action = {name: n for name, n in concurrency if n is not None}
+    per_action.update(overrides or {})
+    return Limits(parallelism, per_action)
 
 
 def remaining_path(graph: nx.DiGraph, duration: Mapping[str, float]) -> dict[str, float]:
@@ -139,26 +172,64 @@ class ReadyQueue:
         return not self.running and (self.stopped or not self._heap)
 
 
+def ready_queue(
+    graph: nx.DiGraph,
+    duration: Mapping[str, float],
+    limits: Limits,
+    group_of: Mapping[str, str | None],
+    *,
+    order: Mapping[str, int] | None = None,
+    priority: Callable[[nx.DiGraph, Mapping[str, float]], Mapping[str, float]] | None = None,
+) -> ReadyQueue:
+    """The queue a run is scheduled with: critical-path priority from the estimates, the run's limits.
+    The runner and :func:`simulate` (hence the predicted RTO) both build it here."""
+    return ReadyQueue(
+        graph,
+        (priority or remaining_path)(graph, duration),
+        order=order,
+        parallelism=limits.parallelism,
+        group_of=group_of,
+        group_limits=limits.per_action,
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each step starts and finishes in a simulated run (seconds from the start)."""
+
+    start: Mapping[str, float]
+    finish: Mapping[str, float]
+    makespan: float
+
+
 def simulate(
     graph: nx.DiGraph,
     duration: Mapping[str, float],
     *,
-    parallelism: int | None = None,
-    priority: Callable[[nx.DiGraph, Mapping[str, float]], Mapping[str, float]] | None = None,
+    limits: Limits | None = None,
     group_of: Mapping[str, str | None] | None = None,
-    group_limits: Mapping[str, int] | None = None,
-) -> float:
-    """Makespan of running ``graph`` with :class:`ReadyQueue` and the given durations (virtual time)."""
-    prio = (priority or remaining_path)(graph, duration)
-    queue = ReadyQueue(graph, prio, parallelism=parallelism, group_of=group_of, group_limits=group_limits)
+    order: Mapping[str, int] | None = None,
+    priority: Callable[[nx.DiGraph, Mapping[str, float]], Mapping[str, float]] | None = None,
+) -> Schedule:
+    """Run ``graph`` through the scheduler's own :class:`ReadyQueue` in virtual time: every step
+    takes exactly its ``duration``. With ``limits=None`` nothing bounds concurrency, and the
+    makespan is the critical path."""
+    queue = ready_queue(
+        graph, duration, limits or Limits(None), group_of or {}, order=order, priority=priority
+    )
     now = 0.0
-    finishing: list[tuple[float, str]] = []
+    start: dict[str, float] = {}
+    finish: dict[str, float] = {}
+    finishing: list[tuple[float, int, str]] = []
+    position = order or {k: i for i, k in enumerate(graph.nodes)}
     while True:
         for key in queue.take():
-            heapq.heappush(finishing, (now + duration.get(key, 0.0), key))
+            start[key] = now
+            heapq.heappush(finishing, (now + duration.get(key, 0.0), position[key], key))
         if not finishing:
-            return now
-        now, key = heapq.heappop(finishing)
+            return Schedule(start, finish, now)
+        now, _, key = heapq.heappop(finishing)
+        finish[key] = now
         queue.succeed(key)
 
 

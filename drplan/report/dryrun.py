@@ -20,7 +20,7 @@ from typing import Any
 from drplan.dryrun import DryRun, PlannedStep, ServiceOutcome, Status, offset
 from drplan.durations import format_duration, humanize
 
-JSON_FORMAT_VERSION = "1.0"
+JSON_FORMAT_VERSION = "1.1"  # 1.1: limits, critical_path_rto next to predicted_rto
 
 MODE_WORDS = {"recover": "real recovery", "drill": "drill"}
 STATUS_WORDS: dict[Status, str] = {
@@ -86,6 +86,26 @@ def verdict_sentence(dry: DryRun) -> str:
     return f"no RTO objective to check (predicted RTO {predicted})"
 
 
+def predicted_words(predicted: timedelta | None, critical: timedelta | None) -> str:
+    """``37h 40m (critical path 54m)`` when the run's limits make it slower, else ``54m``."""
+    if predicted is None:
+        return "-"
+    if critical is not None and predicted > critical:
+        return f"{humanize(predicted)} (critical path {humanize(critical)})"
+    return humanize(predicted)
+
+
+def limits_sentence(dry: DryRun) -> str:
+    """Why the prediction is longer than the critical path, or that the limits cost nothing."""
+    if not dry.limited:
+        return f"The run's limits ({dry.limits.describe()}) make no step wait."
+    return (
+        f"With the run's limits ({dry.limits.describe()}) steps wait for a slot: "
+        f"{humanize(dry.predicted_rto)}, against {humanize(dry.critical_rto)} for the critical path alone; "
+        "objectives are judged on the former."
+    )
+
+
 def critical_words(dry: DryRun) -> str:
     return " → ".join(f"{k} ({humanize(dry.step(k).duration)})" for k in dry.critical_path)
 
@@ -143,19 +163,21 @@ def format_text(dry: DryRun) -> str:
             title = f' "{k.title}"' if k.step.name else ""
             out.append(f"  - {k.key}{title}: {k.reason}")
         out.append("")
-    out.append("Recovery time objectives (predicted from the estimates):")
+    out.append("Recovery time objectives (predicted from the estimates, within the run's limits):")
     rows = [("service", "tier", "predicted", "objective", "result")]
     for o in dry.services:
-        predicted = humanize(o.predicted) if o.predicted is not None else "-"
+        predicted = predicted_words(o.predicted, o.critical)
         rows.append((o.service, str(o.tier or "-"), predicted, objective_words(o), STATUS_WORDS[o.status]))
     plan_objective = humanize(dry.objective) if dry.objective is not None else "-"
-    rows.append(("plan", "", humanize(dry.predicted_rto), plan_objective, STATUS_WORDS[dry.plan_status]))
+    plan_predicted = predicted_words(dry.predicted_rto, dry.critical_rto)
+    rows.append(("plan", "", plan_predicted, plan_objective, STATUS_WORDS[dry.plan_status]))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         out.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     out.append("")
     if dry.critical_path:
-        out.append(f"Critical path ({humanize(dry.predicted_rto)}): {critical_words(dry)}")
+        out.append(f"Critical path ({humanize(dry.critical_rto)}): {critical_words(dry)}")
+    out.append(limits_sentence(dry))
     out.append(f"Verdict: {verdict_sentence(dry)}.")
     return "\n".join(out) + "\n"
 
@@ -232,14 +254,17 @@ def dry_run_document(dry: DryRun) -> dict[str, Any]:
                 "status": o.status,
                 "objective_from": o.objective_from,
                 "critical_path": list(o.path),
-                **_durations(predicted_rto=o.predicted, objective=o.objective),
+                **_durations(predicted_rto=o.predicted, critical_path_rto=o.critical, objective=o.objective),
             }
             for o in dry.services
         ],
         "plan_rto": {
             "status": dry.plan_status,
-            **_durations(predicted_rto=dry.predicted_rto, objective=dry.objective),
+            **_durations(
+                predicted_rto=dry.predicted_rto, critical_path_rto=dry.critical_rto, objective=dry.objective
+            ),
         },
+        "limits": {"parallelism": dry.limits.parallelism, "per_action": dict(dry.limits.per_action)},
         "missed": dry.missed,
         "verdict": dry.verdict,
     }
@@ -275,15 +300,18 @@ def format_markdown(dry: DryRun) -> str:
         out.append(f"Generated {timestamp(dry.generated_at)}.")
     out += ["", "| service | tier | predicted RTO | objective | result |", "| --- | --- | --- | --- | --- |"]
     for o in dry.services:
-        predicted = humanize(o.predicted) if o.predicted is not None else "-"
+        predicted = predicted_words(o.predicted, o.critical)
         cells = [md_cell(o.service), str(o.tier or ""), predicted, objective_words(o), _MARKS[o.status]]
         out.append("| " + " | ".join(cells) + " |")
     plan_objective = humanize(dry.objective) if dry.objective is not None else "-"
     out.append(
-        f"| **plan** | | **{humanize(dry.predicted_rto)}** | {plan_objective} | {_MARKS[dry.plan_status]} |"
+        f"| **plan** | | **{predicted_words(dry.predicted_rto, dry.critical_rto)}** | {plan_objective} | "
+        f"{_MARKS[dry.plan_status]} |"
     )
     if dry.critical_path:
-        out += ["", f"Critical path: {md_cell(critical_words(dry))}"]
+        out += ["", f"Critical path ({humanize(dry.critical_rto)}): {md_cell(critical_words(dry))}"]
+    if dry.limited:
+        out += ["", md_cell(limits_sentence(dry))]
     out += ["", "| wave | start | finish | step | what it does |", "| --- | --- | --- | --- | --- |"]
     for s in dry.steps:
         key = f"**{s.key}** 🔺" if s.critical else s.key
