@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from drplan.actions.base import PreflightResult
-from drplan.model import Mode, Plan, Step
-
 from drplan.engine.schedule import Limits
+from drplan.model import Mode, Plan, Step
 
 if TYPE_CHECKING:
     from drplan.actions.base import Action
