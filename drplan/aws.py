@@ -158,6 +158,7 @@ class AwsSession:
     customize: Callable[[Any], None] | None = None  # called with each new client (tests inject faults)
     credentials: tuple[str, str] | None = None  # only the sandbox sets these; real runs use boto3's chain
     emulated: bool = False  # the sandbox: its account is moto's, so the plan's account guard does not apply
+    caller_arn: str | None = None  # who these credentials are (learnt by the account guard)
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
     _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -244,7 +245,9 @@ class AwsSession:
 
     def account_id(self) -> str:
         try:
-            return str(self.client("sts").get_caller_identity()["Account"])
+            identity = self.client("sts").get_caller_identity()
+            self.caller_arn = str(identity.get("Arn") or "") or None
+            return str(identity["Account"])
         except AwsError:
             raise
         except Exception as exc:

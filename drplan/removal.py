@@ -242,6 +242,126 @@ def remove_record(client: Client, record_id: str) -> str | None:
     return f"record {name} {kind} is being deleted"
 
 
+# --- finding what a run meant to create, by name (write-ahead intents) -----------------------------
+
+
+def _tags(items: Any) -> dict[str, str]:
+    return {t.get("Key"): t.get("Value") for t in items or []}
+
+
+def _owned(tags: dict[str, str], run_id: str, name: str, drill: bool) -> bool:
+    """Is a resource with this name ours? Tagged with our run id, or (drills only) its name carries
+    the run id: drill names always end in a suffix holding the whole run id, so a resource with that
+    name was made by this run even when the process died before it could tag it."""
+    return tags.get("drplan:run-id") == run_id or (drill and run_id in name)
+
+
+def _find_db_instance(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    db = describe_db_instance(client, name)
+    return [name] if db is not None and _owned(_tags(db.get("TagList")), run_id, name, drill) else []
+
+
+def _find_db_cluster(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    cluster = describe_db_cluster(client, name)
+    return (
+        [name] if cluster is not None and _owned(_tags(cluster.get("TagList")), run_id, name, drill) else []
+    )
+
+
+def _find_table(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    table = describe_table(client, name)
+    if table is None:
+        return []
+    tags: dict[str, str] = {}
+    if not (drill and run_id in name):  # only then are the tags needed (one more call)
+        found = lookup(lambda: client("dynamodb").list_tags_of_resource(ResourceArn=table["TableArn"]))
+        tags = _tags((found or {}).get("Tags"))
+    return [name] if _owned(tags, run_id, name, drill) else []
+
+
+def _find_bucket(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    if not bucket_exists(client, name):
+        return []
+    if drill and run_id in name:
+        return [name]
+    try:
+        tags = _tags(client("s3").get_bucket_tagging(Bucket=name).get("TagSet"))
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchTagSet", "AccessDenied", "403"):
+            return []
+        raise
+    return [name] if _owned(tags, run_id, name, drill) else []
+
+
+def _find_tagged_ec2(resource_type: str) -> Callable[[Client, str, str, bool, Any], list[str]]:
+    """Volumes and instances are named by their Name tag, which is not unique: only those that also
+    carry our run id (EC2 tags them in the create call itself) are ours."""
+
+    def find(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+        ec2 = client("ec2")
+        filters = [{"Name": "tag:Name", "Values": [name]}, {"Name": "tag:drplan:run-id", "Values": [run_id]}]
+        if resource_type == "volume":
+            volumes = ec2.describe_volumes(Filters=filters).get("Volumes", [])
+            return [v["VolumeId"] for v in volumes if v.get("State") not in ("deleting", "deleted")]
+        reservations = ec2.describe_instances(Filters=filters).get("Reservations", [])
+        return [
+            i["InstanceId"]
+            for r in reservations
+            for i in r.get("Instances", [])
+            if i.get("State", {}).get("Name") not in ("terminated", "shutting-down")
+        ]
+
+    return find
+
+
+def _find_file_system(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    systems = client("efs").describe_file_systems(CreationToken=name).get("FileSystems", [])
+    return [
+        fs["FileSystemId"]
+        for fs in systems
+        if _owned(_tags(fs.get("Tags")), run_id, name, drill) and fs.get("LifeCycleState") != "deleted"
+    ]
+
+
+def _find_record(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    """A drill's DNS record: drills refuse to start when their record name exists, so one that exists
+    after the drill began is the drill's. Records carry no tags: never looked up outside drills."""
+    zone, kind = (extra or {}).get("zone_id"), (extra or {}).get("type", "CNAME")
+    if not drill or not zone or "${" in zone:
+        return []
+    route53 = client("route53")
+    zone_info = lookup(lambda: route53.get_hosted_zone(Id=zone))
+    if zone_info is None:
+        return []
+    zone_name = str(zone_info["HostedZone"]["Name"]).rstrip(".").lower()
+    short = name.rstrip(".").lower()
+    fqdn = short if short == zone_name or short.endswith("." + zone_name) else f"{short}.{zone_name}"
+    set_id = (extra or {}).get("set_identifier")
+    record_id = f"{zone}/{fqdn}/{kind}" + (f"/{set_id}" if set_id else "")
+    records = route53.list_resource_record_sets(HostedZoneId=zone, StartRecordName=fqdn, StartRecordType=kind)
+    for record in records.get("ResourceRecordSets", []):
+        same = record["Name"].rstrip(".").lower() == fqdn and record["Type"] == kind
+        if same and (set_id is None or record.get("SetIdentifier") == set_id):
+            return [record_id]
+    return []
+
+
+#: Finders by kind: ``finder(client, name, run_id, drill, extra)`` -> ids of existing resources with
+#: that name that this run created. Used for intents journaled before a create call whose outcome the
+#: journal does not know (the process died during it).
+Finder = Callable[[Client, str, str, bool, Any], list[str]]
+FINDERS: dict[str, Finder] = {
+    "rds:db": _find_db_instance,
+    "rds:cluster": _find_db_cluster,
+    "dynamodb:table": _find_table,
+    "s3:bucket": _find_bucket,
+    "ec2:volume": _find_tagged_ec2("volume"),
+    "ec2:instance": _find_tagged_ec2("instance"),
+    "efs:filesystem": _find_file_system,
+    "route53:record": _find_record,
+}
+
+
 #: The remover of each resource kind (``Resource.kind``).
 REMOVERS: dict[str, Remover] = {
     "rds:db": remove_db_instance,

@@ -61,6 +61,14 @@ class Target:
     name: str
     param: str
     creates: bool = True
+    #: What else finds the resource by name (a DNS record's zone id and type).
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
 
 
 NameRule = Callable[[str], "str | None"]

@@ -10,7 +10,8 @@ from drplan.actions import registry
 from drplan.aws import ApiCall, AwsSession
 from drplan.engine.events import Event, EventBus
 from drplan.engine.prepare import Prepared, prepare
-from drplan.engine.runner import Runner, RunOptions, RunOutcome
+from drplan.engine.records import RunOptions, RunOutcome
+from drplan.engine.runner import Runner
 from drplan.model import Mode, build_plan
 
 FAST = dict(
@@ -50,7 +51,14 @@ def run_plan(
     **options: Any,
 ) -> Run:
     plan = build_plan(data)
-    prepared = prepare(plan, mode, registry(), run_id=run_id)
+    prepared = prepare(
+        plan,
+        mode,
+        registry(),
+        run_id=run_id,
+        parallelism=options.pop("parallelism", None),
+        limit_overrides=options.pop("group_limits", None),
+    )
     calls: list[ApiCall] = []
     session = aws or AwsSession(region="us-east-1")
     session.on_call = calls.append

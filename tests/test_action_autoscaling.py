@@ -20,7 +20,8 @@ from drplan.actions.base import AwsAccess
 from drplan.aws import AwsSession
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import prepare
-from drplan.engine.runner import Runner, RunOptions
+from drplan.engine.records import RunOptions
+from drplan.engine.runner import Runner
 from drplan.model import build_plan
 from tests.runs import FAST, one_step, run_plan
 

@@ -16,11 +16,13 @@ from moto import mock_aws
 
 from drplan.actions import registry
 from drplan.actions.base import AwsAccess
-from drplan.actions.route53 import ZONE_IDS_OPTION, fqdn_in_zone
+from drplan.actions.route53 import ZONE_IDS, fqdn_in_zone
+from drplan.sandbox import EmulatedIds
 from drplan.aws import AwsSession
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import prepare
-from drplan.engine.runner import Runner, RunOptions
+from drplan.engine.records import RunOptions
+from drplan.engine.runner import Runner
 from drplan.model import build_plan
 from tests import runs
 from tests.runs import FAST, one_step, plan_data, run_plan
@@ -57,26 +59,18 @@ def values(rrset: dict[str, Any]) -> list[str]:
     return [r["Value"] for r in rrset["ResourceRecords"]]
 
 
-def step_context(data: dict[str, Any], *, aws: AwsAccess | None = None, mode: str = "recover", options=None):
+def step_context(data: dict[str, Any], *, aws: AwsAccess | None = None, mode: str = "recover", seed_state=None):
     """The StepContext the engine would give the step (parameters as written: references unresolved)."""
     prepared = prepare(build_plan(data), mode, registry(), run_id="t35t1d")
     runner = Runner(prepared, aws or AwsSession(region="us-east-1"), EventBus("t35t1d"), RunOptions(**FAST))
     step = prepared.steps["svc.s"]
     ctx = runner.context(step, step.params)
-    return dataclasses.replace(ctx, options={**ctx.options, **(options or {})})
+    return dataclasses.replace(ctx, seed_state=seed_state if seed_state is not None else {})
 
 
-@pytest.fixture
-def with_options(monkeypatch):
-    """Runs made by run_plan get these extra ctx.options (the sandbox's zone id mapping)."""
-    extra: dict[str, Any] = {}
-
-    class OptionsRunner(Runner):
-        def context(self, prepared, params):
-            ctx = super().context(prepared, params)
-            return dataclasses.replace(ctx, options={**ctx.options, **extra})
-
-    monkeypatch.setattr(runs, "Runner", OptionsRunner)
+def emulated(seed_state: dict[str, Any]) -> AwsSession:
+    """A session whose clients rewrite the plan's zone ids to the seeded ones, as the sandbox's do."""
+    return AwsSession(region="us-east-1", customize=EmulatedIds(seed_state).customize)
     return extra
 
 
@@ -380,13 +374,15 @@ SHOP = {"zone_id": "Z0SHOPEXAMPLE123", "name": "orders-db.internal.shop.example.
 SHOP_DRILL = {"zone_id": "Z0SHOPDRILL12345", "name": "orders-db.drill.shop.example.com"}
 
 
-def test_seed_maps_the_plan_zone_and_the_run_uses_it(r53, with_options):
-    """The sandbox's hook: seed fills ctx.options[ZONE_IDS_OPTION]; runs given that mapping use it."""
+def test_seed_maps_the_plan_zone_and_the_run_uses_it(r53):
+    """The sandbox's seam: seed records the zone it created in ctx.seed_state; the sandbox's sessions
+    rewrite the plan's zone id with it, so a run (which knows nothing of it) changes the seeded zone."""
     data = one_step(ACTION, SHOP)
-    zone_ids: dict[str, str] = {}
+    state: dict[str, Any] = {}
     action = registry()[ACTION]
-    action.seed(step_context(data, options={ZONE_IDS_OPTION: zone_ids}))
-    action.seed(step_context(data, options={ZONE_IDS_OPTION: zone_ids}))  # idempotent
+    action.seed(step_context(data, aws=emulated(state), seed_state=state))
+    action.seed(step_context(data, aws=emulated(state), seed_state=state))  # idempotent
+    zone_ids = state[ZONE_IDS]
 
     [seeded] = r53.list_hosted_zones()["HostedZones"]
     assert seeded["Name"] == "internal.shop.example.com."
@@ -395,18 +391,18 @@ def test_seed_maps_the_plan_zone_and_the_run_uses_it(r53, with_options):
     [before] = records(r53, real, "orders-db.internal.shop.example.com.")
     assert values(before) == ["orders-db-primary.internal.shop.example.com."]
 
-    with_options[ZONE_IDS_OPTION] = zone_ids
-    run = run_plan(data)
+    run = run_plan(data, aws=emulated(state))
     assert run.record().status == "succeeded", run.record().error
     assert values(records(r53, real, "orders-db.internal.shop.example.com.")[0]) == [ENDPOINT]
     assert run.runner.undo(["svc.s"], reason="test") == []
     assert values(records(r53, real, "orders-db.internal.shop.example.com.")[0]) == values(before)
 
 
-def test_seed_creates_the_drill_zone_and_a_drill_creates_then_cleans_the_record(r53, with_options):
+def test_seed_creates_the_drill_zone_and_a_drill_creates_then_cleans_the_record(r53):
     data = one_step(ACTION, SHOP, drill_with=SHOP_DRILL)
-    zone_ids: dict[str, str] = {}
-    registry()[ACTION].seed(step_context(data, options={ZONE_IDS_OPTION: zone_ids}))
+    state: dict[str, Any] = {}
+    registry()[ACTION].seed(step_context(data, aws=emulated(state), seed_state=state))
+    zone_ids = state[ZONE_IDS]
     names = sorted(z["Name"] for z in r53.list_hosted_zones()["HostedZones"])
     assert names == ["drill.shop.example.com.", "internal.shop.example.com."]
     drill_zone = zone_ids["Z0SHOPDRILL12345"]
@@ -415,12 +411,12 @@ def test_seed_creates_the_drill_zone_and_a_drill_creates_then_cleans_the_record(
         "SOA",
     )
 
-    with_options[ZONE_IDS_OPTION] = zone_ids
-    run = run_plan(data, "drill")
+    run = run_plan(data, "drill", aws=emulated(state))
     rec = run.record()
     assert rec.status == "succeeded", rec.error
     assert values(records(r53, drill_zone, "orders-db.drill.shop.example.com.")[0]) == [ENDPOINT]
-    assert [r.id for r in rec.resources] == [f"{drill_zone}/orders-db.drill.shop.example.com/CNAME"]
+    # The run sees the plan's zone id (the sandbox's sessions translate): so do its journal and cleanup.
+    assert [r.id for r in rec.resources] == ["Z0SHOPDRILL12345/orders-db.drill.shop.example.com/CNAME"]
     assert run.runner.undo(["svc.s"], reason="drill cleanup") == []
     assert records(r53, drill_zone, "orders-db.drill.shop.example.com.") == []
 
@@ -433,8 +429,8 @@ def test_seed_shares_one_zone_between_the_plans_records(r53):
             "svc": {"steps": [{"id": "s", "uses": ACTION, "with": {**SHOP, "name": "www.shop.example.com"}}]},
         }
     )
-    zone_ids: dict[str, str] = {}
-    registry()[ACTION].seed(step_context(data, options={ZONE_IDS_OPTION: zone_ids}))
+    state: dict[str, Any] = {}
+    registry()[ACTION].seed(step_context(data, aws=emulated(state), seed_state=state))
     [seeded] = r53.list_hosted_zones()["HostedZones"]
     assert seeded["Name"] == "shop.example.com."
 

@@ -16,8 +16,8 @@ import pytest
 from junitparser import JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
-from drplan.engine.lifecycle import DrillRefused, execute
-from drplan.engine.runner import RunOptions
+from drplan.engine.records import RunOptions
+from drplan.runs import DrillRefused, RunRequest, run_plan
 from drplan.engine.sweep import find_drill_resources
 from drplan.model import build_plan
 from drplan.pipeline import load_plan
@@ -27,6 +27,15 @@ from tests.conftest import EXAMPLE_PLANS, ROOT
 pytestmark = pytest.mark.slow
 REPORT_SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
 FAST = RunOptions(poll_initial=0.05, poll_factor=1.2, poll_max=0.5, backoff_base=0.05, retry_delay=0.05)
+
+
+def drill_in(box, plan, state_dir: Path, session=None, **request):  # type: ignore[no-untyped-def]
+    """Drill ``plan`` in the sandbox ``box`` through the library, as the CLI would (fast polling)."""
+    options = RunOptions(**{**FAST.__dict__, **box.run_options()})
+    return run_plan(
+        RunRequest(plan, "drill", Path(state_dir), options=options, sandbox=True, **request),
+        session or box.session(),
+    )
 
 
 def drplan(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -73,10 +82,7 @@ def test_sandbox_drill_of_each_example_plan_passes_and_leaves_nothing(plan_file,
     plan, _ = load_plan(plan_file)
     with start_sandbox(plan) as box:
         session = box.session(region=plan.drill.region or plan.aws.region)
-        options = RunOptions(
-            **{**FAST.__dict__, "address_map": box.address_map, "context_options": box.context_options}
-        )
-        result = execute(plan, "drill", session, state_dir=tmp_path, options=options)
+        result = drill_in(box, plan, tmp_path, session)
         left = find_drill_resources(session, session.region_of(None))
     assert result.outcome.ok, {k: (r.status, r.error) for k, r in result.outcome.records.items()}
     assert result.exit_code == 0 and not result.cleanup_failed
@@ -134,14 +140,7 @@ def test_drill_never_touches_production_resources(tmp_path):
             return out
 
         before = snapshot()
-        session = box.session()
-        result = execute(
-            plan,
-            "drill",
-            session,
-            state_dir=tmp_path,
-            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
-        )
+        result = drill_in(box, plan, tmp_path)
         after = snapshot()
     assert result.outcome.ok
     assert after == before
@@ -159,7 +158,7 @@ def test_drill_refuses_to_start_when_an_isolated_name_is_taken(tmp_path):
         )
         tables_before = sorted(ddb.list_tables()["TableNames"])
         with pytest.raises(DrillRefused, match="status-incidents-restored-drill-fixed01"):
-            execute(plan, "drill", box.session(), state_dir=tmp_path, options=FAST, run_id="fixed01")
+            drill_in(box, plan, tmp_path, run_id="fixed01")
         assert sorted(ddb.list_tables()["TableNames"]) == tables_before
 
 
@@ -187,7 +186,7 @@ def failing_plan(tmp_path: Path) -> Path:
                                 "uses": "check.tcp",
                                 "estimate": "PT1M",
                                 "timeout": "PT2S",
-                                "with": {"host": "127.0.0.1", "port": 9, "interval": "PT0.5S"},
+                                "with": {"host": "127.0.0.1", "port": 9, "interval": "PT1S"},
                             },
                         ]
                     },
@@ -242,7 +241,11 @@ def test_a_failing_step_skips_dependents_writes_evidence_cleans_up_and_exits_1(t
         f"orders-restored{report['run']['name_suffix']}",
         f"carts-restored{report['run']['name_suffix']}",
     }
-    assert "db: RTO objective missed" in report["verdict"]["reasons"]
+    # db takes the plan's RTO: it is judged with the plan ("every service back"), and the miss says why.
+    reasons = report["verdict"]["reasons"]
+    assert any(r.startswith("plan: RTO objective missed") for r in reasons), reasons
+    db = {s["id"]: s for s in report["objectives"]["services"]}["db"]["rto"]
+    assert db["met"] is False and db["objective_from"] == "plan" and "db.reachable" in db["cause"]
 
 
 def test_sigint_mid_drill_cleans_up_and_exits_3(tmp_path):
@@ -364,14 +367,7 @@ def test_cleanup_by_run_id_from_the_journal(tmp_path):
     plan, _ = load_plan(ROOT / "plans" / "status-page.json")
     with start_sandbox(plan) as box:
         session = box.session()
-        result = execute(
-            plan,
-            "drill",
-            session,
-            state_dir=tmp_path / ".drplan",
-            keep=True,
-            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
-        )
+        result = drill_in(box, plan, tmp_path / ".drplan", keep=True)
         assert result.cleanup_skipped == "--keep"
         assert len(find_drill_resources(session, "us-east-1")) == 1
         done = drplan("cleanup", result.run_id, "--endpoint-url", box.endpoint_url, cwd=tmp_path)
@@ -398,15 +394,16 @@ def test_incomplete_cleanup_exits_3_and_lists_what_remains(tmp_path):
 
             client.meta.events.register("before-call", hook)
 
-        session = box.session()
-        session.customize = deny_deletes
-        result = execute(
-            plan,
-            "drill",
-            session,
-            state_dir=tmp_path,
-            options=RunOptions(**{**FAST.__dict__, "address_map": box.address_map}),
+        from drplan.aws import AwsSession
+
+        session = AwsSession(
+            region="us-east-1",
+            endpoint_url=box.endpoint_url,
+            credentials=("sandbox", "sandbox"),
+            emulated=True,
+            customize=deny_deletes,
         )
+        result = drill_in(box, plan, tmp_path, session)
         left = find_drill_resources(box.session(), "us-east-1")
     assert result.outcome.ok and result.cleanup_failed == ["incidents.restore"]
     assert result.exit_code == 3
@@ -449,9 +446,13 @@ def test_pushgateway_receives_the_drill_metrics(tmp_path):
         server.shutdown()
     assert done.returncode == 0, done.stderr
     ((path, body),) = received
-    assert path == "/metrics/job/drplan_drill/plan/status-page"
+    # A sandbox drill is its own group and series: it can never reset a real drill's alerts.
+    assert path == "/metrics/job/drplan_drill/environment/sandbox/mode/drill/plan/status-page"
     families = {f.name: f for f in text_string_to_metric_families(body)}
-    assert families["drplan_drill_success"].samples[0].value == 1.0
+    success = families["drplan_drill_success"].samples[0]
+    assert success.value == 1.0 and success.labels["environment"] == "sandbox"
+    last = families["drplan_drill_last_success_timestamp_seconds"].samples[0]
+    assert last.labels["environment"] == "sandbox"  # its own series: the real one is untouched
 
 
 def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_environment(
@@ -469,4 +470,4 @@ def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_env
             BillingMode="PAY_PER_REQUEST",
         )
         with pytest.raises(DrillRefused, match="shop-carts-restored-drill-0badc0de"):
-            execute(plan, "drill", box.session(), state_dir=tmp_path, options=FAST, run_id="0badc0de")
+            drill_in(box, plan, tmp_path, run_id="0badc0de")

@@ -232,6 +232,8 @@ def test_json_is_stable_and_carries_seconds() -> None:
         "status": "met",
         "predicted_rto": "PT1H30M",
         "predicted_rto_seconds": 5400,
+        "critical_path_rto": "PT1H30M",
+        "critical_path_rto_seconds": 5400,
         "objective": "PT2H",
         "objective_seconds": 7200,
     }

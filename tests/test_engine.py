@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from drplan.aws import AwsSession
-from drplan.engine.runner import resolve
+from drplan.engine.worker import resolve
 from drplan.errors import StepFailed
 from tests.runs import plan_data, run_plan
 
@@ -135,7 +135,7 @@ def test_rollback_undoes_completed_steps_in_reverse_order(ddb):
     )
     run = run_plan(data)
     assert run.outcome.records["c.restore"].status == "failed"
-    assert run.runner.rollback(run.outcome) == []
+    assert run.runner.rollback() == []
     undone = [e.step for e in run.events if e.kind == "undo.succeeded"]
     assert undone == ["b.restore", "a.restore"]
     tables = ddb.list_tables()["TableNames"]
@@ -165,7 +165,8 @@ def test_interrupt_stops_starting_steps_and_records_in_flight_jobs(ddb):
     from drplan.actions import registry
     from drplan.engine.events import EventBus
     from drplan.engine.prepare import prepare
-    from drplan.engine.runner import Runner, RunOptions
+    from drplan.engine.records import RunOptions
+    from drplan.engine.runner import Runner
     from drplan.model import build_plan
 
     prepared = prepare(build_plan(data), "recover", registry(), run_id="int")
@@ -309,9 +310,10 @@ def test_a_resource_created_before_start_fails_is_journaled_and_cleaned_up():
 
 
 def test_a_rollback_that_cannot_undo_everything_exits_3(ddb, tmp_path):
-    from drplan.engine.lifecycle import execute
-    from drplan.engine.runner import RunOptions
+    from drplan.engine.records import RunOptions
     from drplan.model import build_plan
+    from drplan.runs import RunRequest
+    from drplan.runs import run_plan as run_request
     from tests.runs import FAST
 
     def deny_deletes(client):
@@ -329,14 +331,10 @@ def test_a_rollback_that_cannot_undo_everything_exits_3(ddb, tmp_path):
             }
         )
     )
-    result = execute(
-        plan,
-        "recover",
-        AwsSession(region="us-east-1", customize=deny_deletes),
-        state_dir=tmp_path,
-        options=RunOptions(**FAST),
-        rollback_on_failure=True,
+    request = RunRequest(
+        plan, "recover", tmp_path, options=RunOptions(**FAST), rollback_on_failure=True
     )
+    result = run_request(request, AwsSession(region="us-east-1", customize=deny_deletes))
     assert result.rollback_failed == ["a.restore"]
     assert result.exit_code == 3
     assert "orders-restored" in ddb.list_tables()["TableNames"]

@@ -14,7 +14,7 @@ from drplan.aws import READ_ONLY_PREFIXES, AwsSession, ReadOnlyViolation
 from drplan.cli import cli, main
 from drplan.engine.preflight import run_preflight
 from drplan.engine.prepare import prepare
-from drplan.engine.runner import RunOptions
+from drplan.engine.records import RunOptions
 from drplan.pipeline import load_plan
 from drplan.sandbox import start_sandbox
 from tests.conftest import PLANS
@@ -41,7 +41,7 @@ def test_preflight_of_every_example_plan_makes_only_read_calls(name):
         session = box.session(read_only=True)
         session.on_call = calls.append
         prepared = prepare(plan, "recover", registry())
-        report = run_preflight(prepared, session, RunOptions(context_options=box.context_options))
+        report = run_preflight(prepared, session, RunOptions(**box.run_options()))
     assert calls, "preflight made no AWS call at all"
     writes = [c for c in calls if not c.operation.startswith(READ_ONLY_PREFIXES)]
     assert writes == []

@@ -13,10 +13,12 @@ context.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from drplan.aws import AwsAccess
 from drplan.resources import Resource, Target, max_length
@@ -38,6 +40,8 @@ class Poll:
     note: str = ""
     failed: str | None = None
     retry_after: float | None = None  # seconds until the next poll, when the action knows better
+    #: Done, but what was checked cannot be vouched for here (see :class:`Route`): the reason.
+    not_verified: str | None = None
 
     @classmethod
     def running(cls, note: str = "", *, retry_after: float | None = None) -> Poll:
@@ -51,6 +55,10 @@ class Poll:
     def failure(cls, reason: str) -> Poll:
         return cls(True, reason, failed=reason)
 
+    @classmethod
+    def unverified(cls, reason: str) -> Poll:
+        return cls(True, reason, not_verified=reason)
+
 
 @dataclass(frozen=True)
 class PreflightResult:
@@ -59,6 +67,52 @@ class PreflightResult:
     status: Literal["ok", "warning", "error"]
     message: str
     facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a check connects for a host and port, as :class:`Network` decides."""
+
+    host: str
+    port: int
+    tls: bool
+    #: Set when the answer cannot prove anything here (the sandbox cannot vouch for a host, or for
+    #: an application's content): the check ends at once as *not verifiable*, never as a pass.
+    unverifiable: str | None = None
+
+
+class Network(Protocol):
+    """How checks reach the hosts they probe. Real runs connect directly (:data:`DIRECT`); an
+    embedding (the sandbox, a test) may route emulated endpoints elsewhere or decline to vouch."""
+
+    def route(self, host: str, port: int, tls: bool, *, content: bool) -> Route: ...
+
+
+class _Direct:
+    def route(self, host: str, port: int, tls: bool, *, content: bool) -> Route:
+        return Route(host, port, tls)
+
+
+DIRECT: Network = _Direct()
+
+
+@dataclass(frozen=True)
+class Approvals:
+    """Who may approve manual steps, and how. ``--yes`` only confirms a recovery; approving manual
+    steps is separate (``--approve STEP``, ``--approve-all``), and evidence records ``identity``."""
+
+    steps: frozenset[str] = frozenset()  # approved up front with --approve
+    all: bool = False  # --approve-all
+    prompt: Callable[[str, float | None], bool | None] | None = None  # ask on a terminal, or None
+    identity: str = ""  # who runs drplan: user@host, and the AWS principal once known
+
+    def granted(self, key: str) -> str | None:
+        """How ``key`` was approved up front (``--approve-all``), or None when nobody did."""
+        if key in self.steps:
+            return f"--approve {key}"
+        if self.all:
+            return "--approve-all"
+        return None
 
 
 @dataclass
@@ -79,13 +133,20 @@ class StepContext:
     #: Journal a created resource at once (before start() returns): if start() fails after its
     #: create call, the run still knows what to clean up.
     record: Callable[[Resource], None] = lambda resource: None
-    options: Mapping[str, Any] = field(default_factory=dict)  # CLI choices: approvals, allow_commands, tty
+    approvals: Approvals = field(default_factory=Approvals)
+    allow_commands: bool = False  # --allow-commands (the plan must allow them too)
+    plan_dir: Path = Path(".")  # commands run relative to the plan's folder
+    stop: threading.Event = field(default_factory=threading.Event)  # set when the run is stopping
+    network: Network = DIRECT
+    #: The longest a ``wait`` step really waits, in seconds (None: as written). An embedding whose
+    #: AWS has no replication lag to wait out (the sandbox) shortens waits, and the step says so.
+    max_wait: float | None = None
+    #: Scratch space for seeding an emulator (the sandbox's seeders); runs never read it.
+    seed_state: dict[str, Any] = field(default_factory=dict)
 
-    def address(self, host: str, port: int, tls: bool) -> tuple[str, int, bool]:
-        """Where to connect for ``host:port``. The identity, except in the sandbox, whose emulated
-        endpoints (``*.rds.amazonaws.com``, the plan's DNS names) are served on loopback."""
-        mapper = self.options.get("address_map")
-        return mapper(host, port, tls) if mapper is not None else (host, port, tls)
+    def route(self, host: str, port: int, tls: bool, *, content: bool = False) -> Route:
+        """Where to connect for ``host:port`` (``content``: the check judges the answer's body)."""
+        return self.network.route(host, port, tls, content=content)
 
     @property
     def region(self) -> str:
@@ -163,6 +224,11 @@ class Action:
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
         """Values of the outputs, once :meth:`poll` said done."""
         return {}
+
+    def interrupt(self, ctx: StepContext, handle: Handle) -> None:
+        """The run is stopping while this step runs: end what only this process can end (a local
+        command). AWS jobs are left alone here: their handles are journaled, and undo, cleanup or
+        ``drplan resume`` deal with them."""
 
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
         """Start reversing the step (delete what it created, put back what it changed)."""

@@ -3,6 +3,11 @@
 A check tries once per poll and reports what it saw; the scheduler polls again after the check's
 ``interval`` until it passes or the step's timeout fails it. Only the standard library is used
 (http.client, socket), so checks work without extra dependencies.
+
+Where a check connects is asked of the run's :class:`~drplan.actions.base.Network` (directly, in
+real runs). When the network cannot vouch for the answer (the sandbox has no application behind an
+emulated endpoint, so it cannot judge a body assertion), the check ends at once with
+:meth:`~drplan.actions.base.Poll.unverified`: neither a pass nor a failure, and said so.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from drplan.actions.base import Action, Handle, Poll, StepContext
+from drplan.actions.base import Action, Handle, Poll, Route, StepContext
 from drplan.durations import parse_duration
 from drplan.errors import StepFailed
 
@@ -49,7 +54,13 @@ class HttpCheck(Action):
         params = ctx.params
         handle["tries"] = handle.get("tries", 0) + 1
         interval = _seconds(params, "interval", 5.0)
-        ok, seen = self._try(ctx, handle["url"], params)
+        parts = urlsplit(handle["url"])
+        tls = parts.scheme == "https"
+        content = any(k in params for k in ("body_contains", "body_matches"))
+        route = ctx.route(parts.hostname or "", parts.port or (443 if tls else 80), tls, content=content)
+        if route.unverifiable:
+            return Poll.unverified(route.unverifiable)
+        ok, seen = self._try(route, handle["url"], params)
         handle["last"] = seen
         return (
             Poll.finished(seen)
@@ -57,10 +68,9 @@ class HttpCheck(Action):
             else Poll.running(f"try {handle['tries']}: {seen}", retry_after=interval)
         )
 
-    def _try(self, ctx: StepContext, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
+    def _try(self, route: Route, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
         parts = urlsplit(url)
-        tls = parts.scheme == "https"
-        host, port, tls = ctx.address(parts.hostname or "", parts.port or (443 if tls else 80), tls)
+        host, port, tls = route.host, route.port, route.tls
         timeout = _seconds(params, "request_timeout", 10.0)
         conn: http.client.HTTPConnection
         if tls:
@@ -116,7 +126,10 @@ class TcpCheck(Action):
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         handle["tries"] = handle.get("tries", 0) + 1
-        host, port, _ = ctx.address(handle["host"], handle["port"], False)
+        route = ctx.route(handle["host"], handle["port"], False)
+        if route.unverifiable:
+            return Poll.unverified(route.unverifiable)
+        host, port = route.host, route.port
         try:
             with socket.create_connection((host, port), timeout=5):
                 pass

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from drplan.actions.base import Action, Handle, Poll, StepContext
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
-
-#: Sandbox only: the longest a `wait` step really waits, in seconds.
-SANDBOX_MAX_WAIT = "sandbox_max_wait"
 
 
 class Wait(Action):
@@ -33,11 +30,11 @@ class Wait(Action):
 
     def start(self, ctx: StepContext) -> Handle:
         seconds = self.estimate(ctx.params).total_seconds()
-        cap = ctx.options.get(SANDBOX_MAX_WAIT)
+        cap = ctx.max_wait
         if cap is not None and seconds > cap:
-            # The sandbox emulates AWS instantly; waiting for replication that does not exist
+            # An emulated AWS restores instantly; waiting for replication that does not exist
             # would only make a demo slow. Say so rather than pretend.
-            ctx.note(f"sandbox: waiting {humanize(cap)} instead of {humanize(seconds)}")
+            ctx.note(f"waiting {humanize(cap)} instead of {humanize(seconds)} (waits are shortened here)")
             seconds = cap
         return {"until": time.time() + seconds}
 
@@ -61,26 +58,27 @@ class Manual(Action):
 
     def start(self, ctx: StepContext) -> Handle:
         key = ctx.step.key
-        options = ctx.options
-        if key in options.get("approve", ()):
-            return {"approved_by": f"--approve {key}"}
-        if options.get("yes"):
-            return {"approved_by": "--yes"}
-        prompt = options.get("prompt")
-        if prompt is None:
+        approvals = ctx.approvals
+        who = approvals.identity or "unknown"
+        granted = approvals.granted(key)
+        if granted is not None:
+            return {"approved_by": who, "approval": granted}
+        if approvals.prompt is None:
             raise StepFailed(
                 key,
                 f"manual step needs approval: {ctx.params['instructions']} "
-                f"(pass --approve {key} or --yes, or run on a terminal to be asked)",
+                f"(pass --approve {key} or --approve-all, or run on a terminal to be asked)",
             )
         timeout = ctx.step.timeout.total_seconds() if ctx.step.timeout else None
         role = f" [{ctx.params['role']}]" if ctx.params.get("role") else ""
-        answer = prompt(f"{key}{role}: {ctx.params['instructions']}\nApprove and continue?", timeout)
+        answer = approvals.prompt(
+            f"{key}{role}: {ctx.params['instructions']}\nApprove and continue?", timeout
+        )
         if answer is None:
             raise StepFailed(key, "nobody answered the approval prompt before the step's timeout")
         if not answer:
-            raise StepFailed(key, "declined by the operator")
-        return {"approved_by": os.environ.get("USER", "operator") + " (terminal)"}
+            raise StepFailed(key, f"declined by {who} at the terminal")
+        return {"approved_by": who, "approval": "answered yes at the terminal"}
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
         return {"approved_by": handle["approved_by"]}
@@ -95,7 +93,9 @@ class Command(Action):
     undoable = True
 
     def __init__(self) -> None:
-        self._processes: dict[int, subprocess.Popen[str]] = {}
+        # pid -> the process and the files its output goes to (files, not pipes: a command that
+        # prints more than a pipe holds would block forever while nobody reads the pipe).
+        self._processes: dict[int, tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]] = {}
         self._lock = threading.Lock()
 
     def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:
@@ -106,13 +106,13 @@ class Command(Action):
         return "Run " + " ".join(str(a) for a in params.get("run", []))
 
     def _cwd(self, ctx: StepContext) -> str:
-        base = Path(str(ctx.options.get("plan_dir", ".")))
+        base = ctx.plan_dir
         return str(base / ctx.params["cwd"]) if ctx.params.get("cwd") else str(base)
 
     def start(self, ctx: StepContext) -> Handle:
         if not ctx.plan.allow_commands:
             raise StepFailed(ctx.step.key, 'the plan does not allow commands (set "allow_commands": true)')
-        if not ctx.options.get("allow_commands"):
+        if not ctx.allow_commands:
             raise StepFailed(ctx.step.key, "refusing to run a local command without --allow-commands")
         argv = [str(a) for a in ctx.params["run"]]
         env = {
@@ -120,29 +120,53 @@ class Command(Action):
             **{k: str(v) for k, v in ctx.params.get("env", {}).items()},
             "DRPLAN_RUN_ID": ctx.run_id,
         }
+        # Closed when the command ends (poll) or is interrupted: they outlive this call.
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
         try:
             process = subprocess.Popen(
-                argv, cwd=self._cwd(ctx), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                argv, cwd=self._cwd(ctx), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
             )
         except OSError as exc:
+            out.close()
+            err.close()
             raise StepFailed(ctx.step.key, f"cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
         with self._lock:
-            self._processes[process.pid] = process
+            self._processes[process.pid] = (process, out, err)
         return {"pid": process.pid, "argv": argv}
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
-        process = self._processes.get(handle["pid"])
-        if process is None:
+        with self._lock:
+            known = self._processes.get(handle["pid"])
+        if known is None:
             return Poll.failure("the command's process is not known to this drplan process")
+        process, out, err = known
         if process.poll() is None:
             return Poll.running(retry_after=0.2)
-        stdout, stderr = process.communicate()
+        with self._lock:
+            self._processes.pop(handle["pid"], None)
+        stdout, stderr = _tail(out), _tail(err)
         handle["exit_code"] = process.returncode
         handle["stdout"] = stdout[-4000:]
         if process.returncode != 0:
             tail = " | ".join((stderr or stdout).strip().splitlines()[-3:])
             return Poll.failure(f"exited with status {process.returncode}" + (f": {tail}" if tail else ""))
         return Poll.finished()
+
+    def interrupt(self, ctx: StepContext, handle: Handle) -> None:
+        """The run is stopping: end the command (SIGTERM, then SIGKILL) rather than leave it running."""
+        with self._lock:
+            known = self._processes.pop(handle.get("pid", -1), None)
+        if known is None:
+            return
+        process, out, err = known
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        out.close()
+        err.close()
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
         out: dict[str, Any] = {"exit_code": handle.get("exit_code", 0)}
@@ -168,6 +192,17 @@ class Command(Action):
         if done.returncode != 0:
             raise StepFailed(ctx.step.key, f"undo command exited with status {done.returncode}")
         return {"exit_code": done.returncode}
+
+
+def _tail(stream: IO[bytes], limit: int = 64_000) -> str:
+    """The last ``limit`` bytes a command wrote to ``stream`` (then closed), as text."""
+    try:
+        stream.seek(0, os.SEEK_END)
+        size = stream.tell()
+        stream.seek(max(0, size - limit))
+        return stream.read().decode("utf-8", errors="replace")
+    finally:
+        stream.close()
 
 
 ACTIONS = (Wait, Manual, Command)

@@ -458,15 +458,11 @@ class VolumeFromSnapshot(Action):
 
     def _seed_instance(self, ctx: StepContext) -> None:
         """The instance the plan attaches to. The emulator picks its own instance ids, so the plan's
-        id is mapped to the new one in ``ctx.options[INSTANCE_IDS_OPTION]`` (as Route 53 zone ids are)."""
+        id is mapped to the new one in ``ctx.seed_state`` (as Route 53 zone ids are), and the
+        emulator's session rewrites it in every call."""
         attach = ctx.params.get("attach")
-        mapping = ctx.options.get(INSTANCE_IDS_OPTION)
-        if (
-            not attach
-            or mapping is None
-            or _unresolved(attach.get("instance_id"))
-            or attach["instance_id"] in mapping
-        ):
+        mapping = ctx.seed_state.setdefault(INSTANCE_IDS, {})
+        if not attach or _unresolved(attach.get("instance_id")) or attach["instance_id"] in mapping:
             return
         zone = ctx.params.get("availability_zone")
         placement = {"AvailabilityZone": zone} if zone and not _unresolved(zone) else {}
@@ -476,13 +472,12 @@ class VolumeFromSnapshot(Action):
         mapping[attach["instance_id"]] = instance["InstanceId"]
 
 
-#: Sandbox only: plan instance id -> the id the emulator gave the instance it seeded.
-INSTANCE_IDS_OPTION = "ec2_instance_ids"
+#: ``ctx.seed_state[INSTANCE_IDS]``: plan instance id -> the id an emulator gave the instance seeded.
+INSTANCE_IDS = "ec2_instance_ids"
 
 
 def _instance_id(ctx: StepContext, plan_id: str) -> str:
-    mapping = ctx.options.get(INSTANCE_IDS_OPTION) or {}
-    return str(mapping.get(plan_id, plan_id))
+    return str(plan_id)
 
 
 ACTIONS = (VolumeFromSnapshot,)

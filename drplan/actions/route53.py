@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,10 +14,9 @@ from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Resource, Target
 
-#: ``ctx.options[ZONE_IDS_OPTION]``: plan zone id -> the hosted zone id to use instead. The sandbox
-#: sets it because its emulator cannot create a zone with a chosen id; :meth:`ChangeRecord.seed`
-#: fills it in when the sandbox passes a mutable mapping. Real runs never set it.
-ZONE_IDS_OPTION = "route53_zone_ids"
+#: ``ctx.seed_state[ZONE_IDS]``: plan zone id -> the id an emulator gave the zone seeding created
+#: (it cannot create a zone with a chosen id); the emulator's session rewrites the plan's ids.
+ZONE_IDS = "route53_zone_ids"
 
 #: The value a seeded record has "before the disaster", per record type (documentation ranges).
 _SEED_VALUES = {"A": "192.0.2.10", "AAAA": "2001:db8::10", "TXT": '"drplan sandbox: previous value"'}
@@ -133,15 +132,15 @@ class ChangeRecord(Action):
         return f"Point {kind} record {params.get('name')} at {target}{routing}"
 
     def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
-        return (Target("route53:record", str(params["name"]), "name", creates=False),)
+        extra = {"zone_id": _bare(params["zone_id"]), "type": str(params.get("type", "CNAME"))}
+        if params.get("set_identifier") is not None:
+            extra["set_identifier"] = str(params["set_identifier"])
+        return (Target("route53:record", str(params["name"]), "name", creates=False, extra=extra),)
 
     # --- reading ---------------------------------------------------------------------------------
 
     def _zone_id(self, ctx: StepContext, zone_id: Any) -> str:
-        """The hosted zone to use: the plan's id, or what the sandbox mapped it to."""
-        bare = _bare(zone_id)
-        mapping = ctx.options.get(ZONE_IDS_OPTION) or {}
-        return _bare(mapping.get(bare, mapping.get(f"/hostedzone/{bare}", bare)))
+        return _bare(zone_id)
 
     def _zone(self, ctx: StepContext, zone_id: str) -> dict[str, Any] | None:
         try:
@@ -409,8 +408,8 @@ class ChangeRecord(Action):
         """Create the hosted zone (for the plan's zone and, when ``drill_with`` names another, the drill
         zone), and the record as it was before the disaster (A, AAAA, CNAME, TXT) in the plan's zone.
 
-        The emulator picks its own zone ids: when ``ctx.options[ZONE_IDS_OPTION]`` is a mutable mapping,
-        seed records plan id -> created id in it, and runs given the same mapping use the created zone.
+        The emulator picks its own zone ids: seed records plan id -> created id in ``ctx.seed_state``,
+        and the emulator's AWS session rewrites the plan's id in every call.
         """
         targets = [(ctx.params, True)]
         if ctx.step.drill_params:
@@ -445,14 +444,8 @@ class ChangeRecord(Action):
                 HostedZoneConfig={"Comment": f"drplan sandbox zone for plan zone {plan_id}"},
             )["HostedZone"]
         created = _bare(zone["Id"])
-        mapping = ctx.options.get(ZONE_IDS_OPTION)
         if created != plan_id:
-            if isinstance(mapping, MutableMapping):
-                mapping[plan_id] = created
-            else:
-                ctx.note(
-                    f"hosted zone {plan_id} is {created} in the sandbox: pass options[{ZONE_IDS_OPTION!r}]"
-                )
+            ctx.seed_state.setdefault(ZONE_IDS, {})[plan_id] = created
         return zone
 
     def _seed_record(self, ctx: StepContext, params: Mapping[str, Any], zone: dict[str, Any]) -> None:

@@ -5,60 +5,77 @@ into output and exit codes (0 ok, 1 findings / failed run, 2 usage or unreadable
 3 interrupted or cleanup incomplete; see docs/cli.md). Each module here holds a few commands and
 imports heavy libraries (networkx, boto3) inside the commands that need them, so that
 ``drplan validate`` never loads boto3.
+
+:func:`main` is the one place exceptions become exit codes. Nothing escapes it as a traceback: an
+unexpected exception is a one-line error with exit 2 and a hint to rerun with ``--debug``, which
+shows the traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import traceback
 from typing import Any
 
 import click
 
 from drplan import __version__
-from drplan.cli import graph, review, run, validate
-from drplan.cli.common import CONTEXT_SETTINGS, fail
-from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, PlanInvalid
+from drplan.cli import cleanup, graph, review, run, validate
+from drplan.cli.common import CONTEXT_SETTINGS, fail, say
+from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, DrplanError, PlanInvalid
+
+_DEBUG = {"on": False}
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="drplan")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (for a bug report).")
+def cli(debug: bool) -> None:
     """Disaster-recovery plans as code: validate, graph, dry-run, drill and recover."""
+    _DEBUG["on"] = debug
 
 
-for module in (validate, review, graph, run):
+for module in (validate, review, graph, run, cleanup):
     for command in module.COMMANDS:
         cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: the only place that turns exceptions into exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    _DEBUG["on"] = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
-        return cli.main(args=argv, prog_name="drplan", standalone_mode=False)
+        return cli.main(args=args, prog_name="drplan", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        with contextlib.suppress(OSError):
+            exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         fail("aborted", EXIT_INTERRUPTED)
     except PlanInvalid as exc:
         for d in exc.diagnostics:
-            click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)
+            say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}")
         fail(exc.message, exc.exit_code)
     except DrplanError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
-        sys.stderr.close()  # e.g. `drplan schema | head`: not an error worth a traceback
-        sys.exit(EXIT_OK)
+        # e.g. `drplan schema | head`: the reader went away; what it read was complete.
+        with contextlib.suppress(OSError):
+            sys.stderr.close()
+        sys.exit(0)
     except Exception as exc:
-        # Credentials, endpoints and AWS refusals outside a step (account guard, sweep listing)
-        # are the user's to fix, not drplan bugs: say what AWS said. Anything else is a bug and
-        # keeps its traceback.
-        if not type(exc).__module__.startswith(("botocore", "boto3")):
-            raise
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> None:
+    # Credentials, endpoints and AWS refusals outside a step (account guard, sweep listing) are the
+    # user's to fix, not drplan bugs: say what AWS said.
+    if type(exc).__module__.startswith(("botocore", "boto3")):
         from drplan.aws import describe_error
 
         fail(
@@ -66,3 +83,12 @@ def main(argv: list[str] | None = None) -> Any:
             "--region, --profile and --endpoint-url",
             EXIT_FINDINGS,
         )
+    if _DEBUG["on"]:
+        with contextlib.suppress(OSError):
+            traceback.print_exception(exc, file=sys.stderr)
+        fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_USAGE)
+    fail(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a drplan bug; rerun with --debug (drplan --debug ...) for the traceback and report it",
+        EXIT_USAGE,
+    )

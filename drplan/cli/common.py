@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -44,9 +47,30 @@ def emit(text: str, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def say(message: str = "", *, nl: bool = True) -> None:
+    """A line for the person running drplan, on standard error. Never raises: a closed pipe or a
+    full disk must not change what the run does or the code it exits with."""
+    with contextlib.suppress(OSError, ValueError):  # BrokenPipeError, ENOSPC, a closed stream
+        click.echo(message, err=True, nl=nl)
+
+
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"drplan: error: {message}", err=True)
+    say(f"drplan: error: {message}")
     sys.exit(code)
+
+
+def parse_age(text: str) -> timedelta:
+    """``1d``, ``12h``, ``30m``, ``45s`` or an ISO 8601 duration (``P1D``)."""
+    from drplan.durations import parse_duration
+
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+        return timedelta(**{unit: int(match[1])})
+    try:
+        return parse_duration(text)
+    except (ValueError, OverflowError):
+        raise click.BadParameter(f"{text!r} is not an age such as 1d, 12h, 30m or P1D") from None
 
 
 def aws_options(func: Any) -> Any:

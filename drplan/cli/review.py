@@ -133,7 +133,7 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
     from drplan.aws import AwsSession
     from drplan.engine.preflight import run_preflight
     from drplan.engine.prepare import prepare
-    from drplan.engine.runner import RunOptions
+    from drplan.engine.records import RunOptions
 
     prepared = prepare(loaded, mode, registry())  # type: ignore[arg-type]
     region = aws["region"] or prepared.region
@@ -144,7 +144,7 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
 
             box = stack.enter_context(start_sandbox(loaded))
             session = box.session(region=region, read_only=True)
-            options = RunOptions(address_map=box.address_map, context_options=box.context_options)
+            options = RunOptions(**box.run_options())
         else:
             session = AwsSession(
                 region=region,

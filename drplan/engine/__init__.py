@@ -1,1 +1,1 @@
-"""Running plans: the scheduler, the run lifecycle (recover / drill / cleanup), journal and events."""
+"""Running plans: prepare, schedule, run steps, undo, journal, events, signals and locks (drplan.runs uses them)."""

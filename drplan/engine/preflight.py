@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from drplan.actions.base import PreflightResult, StepContext
+from drplan.actions.base import PreflightResult
 from drplan.aws import AwsAccess, describe_error
 from drplan.engine.prepare import Prepared
-from drplan.engine.runner import RunOptions, resolve
+from drplan.engine.records import RunOptions
+from drplan.engine.signals import Stop
+from drplan.engine.worker import StepContexts, resolve
 
 
 @dataclass
@@ -40,23 +41,11 @@ class PreflightReport:
 
 
 def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None = None) -> PreflightReport:
-    options = options or RunOptions()
-    started = datetime.now(timezone.utc)
+    contexts = StepContexts(prepared, aws, options or RunOptions(), Stop(), None)
 
     def check(key: str) -> tuple[str, list[PreflightResult]]:
         step = prepared.steps[key]
-        ctx = StepContext(
-            step=step.step,
-            params=resolve(step.params, {}, strict=False),
-            mode=prepared.mode,
-            run_id=prepared.run_id,
-            plan=prepared.plan,
-            aws=aws,
-            objectives=prepared.plan.objectives_of(step.step.service),
-            started_at=started,
-            tags=prepared.tags,
-            options={**options.context_options, "address_map": options.address_map},
-        )
+        ctx = contexts.for_step(key, resolve(step.params, {}, strict=False))
         try:
             return key, list(step.action.preflight(ctx))
         except Exception as exc:
@@ -66,7 +55,7 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
             ]
 
     report = PreflightReport()
-    with ThreadPoolExecutor(max_workers=max(1, min(16, options.parallelism))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(16, prepared.limits.parallelism or 16))) as pool:
         for key, results in pool.map(check, prepared.order()):
             report.results[key] = results
     return report

@@ -138,6 +138,21 @@ class ReadyQueue:
                 ready.append(successor)
         return ready
 
+    def mark_done(self, key: str) -> None:
+        """A step that finished before this queue existed (an earlier process of a resumed run):
+        done without being started, so the steps waiting on it can become ready."""
+        self._heap = [item for item in self._heap if item[2] != key]
+        heapq.heapify(self._heap)
+        self.done.add(key)
+        for successor in self.graph.successors(key):
+            self._waiting_on[successor] -= 1
+            if (
+                self._waiting_on[successor] == 0
+                and successor not in self.skipped
+                and successor not in self.done
+            ):
+                self._push(successor)
+
     def fail(self, key: str) -> list[str]:
         """Mark failed; everything downstream is skipped. Returns the newly skipped steps."""
         self._release(key)

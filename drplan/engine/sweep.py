@@ -8,13 +8,15 @@ each deletion is verified by describing the resource until it is gone.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.aws import AwsSession, describe_error, is_not_found
-from drplan.removal import REMOVERS, Remover
+from drplan.aws import AwsAccess, AwsSession, describe_error, is_not_found, is_retryable
+from drplan.removal import FINDERS, REMOVERS, Remover
 from drplan.resources import Resource, delete_order, resource_from_arn
 
 
@@ -90,40 +92,102 @@ class Removal:
     error: str | None = None
 
 
-def remove(
-    aws: AwsSession, resources: list[Resource], *, timeout: float = 1800.0, interval: float = 5.0
-) -> list[Removal]:
-    """Delete each resource and wait until a describe proves it gone (DB instances before clusters)."""
-    results = []
-    for resource in sorted(resources, key=delete_order):
-        remover = REMOVERS.get(resource.kind)
-        if remover is None:
-            results.append(
-                Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand")
-            )
+def find_intended(
+    aws: AwsAccess, intents: list[tuple[str, dict[str, Any]]], *, run_id: str, drill: bool
+) -> tuple[list[tuple[str, Resource]], list[str]]:
+    """Resources a run meant to create (its journaled intents) that exist and are its own, found by
+    name: (step, resource) pairs, and the intents that could not be looked up (why)."""
+    found: list[tuple[str, Resource]] = []
+    problems: list[str] = []
+    for step, target in intents:
+        kind, name, region = target["kind"], target["name"], target.get("region")
+        finder = FINDERS.get(kind)
+        if finder is None:
             continue
-        results.append(_remove_one(aws, resource, remover, timeout, interval))
-    return results
+
+        def client(service: str, region: str | None = region) -> Any:
+            return aws.client(service, region=region)
+
+        try:
+            ids = finder(client, name, run_id, drill, target.get("extra"))
+        except Exception as exc:
+            problems.append(f"{kind} {name}: could not look it up ({describe_error(exc)})")
+            continue
+        for native in ids:
+            found.append((step, Resource(kind, native, region, extra={"name": name, "found_by": "name"})))
+    return found, problems
+
+
+def remove(
+    aws: AwsAccess,
+    resources: list[Resource],
+    *,
+    timeout: float = 1800.0,
+    interval: float = 5.0,
+    stop: threading.Event | None = None,
+) -> list[Removal]:
+    """Delete each resource and wait until a describe proves it gone, within ``timeout`` seconds in
+    all. Deletions run in parallel, in rounds by kind (DB instances before the clusters they belong
+    to); ``stop`` (a second Ctrl-C) ends the waiting, leaving what remains for a later cleanup."""
+    deadline = time.monotonic() + timeout
+    results: dict[tuple[str, str], Removal] = {}
+    rounds: dict[int, list[Resource]] = {}
+    for resource in resources:
+        rounds.setdefault(delete_order(resource), []).append(resource)
+    for order in sorted(rounds):
+        batch = rounds[order]
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(batch))), thread_name_prefix="remove") as pool:
+            for removal in pool.map(lambda r: _remove_one(aws, r, deadline, interval, stop), batch):
+                results[removal.resource.key] = removal
+    return [results[r.key] for r in resources]
 
 
 def _remove_one(
-    aws: AwsSession, resource: Resource, remover: Remover, timeout: float, interval: float
+    aws: AwsAccess, resource: Resource, deadline: float, interval: float, stop: threading.Event | None
 ) -> Removal:
-    """Call the remover until it says the resource is gone, or ``timeout`` seconds pass."""
+    """Call the remover until it says the resource is gone, the deadline passes or ``stop`` is set."""
+    remover: Remover | None = REMOVERS.get(resource.kind)
+    if remover is None:
+        return Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand")
 
     def client(service: str) -> Any:
         return aws.client(service, region=resource.region)
 
-    deadline = time.monotonic() + timeout
     wait = min(0.2, interval)  # most deletions are done (or well under way) at once: look again soon
     try:
-        while (note := remover(client, resource.id)) is not None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"still there after {int(timeout)}s ({note})")
-            time.sleep(wait)
+        while True:
+            note = remover(client, resource.id)
+            if note is None:
+                return Removal(resource, True)
+            if time.monotonic() + wait > deadline:
+                return Removal(resource, False, f"still there when cleanup gave up waiting ({note})")
+            if stop is not None and stop.wait(wait):
+                return Removal(resource, False, f"cleanup was stopped ({note})")
+            if stop is None:
+                time.sleep(wait)
             wait = min(wait * 2, interval)
     except Exception as exc:
         if is_not_found(exc):
             return Removal(resource, True)
+        if is_retryable(exc) and time.monotonic() < deadline:
+            return _retry_later(aws, resource, deadline, interval, stop, exc)
         return Removal(resource, False, describe_error(exc))
-    return Removal(resource, True)
+
+
+def _retry_later(
+    aws: AwsAccess,
+    resource: Resource,
+    deadline: float,
+    interval: float,
+    stop: threading.Event | None,
+    exc: Exception,
+) -> Removal:
+    """Throttling or an unreachable endpoint: back off and try again until the deadline."""
+    pause = min(interval * 2, max(0.0, deadline - time.monotonic()))
+    if stop is not None and stop.wait(pause):
+        return Removal(resource, False, f"cleanup was stopped ({describe_error(exc)})")
+    if stop is None:
+        time.sleep(pause)
+    if time.monotonic() >= deadline:
+        return Removal(resource, False, f"AWS kept failing until cleanup gave up: {describe_error(exc)}")
+    return _remove_one(aws, resource, deadline, interval, stop)

@@ -217,6 +217,8 @@ def to_junit(report: dict[str, Any]) -> str:
         case = Case(name=s["key"], classname=f"{plan}.{s['service']}", time=s["duration_seconds"] or 0.0)
         if s["status"] == "failed":
             case.failure = s["error"] or "failed"
+        elif s["status"] == "unverified":
+            case.skipped = "not verifiable here: " + (s["reason"] or "")
         elif s["status"] != "succeeded":
             case.skipped = s["reason"] or s["status"]
         steps.cases.append(case)
@@ -261,12 +263,14 @@ def metrics_registry(report: dict[str, Any], *, last_success: str | None = None)
     from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
-    plan = report["plan"]["name"]
-    mode = report["run"]["mode"]
-    labels = {"plan": plan, "mode": mode}
+    labels = metric_labels(report["plan"]["name"], report["run"]["mode"], report["environment"]["sandbox"])
 
     def gauge(name: str, doc: str, extra: tuple[str, ...] = ()) -> Gauge:
-        return Gauge(name, doc, ("plan", "mode", *extra), registry=registry)
+        return Gauge(name, doc, (*labels, *extra), registry=registry)
+
+    gauge("drplan_drill_in_progress", "1 while a drill runs (a drill that died leaves it at 1).").labels(
+        **labels
+    ).set(0)
 
     gauge("drplan_drill_last_run_timestamp_seconds", "When the last drill started (Unix time).").labels(
         **labels
@@ -283,7 +287,7 @@ def metrics_registry(report: dict[str, Any], *, last_success: str | None = None)
         "drplan_drill_duration_seconds", "Wall time of the last drill's steps (cleanup not included)."
     ).labels(**labels).set(report["run"]["duration_seconds"])
     steps = gauge("drplan_drill_steps", "Steps of the last drill by final status.", ("status",))
-    for status in ("succeeded", "failed", "skipped", "interrupted", "not_started"):
+    for status in ("succeeded", "unverified", "failed", "skipped", "interrupted", "not_started"):
         count = sum(1 for s in report["steps"] if s["status"] == status)
         if status == "skipped":
             count += len(report["skipped"])  # steps that do not run in this mode
@@ -319,6 +323,47 @@ def metrics_registry(report: dict[str, Any], *, last_success: str | None = None)
         1 if report["cleanup"]["status"] in ("complete", "not applicable") else 0
     )
     return registry
+
+
+def metric_labels(plan: str, mode: str, sandbox: bool) -> dict[str, str]:
+    """Labels of every series: a sandbox drill is its own series (``environment="sandbox"``), so it
+    can never reset the "time since the last passing drill" alert of the real one."""
+    return {"plan": plan, "mode": mode, "environment": "sandbox" if sandbox else "aws"}
+
+
+def write_in_progress_metrics(directory: Path, *, plan: str, started: str, sandbox: bool) -> None:
+    """metrics.prom for a drill that has started and not finished: in progress, not (yet) a success.
+    Written at the start, so a drill killed halfway never leaves the previous drill's success behind."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    registry = CollectorRegistry()
+    labels = metric_labels(plan, "drill", sandbox)
+    Gauge(
+        "drplan_drill_in_progress",
+        "1 while a drill runs (a drill that died leaves it at 1).",
+        tuple(labels),
+        registry=registry,
+    ).labels(**labels).set(1)
+    Gauge(
+        "drplan_drill_last_run_timestamp_seconds",
+        "When the last drill started (Unix time).",
+        tuple(labels),
+        registry=registry,
+    ).labels(**labels).set(_timestamp(started))
+    Gauge(
+        "drplan_drill_success",
+        "1 when the last drill passed (every step and objective), else 0.",
+        tuple(labels),
+        registry=registry,
+    ).labels(**labels).set(0)
+    Gauge(
+        "drplan_drill_cleanup_complete",
+        "1 when the drill left nothing behind.",
+        tuple(labels),
+        registry=registry,
+    ).labels(**labels).set(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(directory / "metrics.prom"), registry)
 
 
 def _timestamp(iso: str) -> float:
@@ -363,5 +408,7 @@ def push_metrics(report: dict[str, Any], gateway: str, *, last_success: str | No
         gateway,
         job="drplan_drill",
         registry=metrics_registry(report, last_success=last_success),
-        grouping_key={"plan": report["plan"]["name"]},
+        grouping_key=metric_labels(
+            report["plan"]["name"], report["run"]["mode"], report["environment"]["sandbox"]
+        ),
     )

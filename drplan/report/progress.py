@@ -6,6 +6,7 @@ each event becomes one plain, greppable line. Both are event subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -32,6 +33,9 @@ _SYMBOL = {
     "run.finished": "■",
     "run.interrupted": "!",
     "preflight.result": "?",
+    "step.unverified": "~",
+    "step.intent": " ",
+    "run.problem": "!",
 }
 
 
@@ -49,10 +53,15 @@ def event_line(event: Event) -> str:
         "run.interrupted": lambda: (
             f"{d.get('signal')}: "
             + (
-                "stopping: no new steps; in-flight steps may finish (press again to stop waiting)"
+                "stopping: no new steps, running steps stop now, then cleanup (again to stop waiting for it)"
                 if d.get("stage") == "soft"
-                else "stopping now"
+                else "no more waiting for deletions; what remains is listed (drplan cleanup RUN_ID)"
             )
+        ),
+        "run.problem": lambda: f"problem: {d.get('problem')}",
+        "step.unverified": lambda: f"{step} NOT VERIFIABLE here: {d.get('reason')}",
+        "step.intent": lambda: (
+            f"{step} about to create " + ", ".join(f"{t['kind']} {t['name']}" for t in d.get("targets", []))
         ),
         "step.started": lambda: (
             f"{step} started" + (f" (attempt {d['attempt']})" if d.get("attempt", 1) > 1 else "")
@@ -85,7 +94,7 @@ class PlainProgress:
         self.quiet_progress = quiet_progress
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "step.handle" or (
+        if event.kind in ("step.handle", "step.intent") or (
             self.quiet_progress and event.kind in ("step.progress", "step.throttled")
         ):
             return
@@ -141,14 +150,20 @@ class LiveProgress:
                 self.rows[key][0] = "running"
             elif event.kind == "step.progress" and key:
                 self.rows[key][2] = str(event.data.get("note", ""))
-            elif event.kind in ("step.succeeded", "step.failed", "step.skipped") and key:
+            elif event.kind in ("step.succeeded", "step.failed", "step.skipped", "step.unverified") and key:
                 self.rows[key][0] = event.kind.split(".")[1]
                 duration = event.data.get("duration")
                 self.rows[key][1] = humanize(duration) if duration else ""
                 self.rows[key][2] = str(event.data.get("error") or event.data.get("reason") or "")
             elif event.kind == "undo.succeeded" and key:
                 self.rows[key][0] = "undone"
-            elif event.kind in ("run.started", "run.interrupted", "undo.failed", "step.throttled"):
+            elif event.kind in (
+                "run.started",
+                "run.interrupted",
+                "run.problem",
+                "undo.failed",
+                "step.throttled",
+            ):
                 self.live.console.print(event_line(event))
             self.live.update(self._table())
             if event.kind == "run.finished":
@@ -156,6 +171,11 @@ class LiveProgress:
 
     def pause(self) -> None:
         self.live.stop()
+
+    def close(self) -> None:
+        """Stop redrawing (the run is over, or the terminal went away)."""
+        with contextlib.suppress(Exception):  # a closed terminal: nothing left to draw on
+            self.live.stop()
 
     def resume(self) -> None:
         self.live.start()

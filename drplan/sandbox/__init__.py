@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from drplan.actions.base import Route
 from drplan.aws import AwsSession
 from drplan.errors import UsageError
 from drplan.model import Plan
@@ -32,6 +33,49 @@ CREDENTIALS = ("sandbox", "sandbox")
 BACKUP_AGE = timedelta(hours=2)
 
 
+#: The longest a `wait` step really waits in the sandbox (it has no replication lag to wait out).
+MAX_WAIT = 2.0
+#: Request parameters that hold ids the emulator chose for what seeding created, by service:
+#: the plan's own ids are rewritten to them in every call (see :class:`EmulatedIds`).
+_ID_PARAMETERS = {"route53": ("HostedZoneId", "Id"), "ec2": ("InstanceId", "InstanceIds")}
+
+
+@dataclass
+class EmulatedIds:
+    """The plan says hosted zone ``Z0123456789ABC`` and instance ``i-0abc``; the emulator cannot
+    create either with a chosen id, so seeding records plan id -> emulator id in ``seed_state`` and
+    every client of the sandbox's sessions rewrites the plan's ids in requests, and the emulator's
+    ids in answers: the run sees the account the plan describes, and actions know nothing of it."""
+
+    seed_state: dict[str, Any]
+
+    def customize(self, client: Any) -> None:
+        service = client.meta.service_model.service_name
+        if service in _ID_PARAMETERS:
+            client.meta.events.register(f"before-parameter-build.{service}", self._rewrite_ids)
+            client.meta.events.register(f"after-call.{service}", self._rewrite_response)
+
+    def _mapping(self, service: str) -> dict[str, str]:
+        key = "route53_zone_ids" if service == "route53" else "ec2_instance_ids"
+        mapping: dict[str, str] = self.seed_state.setdefault(key, {})
+        return mapping
+
+    def _rewrite_ids(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        mapping = self._mapping(service)
+        for name in _ID_PARAMETERS[service]:
+            value = params.get(name)
+            if isinstance(value, list):
+                params[name] = [mapping.get(_bare_id(v), v) for v in value]
+            elif isinstance(value, str) and _bare_id(value) in mapping:
+                params[name] = mapping[_bare_id(value)]
+
+    def _rewrite_response(self, parsed: Any, model: Any, **_: Any) -> None:
+        reverse = {v: k for k, v in self._mapping(model.service_model.service_name).items()}
+        if reverse:
+            _replace_ids(parsed, reverse)
+
+
 @dataclass
 class Sandbox:
     plan: Plan
@@ -39,33 +83,68 @@ class Sandbox:
     standin: StandIn
     backup: BackupEmulator
     check_hosts: set[str] = field(default_factory=set)
-    #: Options every step context gets in the sandbox; seeding fills the mappings (e.g. the plan's
-    #: hosted zone ids to the ids moto gave the zones it created) and runs read them.
-    context_options: dict[str, Any] = field(
-        default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}, "sandbox_max_wait": 2.0}
+    #: What seeding learnt: the plan's hosted zone and instance ids -> the ids moto gave what it
+    #: created (moto cannot create a zone or an instance with a chosen id).
+    seed_state: dict[str, Any] = field(
+        default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}}
     )
+    ids: EmulatedIds = field(init=False)
     _server: Any = None
     _thread: threading.Thread | None = None
+    _sessions: dict[tuple[str, bool], AwsSession] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.ids = EmulatedIds(self.seed_state)
 
     def session(self, *, region: str | None = None, read_only: bool = False) -> AwsSession:
-        return AwsSession(
-            region=region or self.plan.aws.region or "us-east-1",
-            endpoint_url=self.endpoint_url,
-            credentials=CREDENTIALS,
-            read_only=read_only,
-            emulated=True,
-        )
+        """One session (hence one set of clients) per region and mode: building boto3 sessions and
+        clients was half of a sandbox drill's CPU when every call made its own."""
+        key = (region or self.plan.aws.region or "us-east-1", read_only)
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = AwsSession(
+                    region=key[0],
+                    endpoint_url=self.endpoint_url,
+                    credentials=CREDENTIALS,
+                    read_only=read_only,
+                    emulated=True,
+                    customize=self._customize,
+                )
+            return self._sessions[key]
 
     def client(self, service: str, region: str) -> Any:
         return self.session(region=region).client(service, region=region)
 
-    def address_map(self, host: str, port: int, tls: bool) -> tuple[str, int, bool]:
-        """Send checks of hosts the sandbox can vouch for to the stand-in (see :mod:`.standin`)."""
+    def run_options(self) -> dict[str, Any]:
+        """What a run needs to know of the sandbox: how checks reach emulated hosts, and that waits
+        for replication need not be waited out (there is none)."""
+        return {"network": self, "max_wait": MAX_WAIT}
+
+    def _customize(self, client: Any) -> None:
+        self.ids.customize(client)
+
+    def route(self, host: str, port: int, tls: bool, *, content: bool) -> Route:
+        """Where a check connects (the run's :class:`~drplan.actions.base.Network`): hosts the sandbox
+        can vouch for go to the stand-in; an application's *content* and unknown hosts cannot be
+        vouched for, and the check says so at once instead of polling until its timeout."""
         if host in ("127.0.0.1", "localhost", "::1"):
-            return host, port, tls
-        if host in self.check_hosts or self._resolves_to_emulated(host, depth=0):
-            return "127.0.0.1", self.standin.port, False
-        return host, port, tls
+            return Route(host, port, tls)
+        if not (host.lower() in self.check_hosts or self._resolves_to_emulated(host.lower(), depth=0)):
+            return Route(
+                host,
+                port,
+                tls,
+                unverifiable=f"the sandbox does not emulate {host}, so it cannot vouch for it",
+            )
+        if content:
+            return Route(
+                host,
+                port,
+                tls,
+                unverifiable=f"the sandbox has no application behind {host}: it cannot check what it answers",
+            )
+        return Route("127.0.0.1", self.standin.port, False)
 
     def _resolves_to_emulated(self, host: str, depth: int) -> bool:
         if depth > 5:
@@ -180,6 +259,25 @@ def _reset(endpoint: str) -> None:
     urllib.request.urlopen(
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
     ).close()
+
+
+def _bare_id(value: str) -> str:
+    return value.strip().removeprefix("/hostedzone/")
+
+
+def _replace_ids(value: Any, reverse: dict[str, str]) -> Any:
+    """Rewrite, in place, every string in a parsed response that is (or ends in) an emulator id."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _replace_ids(item, reverse)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = _replace_ids(item, reverse)
+    elif isinstance(value, str):
+        bare = _bare_id(value)
+        if bare in reverse:
+            return value[: len(value) - len(bare)] + reverse[bare]
+    return value
 
 
 def now() -> datetime:

@@ -39,7 +39,7 @@ def seed_plan(sandbox: Sandbox) -> None:
             aws=session,
             objectives=plan.objectives_of(step.service),
             started_at=started,
-            options=sandbox.context_options,
+            seed_state=sandbox.seed_state,
         )
         if step.uses == "aws.backup.restore":
             params = step.params

@@ -1,0 +1,346 @@
+"""Drive one step in its worker thread: resolve references, journal intents, start, poll with a
+growing interval, wait out throttling, retry (undoing the failed attempt first), time out.
+
+Every wait here is a wait on the run's stop event, so a stopping run interrupts a step at once,
+within the AWS call in progress (bounded by botocore's timeouts). The outcome goes back to the
+scheduler loop; nothing here decides what runs next.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from drplan.actions.base import Action, Handle, Poll, StepContext
+from drplan.aws import AwsAccess, describe_error, error_code, is_retryable
+from drplan.durations import humanize
+from drplan.engine.events import EventBus
+from drplan.engine.prepare import Prepared, PreparedStep
+from drplan.engine.records import Clock, Records, RunOptions, Status, plain
+from drplan.engine.signals import Stop
+from drplan.errors import StepFailed
+from drplan.model import REFERENCE, REFERENCE_PARTS
+
+
+class Interrupted(Exception):
+    """The run is stopping while a call was being retried."""
+
+
+class CallTimeout(Exception):
+    """Throttling or transient errors lasted until the step's deadline."""
+
+
+def jitter(seconds: float) -> float:
+    """Full jitter (AWS architecture blog): spreads retries of many clients apart."""
+    return random.uniform(seconds / 2, seconds)
+
+
+class StepContexts:
+    """Builds the :class:`StepContext` each action call gets: one place, for runs, undo and preflight."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        aws: AwsAccess,
+        options: RunOptions,
+        stop: Stop,
+        records: Records | None,
+        started_at: datetime | None = None,
+    ) -> None:
+        self.prepared = prepared
+        self.aws = aws
+        self.options = options
+        self.stop = stop
+        self.records = records
+        self.started_at = started_at or datetime.now(timezone.utc)
+
+    def token(self, key: str, attempt: int = 1) -> str:
+        """The idempotency token of a step's attempt: stable across processes of one run (resume
+        re-attaches by it), fresh for each attempt (attempt 1 was undone, so its token must not make
+        AWS hand back what was just deleted)."""
+        base = f"drplan-{self.prepared.run_id}-{key}"[:64]
+        return base if attempt == 1 else f"{base[:60]}-{attempt}"
+
+    def _note(self, key: str, message: str) -> None:
+        if self.records is not None:
+            self.records.bus.emit("step.progress", key, note=message)
+
+    def for_step(self, key: str, params: Mapping[str, Any], *, attempt: int = 1) -> StepContext:
+        step = self.prepared.steps[key]
+        records = self.records
+        return StepContext(
+            step=step.step,
+            params=params,
+            mode=self.prepared.mode,
+            run_id=self.prepared.run_id,
+            plan=self.prepared.plan,
+            aws=self.aws,
+            objectives=self.prepared.plan.objectives_of(step.step.service),
+            started_at=self.started_at,
+            tags=self.prepared.tags,
+            client_token=self.token(key, attempt),
+            note=lambda message: self._note(key, message),
+            record=(lambda resource: records.note_resource(key, resource))
+            if records is not None
+            else (lambda resource: None),
+            approvals=self.options.approvals,
+            allow_commands=self.options.allow_commands,
+            plan_dir=self.options.plan_dir,
+            stop=self.stop.soft,
+            network=self.options.network,
+            max_wait=self.options.max_wait,
+        )
+
+
+class StepDriver:
+    """Runs the steps of one run, each in the worker thread that calls :meth:`run`."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        records: Records,
+        contexts: StepContexts,
+        bus: EventBus,
+        options: RunOptions,
+        stop: Stop,
+        clock: Clock,
+        undo_attempt: Callable[[str, StepContext, Handle, float], None],
+    ) -> None:
+        self.prepared = prepared
+        self.records = records
+        self.contexts = contexts
+        self.bus = bus
+        self.options = options
+        self.stop = stop
+        self.clock = clock
+        self.undo_attempt = undo_attempt  # put back what a failed attempt did, before the next one
+
+    def run(self, key: str) -> Status:
+        """The step's final status; never raises (a bug in an action fails its step, not the run)."""
+        rec = self.records[key]
+        try:
+            return self._drive(key)
+        except Exception as exc:
+            rec.error = (
+                f"internal error in `{self.prepared.steps[key].action.name}`: {type(exc).__name__}: {exc}"
+            )
+            rec.notes.append(traceback.format_exc())
+            return "failed"
+
+    def _drive(self, key: str) -> Status:
+        prepared = self.prepared.steps[key]
+        rec = self.records[key]
+        deadline = self.clock() + prepared.timeout.total_seconds()
+        try:
+            params = resolve(prepared.params, self.records.outputs())
+        except StepFailed as exc:
+            rec.error = exc.reason
+            return "failed"
+        first = rec.attempts + 1  # a resumed step goes on counting
+        for attempt in range(first, first + prepared.step.retries + 1):
+            rec.attempts = attempt
+            ctx = self.contexts.for_step(key, params, attempt=attempt)
+            if attempt > first:
+                self.undo_attempt(key, ctx, rec.handle, deadline)
+                rec.handle = {}
+                delay = jitter(self.options.retry_delay * 2 ** (attempt - first - 1))
+                self.bus.emit("step.retrying", key, attempt=attempt, after=round(delay, 2), error=rec.error)
+                if self.stop.wait(min(delay, max(0.0, deadline - self.clock()))):
+                    rec.reason = "interrupted before a retry"
+                    return "interrupted"
+            outcome = self._attempt(key, prepared, ctx, deadline)
+            if outcome in ("succeeded", "unverified", "interrupted"):
+                return outcome
+            if self.clock() >= deadline:
+                break
+        return "failed"
+
+    def resume(self, key: str, handle: Handle) -> Status:
+        """Re-attach to a step an earlier process of this run started: poll its journaled handle."""
+        prepared = self.prepared.steps[key]
+        rec = self.records[key]
+        try:
+            params = resolve(prepared.params, self.records.outputs())
+            ctx = self.contexts.for_step(key, params, attempt=max(1, rec.attempts))
+            deadline = self.clock() + prepared.timeout.total_seconds()
+            rec.handle = handle
+            return self._watch(key, prepared.action, ctx, handle, deadline)
+        except StepFailed as exc:
+            rec.error = exc.reason
+            return "failed"
+        except Exception as exc:
+            rec.error = f"internal error in `{prepared.action.name}`: {type(exc).__name__}: {exc}"
+            rec.notes.append(traceback.format_exc())
+            return "failed"
+
+    def _attempt(self, key: str, prepared: PreparedStep, ctx: StepContext, deadline: float) -> Status:
+        rec = self.records[key]
+        action = prepared.action
+        try:
+            self._intend(key, action, ctx)
+            handle = self.call(key, "start", lambda: action.start(ctx), deadline)
+            rec.handle = handle
+            self.bus.emit(
+                "step.started",
+                key,
+                attempt=rec.attempts,
+                uses=action.name,
+                params=plain(dict(ctx.params)),
+                handle=plain(handle),
+                client_token=ctx.client_token,
+            )
+            self.records.note_resources(key, handle)
+            return self._watch(key, action, ctx, handle, deadline)
+        except StepFailed as exc:
+            rec.error = exc.reason
+            return "failed"
+        except Interrupted:
+            rec.reason = "interrupted while waiting out throttling"
+            return "interrupted"
+        except CallTimeout as exc:
+            rec.error = str(exc)
+            return "failed"
+        except Exception as exc:
+            if error_code(exc) is None and not is_retryable(exc):
+                raise
+            rec.error = describe_error(exc)
+            return "failed"
+
+    def _intend(self, key: str, action: Action, ctx: StepContext) -> None:
+        """Write-ahead: journal the names the step is about to create, before the create call, so
+        a process killed during the call leaves a trail cleanup can follow by name."""
+        try:
+            targets = [t for t in action.targets(ctx.params) if "${" not in t.name]
+        except (KeyError, TypeError, ValueError):
+            return
+        if targets:
+            self.bus.emit(
+                "step.intent",
+                key,
+                targets=[{**t.to_json(), "region": ctx.region} for t in targets],
+                tags=dict(ctx.tags),
+                client_token=ctx.client_token,
+            )
+
+    def _watch(self, key: str, action: Action, ctx: StepContext, handle: Handle, deadline: float) -> Status:
+        """Poll until done, failed, timed out or interrupted."""
+        rec = self.records[key]
+        estimate = self.prepared.steps[key].estimate.total_seconds()
+        journaled = json.dumps(plain(handle), sort_keys=True, default=str)
+        interval = self.options.poll_initial
+        cap = min(self.options.poll_max, max(15.0, estimate / 15))
+        last_note = ""
+        try:
+            while True:
+                try:
+                    poll: Poll = self.call(key, "poll", lambda: action.poll(ctx, handle), deadline)
+                finally:  # a poll may create things (cluster instances): journal them even if it raises
+                    self.records.note_resources(key, handle)
+                    journaled = self._journal_handle(key, handle, journaled)
+                if poll.failed:
+                    rec.error = poll.failed
+                    return "failed"
+                if poll.not_verified:
+                    rec.reason = poll.not_verified
+                    return "unverified"
+                if poll.done:
+                    rec.outputs = dict(self.call(key, "result", lambda: action.result(ctx, handle), deadline))
+                    self.records.note_resources(key, handle)
+                    return "succeeded"
+                if poll.note and poll.note != last_note:
+                    self.bus.emit("step.progress", key, note=poll.note)
+                    last_note = poll.note
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    rec.error = (
+                        f"timed out after {humanize(self.prepared.steps[key].timeout.total_seconds())}"
+                    )
+                    return "failed"
+                wait = poll.retry_after if poll.retry_after is not None else interval
+                if poll.retry_after is None:
+                    interval = min(interval * self.options.poll_factor, cap)
+                if self.stop.wait(min(wait, remaining)) or self.stop.soft.is_set():
+                    # The job was started and its handle is in the journal: undo, cleanup or
+                    # `drplan resume` take it from here.
+                    rec.reason = "interrupted while running; its job may still be running (see the journal)"
+                    action.interrupt(ctx, handle)
+                    return "interrupted"
+        except Interrupted:
+            action.interrupt(ctx, handle)
+            rec.reason = "interrupted while waiting out throttling"
+            return "interrupted"
+
+    def call(
+        self, key: str, what: str, fn: Callable[[], Any], deadline: float, *, undoing: bool = False
+    ) -> Any:
+        """Call an action method, waiting out throttling and transient errors until the deadline.
+        While ``undoing``, only a hard stop cuts the waiting short (cleanup goes on after a first signal)."""
+        delay = self.options.backoff_base
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                wait = jitter(delay)
+                if self.clock() + wait >= deadline:
+                    raise CallTimeout(
+                        f"{what}: still failing at the deadline ({describe_error(exc)})"
+                    ) from exc
+                self.bus.emit(
+                    "step.throttled", key, call=what, error=describe_error(exc), wait=round(wait, 3)
+                )
+                stopped = self.stop.wait_hard(wait) if undoing else self.stop.wait(wait)
+                if stopped or self.stop.hard.is_set() or (self.stop.soft.is_set() and not undoing):
+                    raise Interrupted from exc
+                delay = min(delay * 2, self.options.backoff_max)
+
+    def _journal_handle(self, key: str, handle: Handle, last: str) -> str:
+        """Journal the handle again when a poll changed it (version ids written, attachments...)."""
+        now = json.dumps(plain(handle), sort_keys=True, default=str)
+        if now != last:
+            self.bus.emit("step.handle", key, handle=plain(handle))
+        return now
+
+
+def resolve(params: Any, outputs: Mapping[str, Mapping[str, Any]], *, strict: bool = True) -> Any:
+    """Replace ``${service.step.output}`` with values from steps that succeeded.
+
+    A string that is exactly one reference takes the output's value as is (a port stays a number);
+    references inside longer strings are substituted as text.
+    """
+    if isinstance(params, Mapping):
+        return {k: resolve(v, outputs, strict=strict) for k, v in params.items()}
+    if isinstance(params, list):
+        return [resolve(v, outputs, strict=strict) for v in params]
+    if not isinstance(params, str) or "${" not in params:
+        return params
+
+    def lookup(expr: str) -> Any:
+        parts = REFERENCE_PARTS.match(expr)
+        if not parts:
+            raise StepFailed(expr, f"`${{{expr}}}` is not a reference of the form ${{service.step.output}}")
+        step_key = f"{parts[1]}.{parts[2]}"
+        if step_key not in outputs:
+            if not strict:
+                return "${" + expr + "}"
+            raise StepFailed(
+                step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` has not succeeded in this run"
+            )
+        if parts[3] not in outputs[step_key]:
+            if not strict:
+                return "${" + expr + "}"
+            raise StepFailed(
+                step_key, f"cannot resolve `${{{expr}}}`: step `{step_key}` produced no output `{parts[3]}`"
+            )
+        return outputs[step_key][parts[3]]
+
+    whole = re.fullmatch(r"\$\{([^}]*)\}", params)
+    if whole:
+        return lookup(whole.group(1))
+    return REFERENCE.sub(lambda m: str(lookup(m.group(1))), params)
