@@ -401,7 +401,8 @@ def test_seed_maps_the_plan_zone_and_the_run_uses_it(r53):
 def test_seed_creates_the_drill_zone_and_a_drill_creates_then_cleans_the_record(r53):
     data = one_step(ACTION, SHOP, drill_with=SHOP_DRILL)
     state: dict[str, Any] = {}
-    registry()[ACTION].seed(step_context(data, aws=emulated(state), seed_state=state))
+    for mode in ("recover", "drill"):  # the sandbox seeds both: the record's zone and the drill zone
+        registry()[ACTION].seed(step_context(data, aws=emulated(state), mode=mode, seed_state=state))
     zone_ids = state[ZONE_IDS]
     names = sorted(z["Name"] for z in r53.list_hosted_zones()["HostedZones"])
     assert names == ["drill.shop.example.com.", "internal.shop.example.com."]

@@ -282,6 +282,13 @@ class ChangeRecord(Action):
                     "ok", f"{kind} {name} does not exist; would create it pointing at {target}", facts
                 ),
             ]
+        if ctx.mode == "drill":
+            return [
+                found,
+                PreflightResult(
+                    "error", self._drill_record_taken(kind, name, current), {**facts, "target": name}
+                ),
+            ]
         now = ", ".join(points_at(current) or [])
         return [
             found,
@@ -298,6 +305,8 @@ class ChangeRecord(Action):
         conflict = self._no_simple_over_sets(ctx, fqdn, kind, same)
         if conflict:
             raise StepFailed(ctx.step.key, conflict)
+        if ctx.mode == "drill" and previous is not None:
+            raise StepFailed(ctx.step.key, self._drill_record_taken(kind, fqdn.rstrip("."), previous))
         change = {"Action": "UPSERT", "ResourceRecordSet": record}
         change_id = self._change(ctx, zone_id, change, f"drplan run {ctx.run_id}: {ctx.step.key}")
         handle: Handle = {
@@ -319,6 +328,16 @@ class ChangeRecord(Action):
                 Resource("route53:record", record_id, extra={"zone_id": zone_id, "name": fqdn, "type": kind}),
             )
         return handle
+
+    def _drill_record_taken(self, kind: str, name: str, current: Mapping[str, Any]) -> str:
+        """A drill only creates DNS records, so its cleanup can delete them and two drills never
+        share one: a drill record that exists was left by another drill (or is someone else's)."""
+        now = ", ".join(points_at(current) or [])
+        return (
+            f"drill record {kind} {name} already exists (pointing at {now}): a drill creates its own "
+            "record and deletes it afterwards; remove the leftover (drplan cleanup RUN_ID of the drill "
+            "that left it) or put {run_id} in the drill_with name"
+        )
 
     def _change(self, ctx: StepContext, zone_id: str, change: dict[str, Any], comment: str) -> str:
         try:
@@ -405,21 +424,19 @@ class ChangeRecord(Action):
     # --- the sandbox -------------------------------------------------------------------------------
 
     def seed(self, ctx: StepContext) -> None:
-        """Create the hosted zone (for the plan's zone and, when ``drill_with`` names another, the drill
-        zone), and the record as it was before the disaster (A, AAAA, CNAME, TXT) in the plan's zone.
+        """Create the hosted zone, and (for a recovery's parameters) the record as it was before the
+        disaster (A, AAAA, CNAME, TXT). For a drill's parameters (``drill_with``) only the zone: a
+        drill creates its record and must find the name free.
 
         The emulator picks its own zone ids: seed records plan id -> created id in ``ctx.seed_state``,
         and the emulator's AWS session rewrites the plan's id in every call.
         """
-        targets = [(ctx.params, True)]
-        if ctx.step.drill_params:
-            targets.append(({**ctx.params, **ctx.step.drill_params}, False))
-        for params, with_record in targets:
-            if any(not params.get(k) or _unresolved(params.get(k)) for k in ("zone_id", "name")):
-                continue
-            zone = self._seed_zone(ctx, _bare(params["zone_id"]), str(params["name"]))
-            if with_record:
-                self._seed_record(ctx, params, zone)
+        params = ctx.params
+        if any(not params.get(k) or _unresolved(params.get(k)) for k in ("zone_id", "name")):
+            return
+        zone = self._seed_zone(ctx, _bare(params["zone_id"]), str(params["name"]))
+        if ctx.mode == "recover":
+            self._seed_record(ctx, params, zone)
 
     def _seed_zone(self, ctx: StepContext, plan_id: str, name: str) -> dict[str, Any]:
         existing = self._zone(ctx, self._zone_id(ctx, plan_id))

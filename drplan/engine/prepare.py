@@ -64,6 +64,18 @@ class Prepared:
         return [s.key for s in self.plan.steps() if s.key in self.steps]
 
 
+def with_run_id(value: Any, run_id: str) -> Any:
+    """A drill's parameters with ``{run_id}`` replaced: ``drill_with`` names (a drill DNS record, a
+    URL a check probes) can carry the run id, so drills of one plan never share them."""
+    if isinstance(value, str):
+        return value.replace("{run_id}", run_id)
+    if isinstance(value, Mapping):
+        return {k: with_run_id(v, run_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_run_id(v, run_id) for v in value]
+    return value
+
+
 def prepare(
     plan: Plan,
     mode: Mode,
@@ -90,7 +102,8 @@ def prepare(
         action = actions[step.uses]
         params: Mapping[str, Any] | None = step.params_for(mode)
         if mode == "drill":
-            params = action.isolate(step.params_for(mode), suffix, redirected=step.drill_params is not None)
+            merged = with_run_id(step.params_for(mode), run_id)
+            params = action.isolate(merged, suffix, redirected=step.drill_params is not None)
             if params is None:
                 skipped[step.key] = (
                     "skipped in drills: it would change production (give `drill_with` to redirect it)"
