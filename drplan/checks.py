@@ -11,13 +11,23 @@ import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from typing import Any
 
 from drplan.actions.base import Action
-from drplan.diagnostics import Diagnostic, Related, diagnostic, join_pointer
-from drplan.durations import humanize
+from drplan.diagnostics import Diagnostic, Related, Severity, diagnostic, join_pointer, shorten
+from drplan.durations import (
+    MAX_DURATION,
+    MAX_DURATION_WORDS,
+    duration_seconds,
+    humanize,
+    is_duration,
+    parse_timestamp,
+    timestamp_problem,
+)
 from drplan.graph import Analysis, Cycle, RecoveryGraph, analyse, compile_graph, find_cycles, step_duration
-from drplan.model import MODES, Mode, Plan, Step
+from drplan.model import MODES, Mode, Plan, Step, with_run_id
 from drplan.resources import KINDS, Target, name_problem, same_name_key
 
 
@@ -56,17 +66,291 @@ class CheckContext:
     def diag(self, code: str, message: str, pointer: str | None, **extra: object) -> Diagnostic:
         return diagnostic(code, message, self.file, pointer, **extra)
 
+    @cached_property
+    def typed_params(self) -> dict[str, list[TypedValue]]:
+        """Per step: every parameter value the action's schema gives an ``x-kind`` (durations,
+        timestamps, regions), in ``with`` and ``drill_with``; found once for all the checks."""
+        from drplan.schema import typed_values
+
+        out: dict[str, list[TypedValue]] = {}
+        for step in self.plan.steps():
+            action = self.actions.get(step.uses)
+            if action is None or action.params_schema is None:
+                continue
+            found = [
+                TypedValue(block, path, kinds, value, join_pointer(step.pointer, block, *path))
+                for block, params in (("with", step.params), ("drill_with", step.drill_params or {}))
+                for path, kinds, value in typed_values(params, action.params_schema)
+                if "${" not in value  # a reference: its value is known only when the run resolves it
+            ]
+            if found:
+                out[step.key] = found
+        return out
+
+    def runs_in(self, step: Step, mode: Mode) -> bool:
+        """Is ``step`` meant to run in ``mode``: not excluded by ``only``, and, in drills, not an
+        action that drills skip (a change to production without ``drill_with``), as prepare does."""
+        if not step.runs_in(mode):
+            return False
+        action = self.actions.get(step.uses)
+        if mode != "drill" or action is None:
+            return True
+        suffix = self.plan.drill.suffix(_SAMPLE_RUN_ID)
+        return (
+            action.isolate(step.params_for("drill"), suffix, redirected=step.drill_params is not None)
+            is not None
+        )
+
+
+@dataclass(frozen=True)
+class TypedValue:
+    """A parameter value of a known kind: ``with.restore_time`` of a step, say."""
+
+    block: str  # "with" or "drill_with"
+    path: tuple[Any, ...]  # inside the block
+    kinds: tuple[str, ...]  # the schema's x-kind
+    value: str
+    pointer: str
+
+    @property
+    def label(self) -> str:
+        """``with.interval``, ``drill_with.attach.device``: as schema findings name parameters."""
+        out = self.block
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else f".{shorten(str(part))}"
+        return out
+
 
 Check = Callable[[CheckContext], Iterator[Diagnostic]]
 
 
+def _closest(word: str, choices: object) -> str | None:
+    """The closest choice, compared without case (``AWS.RDS.x`` is close to ``aws.rds.x``)."""
+    options = {str(c).lower(): str(c) for c in choices}  # type: ignore[attr-defined]
+    close = difflib.get_close_matches(word.lower(), list(options), n=max(1, len(options)), cutoff=0.6)
+    if not close:
+        return None
+    # Equally close choices (us-east-1, us-east-2 for us-east-99): the first in order, not the last.
+    score = {c: difflib.SequenceMatcher(None, word.lower(), c).ratio() for c in close}
+    best = max(score.values())
+    return options[min(c for c in close if score[c] == best)]
+
+
 def _did_you_mean(word: str, choices: object) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)  # type: ignore[call-overload]
-    return f" (did you mean `{close[0]}`?)" if close else ""
+    close = _closest(word, choices)
+    return f" (did you mean `{close}`?)" if close else ""
 
 
 def _where(step: Step) -> str:
-    return f"step `{step.id}` of service `{step.service}`"
+    return f"step `{shorten(step.id)}` of service `{shorten(step.service)}`"
+
+
+# --- values the schema's patterns cannot judge: lengths of time, real dates, real regions ---------
+
+
+def durations_within_limit(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR105: every duration at most 10 years. Longer ones would overflow the clock arithmetic of
+    a run, and of the checks after this one, which therefore do not run (see :func:`run_checks`)."""
+    too_long = f"must be at most {MAX_DURATION_WORDS}, the longest duration a plan may use"
+    limit = MAX_DURATION.total_seconds()
+    plan = ctx.plan
+    owners = [
+        ("", "", plan.objectives),
+        *((f"service `{s.id}`: ", s.pointer, s.objectives) for s in plan.services.values()),
+    ]
+    for owner, pointer, objectives in owners:
+        for name, value in (("rto", objectives.rto), ("rpo", objectives.rpo)):
+            if value is not None and value > MAX_DURATION:
+                where = join_pointer(pointer, "objectives", name)
+                yield ctx.diag("DR105", f"{owner}`objectives.{name}` {too_long}", where)
+    for step in plan.steps():
+        for name, value in (("estimate", step.estimate), ("timeout", step.timeout)):
+            if value is not None and value > MAX_DURATION:
+                yield ctx.diag(
+                    "DR105", f"{_where(step)}: `{name}` {too_long}", join_pointer(step.pointer, name)
+                )
+        for typed in ctx.typed_params.get(step.key, ()):
+            over = (
+                "duration" in typed.kinds
+                and is_duration(typed.value)
+                and duration_seconds(typed.value) > limit
+            )
+            if over:
+                yield ctx.diag("DR105", f"{_where(step)}: `{typed.label}` {too_long}", typed.pointer)
+
+
+def zero_timeouts(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR105: ``timeout: PT0S`` would fail the step at once (a run used to replace it silently)."""
+    for step in ctx.plan.steps():
+        if step.timeout is not None and not step.timeout:
+            from drplan.engine.prepare import MIN_DEFAULT_TIMEOUT, TIMEOUT_FACTOR  # the default a run uses
+
+            yield ctx.diag(
+                "DR105",
+                f"{_where(step)}: `timeout` must be more than 0 seconds: PT0S would fail the step before it "
+                f"starts; remove `timeout` to use the default ({TIMEOUT_FACTOR} times the estimate, at least "
+                f"{humanize(MIN_DEFAULT_TIMEOUT)})",
+                join_pointer(step.pointer, "timeout"),
+            )
+
+
+#: Duration parameters of the check actions that need a floor: name -> (least, inclusive, words).
+_CHECK_FLOORS: dict[str, tuple[timedelta, bool, str]] = {
+    "interval": (
+        timedelta(seconds=1),
+        True,
+        "must be at least 1 second (PT1S): a shorter pause between attempts is a busy loop",
+    ),
+    "request_timeout": (
+        timedelta(0),
+        False,
+        "must be more than 0 seconds: a request given no time always fails",
+    ),
+}
+_CHECK_ACTIONS = ("check.http", "check.tcp")
+
+
+def check_floors(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR105: a check's ``interval`` of at least 1 second, a ``request_timeout`` over 0."""
+    for step in ctx.plan.steps():
+        if step.uses not in _CHECK_ACTIONS:
+            continue
+        for typed in ctx.typed_params.get(step.key, ()):
+            floor = _CHECK_FLOORS.get(typed.path[-1]) if len(typed.path) == 1 else None
+            if floor is None or not is_duration(typed.value):
+                continue
+            least, inclusive, words = floor
+            seconds = duration_seconds(typed.value)
+            if seconds < least.total_seconds() or (not inclusive and seconds == least.total_seconds()):
+                yield ctx.diag("DR105", f"{_where(step)}: `{typed.label}` {words}", typed.pointer)
+
+
+def timestamps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR104: a timestamp of the right form that is no real moment (month 13, 30 February)."""
+    for step in ctx.plan.steps():
+        for typed in ctx.typed_params.get(step.key, ()):
+            if "timestamp" not in typed.kinds or typed.value == "latest" or is_duration(typed.value):
+                continue
+            problem = timestamp_problem(typed.value)
+            if problem is not None:
+                yield ctx.diag(
+                    "DR104",
+                    f"{_where(step)}: `{typed.label}` `{shorten(typed.value)}` {problem}",
+                    typed.pointer,
+                )
+
+
+def future_timestamps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR310: a point in time to restore to that has not happened yet."""
+    now = datetime.now(timezone.utc)
+    for step in ctx.plan.steps():
+        for typed in ctx.typed_params.get(step.key, ()):
+            if "timestamp" not in typed.kinds or typed.value == "latest" or is_duration(typed.value):
+                continue
+            if timestamp_problem(typed.value) is not None or parse_timestamp(typed.value) <= now:
+                continue
+            if typed.path[-1] == "at":
+                why = "objects would be put back as they are when the step runs, so nothing is rewound"
+            else:
+                why = "it is outside the restorable window (which ends a few minutes before now), so the restore would fail"
+            yield ctx.diag(
+                "DR310",
+                f"{_where(step)}: `{typed.label}` `{shorten(typed.value)}` is in the future: {why}",
+                typed.pointer,
+            )
+
+
+def regions(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR104: every region the plan names is one AWS has (botocore's list), and an availability
+    zone is in the region its step runs in."""
+    plan = ctx.plan
+    named = [
+        ("`aws.region`", "/aws/region", plan.aws.region),
+        ("`drill.region`", "/drill/region", plan.drill.region),
+        *(
+            (f"{_where(s)}: `region`", join_pointer(s.pointer, "region"), s.region)
+            for s in plan.steps()
+            if s.region
+        ),
+    ]
+    zones = [
+        (step, typed)
+        for step in plan.steps()
+        for typed in ctx.typed_params.get(step.key, ())
+        if "availability-zone" in typed.kinds or "region" in typed.kinds
+    ]
+    if not any(region for _, _, region in named) and not zones:
+        return  # botocore's list is read only for a plan that names a region
+    from drplan.regions import AVAILABILITY_ZONE, known_regions
+
+    known = known_regions()
+    for who, pointer, region in named:
+        if region is not None and known is not None and region not in known.names:
+            yield ctx.diag("DR104", f"{who} {_unknown_region(region, known)}", pointer)
+    for step, typed in zones:
+        if "region" in typed.kinds:
+            if known is not None and typed.value not in known.names:
+                yield ctx.diag(
+                    "DR104",
+                    f"{_where(step)}: `{typed.label}` {_unknown_region(typed.value, known)}",
+                    typed.pointer,
+                )
+            continue
+        zone = AVAILABILITY_ZONE.match(typed.value)
+        if zone is None:
+            continue  # a Local Zone or another form: AWS judges it
+        if known is not None and zone.group(1) not in known.names:
+            close = _closest(zone.group(1), known.names)
+            hint = f" (did you mean `{close}{typed.value[-1]}`?)" if close else ""
+            yield ctx.diag(
+                "DR104",
+                f"{_where(step)}: `{typed.label}` `{shorten(typed.value)}` is not an availability zone of an AWS "
+                f"region: `{shorten(zone.group(1))}` is not a region{hint}",
+                typed.pointer,
+            )
+            continue
+        yield from _zone_outside_region(ctx, step, typed, zone.group(1))
+
+
+def _unknown_region(region: str, known: Any) -> str:
+    hint = _did_you_mean(region, known.names)
+    newer = (
+        "; if AWS opened it after the installed botocore was released, upgrade botocore"
+        if known.looks_new(region)
+        else ""
+    )
+    return f"`{shorten(region)}` is not an AWS region{hint}{newer}"
+
+
+def _zone_outside_region(
+    ctx: CheckContext, step: Step, typed: TypedValue, zone_region: str
+) -> Iterator[Diagnostic]:
+    """The zone must be in the region the step runs in, in each mode that uses this value."""
+    plan = ctx.plan
+    for mode in MODES:
+        if mode == "recover":
+            applies = typed.block == "with"
+        else:  # drill_with replaces with, key by key
+            applies = typed.block == "drill_with" or typed.path[0] not in (step.drill_params or {})
+        if not applies or not ctx.runs_in(step, mode):
+            continue
+        if step.region:
+            region, source = step.region, "its `region`"
+        elif mode == "drill" and plan.drill.region:
+            region, source = plan.drill.region, "`drill.region`"
+        elif plan.aws.region:
+            region, source = plan.aws.region, "`aws.region`"
+        else:
+            return  # the run's region comes from the command line or the environment
+        if region != zone_region:
+            when = "in drills, " if mode == "drill" else ""
+            yield ctx.diag(
+                "DR104",
+                f"{_where(step)}: {when}`{typed.label}` `{shorten(typed.value)}` is in region `{zone_region}`, "
+                f"but the step runs in `{region}` ({source}), and AWS accepts only zones of the region it is asked in",
+                typed.pointer,
+            )
+            return
 
 
 # --- DR2xx: names, references, graph ----------------------------------------------------------
@@ -89,7 +373,7 @@ def unknown_actions(ctx: CheckContext) -> Iterator[Diagnostic]:
         if step.uses not in ctx.actions:
             yield ctx.diag(
                 "DR202",
-                f"{_where(step)} uses `{step.uses}`, which is not a known action"
+                f"{_where(step)} uses `{shorten(step.uses)}`, which is not a known action"
                 + (_did_you_mean(step.uses, ctx.actions) or " (`drplan actions` lists them)"),
                 join_pointer(step.pointer, "uses"),
             )
@@ -125,20 +409,42 @@ def unknown_after(ctx: CheckContext) -> Iterator[Diagnostic]:
                     hint = _did_you_mean(key, ctx.step_keys)
                 yield ctx.diag(
                     "DR208",
-                    f"{_where(step)} waits for `{written}`, which is not a step of the plan" + hint,
+                    f"{_where(step)} waits for `{shorten(written)}`, which is not a step of the plan" + hint,
                     join_pointer(step.pointer, "after", i),
                 )
 
 
 def bad_references(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR209: every ``${`` the engine's resolver would not substitute: a malformed ``${...}`` (the
+    run would fail on it), and a ``${`` with no closing ``}`` or in a key (the run would use it
+    as literal text)."""
     for step in ctx.plan.steps():
         for pointer, text in step.malformed_references():
             yield ctx.diag(
                 "DR209",
-                f"{_where(step)}: `{text}` is not a reference of the form `${{service.step.output}}`",
+                f"{_where(step)}: `{shorten(text)}` is not a reference of the form `${{service.step.output}}`",
                 pointer,
                 fragment=text,
             )
+        for pointer, text, in_key in step.unresolved_references():
+            if in_key:
+                start = text[text.index("${") :]
+                yield ctx.diag(
+                    "DR209",
+                    f"{_where(step)}: the key `{shorten(text)}` holds `${{`, but references are resolved only in "
+                    "values, never in keys, so a run would use it as it is; move the reference into a value",
+                    pointer,
+                    at_key=True,
+                    fragment=start,
+                )
+            else:
+                yield ctx.diag(
+                    "DR209",
+                    f"{_where(step)}: `{shorten(text)}` has no closing `}}`, so it is not a reference and a run "
+                    "would use it as literal text; write `${service.step.output}`",
+                    pointer,
+                    fragment=text,
+                )
 
 
 def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -147,8 +453,8 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
             if ref.service not in ctx.plan.services:
                 yield ctx.diag(
                     "DR204",
-                    f"{_where(step)}: `{ref.text}` names service `{ref.service}`, which the plan does not define"
-                    + _did_you_mean(ref.service, ctx.plan.services),
+                    f"{_where(step)}: `{shorten(ref.text)}` names service `{shorten(ref.service)}`, which the plan "
+                    "does not define" + _did_you_mean(ref.service, ctx.plan.services),
                     ref.pointer,
                     fragment=ref.text,
                 )
@@ -157,8 +463,8 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                 ids = [s.id for s in ctx.plan.services[ref.service].steps]
                 yield ctx.diag(
                     "DR204",
-                    f"{_where(step)}: `{ref.text}` names step `{ref.step}`, which service `{ref.service}` "
-                    f"does not have" + _did_you_mean(ref.step, ids),
+                    f"{_where(step)}: `{shorten(ref.text)}` names step `{shorten(ref.step)}`, which service "
+                    f"`{ref.service}` does not have" + _did_you_mean(ref.step, ids),
                     ref.pointer,
                     fragment=ref.text,
                 )
@@ -172,8 +478,8 @@ def unknown_references(ctx: CheckContext) -> Iterator[Diagnostic]:
                 names = ", ".join(f"`{o}`" for o in outputs) or "none"
                 yield ctx.diag(
                     "DR205",
-                    f"{_where(step)}: `{ref.text}` asks for output `{ref.output}`, but `{target.uses}` "
-                    f"produces {names}" + _did_you_mean(ref.output, outputs),
+                    f"{_where(step)}: `{shorten(ref.text)}` asks for output `{shorten(ref.output)}`, but "
+                    f"`{target.uses}` produces {names}" + _did_you_mean(ref.output, outputs),
                     ref.pointer,
                     fragment=ref.text,
                 )
@@ -223,7 +529,7 @@ def undeclared_dependencies(ctx: CheckContext) -> Iterator[Diagnostic]:
                     fix += f", or `{ref.step_key}` to `after`"
                 yield ctx.diag(
                     "DR206",
-                    f"{_where(step)} uses `{ref.text}`, but `{ref.step_key}` is not upstream of it through "
+                    f"{_where(step)} uses `{shorten(ref.text)}`, but `{ref.step_key}` is not upstream of it through "
                     f"`depends_on` or `after`; drplan will wait for it, but say so in the plan ({fix})",
                     ref.pointer,
                     fragment=ref.text,
@@ -322,7 +628,9 @@ def _named_targets(ctx: CheckContext, step: Step, mode: Mode) -> list[tuple[Targ
     params = step.params_for(mode)
     if mode == "drill":
         isolated = action.isolate(
-            params, ctx.plan.drill.suffix(_SAMPLE_RUN_ID), redirected=step.drill_params is not None
+            with_run_id(params, _SAMPLE_RUN_ID),
+            ctx.plan.drill.suffix(_SAMPLE_RUN_ID),
+            redirected=step.drill_params is not None,
         )
         if isolated is None:
             return []  # a drill skips the step
@@ -412,7 +720,8 @@ def missing_estimates(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def timeouts_below_estimates(ctx: CheckContext) -> Iterator[Diagnostic]:
     for step in ctx.plan.steps():
-        if step.timeout is not None and step.estimate is not None and step.timeout < step.estimate:
+        # A zero timeout is an error of its own (zero_timeouts).
+        if step.timeout and step.estimate is not None and step.timeout < step.estimate:
             yield ctx.diag(
                 "DR306",
                 f"{_where(step)} times out after {humanize(step.timeout)} but is expected to take "
@@ -443,9 +752,11 @@ def unverified_services(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR305: a step that runs in drills needs a step limited to real recoveries. A step that
+    drills skip anyway (a change to production without ``drill_with``) needs nothing in drills."""
     for step in ctx.plan.steps():
-        if step.runs_in("drill"):  # drill-only steps too: they need the step as much as the others
-            needs = [(r.step_key, f"uses `{r.text}`") for r in step.references()]
+        if ctx.runs_in(step, "drill"):  # drill-only steps too: they need the step as much as the others
+            needs = [(r.step_key, f"uses `{shorten(r.text)}`") for r in step.references("drill")]
             needs += [(k, "waits for it (`after`)") for k in step.after_keys() or ()]
             for key, how in needs:
                 if key in ctx.step_keys and ctx.plan.step(key).only == "recover":
@@ -455,6 +766,47 @@ def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
                         f"the drill step will fail or run out of order",
                         step.pointer,
                     )
+
+
+def recover_needs_drill_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR309: DR305's mirror. A step that runs in real recoveries and needs an output of a step
+    limited to drills is dropped from every recovery (engine.prepare), without a word at run time;
+    one that waits for it (``after``) waits for nothing."""
+    for step in ctx.plan.steps():
+        if not step.runs_in("recover"):
+            continue
+        for ref in step.references("recover"):
+            if ref.step_key in ctx.step_keys and ctx.plan.step(ref.step_key).only == "drill":
+                yield ctx.diag(
+                    "DR309",
+                    f"`{ref.step_key}` runs only in drills, but {_where(step)} runs in real recoveries and uses "
+                    f"`{shorten(ref.text)}`: in a real recovery the output never exists, so the step would "
+                    "silently not run",
+                    ref.pointer,
+                    fragment=ref.text,
+                )
+        for i, key in enumerate(step.after_keys() or ()):
+            if key in ctx.step_keys and ctx.plan.step(key).only == "drill":
+                yield ctx.diag(
+                    "DR309",
+                    f"`{key}` runs only in drills, but {_where(step)} runs in real recoveries and waits for it "
+                    "(`after`): in a real recovery there is nothing to wait for",
+                    join_pointer(step.pointer, "after", i),
+                )
+
+
+def max_age_needs_rpo(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR308: ``max_age: rpo`` where no RPO objective applies would mean "no age limit" at run time."""
+    for step in ctx.plan.steps():
+        for block, params in (("with", step.params), ("drill_with", step.drill_params or {})):
+            if params.get("max_age") == "rpo" and ctx.plan.objectives_of(step.service).rpo is None:
+                yield ctx.diag(
+                    "DR308",
+                    f"{_where(step)}: `{block}.max_age` is `rpo`, but no RPO objective applies to service "
+                    f"`{step.service}`, so any backup, however old, would do; set `objectives.rpo` for the "
+                    "service or the plan, or give `max_age` a duration such as PT24H",
+                    join_pointer(step.pointer, block, "max_age"),
+                )
 
 
 def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
@@ -499,6 +851,12 @@ def _path_words(analysis: Analysis, path: tuple[str, ...]) -> str:
 
 #: Run in this order; findings keep it within a file before sorting by position.
 CHECKS: tuple[Check, ...] = (
+    durations_within_limit,  # first: it stops the others (see run_checks)
+    zero_timeouts,
+    check_floors,
+    timestamps,
+    future_timestamps,
+    regions,
     unknown_services,
     unknown_actions,
     duplicate_steps,
@@ -516,12 +874,21 @@ CHECKS: tuple[Check, ...] = (
     timeouts_below_estimates,
     unverified_services,
     drill_needs_recover_steps,
+    recover_needs_drill_steps,
+    max_age_needs_rpo,
 )
+
+#: Checks whose errors stop the checks after them, as schema errors stop all of them: a duration
+#: over the limit is held as a stand-in value that the other checks would compute with.
+STOPPING: frozenset[Check] = frozenset({durations_within_limit})
 
 
 def run_checks(plan: Plan, actions: Mapping[str, Action], file: str) -> list[Diagnostic]:
     ctx = CheckContext(plan, actions, file)
     out: list[Diagnostic] = []
     for check in CHECKS:
-        out.extend(check(ctx))
+        found = list(check(ctx))
+        out.extend(found)
+        if check in STOPPING and any(d.severity is Severity.ERROR for d in found):
+            break
     return out

@@ -86,7 +86,13 @@ E, W = Severity.ERROR, Severity.WARNING
 
 #: Every finding drplan can report. Codes are stable: add new ones, never renumber.
 RULES: dict[str, Rule] = _rules(
-    # DR0xx: reading the file
+    # DR0xx: reading the file (and drplan itself)
+    Rule(
+        "DR000",
+        "internal-error",
+        E,
+        "drplan failed while checking the file: a drplan bug, not a problem of the plan.",
+    ),
     Rule("DR001", "malformed-json", E, "The file is not well-formed JSON."),
     Rule(
         "DR002", "duplicate-key", E, "An object has the same key twice; JSON readers silently keep only one."
@@ -185,6 +191,24 @@ RULES: dict[str, Rule] = _rules(
         W,
         "A service has no RTO objective (its own or the plan's), so nothing is checked.",
     ),
+    Rule(
+        "DR308",
+        "max-age-without-rpo",
+        E,
+        "A step's `max_age` is `rpo`, but no RPO objective applies to its service.",
+    ),
+    Rule(
+        "DR309",
+        "recover-needs-drill-step",
+        E,
+        "A step that runs in real recoveries needs a step limited to drills.",
+    ),
+    Rule(
+        "DR310",
+        "restore-time-in-future",
+        W,
+        "A point in time to restore to is in the future, outside every restorable window.",
+    ),
 )
 
 
@@ -199,6 +223,18 @@ def counts(diagnostics: list[Diagnostic]) -> dict[str, int]:
     for d in diagnostics:
         out[d.severity.value] += 1
     return out
+
+
+#: Values echoed in messages are cut to this many characters (plus "…" and the length).
+SHOWN_LENGTH = 60
+
+
+def shorten(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` as a message quotes it: values longer than ``limit`` characters are cut, with the
+    length said, so a 10,000-character id does not flood the terminal (``aaaa…(10000 characters)``)."""
+    if len(text) <= limit + 20:
+        return text
+    return f"{text[:limit]}…({len(text)} characters)"
 
 
 def escape_pointer_token(token: str) -> str:

@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from drplan.diagnostics import Diagnostic, Position, Related, Span, diagnostic, escape_pointer_token
+from drplan.diagnostics import Diagnostic, Position, Related, Span, diagnostic, escape_pointer_token, shorten
 
 # One JSON token, after optional whitespace. The text has already been accepted by json.loads,
 # so the tokenizer can be permissive: it only has to find where each token starts and ends.
@@ -101,17 +101,26 @@ def _reject_constant(name: str) -> Any:
 
 @dataclass
 class Document:
-    """A plan file as read: its text, its data (None when unreadable) and reading findings."""
+    """A plan file as read: its text, its data and reading findings.
+
+    ``parsed`` says whether the text was read as JSON at all; only then does ``data`` mean
+    anything. ``data`` itself may be any JSON value, ``null`` included: that the top level must be
+    an object is the schema's to say, at its place in the file.
+    """
 
     path: str
     text: str
     data: Any
     sha256: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    parsed: bool = False
+    #: The text has a number with a fraction or exponent that is a whole number (``1.0``, ``1e2``):
+    #: JSON Schema counts it as an integer, Python code does not (see drplan.schema).
+    integral_floats: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.data is not None and not self.diagnostics
+        return self.parsed and not self.diagnostics
 
     @cached_property
     def _line_starts(self) -> list[int]:
@@ -137,7 +146,7 @@ class Document:
         the whole block); scalars at their value, or at their key with ``at_key``. A pointer that
         does not exist (a missing property) falls back to the nearest existing parent.
         """
-        if pointer is None or self.data is None:
+        if pointer is None or not self.parsed:
             return None
         smap = self.source_map
         while True:
@@ -162,8 +171,12 @@ class Document:
         return replace(diag, span=span, related=related)
 
     def _narrow(self, span: Span, fragment: str) -> Span:
-        """The part of ``span`` where ``fragment`` is written (unchanged when escapes hide it)."""
-        start = self.text.find(fragment, span.start.offset, span.end.offset)
+        """The part of ``span`` where ``fragment`` is written (unchanged when escapes hide it).
+
+        The last place: a fragment that runs to the end of a string (an unclosed ``${``) may also
+        begin a closed reference earlier in it (``${a.b.c}-${a.b.c``), but it is found only there.
+        """
+        start = self.text.rfind(fragment, span.start.offset, span.end.offset)
         if start < 0:
             return span
         return self.span(start, start + len(fragment))
@@ -199,8 +212,16 @@ def read_document(
             duplicates = True
         return result
 
+    def float_hook(token: str) -> float:
+        value = float(token)  # called only for numbers with a fraction or an exponent: rare in plans
+        if value.is_integer():
+            doc.integral_floats = True
+        return value
+
     try:
-        parsed = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
+        parsed = json.loads(
+            text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant, parse_float=float_hook
+        )
     except json.JSONDecodeError as exc:
         doc.diagnostics.append(_malformed(doc, exc))
         return doc
@@ -227,6 +248,7 @@ def read_document(
             doc.diagnostics.append(lone)
             return doc
     doc.data = parsed
+    doc.parsed = True
     if duplicates:
         doc.diagnostics.extend(_duplicate_key_diagnostics(doc))
     return doc
@@ -301,7 +323,13 @@ def _decode(data: bytes) -> tuple[str, tuple[str, int] | None]:
 def _malformed(doc: Document, exc: json.JSONDecodeError) -> Diagnostic:
     message = exc.msg
     before = doc.text[: exc.pos].rstrip()
-    if message == "Expecting value" and exc.pos >= len(doc.text.rstrip()):
+    comment = next((c for c in ("//", "/*", "#") if doc.text.startswith(c, exc.pos)), None)
+    if comment is not None:
+        kind = "`/* ... */`" if comment == "/*" else f"`{comment}`"
+        message = (
+            f"JSON has no comments: remove this {kind} comment (a `description` property can hold the note)"
+        )
+    elif message == "Expecting value" and exc.pos >= len(doc.text.rstrip()):
         message = "the file ends where a value was expected" if doc.text.strip() else "the file is empty"
     elif message == "Expecting value" and before.endswith(",") and doc.text[exc.pos : exc.pos + 1] in "]}":
         message = "expected a value after the comma (a trailing comma?)"
@@ -324,7 +352,7 @@ def _malformed(doc: Document, exc: json.JSONDecodeError) -> Diagnostic:
 def _duplicate_key_diagnostics(doc: Document) -> list[Diagnostic]:
     out = []
     for pointer, first, again in doc.source_map.duplicates:
-        key = doc.text[again[0] : again[1]]
+        key = shorten(doc.text[again[0] : again[1]])
         out.append(
             Diagnostic(
                 code="DR002",

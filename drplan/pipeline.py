@@ -45,9 +45,9 @@ def validate_document(document: Document) -> ValidationResult:
     from drplan.schema import validate_schema
 
     result = ValidationResult(document, None, list(document.diagnostics))
-    if document.data is None:
+    if not document.parsed:  # not JSON at all: the reading findings say why
         return result
-    schema_findings = validate_schema(document.data, document.path)
+    schema_findings = validate_schema(document.data, document.path, integral_floats=document.integral_floats)
     if schema_findings:
         # Semantic checks need the shapes the schema guarantees: fix the structure first.
         result.diagnostics.extend(schema_findings)

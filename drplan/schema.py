@@ -7,7 +7,15 @@ every error with its path and the failing keyword, and ``best_match`` picks the 
 inside ``anyOf``/``oneOf``. A test keeps the two in agreement on random documents.
 
 Schemas may carry an ``x-error`` annotation: the phrase to use when a value fails that schema
-(``must be `latest` or a snapshot ARN``) instead of quoting a regular expression at the user.
+(``must be `latest` or a snapshot ARN``) instead of quoting a regular expression at the user; and
+an ``x-kind`` annotation (``duration``, ``timestamp``, ``region``, ``availability-zone``, or a
+list of them) that tells the semantic checks which values to read as what (see drplan.checks).
+
+One deliberate difference from JSON Schema: an ``integer`` is a JSON number written without a
+fraction or an exponent. JSON Schema counts ``1.0`` as an integer, and both validators accept it,
+but Python code given ``1.0`` for ``retries`` fails (``range(1.0)``). The explaining validator
+says so; the fast one cannot, so a document holding such a number (the reader notices them,
+:attr:`drplan.document.Document.integral_floats`) always gets the explaining validator's verdict.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drplan.diagnostics import Diagnostic, diagnostic, join_pointer
+from drplan.diagnostics import Diagnostic, diagnostic, join_pointer, shorten
+from drplan.durations import duration_hint
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -126,11 +135,28 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Mapping[s
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """A JSON integer as Python code needs it: ``1``, not ``1.0`` (which JSON Schema accepts)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @cache
 def _explaining_class() -> Any:
     from jsonschema import Draft202012Validator, validators
 
-    return validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+    types = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+    return validators.extend(Draft202012Validator, {"pattern": _ecma_pattern}, type_checker=types)
+
+
+def has_integral_float(value: Any) -> bool:
+    """Does a JSON value hold a float that is a whole number (``1.0``) anywhere?"""
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(has_integral_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_integral_float(v) for v in value)
+    return False
 
 
 def _offline_registry(root: Mapping[str, Any] | None = None) -> Any:
@@ -173,22 +199,92 @@ def _sub_validator(subschema: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     return _SUB_VALIDATORS[key]
 
 
-def is_valid(data: Any) -> bool:
-    return bool(_fast_validator().is_valid(data))
+def kinds_of(schema: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``x-kind`` of a (resolved) schema as a tuple: ``("duration",)``, ``()``."""
+    kinds = schema.get("x-kind", ())
+    return (kinds,) if isinstance(kinds, str) else tuple(kinds)
 
 
-def validate_schema(data: Any, file: str) -> list[Diagnostic]:
+def typed_values(
+    params: Any, subschema: Mapping[str, Any]
+) -> Iterator[tuple[tuple[Any, ...], tuple[str, ...], str]]:
+    """(path, kinds, value) of every string in ``params`` whose schema in ``subschema`` carries an
+    ``x-kind`` (a duration, a timestamp, a region...), at any depth of ``properties`` and ``items``.
+
+    The schema is read once per action (a few typed parameters out of many): walking a
+    10,000-service plan visits only the parameters that have a kind."""
+    key = id(subschema)
+    if key not in _TYPED:
+        defs = {**plan_schema()["$defs"], **subschema.get("$defs", {})}
+        _TYPED[key] = (subschema, _typed_node(subschema, defs, 0))
+    node = _TYPED[key][1]
+    if node is not None:
+        yield from _typed(params, node, ())
+
+
+#: A schema reduced to where typed values are: (kinds, properties, items); None: nothing typed.
+_Node = tuple[tuple[str, ...], dict[str, Any], Any]
+#: By id of the action's schema; the schema is kept so that its id is never reused.
+_TYPED: dict[int, tuple[Mapping[str, Any], _Node | None]] = {}
+
+
+def _typed_node(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> _Node | None:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref.count("/") == 2:
+        target = defs.get(ref.rsplit("/", 1)[1])
+        if isinstance(target, Mapping):
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    if depth > 8:  # a recursive plugin schema: no kinds that deep
+        return None
+    properties: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        if isinstance(prop, Mapping):
+            node = _typed_node(prop, defs, depth + 1)
+            if node is not None:
+                properties[name] = node
+    items = schema.get("items")
+    items_node = _typed_node(items, defs, depth + 1) if isinstance(items, Mapping) else None
+    kinds = kinds_of(schema)
+    if not kinds and not properties and items_node is None:
+        return None
+    return kinds, properties, items_node
+
+
+def _typed(
+    value: Any, node: _Node, path: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], tuple[str, ...], str]]:
+    kinds, properties, items = node
+    if isinstance(value, str):
+        if kinds:
+            yield path, kinds, value
+    elif isinstance(value, Mapping):
+        for name, child in properties.items():
+            if name in value:
+                yield from _typed(value[name], child, (*path, name))
+    elif isinstance(value, list) and items is not None:
+        for index, item in enumerate(value):
+            yield from _typed(item, items, (*path, index))
+
+
+def is_valid(data: Any, *, integral_floats: bool | None = None) -> bool:
+    """The schema's verdict. ``integral_floats``: whether ``data`` holds a number like ``1.0``
+    (None: look); only then is the explaining validator asked too (see the module's docstring)."""
+    if not _fast_validator().is_valid(data):
+        return False
+    if integral_floats is None:
+        integral_floats = has_integral_float(data)
+    return not integral_floats or bool(_explaining_validator().is_valid(data))
+
+
+def validate_schema(data: Any, file: str, *, integral_floats: bool | None = None) -> list[Diagnostic]:
     """Schema findings for a parsed plan, one per real problem, located by pointer only."""
-    if is_valid(data):
+    if is_valid(data, integral_floats=integral_floats):
         return []
-    from jsonschema.exceptions import best_match
-
     found: dict[tuple[str, str], Diagnostic] = {}
     for error in _explaining_validator().iter_errors(data):
-        if error.validator in ("anyOf", "oneOf") and error.context and "x-error" not in error.schema:
-            error = best_match(error.context)
-        for diag in _describe(error, data, file):
-            found.setdefault((diag.pointer or "", diag.message), diag)
+        for explained in _explained(error):
+            for diag in _describe(explained, data, file):
+                found.setdefault((diag.pointer or "", diag.message), diag)
     if not found:
         # The two validators disagree. Never let the plan pass as valid because of that.
         return [
@@ -217,12 +313,61 @@ def validate_against(
     service `y`: ``), for callers that say it themselves.
     """
     wrapped, compiled = _sub_validator(subschema)
-    if compiled.is_valid(params):
+    if compiled.is_valid(params) and not has_integral_float(params):
         return []
     out = []
     for error in _explaining_class()(wrapped, registry=_offline_registry()).iter_errors(params):
-        out.extend(_describe(error, data, file, base=base_pointer, subject=subject))
+        for explained in _explained(error):
+            out.extend(_describe(explained, data, file, base=base_pointer, subject=subject))
     return out
+
+
+_RANGE_KEYWORDS = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "minProperties",
+        "maxProperties",
+    }
+)
+
+
+def _explained(error: ValidationError) -> list[ValidationError]:
+    """The errors that say best what is wrong with an ``anyOf``/``oneOf`` failure.
+
+    Without an ``x-error`` phrase: ``best_match`` of the branches. With one, the phrase says what
+    the value may be (``must be an HTTP status code or a list of them``), except when the value
+    has the right type for a branch and only breaks its range or is written ``1.0``: then that
+    branch's own errors say it (``must be at most 599``).
+    """
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        return [error]
+    if "x-error" not in error.schema:
+        from jsonschema.exceptions import best_match
+
+        best = best_match(error.context)
+        return [best] if best is not None else [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0] if sub.relative_schema_path else None, []).append(sub)
+    for errors in branches.values():
+        if all(e.validator in _RANGE_KEYWORDS or _integral_float(e) for e in errors):
+            return errors
+    return [error]
+
+
+def _integral_float(error: ValidationError) -> bool:
+    """A ``type`` error only because an integer is written like ``1.0``."""
+    if error.validator != "type" or not isinstance(error.instance, float) or not error.instance.is_integer():
+        return False
+    types = [error.validator_value] if isinstance(error.validator_value, str) else list(error.validator_value)
+    return "integer" in types
 
 
 # --- turning one ValidationError into a sentence -------------------------------------------------
@@ -287,6 +432,12 @@ def _describe(
         name = f"`{fld}` " if fld else ""
         return diagnostic(c, f"{who}{name}{text}", file, ptr, at_key=at_key)
 
+    if keyword == "type" and not where_path and schema.get("$id") == SCHEMA_ID:  # the file itself
+        return [diagnostic("DR103", _top_level_words(error.instance), file, pointer)]
+    if _integral_float(error):
+        whole = shorten(str(int(error.instance)))
+        return [say(field, f"must be an integer: write {whole}, not {shorten(repr(error.instance))}")]
+
     if keyword == "required":
         missing = [p for p in value if isinstance(error.instance, dict) and p not in error.instance]
         return [say(_join(field, p), "is required") for p in missing]
@@ -313,7 +464,8 @@ def _describe(
         return [
             diagnostic(
                 "DR106",
-                f"this drplan reads plan format version {FORMAT_VERSION}; the file says {error.instance!r}",
+                f"this drplan reads plan format version {FORMAT_VERSION}; the file says "
+                + shorten(json.dumps(error.instance, ensure_ascii=False)),
                 file,
                 pointer,
             )
@@ -326,13 +478,14 @@ def _describe(
             message = f"is not {owner}{_did_you_mean(key, value)}"
             return [say(_join(field, key), message, key_ptr, "DR102", at_key=True)]
         what = "service id" if where_path == ["services"] else "key"
-        message = f"{who}{what} `{key}` {custom or 'is not allowed'}"
+        message = f"{who}{what} `{shorten(str(key))}` {custom or 'is not allowed'}"
         return [diagnostic("DR104", message, file, key_ptr, at_key=True)]
-    if custom:
-        return [say(field, custom)]
+    hint = _value_hint(schema, error.instance, where_path)
+    if custom and keyword not in _RANGE_KEYWORDS:  # a value of the right type out of range: say the range
+        return [say(field, custom + hint)]
     if keyword == "type":
         types = [value] if isinstance(value, str) else list(value)
-        return [say(field, "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types))]
+        return [say(field, "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types) + hint)]
     if keyword == "enum":
         choices = ", ".join(f"`{c}`" for c in value)
         hint = _did_you_mean(error.instance, value) if isinstance(error.instance, str) else ""
@@ -340,7 +493,7 @@ def _describe(
     if keyword == "const":
         return [say(field, f"must be {json.dumps(value)}")]
     if keyword == "pattern":
-        return [say(field, f"does not have the expected form (pattern {value})")]
+        return [say(field, f"does not have the expected form (pattern {value}){hint}")]
     if keyword in ("minimum", "exclusiveMinimum"):
         return [
             say(field, f"must be at least {value}" if keyword == "minimum" else f"must be more than {value}")
@@ -363,7 +516,38 @@ def _describe(
         return [say(field, "must not be empty" if value == 1 else f"must have at least {value} entries")]
     if keyword == "uniqueItems":
         return [say(field, "must not list the same item twice")]
-    return [say(field, error.message)]
+    return [say(field, shorten(error.message, 200))]  # jsonschema quotes the value: keep it short
+
+
+def _top_level_words(instance: Any) -> str:
+    kind = {type(None): "null", bool: "true or false", int: "a number", float: "a number", str: "a string"}
+    what = "a list" if isinstance(instance, list) else kind.get(type(instance), "something else")
+    return (
+        f"a plan must be a JSON object (`{{...}}`) holding `drplan`, `name` and `services`; "
+        f"this file holds {what}"
+    )
+
+
+def _duration_like(schema: Mapping[str, Any]) -> bool:
+    return "duration" in kinds_of(schema)
+
+
+def _value_hint(schema: Mapping[str, Any], instance: Any, path: list[Any]) -> str:
+    """A guess at what was meant: ``PT1H`` for ``1h``, the lowercase action for ``AWS.RDS.x``."""
+    if _duration_like(schema):
+        if isinstance(instance, str):
+            return duration_hint(instance)
+        if isinstance(instance, int) and not isinstance(instance, bool) and instance > 0:
+            return duration_hint(str(instance))
+        return ""
+    if path and path[-1] == "uses" and isinstance(instance, str):
+        from drplan.actions import registry
+
+        names = list(registry())
+        if instance.lower() in names:
+            return f" (did you mean `{instance.lower()}`? action names are lowercase)"
+        return _did_you_mean(instance, names)
+    return ""
 
 
 def _is_property_name_error(error: ValidationError) -> bool:
@@ -383,10 +567,11 @@ def _subject(path: list[Any], data: Any) -> tuple[str, str]:
     """Split a path into who it is about (``step `restore` of service `db`: ``) and the field."""
     if len(path) >= 2 and path[0] == "services":
         service = path[1]
+        shown = shorten(str(service))
         if len(path) >= 4 and path[2] == "steps" and isinstance(path[3], int):
-            step_id = _step_id(data, service, path[3])
-            return f"step `{step_id}` of service `{service}`: ", _dotted(path[4:])
-        return f"service `{service}`: ", _dotted(path[2:])
+            step_id = shorten(_step_id(data, service, path[3]))
+            return f"step `{step_id}` of service `{shown}`: ", _dotted(path[4:])
+        return f"service `{shown}`: ", _dotted(path[2:])
     return "", _dotted(path)
 
 
@@ -413,15 +598,16 @@ def _owner_phrase(path: list[Any], data: Any) -> str:
 def _dotted(path: list[Any]) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{shorten(part)}" if out else shorten(str(part)))
     return out
 
 
 def _join(field: str, name: str) -> str:
-    return f"{field}.{name}" if field else name
+    return f"{field}.{shorten(name)}" if field else shorten(name)
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
-    options = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
+    """The closest choice, compared without case (``AWS.RDS.x`` is close to ``aws.rds.x``)."""
+    options = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(word).lower(), list(options), n=1, cutoff=0.6)
+    return f" (did you mean `{options[close[0]]}`?)" if close else ""

@@ -156,11 +156,18 @@ def test_sha256_of_the_bytes_read() -> None:
         ('{\n "a": "\\ud800"}', 2, 8, "`\\ud800` is half of a UTF-16 surrogate pair"),
         ('{"\\udc00": 1}', 1, 3, "`\\udc00` is half of a UTF-16 surrogate pair"),
         ('{"a": "\\ud83d\\ude00 then \\ud83d"}', 1, 26, "`\\ud83d` is half"),
+        # Comments, wherever JSON's reader trips over them: at a value, a key, after a value.
+        ('{\n  "a": // the a\n  1\n}', 2, 8, "JSON has no comments: remove this `//` comment"),
+        ('{\n  // a note\n  "a": 1\n}', 2, 3, "JSON has no comments: remove this `//` comment"),
+        ('{"a": 1 // a note\n}', 1, 9, "JSON has no comments"),
+        ('{"a": 1, /* a\nnote */ "b": 2}', 1, 10, "remove this `/* ... */` comment"),
+        ("/* a plan */\n{}", 1, 1, "remove this `/* ... */` comment"),
+        ('{"a": 1,\n# a note\n"b": 2}', 2, 1, "remove this `#` comment"),
     ],
 )
 def test_malformed_json_is_a_located_dr001(text: str, line: int, column: int, words: str) -> None:
     doc = read(text)
-    assert doc.data is None
+    assert doc.data is None and not doc.parsed
     assert codes(doc) == [("DR001", line, column)]
     assert words in doc.diagnostics[0].message
     assert doc.diagnostics[0].message.startswith("malformed JSON: ")
@@ -258,3 +265,40 @@ def test_display_path_names_the_file_in_findings(tmp_path) -> None:  # type: ign
     doc = read_document(path, display_path="shown.json")
     assert doc.path == "shown.json"
     assert doc.diagnostics[0].file == "shown.json"
+
+
+# --- what was read: any JSON value, and whether it has numbers like 1.0 ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("null", None), ("[]", []), ("3", 3), ('"x"', "x"), ("false", False)]
+)
+def test_any_json_value_is_read_and_parsed_even_null(text: str, value: object) -> None:
+    # `data is None` used to mean "could not read", so a file holding `null` passed as valid.
+    doc = read(text)
+    assert doc.parsed and doc.ok and doc.data == value
+    assert doc.span_of("") is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "flag"),
+    [
+        ('{"a": 1}', False),
+        ('{"a": 1.5}', False),
+        ('{"a": "1.0"}', False),
+        ('{"a": 1.0}', True),
+        ('{"a": [2, 1e2]}', True),
+        ('{"a": -0.0}', True),
+        ('{"a": 1e999}', False),  # infinity: not a whole number (the schema refuses it anyway)
+    ],
+)
+def test_the_reader_notices_integral_floats(text: str, flag: bool) -> None:
+    assert read(text).integral_floats is flag
+
+
+def test_a_long_duplicate_key_is_shortened_in_the_message() -> None:
+    key = "k" * 5000
+    doc = read(f'{{"{key}": 1, "{key}": 2}}')
+    (dup,) = doc.diagnostics
+    assert dup.code == "DR002" and len(dup.message) < 200
+    assert "…(5002 characters)" in dup.message  # the key as written, quotes included

@@ -410,3 +410,52 @@ def test_junit_is_well_formed_whatever_the_plan_contains(validate_cli: Invoke) -
     (suite,) = junit(validate_cli, "-", input=json.dumps(plan))
     (case,) = [c for c in suite if c.result]
     assert case.result[0].message == '1 finding: `ctrl\\x01\\x1b<&>"key` is not a known property'
+
+
+# --- every format: ends its last line, and carries a file's internal error ------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [(), ("--color",), ("--format", "github"), ("--strict",), ("--format", "github", "--strict")]
+)
+def test_the_summary_line_ends_with_a_newline(validate_cli: Invoke, args: tuple[str, ...]) -> None:
+    # Without it, a line on stderr after the run (or the shell prompt) would be glued to the summary.
+    for plan in (VALID, WARNING_ONLY, CYCLE):
+        result = validate_cli(*args, str(plan))
+        assert result.stdout.endswith(")\n"), result.stdout
+        summary = result.stdout.splitlines()[-1]
+        assert re.fullmatch(r"(\x1b\[0m)?\d+ errors?, \d+ warnings? in 1 plan \(.+\)", summary), summary
+
+
+def crash_on(monkeypatch: pytest.MonkeyPatch, victim: Path) -> None:
+    """Make drplan fail (a stand-in for a bug) while it validates ``victim``."""
+    from drplan import pipeline
+
+    real = pipeline.validate_file
+
+    def flaky(path: Any, **kwargs: Any) -> Any:
+        if Path(path) == victim:
+            raise KeyError("services")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pipeline, "validate_file", flaky)
+
+
+def test_an_internal_error_is_a_dr000_finding_in_sarif_and_junit(
+    validate_cli: Invoke,
+    sarif_validator: jsonschema.Draft7Validator,
+    monkeypatch: pytest.MonkeyPatch,
+    at_root: None,
+) -> None:
+    crash_on(monkeypatch, Path(rel(VALID)))
+    report = sarif(validate_cli, sarif_validator, rel(CYCLE), rel(VALID))
+    results = report["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["DR207", "DR000"]  # the other file is still checked
+    assert results[1]["level"] == "error"
+    region = results[1]["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (1, 1)
+    assert "this is a bug in drplan" in results[1]["message"]["text"]
+    suites = junit(validate_cli, rel(VALID))
+    (suite,) = suites
+    failed = [case.name for case in suite if case.result and isinstance(case.result[0], Failure)]
+    assert failed == ["DR000 internal-error"]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from drplan import schema as drplan_schema
 from drplan.cli import cli
-from drplan.schema import is_valid, plan_schema
+from drplan.schema import has_integral_float, is_valid, plan_schema
 
 EXAMPLES = [json.loads(p.read_text(encoding="utf-8")) for p in EXAMPLE_PLANS]
 EXAMPLE_TEXTS = [p.read_bytes() for p in EXAMPLE_PLANS]
@@ -56,6 +56,8 @@ PLAUSIBLE = st.sampled_from(
         None,
         [],
         {},
+        1.0,  # an integer to JSON Schema, not to drplan (write 1)
+        60.0,
         ["db"],
         {"url": "https://x"},
         # Where regex dialects differ: "$" before a final newline, and non-ASCII digits for \d.
@@ -251,8 +253,9 @@ def test_the_two_validators_agree(doc: Any) -> None:
     assert fast == drplan_schema._explaining_validator().is_valid(doc)
     assert bool(drplan_schema.validate_schema(doc, "p.json")) == (not fast)
     # Stock jsonschema too, except on strings where Python's regex dialect differs from ECMA-262
-    # (a final newline, non-ASCII digits): see test_schema.py::test_patterns_mean_*.
-    if not any(_PYTHON_ONLY_MATCH.search(s) for s in _strings(doc)):
+    # (a final newline, non-ASCII digits): see test_schema.py::test_patterns_mean_*; and on numbers
+    # like 1.0, which JSON Schema counts as integers and drplan does not (test_schema.py).
+    if not any(_PYTHON_ONLY_MATCH.search(s) for s in _strings(doc)) and not has_integral_float(doc):
         assert fast == STOCK.is_valid(doc)
 
 
@@ -260,3 +263,55 @@ def test_the_two_validators_agree(doc: Any) -> None:
 @given(mutated_plans())
 def test_explanations_never_fall_back_to_dr100(doc: Any) -> None:
     assert "DR100" not in {d.code for d in drplan_schema.validate_schema(doc, "p.json")}
+
+
+# --- the validator and the engine's resolver agree on what a `${` means -----------------------------
+
+
+class _AnyOutput(dict):  # type: ignore[type-arg]
+    """Every step produced every output: what a run sees once everything has succeeded."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: Any) -> Any:
+        return "value"
+
+
+class _AnyStep(dict):  # type: ignore[type-arg]
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: Any) -> Any:
+        return _AnyOutput()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="${}a.b_x ", max_size=16))
+def test_validate_reports_every_dollar_brace_the_resolver_would_not_substitute(text: str) -> None:
+    """If validate is silent about a string, the run substitutes every `${` in it; if a run would
+    fail on it or leave a `${` as literal text, validate says so (DR209)."""
+    try:  # the engine's resolver moved from runner.py to worker.py
+        from drplan.engine.worker import resolve
+    except ImportError:
+        from drplan.engine.runner import resolve  # type: ignore[attr-defined,no-redef]
+    from drplan.errors import StepFailed
+    from drplan.model import Step
+
+    step = Step(service="s", id="t", uses="check.http", params={"url": text}, pointer="/p")
+    reported = bool(step.malformed_references() or step.unresolved_references())
+    try:
+        resolved = resolve({"url": text}, _AnyStep())
+    except StepFailed:
+        assert reported, text
+        return
+    assert ("${" in resolved["url"]) == reported, text
+
+
+@settings(max_examples=60, deadline=None)
+@given(VALUES)
+def test_the_readers_integral_float_flag_is_exact(value: Any) -> None:
+    from drplan.document import read_document
+
+    doc = read_document("p.json", data=json.dumps(value).encode("utf-8"))
+    assert doc.parsed and doc.integral_floats == has_integral_float(value)

@@ -206,7 +206,7 @@ def test_stock_jsonschema_would_have_accepted_a_trailing_newline() -> None:
 
 
 def test_when_the_validators_disagree_the_plan_is_not_silently_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(drplan_schema, "is_valid", lambda data: False)
+    monkeypatch.setattr(drplan_schema, "is_valid", lambda data, **_: False)
     (finding,) = validate_schema(MINIMAL, "p.json")
     assert (finding.code, finding.pointer, finding.file) == ("DR100", "", "p.json")
     assert "does not match the plan schema" in finding.message
@@ -227,7 +227,144 @@ def test_validate_against_a_plugin_schema_with_its_own_defs() -> None:
         (
             "DR104",
             "/services/a/steps/0/with/every",
-            "`with.every` must be an ISO 8601 duration such as PT30M or P1DT2H",
+            "`with.every` must be an ISO 8601 duration such as PT30M or P1DT2H (did you mean `PT5M`?)",
         ),
         ("DR105", "/services/a/steps/0/with/size", "`with.size` must be at least 1"),
+    ]
+
+
+# --- integers are written without a fraction -------------------------------------------------------
+
+
+def test_stock_json_schema_counts_one_point_zero_as_an_integer() -> None:
+    # Documents why drplan redefines "integer" for the explaining validator: `range(1.0)` fails.
+    plan = minimal()
+    plan["services"]["db"]["steps"][0]["retries"] = 1.0
+    assert jsonschema.Draft202012Validator(plan_schema()).is_valid(plan)
+    assert drplan_schema._fast_validator().is_valid(plan)  # jsonschema-rs too: hence the reader's flag
+    assert not is_valid(plan)
+    (finding,) = validate_schema(plan, "p.json")
+    assert (finding.code, finding.pointer) == ("DR103", "/services/db/steps/0/retries")
+    assert finding.message == "step `restore` of service `db`: `retries` must be an integer: write 1, not 1.0"
+
+
+def test_the_fast_path_trusts_the_readers_flag() -> None:
+    plan = minimal()
+    plan["services"]["db"]["steps"][0]["retries"] = 1.0
+    assert is_valid(plan, integral_floats=False)  # what jsonschema-rs alone says
+    assert not is_valid(plan, integral_floats=True)
+    plan["services"]["db"]["steps"][0]["retries"] = 1
+    assert is_valid(plan, integral_floats=True)  # a 1.0 elsewhere (a plugin's free-form parameter)
+
+
+@pytest.mark.parametrize(
+    ("value", "pointer", "words"),
+    [
+        (200.0, "/services/db/steps/1/with/expect_status", "must be an integer: write 200, not 200.0"),
+        (
+            [200, 204.0],
+            "/services/db/steps/1/with/expect_status/1",
+            "must be an integer: write 204, not 204.0",
+        ),
+        (700, "/services/db/steps/1/with/expect_status", "`with.expect_status` must be at most 599"),
+        ([99], "/services/db/steps/1/with/expect_status/0", "`with.expect_status[0]` must be at least 100"),
+        ("200", "/services/db/steps/1/with/expect_status", "must be an HTTP status code or a list of them"),
+    ],
+)
+def test_any_of_with_a_phrase_says_the_range_when_only_the_range_is_wrong(
+    value: Any, pointer: str, words: str
+) -> None:
+    plan = minimal()
+    plan["services"]["db"]["steps"].append(
+        {"id": "up", "uses": "check.http", "with": {"url": "https://x.example.com", "expect_status": value}}
+    )
+    (finding,) = validate_schema(plan, "p.json")
+    assert finding.pointer == pointer
+    assert words in finding.message
+
+
+@pytest.mark.parametrize(
+    ("port", "code", "words"),
+    [
+        (70000, "DR105", "`with.port` must be at most 65535"),
+        (0, "DR105", "`with.port` must be at least 1"),
+        ("5432", "DR104", "must be an integer or a ${service.step.output} reference"),
+        (5432.0, "DR103", "must be an integer: write 5432, not 5432.0"),
+    ],
+)
+def test_a_number_or_reference_out_of_range_is_told_the_range(port: Any, code: str, words: str) -> None:
+    plan = minimal()
+    plan["services"]["db"]["steps"].append(
+        {"id": "up", "uses": "check.tcp", "with": {"host": "x", "port": port}}
+    )
+    (finding,) = validate_schema(plan, "p.json")
+    assert (finding.code, finding.pointer) == (code, "/services/db/steps/1/with/port")
+    assert words in finding.message
+
+
+def test_a_plugin_parameter_written_one_point_zero_is_reported() -> None:
+    schema = {"type": "object", "properties": {"size": {"type": "integer"}}}
+    assert validate_against({"size": 3}, schema, "/w", "p.json", None) == []
+    (finding,) = validate_against({"size": 3.0}, schema, "/w", "p.json", None, subject=False)
+    assert (finding.code, finding.message) == ("DR103", "`w.size` must be an integer: write 3, not 3.0")
+
+
+# --- words for people ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("1h", "(did you mean `PT1H`?)"),
+        ("30m", "(did you mean `PT30M`?)"),
+        ("1h30m", "(did you mean `PT1H30M`?)"),
+        ("90 minutes", "(did you mean `PT1H30M`?)"),
+        ("2d", "(did you mean `P2D`?)"),
+        ("pt1h", "(did you mean `PT1H`? write it in capitals)"),
+        ("01:30", "(did you mean `PT1H30M`?)"),
+        ("P1M", "months and years are not allowed, because their length varies (for 1 minute write `PT1M`"),
+        ("P1Y", "months and years are not allowed, because their length varies; count in days instead"),
+        (300, "(did you mean `PT5M`? a bare number is not a duration)"),
+    ],
+)
+def test_durations_that_are_not_iso_8601_get_a_suggestion(value: Any, hint: str) -> None:
+    plan = minimal()
+    plan["services"]["db"]["steps"][0]["estimate"] = value
+    (finding,) = validate_schema(plan, "p.json")
+    assert finding.pointer == "/services/db/steps/0/estimate"
+    assert hint in finding.message
+
+
+def test_the_did_you_mean_of_an_action_ignores_case() -> None:
+    plan = minimal()
+    plan["services"]["db"]["steps"][0]["uses"] = "AWS.DynamoDB.Restore_Backup"
+    (finding,) = validate_schema(plan, "p.json")
+    assert finding.message.endswith(
+        "(did you mean `aws.dynamodb.restore_backup`? action names are lowercase)"
+    )
+    plan["services"]["db"]["steps"][0]["uses"] = "AWS.DynamoDB.Restore_Bakup"
+    (finding,) = validate_schema(plan, "p.json")
+    assert finding.message.endswith("(did you mean `aws.dynamodb.restore_backup`?)")
+
+
+def test_long_ids_and_keys_are_shortened_in_messages() -> None:
+    plan = minimal()
+    plan["services"]["x" * 10_000] = {"steps": [{"id": "y" * 10_000, "uses": "check.http", "with": {}}]}
+    plan["z" * 10_000] = 1
+    findings = validate_schema(plan, "p.json")
+    assert len(findings) == 4  # the service id, the step id, the missing url, the unknown property
+    for finding in findings:
+        assert len(finding.message) < 300, finding.message
+        assert "…(10000 characters)" in finding.message
+
+
+def test_run_settings() -> None:
+    plan = minimal()
+    plan["run"] = {"parallelism": 16, "state": "s3://my-bucket/drplan/shop"}
+    assert validate_schema(plan, "p.json") == []
+    plan["run"] = {"parallelism": 257, "state": "/var/drplan", "parallel": 2}
+    assert sorted((d.code, d.pointer) for d in validate_schema(plan, "p.json")) == [
+        ("DR102", "/run/parallel"),
+        ("DR104", "/run/state"),
+        ("DR105", "/run/parallelism"),
     ]

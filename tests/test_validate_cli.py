@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -85,9 +86,11 @@ def test_invalid_fixture(validate_cli: Invoke, case: Path) -> None:
 def test_every_rule_is_covered_by_a_fixture() -> None:
     fired = {e["code"] for case in INVALID for e in expected_of(case)}
     # DR004 needs a file that cannot be read (test_missing_file_*); DR100 needs the two
-    # validators to disagree (test_schema.py::test_when_the_validators_disagree_*).
-    assert fired | {"DR004", "DR100"} == set(RULES)
-    assert not fired & {"DR004", "DR100"}
+    # validators to disagree (test_schema.py::test_when_the_validators_disagree_*); DR000 needs a
+    # drplan bug (test_an_internal_error_is_a_dr000_finding_*): no plan can show them.
+    untestable = {"DR000", "DR004", "DR100"}
+    assert fired | untestable == set(RULES)
+    assert not fired & untestable
 
 
 def _resolve(data: Any, pointer: str) -> tuple[bool, Any]:
@@ -125,8 +128,15 @@ def test_expected_positions_point_at_the_text_they_name(case: Path) -> None:
             assert at.startswith(json.dumps(key) if member else ("{" if isinstance(value, dict) else "[")), e
         elif wrong_key:  # an unknown, repeated or badly named key is shown at the key
             assert at.startswith(json.dumps(key, ensure_ascii=False)), e
-        elif e["code"] in ("DR204", "DR205", "DR206", "DR209"):  # at the `${...}` inside the string
-            assert at.startswith("${") and at[: at.index("}") + 1] in value, e
+        elif e["code"] in ("DR204", "DR205", "DR206", "DR209") or (
+            e["code"] == "DR309" and isinstance(value, str) and "${" in value
+        ):  # at the `${...}` inside the string (or the key), up to its `}` or, unclosed, the end
+            assert at.startswith("${"), e
+            written = at[: at.index("}") + 1] if "}" in at else at[: at.index('"')]
+            assert written in value or written in key, e
+        elif isinstance(value, float):  # 4.43e2 is written as it is, not as json.dumps would
+            number = re.match(r"-?[0-9][0-9.eE+-]*", at)
+            assert number is not None and float(number.group()) == value, e
         else:
             assert at.startswith(json.dumps(value, ensure_ascii=False)), e
 
@@ -300,3 +310,71 @@ def test_validate_does_not_import_boto3() -> None:
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     # Valid example plans (exit 0), then every invalid fixture (schema explanations, checks).
     assert outcome == {"codes": [0, 1], "boto3": False, "botocore": False}
+
+
+# --- a drplan bug is a finding of its file, never a traceback --------------------------------------
+
+
+def _crash_on(monkeypatch: pytest.MonkeyPatch, victim: Path) -> None:
+    from drplan import pipeline
+
+    real = pipeline.validate_file
+
+    def flaky(path: Any, **kwargs: Any) -> Any:
+        if Path(path) == victim:
+            raise ValueError("a bug\nover two lines")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(pipeline, "validate_file", flaky)
+
+
+def test_an_internal_error_is_a_dr000_finding_and_the_other_files_are_still_checked(
+    validate_cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _crash_on(monkeypatch, VALID[0])
+    result = validate_cli(str(VALID[0]), str(ERRORS), str(VALID[1]))
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"{VALID[0]}:1:1: error DR000 drplan failed while checking this file (ValueError: a bug\\nover two "
+        "lines); this is a bug in drplan, not in the plan: please report it, and rerun with --debug to see "
+        "the traceback"
+    )
+    assert "error DR201" in result.stdout  # the next file
+    assert lines[-1] == "2 errors, 0 warnings in 3 plans (2 of 3 invalid)"
+    assert "Traceback" not in result.output
+
+
+def test_with_debug_the_traceback_goes_to_stderr(
+    validate_cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drplan.cli import validate as validate_module
+
+    _crash_on(monkeypatch, VALID[0])
+    monkeypatch.setattr(validate_module, "_debug", lambda: True)
+    result = validate_cli("--format", "json", str(VALID[0]))
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and "ValueError: a bug" in result.stderr
+    assert [d["code"] for d in json.loads(result.stdout)["diagnostics"]] == ["DR000"]
+
+
+def test_an_internal_error_on_standard_input(validate_cli: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drplan import pipeline
+
+    def broken(document: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "validate_document", broken)
+    result = validate_cli("--format", "json", "-", input=VALID[0].read_bytes())
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1
+    assert report["files"][0]["sha256"] is not None  # the file was read: its digest is known
+    assert [d["code"] for d in report["diagnostics"]] == ["DR000"]
+
+
+@pytest.mark.parametrize("text", ["null", "[]", "3", '"plan"'])
+def test_a_plan_that_is_not_an_object_is_invalid_not_valid(validate_cli: Invoke, text: str) -> None:
+    result = validate_cli("-", input=text)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("<stdin>:1:1: error DR103 a plan must be a JSON object")

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+import traceback
+from typing import TYPE_CHECKING
 
 import click
 
 from drplan.cli.common import emit, expand_plan_args
-from drplan.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from drplan.diagnostics import Position, Span, diagnostic, shorten
+from drplan.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, DrplanError
+
+if TYPE_CHECKING:
+    from drplan.pipeline import ValidationResult
 
 
 @click.command()
@@ -34,19 +40,12 @@ def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None,
     every plan is valid (warnings allowed unless --strict), 1 when there are findings, 2 when a file
     cannot be read.
     """
-    from drplan.document import read_document
-    from drplan.pipeline import validate_document, validate_file
     from drplan.report.findings import FORMATTERS, Options
 
     targets = expand_plan_args(plans)
     if not targets:  # e.g. a glob that matched only directories: validating nothing is not "valid"
         raise click.UsageError(f"no plan file matches {' '.join(plans)!r}")
-    results = []
-    for path, shown in targets:
-        if path == "-":
-            results.append(validate_document(read_document(shown, data=sys.stdin.buffer.read())))
-        else:
-            results.append(validate_file(path, display_path=shown))
+    results = [_validate_one(path, shown) for path, shown in targets]
     use_color = color if color is not None else (fmt == "text" and output is None and sys.stdout.isatty())
     text = FORMATTERS[fmt](results, Options(strict=strict, color=use_color))
     if output is None and use_color:
@@ -57,6 +56,46 @@ def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None,
     if unreadable:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK if all(r.ok(strict=strict) for r in results) else EXIT_FINDINGS)
+
+
+def _validate_one(path: str, shown: str) -> ValidationResult:
+    """Validate one file. A drplan bug met on the way becomes a DR000 finding of that file, so the
+    other files are still checked and the report keeps its format (SARIF, JUnit...)."""
+    from drplan.document import Document, read_document
+    from drplan.pipeline import ValidationResult, validate_document, validate_file
+
+    document: Document | None = None
+    try:
+        if path == "-":
+            document = read_document(shown, data=sys.stdin.buffer.read())
+            return validate_document(document)
+        return validate_file(path, display_path=shown)
+    except DrplanError:
+        raise  # the user's to fix (a broken action plugin...), said once by the top-level handler
+    except Exception as exc:  # one file's bug must not hide the other files' findings
+        if _debug():
+            click.echo(f"drplan: internal error while checking {shown}:", err=True)
+            click.echo(traceback.format_exc(), err=True, nl=False)
+        document = document or Document(shown, "", None, "")
+        start = Position(1, 1, 0)
+        what = shorten(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 120)
+        finding = diagnostic(
+            "DR000",
+            f"drplan failed while checking this file ({what}); this is a bug in drplan, not in the plan: "
+            "please report it, and rerun with --debug to see the traceback",
+            shown,
+            None,
+            span=Span(start, start),
+        )
+        return ValidationResult(document, None, [*document.diagnostics, finding])
+
+
+def _debug() -> bool:
+    """The global ``--debug`` flag, when the command line has one."""
+    try:
+        return bool(click.get_current_context().find_root().params.get("debug"))
+    except RuntimeError:  # no click context: called as a library
+        return False
 
 
 @click.command()

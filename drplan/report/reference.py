@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from drplan.durations import MAX_DURATION_WORDS
+
 BEGIN = "<!-- BEGIN GENERATED: drplan.report.reference -->"
 END = "<!-- END GENERATED -->"
 
@@ -32,6 +34,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("contact", "Contact properties"),
     ("aws", "AWS properties"),
     ("drill", "Drill properties"),
+    ("run", "Run properties"),
     ("service", "Service properties"),
     ("step", "Step properties"),
 )
@@ -137,6 +140,9 @@ def allowed_words(root: Schema, schema: Schema) -> list[str]:
     bound = _bounds(resolved.get("minimum"), resolved.get("maximum"))
     if bound:
         words.append(bound)
+    kinds = resolved.get("x-kind", ())
+    if "duration" in ([kinds] if isinstance(kinds, str) else kinds):
+        words.append(f"at most {MAX_DURATION_WORDS}")
     if "x-error" not in resolved:
         length = _length(resolved.get("minLength"), resolved.get("maxLength"), "characters")
         if length:
