@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from drplan.actions.base import PreflightResult
 from drplan.engine.schedule import Limits
 from drplan.model import Mode, Plan, Step
+from drplan.secrets import mask_sensitive
 
 if TYPE_CHECKING:
     from drplan.actions.base import Action
@@ -216,7 +217,7 @@ def build_dry_run(
             reason = prepared.skipped[step.key]
             skipped.append(SkippedStep(step.key, step, reason, _what(action, step, step.params)))
             continue
-        params = prepared.steps[step.key].params
+        params = mask_sensitive(prepared.steps[step.key].params)
         timeout = prepared.steps[step.key].timeout
         timing = analysis.steps[step.key]
         planned.append(

@@ -267,9 +267,7 @@ def run_limits(
     ``run.parallelism``, else the default; each action's concurrency limit, then ``overrides``."""
     used = {step.uses for step in plan.steps()}
     concurrency = ((name, actions[name].concurrency) for name in sorted(used) if name in actions)
-    chosen = (
-        parallelism or getattr(getattr(plan, "run", None), "parallelism", None) or DEFAULT_PARALLELISM
-    )  # TEMP until model has run
+    chosen = parallelism or plan.run.parallelism or DEFAULT_PARALLELISM
     return limits_for(concurrency, parallelism=chosen, overrides=overrides)
 
 

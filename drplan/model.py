@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from drplan.diagnostics import join_pointer
 from drplan.durations import parse_duration
+from drplan.secrets import is_secret_reference
 
 Mode = Literal["recover", "drill"]
 MODES: tuple[Mode, ...] = ("recover", "drill")
@@ -60,6 +61,14 @@ class DrillSettings:
 
     def suffix(self, run_id: str) -> str:
         return self.name_suffix.replace("{run_id}", run_id)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How runs of the plan execute (``run``); the command line overrides both."""
+
+    parallelism: int | None = None  # steps started at once; None: the default (16)
+    state: str | None = None  # s3://bucket/prefix for journal, lock and evidence; None: local .drplan
 
 
 @dataclass(frozen=True)
@@ -126,15 +135,36 @@ class Step:
         pointer, text, parts when well-formed). Checks ask for references several times per step,
         and a 10,000-service plan has over a million parameter strings: only strings containing
         ``${`` ever get a pointer built."""
+        return self._scan[0]
+
+    @cached_property
+    def _scan(
+        self,
+    ) -> tuple[
+        tuple[tuple[str, str, str, str, re.Match[str] | None], ...], tuple[tuple[str, str, bool], ...]
+    ]:
+        """(expressions, unresolved): ``unresolved`` holds (pointer, text, in_key) of every ``${``
+        the engine's resolver leaves as literal text: one with no closing ``}`` (the text from it
+        to the end of the string), and any in an object key (keys are never resolved)."""
         found = []
+        unresolved = []
         for block, params in (("with", self.params), ("drill_with", self.drill_params or {})):
-            for path, text in _strings_with_references(params, ()):
+            for path, text, in_key in _strings_with_references(params, ()):
                 pointer = join_pointer(self.pointer, block, *path)
+                if in_key:
+                    unresolved.append((pointer, text, True))
+                    continue
+                end = 0
                 for match in REFERENCE.finditer(text):
                     found.append(
                         (block, str(path[0]), pointer, match.group(0), REFERENCE_PARTS.match(match.group(1)))
                     )
-        return tuple(found)
+                    end = match.end()
+                # REFERENCE takes a `${` up to the next `}`: one left over has no `}` after it at all.
+                start = text.find("${", end)
+                if start >= 0:
+                    unresolved.append((pointer, text[start:], False))
+        return tuple(found), tuple(unresolved)
 
     def _applies(self, block: str, parameter: str, mode: Mode | None) -> bool:
         """Does this parameter block apply in ``mode`` (both for None), as ``params_for`` merges them?"""
@@ -153,8 +183,18 @@ class Step:
         ]
 
     def malformed_references(self) -> list[tuple[str, str]]:
-        """(pointer, text) of every ``${...}`` that is not ``${service.step.output}``."""
-        return [(pointer, text) for _, _, pointer, text, parts in self._expressions if parts is None]
+        """(pointer, text) of every ``${...}`` that is neither ``${service.step.output}`` nor a
+        secret reference (``${env:NAME}``, ``${ssm:NAME}``, ``${secretsmanager:ID}``)."""
+        return [
+            (pointer, text)
+            for _, _, pointer, text, parts in self._expressions
+            if parts is None and not is_secret_reference(text[2:-1])
+        ]
+
+    def unresolved_references(self) -> list[tuple[str, str, bool]]:
+        """(pointer, text, in_key) of every ``${`` a run would leave as it is: with no closing
+        ``}`` (text: from the ``${`` to the end of the string) or in an object key (text: the key)."""
+        return list(self._scan[1])
 
 
 @dataclass(frozen=True)
@@ -182,6 +222,7 @@ class Plan:
     objectives: Objectives = Objectives()
     aws: AwsSettings = AwsSettings()
     drill: DrillSettings = DrillSettings()
+    run: RunSettings = RunSettings()
     tags: Mapping[str, str] = field(default_factory=dict)
     allow_commands: bool = False
 
@@ -200,11 +241,24 @@ class Plan:
         return self.services[service_id].objectives.over(self.objectives)
 
 
+def with_run_id(value: Any, run_id: str) -> Any:
+    """A drill's parameters with ``{run_id}`` replaced: ``drill_with`` names (a drill DNS record, a
+    URL a check probes) can carry the run id, so drills of one plan never share them."""
+    if isinstance(value, str):
+        return value.replace("{run_id}", run_id)
+    if isinstance(value, Mapping):
+        return {k: with_run_id(v, run_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_run_id(v, run_id) for v in value]
+    return value
+
+
 def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "") -> Plan:
     """Build the model from schema-valid data (the schema guarantees the shapes used here)."""
     services = {sid: _service(sid, raw) for sid, raw in data["services"].items()}
     drill = data.get("drill", {})
     aws = data.get("aws", {})
+    run = data.get("run", {})
     return Plan(
         name=data["name"],
         services=services,
@@ -222,6 +276,7 @@ def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "
             tags=dict(drill.get("tags", {})),
             region=drill.get("region"),
         ),
+        run=RunSettings(parallelism=run.get("parallelism"), state=run.get("state")),
         tags=dict(data.get("tags", {})),
         allow_commands=bool(data.get("allow_commands", False)),
     )
@@ -267,16 +322,23 @@ def _objectives(raw: Mapping[str, str] | None) -> Objectives:
 
 
 def _duration(text: str | None) -> timedelta | None:
-    return parse_duration(text) if text is not None else None
+    # The schema guarantees the form; a duration over the limit is held as OVER_LIMIT and
+    # reported by validate (DR105), so building the model never fails on a schema-valid plan.
+    return parse_duration(text, cap=True) if text is not None else None
 
 
-def _strings_with_references(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """(path, text) of every string inside a JSON value that contains ``${``."""
+def _strings_with_references(
+    value: Any, path: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], str, bool]]:
+    """(path, text, in_key) of every string inside a JSON value that contains ``${``: values, and
+    object keys (whose path is that of their member)."""
     if isinstance(value, str):
         if "${" in value:
-            yield path, value
+            yield path, value, False
     elif isinstance(value, Mapping):
         for key, item in value.items():
+            if "${" in key:
+                yield (*path, key), key, True
             yield from _strings_with_references(item, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):

@@ -27,7 +27,7 @@ import getpass
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -327,7 +327,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             _undo(request, runner, result)
             runner.report_stops()
             if evidence_dir is not None:
-                _evidence(request, result, evidence_dir)
+                _evidence(request, result, evidence_dir, runner.contexts.secrets.mask)
             result.problems += [f"journal: {bus.failure}"] if bus.failure else []
             result.problems += [f"output: {f}" for f in bus.failures() if not f.startswith("journal")]
             runner.report_stops()
@@ -373,13 +373,13 @@ def _mark_in_progress(
         problems.append(f"evidence: cannot write metrics.prom in {directory}: {exc.strerror or exc}")
 
 
-def _evidence(request: RunRequest, result: RunResult, directory: Path) -> None:
+def _evidence(request: RunRequest, result: RunResult, directory: Path, mask: Callable[[Any], Any]) -> None:
     """Build and write the drill's evidence; a failure is recorded, never raised (cleanup is done)."""
     from drplan.evidence import build_report, diagrams, last_success
     from drplan.report.evidence import push_metrics, write_evidence
 
     try:
-        result.report = build_report(result, sandbox=request.sandbox)
+        result.report = mask(build_report(result, sandbox=request.sandbox))
         previous = last_success(request.state_dir, result.report)
         mermaid, svg = diagrams(result.prepared)
         write_evidence(result.report, directory, mermaid=mermaid, svg=svg, last_success=previous)

@@ -99,13 +99,16 @@ class EventBus:
         #: Set when an essential subscriber failed: "journal: [Errno 28] No space left on device".
         self.failure: str | None = None
         self.on_failure: Callable[[str], None] | None = None  # the runner's stop, told at once
+        #: Applied to every event's data before any subscriber sees it: secrets never leave the bus.
+        self.mask: Callable[[Any], Any] = lambda data: data
 
     def subscribe(self, subscriber: Subscriber, *, name: str | None = None, essential: bool = False) -> None:
         label = name or getattr(subscriber, "name", None) or type(subscriber).__name__
         self._subscriptions.append(_Subscription(subscriber, str(label), essential))
 
     def emit(self, kind: EventKind, step: str | None = None, /, **data: Any) -> Event:
-        event = Event(kind, self.run_id, self.clock(), step, {k: v for k, v in data.items() if v is not None})
+        plain = {k: v for k, v in data.items() if v is not None}
+        event = Event(kind, self.run_id, self.clock(), step, self.mask(plain))
         problems: list[str] = []
         with self._lock:
             for sub in self._subscriptions:

@@ -15,7 +15,7 @@ from typing import Any
 from drplan.actions.base import Action
 from drplan.engine.schedule import Limits
 from drplan.graph import RecoveryGraph, bypass, compile_graph, run_limits, step_duration
-from drplan.model import Mode, Plan, Step
+from drplan.model import Mode, Plan, Step, with_run_id
 
 #: Used when a step sets no timeout: generous, but a hung job still ends.
 TIMEOUT_FACTOR = 4
@@ -64,18 +64,6 @@ class Prepared:
         return [s.key for s in self.plan.steps() if s.key in self.steps]
 
 
-def with_run_id(value: Any, run_id: str) -> Any:
-    """A drill's parameters with ``{run_id}`` replaced: ``drill_with`` names (a drill DNS record, a
-    URL a check probes) can carry the run id, so drills of one plan never share them."""
-    if isinstance(value, str):
-        return value.replace("{run_id}", run_id)
-    if isinstance(value, Mapping):
-        return {k: with_run_id(v, run_id) for k, v in value.items()}
-    if isinstance(value, list):
-        return [with_run_id(v, run_id) for v in value]
-    return value
-
-
 def prepare(
     plan: Plan,
     mode: Mode,
@@ -110,7 +98,9 @@ def prepare(
                 )
                 continue
         estimate, _ = step_duration(step, actions, mode)
-        timeout = step.timeout or max(estimate * TIMEOUT_FACTOR, MIN_DEFAULT_TIMEOUT)
+        timeout = (
+            step.timeout if step.timeout is not None else max(estimate * TIMEOUT_FACTOR, MIN_DEFAULT_TIMEOUT)
+        )
         assert params is not None
         steps[step.key] = PreparedStep(step, action, params, estimate, timeout)
 

@@ -55,6 +55,7 @@ class Runner:
         self.contexts = StepContexts(
             prepared, aws, self.options, self.stop, self.records_store, datetime.now(timezone.utc)
         )
+        bus.mask = self.contexts.secrets.mask  # resolved secrets never reach a subscriber
         self.undoer = Undoer(
             prepared,
             self.records_store,

@@ -25,6 +25,7 @@ from drplan.engine.records import Clock, Records, RunOptions, Status, plain
 from drplan.engine.signals import Stop
 from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
+from drplan.secrets import SecretMissing, Secrets, is_secret_reference
 
 
 class Interrupted(Exception):
@@ -51,8 +52,10 @@ class StepContexts:
         stop: Stop,
         records: Records | None,
         started_at: datetime | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.prepared = prepared
+        self.secrets = secrets or Secrets(lambda service: aws.client(service))
         self.aws = aws
         self.options = options
         self.stop = stop
@@ -137,7 +140,7 @@ class StepDriver:
         rec = self.records[key]
         deadline = self.clock() + prepared.timeout.total_seconds()
         try:
-            params = resolve(prepared.params, self.records.outputs())
+            params = resolve(prepared.params, self.records.outputs(), secrets=self.contexts.secrets)
         except StepFailed as exc:
             rec.error = exc.reason
             return "failed"
@@ -165,7 +168,7 @@ class StepDriver:
         prepared = self.prepared.steps[key]
         rec = self.records[key]
         try:
-            params = resolve(prepared.params, self.records.outputs())
+            params = resolve(prepared.params, self.records.outputs(), secrets=self.contexts.secrets)
             ctx = self.contexts.for_step(key, params, attempt=max(1, rec.attempts))
             deadline = self.clock() + prepared.timeout.total_seconds()
             rec.handle = handle
@@ -308,20 +311,35 @@ class StepDriver:
         return now
 
 
-def resolve(params: Any, outputs: Mapping[str, Mapping[str, Any]], *, strict: bool = True) -> Any:
-    """Replace ``${service.step.output}`` with values from steps that succeeded.
+def resolve(
+    params: Any,
+    outputs: Mapping[str, Mapping[str, Any]],
+    *,
+    strict: bool = True,
+    secrets: Secrets | None = None,
+) -> Any:
+    """Replace ``${service.step.output}`` with values from steps that succeeded, and secret
+    references (``${env:NAME}``, ``${ssm:NAME}``, ``${secretsmanager:ID}``) with their values when
+    ``secrets`` is given (left as written otherwise: a dry run or preflight never reads secrets).
 
     A string that is exactly one reference takes the output's value as is (a port stays a number);
     references inside longer strings are substituted as text.
     """
     if isinstance(params, Mapping):
-        return {k: resolve(v, outputs, strict=strict) for k, v in params.items()}
+        return {k: resolve(v, outputs, strict=strict, secrets=secrets) for k, v in params.items()}
     if isinstance(params, list):
-        return [resolve(v, outputs, strict=strict) for v in params]
+        return [resolve(v, outputs, strict=strict, secrets=secrets) for v in params]
     if not isinstance(params, str) or "${" not in params:
         return params
 
     def lookup(expr: str) -> Any:
+        if is_secret_reference(expr):
+            if secrets is None:
+                return "${" + expr + "}"
+            try:
+                return secrets.resolve(expr)
+            except SecretMissing as exc:
+                raise StepFailed(expr, str(exc)) from exc
         parts = REFERENCE_PARTS.match(expr)
         if not parts:
             raise StepFailed(expr, f"`${{{expr}}}` is not a reference of the form ${{service.step.output}}")
