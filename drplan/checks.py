@@ -810,7 +810,9 @@ def max_age_needs_rpo(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """Predicted RTO (critical path of estimates, real-recovery mode) against the objectives."""
+    """Predicted RTO (real-recovery mode) against the objectives. The prediction is the run's own
+    scheduler simulated within the run's limits (``run.parallelism``, AWS quotas per action), the
+    figure a recovery would take; the message adds the critical path when the limits cost time."""
     if not ctx.graph_is_sound or ctx.cycles:
         return
     analysis = analyse(ctx.recover_graph, ctx.actions)
@@ -820,17 +822,19 @@ def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
         predicted = analysis.service_rto.get(sid)
         if target is None or predicted is None or predicted <= target:
             continue
+        critical = analysis.service_critical_rto.get(sid)
         yield ctx.diag(
             "DR301",
             f"service `{sid}` is predicted back after {humanize(predicted)}, over its RTO of {humanize(target)} "
-            f"(critical path: {_path_words(analysis, analysis.service_paths[sid])})",
+            + _why_words(analysis, predicted, critical, analysis.service_paths[sid]),
             join_pointer(service.pointer, "objectives", "rto"),
         )
     if plan.objectives.rto is not None and analysis.predicted_rto > plan.objectives.rto:
         yield ctx.diag(
             "DR302",
             f"the plan is predicted to recover in {humanize(analysis.predicted_rto)}, over its RTO of "
-            f"{humanize(plan.objectives.rto)} (critical path: {_path_words(analysis, analysis.critical_path)})",
+            f"{humanize(plan.objectives.rto)} "
+            + _why_words(analysis, analysis.predicted_rto, analysis.critical_rto, analysis.critical_path),
             "/objectives/rto",
         )
     if plan.objectives.rto is None:
@@ -843,6 +847,18 @@ def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
                 "so the predicted RTO is checked",
                 "/objectives",  # located at the plan's objectives, or its start when it has none
             )
+
+
+def _why_words(
+    analysis: Analysis, predicted: timedelta, critical: timedelta | None, path: tuple[str, ...]
+) -> str:
+    """``(critical path: a (45m) → b (1m))``, and when the limits cost time, what they are."""
+    words = f"(critical path{f' {humanize(critical)}' if critical is not None else ''}: {_path_words(analysis, path)}"
+    if critical is not None and predicted > critical:
+        words += (
+            f"; with the run's limits ({analysis.limits.describe()}) steps wait for a slot"
+        )
+    return words + ")"
 
 
 def _path_words(analysis: Analysis, path: tuple[str, ...]) -> str:

@@ -185,12 +185,12 @@ def test_predicted_rto_over_objectives_hand_computed() -> None:
     assert by_code["DR301"].pointer == "/services/db/objectives/rto"
     assert by_code["DR301"].message == (
         "service `db` is predicted back after 25m, over its RTO of 15m "
-        "(critical path: db.restore (20m) → db.ready (5m))"
+        "(critical path 25m: db.restore (20m) → db.ready (5m))"
     )
     assert by_code["DR302"].pointer == "/objectives/rto"
     assert by_code["DR302"].message == (
         "the plan is predicted to recover in 40m, over its RTO of 30m "
-        "(critical path: db.restore (20m) → db.ready (5m) → web.scale (10m) → web.healthy (5m))"
+        "(critical path 40m: db.restore (20m) → db.ready (5m) → web.scale (10m) → web.healthy (5m))"
     )
 
 
