@@ -82,8 +82,14 @@ def load_plan(
     path: str | Path, *, display_path: str | None = None, allow: frozenset[str] = frozenset()
 ) -> tuple[Plan, ValidationResult]:
     """A valid plan (warnings, and errors whose codes are in ``allow``, are accepted) and its
-    validation result; raises PlanInvalid carrying every finding otherwise."""
-    result = validate_file(path, display_path=display_path)
+    validation result; raises PlanInvalid carrying every finding otherwise. ``-`` reads the plan
+    from standard input, as ``drplan validate -`` does."""
+    if str(path) == "-":
+        import sys
+
+        result = validate_document(read_document(display_path or "<stdin>", data=sys.stdin.buffer.read()))
+    else:
+        result = validate_file(path, display_path=display_path)
     if result.plan is None or any(d.code not in allow for d in result.errors):
         count = len(result.errors)
         raise PlanInvalid(

@@ -42,9 +42,26 @@ def expand_plan_args(args: tuple[str, ...]) -> list[tuple[str, str]]:
 def emit(text: str, output: str | None) -> None:
     """Write ``text`` to ``output`` (a file) or to standard output."""
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(Path(output), text.encode("utf-8"))
     else:
         click.echo(text, nl=False)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write a whole output file, or nothing: a temporary file beside it, then renamed; a folder
+    that does not exist or cannot be written is a usage error that names it."""
+    from drplan.errors import UsageError
+
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def say(message: str = "", *, nl: bool = True) -> None:

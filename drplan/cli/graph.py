@@ -16,6 +16,7 @@ from typing import cast
 
 import click
 
+from drplan.cli.common import write_output
 from drplan.model import MODES, Mode
 from drplan.render import BINARY_FORMATS, FORMATS, SUFFIXES
 
@@ -51,7 +52,7 @@ def today() -> str:
 
 
 @click.command()
-@click.argument("plan", type=click.Path(exists=True, dir_okay=False))
+@click.argument("plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option(
     "--format",
     "fmt",
@@ -129,7 +130,7 @@ def graph(
         rg, analysis, fmt, level=level, markdown=markdown, generated=today() if with_date else None
     )
     if output:
-        Path(output).write_bytes(data)
+        write_output(Path(output), data)
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from drplan.model import Plan
 
 
-_plan_argument = click.argument("plan", type=click.Path(exists=True, dir_okay=False))
+_plan_argument = click.argument("plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 _mode_option = click.option(
     "--mode",
     type=click.Choice(["recover", "drill"]),

@@ -23,6 +23,18 @@ from drplan.errors import EXIT_USAGE
 _PROMPT_LOCK = threading.Lock()
 
 
+def _plan_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Runs take a plan file: its path and hash go into the journal, for resume and audit."""
+    if value == "-":
+        raise click.BadParameter(
+            "a run reads its plan from a file, not standard input (the journal records the plan's "
+            "path and SHA-256 for resume and audit): save it to a file first"
+        )
+    if not Path(value).is_file():
+        raise click.BadParameter(f"{value!r} is not a file")
+    return value
+
+
 def run_options(func: Any) -> Any:
     options = [
         click.option(
@@ -92,7 +104,7 @@ def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
 
 
 @click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False), callback=_plan_file)
 @click.option(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (manual steps still need approval)."
 )
@@ -114,7 +126,7 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
 
 
 @click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False), callback=_plan_file)
 @click.option(
     "--keep",
     is_flag=True,
