@@ -855,9 +855,7 @@ def _why_words(
     """``(critical path: a (45m) → b (1m))``, and when the limits cost time, what they are."""
     words = f"(critical path{f' {humanize(critical)}' if critical is not None else ''}: {_path_words(analysis, path)}"
     if critical is not None and predicted > critical:
-        words += (
-            f"; with the run's limits ({analysis.limits.describe()}) steps wait for a slot"
-        )
+        words += f"; with the run's limits ({analysis.limits.describe()}) steps wait for a slot"
     return words + ")"
 
 

@@ -38,11 +38,12 @@ from drplan import __version__
 from drplan.actions import registry
 from drplan.aws import AwsSession
 from drplan.engine.events import EventBus, JsonLinesWriter, Subscriber
-from drplan.engine.journal import JOURNAL, Journal, journal_state, run_dir
+from drplan.engine.journal import JOURNAL, Journal, JournalState, journal_state, run_dir
 from drplan.engine.lock import RunLock, lock_path
 from drplan.engine.preflight import PreflightReport, run_preflight
 from drplan.engine.prepare import Prepared, new_run_id, prepare
 from drplan.engine.records import RunOptions, RunOutcome
+from drplan.engine.resume import carry_over
 from drplan.engine.runner import Runner
 from drplan.engine.signals import Stop, stop_on_signals
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, UsageError
@@ -78,6 +79,7 @@ class RunRequest:
     sandbox: bool = False  # labels evidence and metrics: a sandbox drill never counts as a real one
     run_id: str | None = None
     lock: bool = True
+    resume: JournalState | None = None  # carry this run on from its journal (drplan resume)
 
 
 @dataclass
@@ -229,7 +231,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
     stop = Stop()
     with stop_on_signals(stop), ExitStack() as stack:
         plan, mode = request.plan, request.mode
-        run_id = request.run_id or new_run_id()
+        run_id = request.resume.run_id if request.resume else (request.run_id or new_run_id())
         prepared = prepare(plan, mode, registry(), run_id=run_id, parallelism=request.parallelism)
         refused = refusals(prepared, request.options)
         if refused:
@@ -255,7 +257,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                 )
             )
         problems = []
-        earlier = unfinished_runs(request.state_dir, plan.name, exclude=run_id)
+        earlier = [] if request.resume else unfinished_runs(request.state_dir, plan.name, exclude=run_id)
         if earlier:
             problems.append(
                 "earlier runs of this plan never finished (their process died): "
@@ -264,7 +266,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             )
 
         preflight = None
-        if mode == "drill":
+        if mode == "drill" and request.resume is None:  # a resumed drill's names are its own
             # A drill never touches a name it did not create: every isolated target must be free.
             read_only = dataclasses.replace(aws, read_only=True)  # same credentials and endpoint, reads only
             preflight = run_preflight(prepared, read_only, options)
@@ -303,7 +305,11 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             "endpoint_url": aws.endpoint_url,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        bus.emit("run.started", **header)
+        if request.resume is not None:
+            header = {**request.resume.header, "resumed_by": identity, "resumed": header["started"]}
+            bus.emit("run.resumed", **header)
+        else:
+            bus.emit("run.started", **header)
         for problem in problems:
             bus.emit("run.problem", problem=problem)
         for key, results in preflight.results.items() if preflight else ():
@@ -319,8 +325,17 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         runner = Runner(prepared, aws, bus, options, stop=stop)
         result = RunResult(run_id, prepared, RunOutcome({}, 0.0, 0.0), header, directory, preflight=preflight)
         result.problems = problems
+        carried = None
+        if request.resume is not None:
+            carried = carry_over(request.resume, prepared, runner.records_store, runner.contexts, aws)
+            for key in carried.adopted:
+                bus.emit(
+                    "step.progress",
+                    key,
+                    note="re-attached to what the earlier process created (found by name)",
+                )
         try:
-            result.outcome = runner.run()
+            result.outcome = runner.run(carried=carried)
         finally:
             if not result.outcome.records:  # the runner itself failed: still clean up what was created
                 result.outcome = RunOutcome(runner.records, runner.clock(), runner.clock(), interrupted=True)

@@ -97,9 +97,14 @@ def test_throttling_on_a_third_of_calls_still_completes(ddb):
         {name: {"steps": [restore(name, f"{name}-restored")]} for name in ("orders", "carts", "users")}
     )
     run = run_plan(data, aws=AwsSession(region="us-east-1", customize=flaky))
-    assert {r.status for r in run.outcome.records.values()} == {"succeeded"}
+    assert {r.status for r in run.outcome.records.values()} == {"succeeded"}, {
+        k: r.error for k, r in run.outcome.records.items()
+    }
     assert throttled, "the fault injector never fired"
-    assert run.kinds().count("step.throttled") == len(throttled)
+    # Every throttled call is waited out and reported, except the best-effort tagging right after a
+    # table restore (start() must not fail after its create call; the first poll tags instead).
+    reported = run.kinds().count("step.throttled")
+    assert len([n for n in throttled if n != "TagResource"]) <= reported <= len(throttled)
     for name in ("orders", "carts", "users"):
         assert ddb.scan(TableName=f"{name}-restored")["Count"] == 1
 

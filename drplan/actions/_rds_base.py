@@ -94,6 +94,21 @@ class InstanceRestore(RdsAction):
         )
         return handle
 
+    def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
+        mine = [r for r in found if r.kind == "rds:db"]
+        if not mine:
+            return None
+        db = describe_instance(ctx, mine[0].id)
+        if db is None:
+            return None
+        handle: Handle = {
+            "instance": db["DBInstanceIdentifier"],
+            "arn": db.get("DBInstanceArn"),
+            "adopted": True,
+        }
+        add_resource(ctx, handle, Resource("rds:db", handle["instance"], ctx.region, handle["arn"]))
+        return handle
+
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         db = describe_instance(ctx, handle["instance"])
         if db is None:

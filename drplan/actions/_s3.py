@@ -102,7 +102,11 @@ def versioning(ctx: StepContext, bucket: str) -> str | None:
 
 
 def bucket_is_ours(ctx: StepContext, bucket: str) -> bool:
-    """Whether ``bucket`` carries this run's and this step's tags (made by an earlier ``start``)."""
+    """Whether ``bucket`` was made by an earlier ``start`` of this step: it carries this run's and
+    this step's tags, or (drills) its name holds the run id: a process that died between creating
+    the bucket and tagging it left an untagged bucket that is still the drill's own."""
+    if ctx.mode == "drill" and ctx.run_id in bucket:
+        return True
     try:
         tags = ctx.client("s3").get_bucket_tagging(Bucket=bucket).get("TagSet", [])
     except Exception as exc:

@@ -225,6 +225,13 @@ class Action:
         """Values of the outputs, once :meth:`poll` said done."""
         return {}
 
+    def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
+        """Re-attach to what an earlier process of this run created for this step and never got to
+        journal (it died during the create call): ``found`` are the resources the step's intents
+        name, looked up by name. Return the handle :meth:`start` would have returned, or None to
+        have the step started again (safe when the create call is idempotent: a client token)."""
+        return None
+
     def interrupt(self, ctx: StepContext, handle: Handle) -> None:
         """The run is stopping while this step runs: end what only this process can end (a local
         command). AWS jobs are left alone here: their handles are journaled, and undo, cleanup or

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,7 +59,26 @@ class _TableRestore(Action):
         add_resource(
             ctx, handle, Resource("dynamodb:table", table["TableName"], ctx.region, table["TableArn"])
         )
+        with contextlib.suppress(Exception):  # best effort: start() must not fail after the restore
+            self._tag(ctx, handle)
         return handle
+
+    def _tag(self, ctx: StepContext, handle: Handle) -> None:
+        """Tag the table as soon as possible (the restore calls take no tags): a sweep finds it by
+        them. A table still being created may refuse; the poll that sees it ACTIVE tags it then."""
+        try:
+            ctx.client("dynamodb").tag_resource(ResourceArn=handle["table_arn"], Tags=aws_tags(ctx))
+            handle["tagged"] = True
+        except Exception as exc:
+            if error_code(exc) not in ("ResourceInUseException", "ResourceNotFoundException"):
+                raise
+
+    def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
+        mine = [r for r in found if r.kind == "dynamodb:table"]
+        table = self._table(ctx, mine[0].id) if mine else None
+        if table is None:
+            return None
+        return self._started(ctx, {"TableDescription": table}, {"adopted": True})
 
     def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed:
         if error_code(exc) == "TableAlreadyExistsException":
@@ -82,8 +102,7 @@ class _TableRestore(Action):
         status = table.get("TableStatus")
         if status == "ACTIVE":
             if not handle.get("tagged"):
-                ctx.client("dynamodb").tag_resource(ResourceArn=handle["table_arn"], Tags=aws_tags(ctx))
-                handle["tagged"] = True
+                self._tag(ctx, handle)
             return Poll.finished(f"table {handle['table']} is ACTIVE ({table.get('ItemCount', 0)} items)")
         if status == "CREATING":
             return Poll.running("restoring (CREATING)")

@@ -298,6 +298,24 @@ class VolumeFromSnapshot(Action):
         recovery_point(handle, snapshot_id, snapshot["StartTime"])
         return handle
 
+    def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
+        mine = [r for r in found if r.kind == "ec2:volume"]
+        volume = self._volume(ctx, mine[0].id) if len(mine) == 1 else None
+        if volume is None:
+            return None
+        handle: Handle = {
+            "volume_id": volume["VolumeId"],
+            "snapshot_id": volume.get("SnapshotId"),
+            "availability_zone": volume.get("AvailabilityZone"),
+            "size_gib": volume.get("Size"),
+            "adopted": True,
+        }
+        name = str(ctx.params["name"])
+        add_resource(
+            ctx, handle, Resource("ec2:volume", volume["VolumeId"], ctx.region, extra={"name": name})
+        )
+        return handle
+
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         volume = self._volume(ctx, handle["volume_id"])
         if volume is None:

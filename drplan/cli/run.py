@@ -157,6 +157,66 @@ def drill(
     _run(plan_path, "drill", confirm=False, keep=keep, report_dir=report_dir, pushgateway=pushgateway, **opts)
 
 
+@click.command()
+@click.argument("run_id")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The plan, when it moved since the run started (its SHA-256 must be the same).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before carrying a recovery on.")
+@click.option(
+    "--keep", is_flag=True, help="Drills: leave the restored resources (drplan cleanup RUN_ID removes them)."
+)
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Drills: where to write the evidence.")
+@run_options
+def resume(
+    run_id: str, plan_path: str | None, yes: bool, keep: bool, report_dir: str | None, **opts: Any
+) -> None:
+    """Carry on a recovery or drill whose process died, from its journal.
+
+    Steps that succeeded are not run again; steps that started are re-attached to their AWS jobs
+    by the ids, tokens and names in the journal, never started twice; steps that failed stay
+    failed. A drill then cleans up and writes its evidence as usual. Exit codes as for recover and
+    drill; 0 with nothing done when the run had finished.
+    """
+    from drplan.engine.journal import load_journal
+    from drplan.errors import UsageError
+
+    state = load_journal(opts["state_dir"], run_id)
+    for problem in state.damage:
+        say(f"drplan: warning: journal of run {run_id} is damaged: {problem}")
+    if state.finished is not None:
+        say(
+            f"run {run_id} finished ({state.finished.get('status')}, exit {state.finished.get('exit_code')}): nothing to resume"
+        )
+        sys.exit(0)
+    if not state.header:
+        raise UsageError(
+            f"the journal of run {run_id} has lost its header: it cannot be resumed",
+            hint=f"drplan cleanup {run_id}",
+        )
+    if state.header.get("sandbox"):
+        raise UsageError(
+            f"run {run_id} ran in the sandbox, which stopped with its process: there is nothing to carry on"
+        )
+    path = plan_path or str(state.header.get("plan_path"))
+    mode = str(state.header.get("mode"))
+    opts["region"] = opts["region"] or state.header.get("region")
+    opts["endpoint_url"] = opts["endpoint_url"] or state.header.get("endpoint_url")
+    opts["parallelism"] = opts["parallelism"] or state.header.get("parallelism")
+    _run(
+        path,
+        mode,
+        confirm=mode == "recover" and not yes,
+        keep=keep,
+        report_dir=report_dir,
+        resume=state,
+        **opts,
+    )
+
+
 def _run(
     plan_path: str,
     mode: str,
@@ -166,6 +226,7 @@ def _run(
     keep: bool = False,
     report_dir: str | None = None,
     pushgateway: str | None = None,
+    resume: Any = None,
     **opts: Any,
 ) -> None:
     from drplan.actions.base import Approvals
@@ -177,6 +238,14 @@ def _run(
     from drplan.runs import RunRequest, run_plan
 
     plan, _ = load_plan(plan_path)
+    if resume is not None and plan.sha256 != resume.header.get("plan_sha256"):
+        from drplan.errors import UsageError
+
+        raise UsageError(
+            f"{plan_path} is not the plan run {resume.run_id} started with (its SHA-256 differs): "
+            "resuming it could run other steps than were planned",
+            hint="pass --plan with the plan as it was, or clean up with drplan cleanup RUN_ID",
+        )
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     dry = build_dry_run(plan, mode, parallelism=opts["parallelism"])  # type: ignore[arg-type]
     say(format_text(dry), nl=False)  # the same dry run as `drplan plan`
@@ -214,6 +283,7 @@ def _run(
             events_path=Path(opts["events_file"]) if opts["events_file"] else None,
             pushgateway=pushgateway,
             sandbox=sandbox is not None,
+            resume=resume,
         )
         try:
             result = run_plan(request, aws, subscribers)
@@ -327,4 +397,4 @@ def unlock(plan_name: str, state_dir: str) -> None:
     sys.exit(0)
 
 
-COMMANDS = (recover, drill, unlock)
+COMMANDS = (recover, drill, resume, unlock)

@@ -23,6 +23,7 @@ from typing import IO, Any, Literal
 
 EventKind = Literal[
     "run.started",
+    "run.resumed",  # drplan resume carried the run on (data: the original header, who resumed)
     "run.finished",
     "run.interrupted",
     "run.problem",  # something went wrong outside a step (a subscriber, the journal, evidence)

@@ -143,6 +143,7 @@ class JournalState:
     undone: set[str] = field(default_factory=set)  # steps whose undo was verified
     finished: dict[str, Any] | None = None
     damage: list[str] = field(default_factory=list)
+    cleanup_begun: bool = False  # a drill's cleanup had started (resume finishes it, runs nothing)
 
     def remaining(self) -> list[tuple[str, Resource]]:
         """Resources created and not verified deleted, newest first (reverse creation order)."""
@@ -198,6 +199,9 @@ def _apply(state: JournalState, event: Event) -> None:
     step, data = event.step, event.data
     if event.kind == "run.started":
         state.header = dict(data)
+    elif event.kind == "run.resumed":
+        state.header = state.header or dict(data)
+        state.finished = None
     elif event.kind == "step.intent" and step:
         for target in data.get("targets", []):
             state.intents.append((step, dict(target)))
@@ -218,6 +222,8 @@ def _apply(state: JournalState, event: Event) -> None:
             state.created[same[0]] = (step, resource)  # the same resource, better described
         else:
             state.created.append((step, resource))
+    elif event.kind == "undo.started" and data.get("reason") == "drill cleanup":
+        state.cleanup_begun = True
     elif event.kind == "undo.succeeded":
         for res in data.get("resources", []):
             state.removed.add((res["kind"], res["id"]))

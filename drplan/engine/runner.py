@@ -25,6 +25,7 @@ from drplan.aws import AwsAccess
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared, PreparedStep
 from drplan.engine.records import DONE, Clock, Records, RunOptions, RunOutcome, Status, StepRecord
+from drplan.engine.resume import CarriedOver
 from drplan.engine.schedule import ready_queue
 from drplan.engine.signals import Stop
 from drplan.engine.undo import Undoer
@@ -103,9 +104,10 @@ class Runner:
         for reason, stage in self.stop.unreported():
             self.bus.emit("run.interrupted", signal=reason, stage=stage)
 
-    def run(self, *, resumed: Mapping[str, dict[str, object]] | None = None) -> RunOutcome:
-        """Run every step; ``resumed`` maps steps an earlier process of this run started (and did not
-        finish) to their journaled handles: those are re-attached, never started again."""
+    def run(self, *, carried: CarriedOver | None = None) -> RunOutcome:
+        """Run every step. ``carried`` is what an earlier process of this run did (``drplan
+        resume``): steps done are not run again, steps started are re-attached from their handles,
+        steps that failed stay failed."""
         p = self.prepared
         graph = p.graph.graph
         durations = {k: s.estimate.total_seconds() for k, s in p.steps.items()}
@@ -116,13 +118,24 @@ class Runner:
             {k: s.action.name for k, s in p.steps.items()},
             order={k: i for i, k in enumerate(p.order())},
         )
-        for key, rec in self.records.items():  # carried over from an earlier process (resume)
-            if rec.status in DONE:
-                ready.mark_done(key)
+        resumed: dict[str, dict[str, object]] = {}
+        stopped_why = "the run stopped (--fail-fast)"
         started = self.clock()
+        if carried is not None:
+            for key, rec in self.records.items():
+                if rec.status in DONE:
+                    ready.mark_done(key)
+            for key in carried.failed:
+                self.records[key].status = "failed"
+                for skipped in ready.fail(key):
+                    self._skip(skipped, f"`{key}` did not succeed (before the resume)")
+            resumed = dict(carried.handles)
+            started = carried.started or started
+            if carried.cleanup_begun:
+                ready.stop()  # the drill was already being cleaned up: finish that, run nothing
+                stopped_why = "its cleanup had begun before the resume"
         self.started_at = datetime.fromtimestamp(started, timezone.utc)
         threads: dict[str, threading.Thread] = {}
-        resumed = dict(resumed or {})
         while True:
             self.report_stops()
             if self.stop.soft.is_set():
@@ -148,9 +161,7 @@ class Runner:
             rec = self.records[key]
             rec.status = "not_started"
             rec.reason = (
-                f"the run was stopped ({self.stop.reason})"
-                if self.stop.soft.is_set()
-                else "the run stopped (--fail-fast)"
+                f"the run was stopped ({self.stop.reason})" if self.stop.soft.is_set() else stopped_why
             )
             self.bus.emit("step.skipped", key, reason=rec.reason)
         return RunOutcome(

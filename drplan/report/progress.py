@@ -30,6 +30,7 @@ _SYMBOL = {
     "undo.succeeded": "✔",
     "undo.failed": "✘",
     "run.started": "■",
+    "run.resumed": "■",
     "run.finished": "■",
     "run.interrupted": "!",
     "preflight.result": "?",
@@ -50,6 +51,10 @@ def event_line(event: Event) -> str:
             f"account {d.get('account')}, region {d.get('region')})"
         ),
         "run.finished": lambda: f"run {event.run_id} {d.get('status')} (exit {d.get('exit_code')})",
+        "run.resumed": lambda: (
+            f"{d.get('mode')} of plan {d.get('plan')} (run {event.run_id}, started {d.get('started')}) "
+            f"resumed by {d.get('resumed_by')}"
+        ),
         "run.interrupted": lambda: (
             f"{d.get('signal')}: "
             + (
