@@ -391,10 +391,18 @@ def _mark_in_progress(
 def _evidence(request: RunRequest, result: RunResult, directory: Path, mask: Callable[[Any], Any]) -> None:
     """Build and write the drill's evidence; a failure is recorded, never raised (cleanup is done)."""
     from drplan.evidence import build_report, diagrams, last_success
+    from drplan.history import list_runs, recent_service_rtos
     from drplan.report.evidence import push_metrics, write_evidence
 
     try:
         result.report = mask(build_report(result, sandbox=request.sandbox))
+        history = recent_service_rtos(
+            list_runs(request.state_dir, plan=request.plan.name), sandbox=request.sandbox
+        )
+        for service in result.report["objectives"]["services"]:
+            service["recent_rto"] = [
+                r for r in history.get(service["id"], []) if r["run_id"] != result.run_id
+            ]
         previous = last_success(request.state_dir, result.report)
         mermaid, svg = diagrams(result.prepared)
         write_evidence(result.report, directory, mermaid=mermaid, svg=svg, last_success=previous)

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from drplan import __version__
-from drplan.cli import cleanup, graph, review, run, validate
+from drplan.cli import cleanup, graph, history, review, run, validate
 from drplan.cli.common import CONTEXT_SETTINGS, fail, say
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, DrplanError, PlanInvalid
 
@@ -36,7 +36,7 @@ def cli(debug: bool) -> None:
     _DEBUG["on"] = debug
 
 
-for module in (validate, review, graph, run, cleanup):
+for module in (validate, review, graph, run, cleanup, history):
     for command in module.COMMANDS:
         cli.add_command(command)
 

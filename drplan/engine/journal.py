@@ -137,6 +137,7 @@ class JournalState:
     status: dict[str, str] = field(default_factory=dict)  # step -> last status: started, succeeded, ...
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)  # step -> seconds, as measured
     intents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (step, target) in order
     created: list[tuple[str, Resource]] = field(default_factory=list)  # (step, resource), creation order
     removed: set[tuple[str, str]] = field(default_factory=set)  # (kind, id) verified gone
@@ -213,6 +214,8 @@ def _apply(state: JournalState, event: Event) -> None:
     elif event.kind == "step.succeeded" and step:
         state.status[step] = "succeeded"
         state.outputs[step] = dict(data.get("outputs", {}))
+        if isinstance(data.get("duration"), (int, float)):
+            state.durations[step] = float(data["duration"])
     elif event.kind in ("step.failed", "step.skipped", "step.unverified") and step:
         state.status[step] = event.kind.split(".", 1)[1]
     elif event.kind == "step.resource" and step:

@@ -85,6 +85,20 @@ def to_markdown(report: dict[str, Any], mermaid: str | None) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     out += [f"| {' | '.join(row)} |" for row in objective_rows(report)]
+    recent = [s for s in report["objectives"]["services"] if s.get("recent_rto")]
+    if recent:
+        out += [
+            "",
+            "Measured RTO of each service over the last drills (oldest first), next to its prediction:",
+            "",
+            "| service | predicted | earlier drills | this drill |",
+            "| --- | --- | --- | --- |",
+        ]
+        for s in recent:
+            earlier = ", ".join(_d(r["rto_seconds"]) for r in s["recent_rto"])
+            out.append(
+                f"| {s['id']} | {_d(s['rto']['predicted_seconds'])} | {earlier} | {_d(s['rto']['measured_seconds'])} |"
+            )
     out += [
         "",
         "## Timeline",
