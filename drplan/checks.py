@@ -752,12 +752,13 @@ def unverified_services(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 
 def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
-    """DR305: a step that runs in drills needs a step limited to real recoveries. A step that
-    drills skip anyway (a change to production without ``drill_with``) needs nothing in drills."""
+    """DR305: a step that runs in drills needs an output of a step limited to real recoveries. A step
+    that drills skip anyway (a change to production without ``drill_with``) needs nothing in drills.
+    Waiting for such a step (``after``) is fine: a step a mode leaves out keeps the order it imposed
+    (its predecessors come first), so the drill runs in the order the plan means."""
     for step in ctx.plan.steps():
         if ctx.runs_in(step, "drill"):  # drill-only steps too: they need the step as much as the others
             needs = [(r.step_key, f"uses `{shorten(r.text)}`") for r in step.references("drill")]
-            needs += [(k, "waits for it (`after`)") for k in step.after_keys() or ()]
             for key, how in needs:
                 if key in ctx.step_keys and ctx.plan.step(key).only == "recover":
                     yield ctx.diag(
@@ -770,8 +771,8 @@ def drill_needs_recover_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
 
 def recover_needs_drill_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
     """DR309: DR305's mirror. A step that runs in real recoveries and needs an output of a step
-    limited to drills is dropped from every recovery (engine.prepare), without a word at run time;
-    one that waits for it (``after``) waits for nothing."""
+    limited to drills is dropped from every recovery (engine.prepare), without a word at run time.
+    (Waiting for one with ``after`` is fine, as for DR305.)"""
     for step in ctx.plan.steps():
         if not step.runs_in("recover"):
             continue
@@ -784,14 +785,6 @@ def recover_needs_drill_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
                     "silently not run",
                     ref.pointer,
                     fragment=ref.text,
-                )
-        for i, key in enumerate(step.after_keys() or ()):
-            if key in ctx.step_keys and ctx.plan.step(key).only == "drill":
-                yield ctx.diag(
-                    "DR309",
-                    f"`{key}` runs only in drills, but {_where(step)} runs in real recoveries and waits for it "
-                    "(`after`): in a real recovery there is nothing to wait for",
-                    join_pointer(step.pointer, "after", i),
                 )
 
 
