@@ -118,7 +118,7 @@ def test_plan_drill_mode(run: Any) -> None:
     assert steps["carts.restore"]["drill_changes"] == {"target": "renamed"}
     assert {k["key"]: k["reason"].split(":")[0] for k in doc["skipped"]} == {
         "web.approve": "only in real recoveries",
-        "web.scale": "skipped in drills",
+        "web.scale": "it would change production in a drill (give `drill_with` to redirect it)",
         "web.healthy": "only in real recoveries",
     }
     text = run("plan", "plans/webshop.json", "--mode", "drill").stdout

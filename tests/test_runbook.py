@@ -162,7 +162,7 @@ def test_drill_runbook_lists_skipped_steps_and_real_recovery_notes() -> None:
     text = render_runbook(build_dry_run(plan, "drill"), diagram=False)
     assert text.startswith("# Drill runbook: webshop\n")
     assert "## Not run in a drill\n" in text
-    assert "- `web.scale` (Scale web tier): skipped in drills:" in text
+    assert "- `web.scale` (Scale web tier): it would change production in a drill" in text
     assert "- **In a real recovery:** `target` is `shop-orders-restored`" in text
 
 

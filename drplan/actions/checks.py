@@ -42,6 +42,8 @@ class HttpCheck(Action):
         expect = params.get("expect_status", 200)
         codes = "/".join(str(c) for c in expect) if isinstance(expect, list) else str(expect)
         body = f" with a body containing {params['body_contains']!r}" if "body_contains" in params else ""
+        if "body_matches" in params:
+            body += f"{' and' if body else ' with a body'} matching /{params['body_matches']}/"
         return f"Check that {params.get('method', 'GET')} {params.get('url')} answers {codes}{body}"
 
     def start(self, ctx: StepContext) -> Handle:

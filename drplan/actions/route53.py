@@ -325,7 +325,12 @@ class ChangeRecord(Action):
             add_resource(
                 ctx,
                 handle,
-                Resource("route53:record", record_id, extra={"zone_id": zone_id, "name": fqdn, "type": kind}),
+                Resource(
+                    "route53:record",
+                    record_id,
+                    ctx.region,
+                    extra={"zone_id": zone_id, "name": fqdn, "type": kind},
+                ),
             )
         return handle
 

@@ -132,10 +132,11 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
     from drplan.actions import registry
     from drplan.aws import AwsSession
     from drplan.engine.preflight import run_preflight
-    from drplan.engine.prepare import prepare
+    from drplan.engine.prepare import new_run_id, prepare
     from drplan.engine.records import RunOptions
 
-    prepared = prepare(loaded, mode, registry())  # type: ignore[arg-type]
+    # A drill's names are checked as a real drill would make them: with a run id, not a placeholder.
+    prepared = prepare(loaded, mode, registry(), run_id=new_run_id())  # type: ignore[arg-type]
     region = aws["region"] or prepared.region
     with ExitStack() as stack:
         options = RunOptions()

@@ -93,9 +93,7 @@ def prepare(
             merged = with_run_id(step.params_for(mode), run_id)
             params = action.isolate(merged, suffix, redirected=step.drill_params is not None)
             if params is None:
-                skipped[step.key] = (
-                    "skipped in drills: it would change production (give `drill_with` to redirect it)"
-                )
+                skipped[step.key] = "it would change production in a drill (give `drill_with` to redirect it)"
                 continue
         estimate, _ = step_duration(step, actions, mode)
         timeout = (

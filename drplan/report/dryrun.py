@@ -106,6 +106,20 @@ def limits_sentence(dry: DryRun) -> str:
     )
 
 
+def preflight_sentence(dry: DryRun) -> str:
+    """``Preflight: 2 errors (a.restore, b.dns), 1 warning.`` — what makes ``--preflight`` exit 1."""
+    errors = [s.key for s in dry.steps if any(p.status == "error" for p in s.preflight or ())]
+    warnings = [s.key for s in dry.steps if any(p.status == "warning" for p in s.preflight or ())]
+    if not errors and not warnings:
+        return "Preflight: every step checked out against AWS."
+    parts = []
+    if errors:
+        parts.append(f"{len(errors)} step(s) with errors ({', '.join(errors)}): a run would fail or refuse")
+    if warnings:
+        parts.append(f"{len(warnings)} with warnings ({', '.join(warnings)})")
+    return "Preflight: " + "; ".join(parts) + "."
+
+
 def critical_words(dry: DryRun) -> str:
     return " → ".join(f"{k} ({humanize(dry.step(k).duration)})" for k in dry.critical_path)
 
@@ -178,6 +192,8 @@ def format_text(dry: DryRun) -> str:
     if dry.critical_path:
         out.append(f"Critical path ({humanize(dry.critical_rto)}): {critical_words(dry)}")
     out.append(limits_sentence(dry))
+    if any(s.preflight is not None for s in dry.steps):
+        out.append(preflight_sentence(dry))
     out.append(f"Verdict: {verdict_sentence(dry)}.")
     return "\n".join(out) + "\n"
 

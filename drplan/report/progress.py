@@ -64,6 +64,7 @@ def event_line(event: Event) -> str:
             )
         ),
         "run.problem": lambda: f"problem: {d.get('problem')}",
+        "preflight.result": lambda: f"{step} preflight {d.get('status')}: {d.get('message')}",
         "step.unverified": lambda: f"{step} NOT VERIFIABLE here: {d.get('reason')}",
         "step.intent": lambda: (
             f"{step} about to create " + ", ".join(f"{t['kind']} {t['name']}" for t in d.get("targets", []))
@@ -99,8 +100,10 @@ class PlainProgress:
         self.quiet_progress = quiet_progress
 
     def __call__(self, event: Event) -> None:
-        if event.kind in ("step.handle", "step.intent") or (
-            self.quiet_progress and event.kind in ("step.progress", "step.throttled")
+        if (
+            event.kind in ("step.handle", "step.intent")
+            or (event.kind == "preflight.result" and event.data.get("status") == "ok")
+            or (self.quiet_progress and event.kind in ("step.progress", "step.throttled"))
         ):
             return
         self.stream.write(event_line(event) + "\n")

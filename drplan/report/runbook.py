@@ -41,7 +41,8 @@ _CLEANUP = {
 def render_runbook(dry: DryRun, *, diagram: bool = True) -> str:
     from drplan.actions import registry
 
-    numbers = {s.key: i for i, s in enumerate(dry.steps, 1)}
+    # Numbered in the order the runbook lists them (wave by wave), so "step 8" comes after "step 7".
+    numbers = {key: i for i, key in enumerate((k for wave in dry.waves for k in wave), 1)}
     other = prepare(dry.plan, _OTHER[dry.mode], registry())
     parts = [
         _header(dry),
@@ -159,7 +160,7 @@ def _order(dry: DryRun, numbers: Mapping[str, int]) -> str:
             out.append(f"   - Step {numbers[key]}: {md_cell(s.title)} ({md_code(key)}), {_clock(s)}{mark}")
     if dry.critical_path:
         path = " → ".join(f"step {numbers[k]}" for k in dry.critical_path)
-        out += ["", f"Critical path ({humanize(dry.predicted_rto)}): {path}."]
+        out += ["", f"Critical path ({humanize(dry.critical_rto)}): {path}."]
     return "\n".join(out) + "\n"
 
 
@@ -177,7 +178,7 @@ def _diagram(dry: DryRun) -> str:
 
 def _steps(dry: DryRun, numbers: Mapping[str, int], other: Prepared) -> str:
     out = ["## Steps", ""]
-    for s in dry.steps:
+    for s in sorted(dry.steps, key=lambda s: numbers[s.key]):
         out += _step(dry, s, numbers, other)
     return "\n".join(out)
 
@@ -271,7 +272,7 @@ def _references(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 def _other_mode(s: PlannedStep, other: Prepared) -> str:
     """How the step differs in the other mode (drill notes in a recovery runbook, and back)."""
     if s.key in other.skipped:
-        return "not run: " + other.skipped[s.key].removeprefix("skipped in drills: ")
+        return "not run: " + other.skipped[s.key]
     return _differences(s.params, other.steps[s.key].params) or "runs the same way"
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from drplan.actions.base import Route
 from drplan.aws import AwsSession
@@ -82,7 +81,6 @@ class Sandbox:
     endpoint_url: str
     standin: StandIn
     backup: BackupEmulator
-    check_hosts: set[str] = field(default_factory=set)
     #: What seeding learnt: the plan's hosted zone and instance ids -> the ids moto gave what it
     #: created (moto cannot create a zone or an instance with a chosen id).
     seed_state: dict[str, Any] = field(
@@ -130,7 +128,7 @@ class Sandbox:
         vouched for, and the check says so at once instead of polling until its timeout."""
         if host in ("127.0.0.1", "localhost", "::1"):
             return Route(host, port, tls)
-        if not (host.lower() in self.check_hosts or self._resolves_to_emulated(host.lower(), depth=0)):
+        if not self._resolves_to_emulated(host.lower(), depth=0):
             return Route(
                 host,
                 port,
@@ -152,10 +150,7 @@ class Sandbox:
         name = host.rstrip(".").lower()
         if name.endswith(".rds.amazonaws.com"):
             return self._available_database(name)
-        for target in self._dns_targets(name):
-            if target in self.check_hosts or self._resolves_to_emulated(target, depth + 1):
-                return True
-        return False
+        return any(self._resolves_to_emulated(target, depth + 1) for target in self._dns_targets(name))
 
     def _available_database(self, address: str) -> bool:
         parts = address.split(".")
@@ -189,20 +184,6 @@ class Sandbox:
         self.standin.stop()
 
 
-def _check_hosts(plan: Plan) -> set[str]:
-    """Static host names the plan's checks use (hosts built from references resolve at run time)."""
-    hosts = set()
-    for step in plan.steps():
-        if not step.uses.startswith("check."):
-            continue
-        for params in (step.params, step.drill_params or {}):
-            if "url" in params and "${" not in (urlsplit(str(params["url"])).hostname or "${"):
-                hosts.add(str(urlsplit(str(params["url"])).hostname).lower())
-            if "host" in params and "${" not in str(params["host"]):
-                hosts.add(str(params["host"]).lower())
-    return hosts
-
-
 @contextlib.contextmanager
 def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     """Start the emulator on a free loopback port, seed it from the plan, stop it afterwards."""
@@ -233,7 +214,6 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         endpoint_url=endpoint,
         standin=standin,
         backup=BackupEmulator(native=lambda service, region: None),
-        check_hosts=_check_hosts(plan),
         _server=server,
     )
     sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS

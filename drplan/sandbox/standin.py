@@ -1,12 +1,13 @@
 """The sandbox's stand-in for the applications and databases a plan checks.
 
 The sandbox emulates AWS, not the applications running on it: there is no PostgreSQL behind an
-emulated RDS endpoint and no web shop behind ``shop.example.com``. So that check steps have
-something real to connect to, this module serves one loopback port that accepts TCP connections
-and answers every HTTP request with ``200 ok``. The sandbox maps to it only the hosts it can
-vouch for: database endpoints that exist in the emulated AWS *and* are available, names that the
-emulated Route 53 resolves to them, and the hosts the plan's own checks name. Everything else is
-left alone, so a check of an unknown host fails as it would in real life.
+emulated RDS endpoint and no web shop behind ``shop.example.com``. So that a check of an emulated
+database endpoint has something to connect to, this module serves one loopback port that accepts
+TCP connections and answers every HTTP request with ``200 ok``. The sandbox sends a check here only
+for endpoints it emulates: database endpoints that exist in the emulated AWS *and* are available,
+and names the emulated Route 53 resolves to them. A check of any other host, and any check that
+judges what an application answers (``body_contains``, ``body_matches``), ends at once as *not
+verifiable in the sandbox*: neither a pass nor a failure, and said so in the output and evidence.
 """
 
 from __future__ import annotations
