@@ -8,20 +8,27 @@ through ``${service.step.output}`` references, DNS cut-overs that point at an up
 endpoint (a cross-service reference that ``depends_on`` declares), waits, and a few drill-only or
 recover-only steps. Every step except ``wait`` has an estimate and a timeout above it.
 
-Objectives are computed from the estimates (the longest path through the plan), with headroom,
-so ``drplan validate`` reports no error and no warning: no DR301/DR302 (RTO), DR303 (estimate),
-DR304 (unverified service), DR305, DR306 or DR206 (undeclared dependency).
+Objectives have headroom (x1.5) over what drplan predicts for the plan within a run's limits
+(parallelism 16, AWS Backup's 10 restore jobs, ...), so ``drplan validate`` reports no error and
+no warning: no DR301/DR302 (RTO), DR303 (estimate), DR304 (unverified service), DR305, DR306 or
+DR206 (undeclared dependency).
+
+``backup_share`` makes a variant where that share of the data stores are ``aws.backup.restore``
+steps (the rest drawn from the other store kinds), for the scheduling benchmarks: AWS Backup runs
+at most 10 restore jobs at once, so such a plan is bounded by that quota, not by its critical path.
 
 Library use::
 
     from benchmarks.generate import generate_plan, write_plans
     plan = generate_plan(1000, seed=7)          # a dict, ready for json.dumps
+    heavy = generate_plan(1000, backup_share=0.8)  # 80% of data stores restored by AWS Backup
     paths = write_plans(Path("benchmarks/out"))   # plan-100.json, plan-1000.json, plan-10000.json
 
 Command line::
 
     python benchmarks/generate.py                 # writes benchmarks/out/plan-{100,1000,10000}.json
     python benchmarks/generate.py --sizes 50 --out /tmp/plans
+    python benchmarks/generate.py --sizes 1000 --backup-share 0.8   # plan-1000-backup80.json
 """
 
 from __future__ import annotations
@@ -381,10 +388,17 @@ def _layer_sizes(n: int, rng: random.Random) -> list[int]:
     return [s for s in sizes if s > 0]
 
 
-def generate_plan(n_services: int, seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """A valid plan of ``n_services`` services; the same (n, seed) always gives the same plan."""
+def generate_plan(
+    n_services: int, seed: int = DEFAULT_SEED, *, backup_share: float | None = None
+) -> dict[str, Any]:
+    """A plan of ``n_services`` services; the same (n, seed, backup_share) always gives the
+    same plan. ``backup_share`` (0-1): that share of data stores are AWS Backup restores (see the
+    module docstring); None keeps the default mix of store kinds."""
     if n_services < 1:
         raise ValueError("a plan needs at least one service")
+    if backup_share is not None and not 0.0 <= backup_share <= 1.0:
+        raise ValueError("backup_share is a fraction between 0 and 1")
+    other_stores = tuple(k for k in STORE_KINDS if k != "backup")
     rng = random.Random(seed * 1_000_003 + n_services)
     region = rng.choice(REGIONS)
     width = len(str(n_services))
@@ -399,7 +413,12 @@ def generate_plan(n_services: int, seed: int = DEFAULT_SEED) -> dict[str, Any]:
             counter += 1
             domain = rng.choice(DOMAINS)
             is_store = depth == 0 or rng.random() < 0.3
-            kind = rng.choice(STORE_KINDS) if is_store else "app"
+            if not is_store:
+                kind = "app"
+            elif backup_share is None:  # the default mix: draws exactly what earlier versions drew
+                kind = rng.choice(STORE_KINDS)
+            else:
+                kind = "backup" if rng.random() < backup_share else rng.choice(other_stores)
             suffix = STORE_SUFFIX.get(kind, rng.choice(("api", "web", "worker", "gateway", "svc")))
             sid = f"{domain}-{suffix}-{counter:0{width}d}"
             deps: list[str] = []
@@ -433,11 +452,12 @@ def generate_plan(n_services: int, seed: int = DEFAULT_SEED) -> dict[str, Any]:
             layer.append(sid)
         layers.append(layer)
     plan_rto = math.ceil(max(finish.values()) * 1.5 / 60) * 60
-    return {
+    variant = "" if backup_share is None else f", {backup_share:.0%} of data stores from AWS Backup"
+    plan: dict[str, Any] = {
         "drplan": 1,
-        "name": f"bench-{n_services}",
-        "description": f"Synthetic plan of {n_services} services in {len(layers)} layers (seed {seed}), "
-        "for benchmarks.",
+        "name": f"bench-{n_services}" + ("" if backup_share is None else f"-backup{backup_share * 100:.0f}"),
+        "description": f"Synthetic plan of {n_services} services in {len(layers)} layers (seed {seed}"
+        f"{variant}), for benchmarks.",
         "owner": "team-platform",
         "contacts": [
             {"role": "incident-commander", "name": "Platform on-call", "contact": "pager:platform-primary"},
@@ -453,21 +473,49 @@ def generate_plan(n_services: int, seed: int = DEFAULT_SEED) -> dict[str, Any]:
         "tags": {"managed-by": "drplan", "purpose": "benchmark"},
         "services": services,
     }
+    return _with_predicted_objectives(plan)
 
 
-def plan_path(out_dir: Path, n_services: int) -> Path:
-    return out_dir / f"plan-{n_services}.json"
+def _with_predicted_objectives(plan: dict[str, Any]) -> dict[str, Any]:
+    """Objectives with headroom over what drplan predicts *within the run's limits* (parallelism 16,
+    AWS Backup's 10 restore jobs...): objectives computed from the longest path alone would be
+    missed by the queueing, and the plan would no longer validate."""
+    from datetime import timedelta
+
+    from drplan.actions import registry
+    from drplan.graph import analyse, compile_graph
+    from drplan.model import build_plan
+
+    analysis = analyse(compile_graph(build_plan(plan), "recover"), registry())
+    for sid, service in plan["services"].items():
+        if "objectives" in service:
+            predicted = analysis.service_rto.get(sid, timedelta(0)).total_seconds() / 60
+            service["objectives"]["rto"] = _pt(math.ceil(predicted * 1.5 / 15) * 15 or 15)
+    plan["objectives"]["rto"] = _pt(
+        math.ceil(analysis.predicted_rto.total_seconds() / 60 * 1.5 / 60) * 60 or 60
+    )
+    return plan
+
+
+def plan_path(out_dir: Path, n_services: int, backup_share: float | None = None) -> Path:
+    """``plan-N.json``; ``plan-N-backupP.json`` for the AWS Backup variant (P in percent)."""
+    variant = "" if backup_share is None else f"-backup{backup_share * 100:.0f}"
+    return out_dir / f"plan-{n_services}{variant}.json"
 
 
 def write_plans(
-    out_dir: Path = OUT_DIR, sizes: Iterable[int] = SIZES, seed: int = DEFAULT_SEED
+    out_dir: Path = OUT_DIR,
+    sizes: Iterable[int] = SIZES,
+    seed: int = DEFAULT_SEED,
+    *,
+    backup_share: float | None = None,
 ) -> list[Path]:
     """Write ``plan-N.json`` for each size (only when the content changed); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for n in sizes:
-        path = plan_path(out_dir, n)
-        text = json.dumps(generate_plan(n, seed), indent=2) + "\n"
+        path = plan_path(out_dir, n, backup_share)
+        text = json.dumps(generate_plan(n, seed, backup_share=backup_share), indent=2) + "\n"
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
         paths.append(path)
@@ -479,8 +527,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="numbers of services")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output folder (default: benchmarks/out)")
+    parser.add_argument(
+        "--backup-share",
+        type=float,
+        metavar="F",
+        help="this share (0-1) of data stores are AWS Backup restores (writes plan-N-backupP.json)",
+    )
     args = parser.parse_args(argv)
-    for path in write_plans(args.out, args.sizes, args.seed):
+    for path in write_plans(args.out, args.sizes, args.seed, backup_share=args.backup_share):
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

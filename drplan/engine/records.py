@@ -94,14 +94,23 @@ class Records:
         self.by_key: dict[str, StepRecord] = {k: StepRecord(k) for k in keys}
         self.bus = bus
         self._lock = threading.Lock()
+        self._outputs: dict[str, dict[str, Any]] = {}  # of succeeded steps, kept as they succeed
 
     def __getitem__(self, key: str) -> StepRecord:
         return self.by_key[key]
 
-    def outputs(self) -> dict[str, dict[str, Any]]:
-        """Outputs of every step that succeeded, for resolving references."""
-        with self._lock:
-            return {k: dict(r.outputs) for k, r in self.by_key.items() if r.status == "succeeded"}
+    def outputs(self) -> Mapping[str, Mapping[str, Any]]:
+        """Outputs of every step that succeeded, for resolving references. A live view (references
+        are looked up one by one; a step's entry appears whole when it succeeds): copying every
+        output for every step that starts cost a third of the CPU of a 1,000-service run."""
+        return self._outputs
+
+    def succeeded(self, key: str, outputs: Mapping[str, Any]) -> None:
+        """Record a step's success and its outputs (what later references resolve to)."""
+        rec = self.by_key[key]
+        rec.outputs = dict(outputs)
+        rec.status = "succeeded"
+        self._outputs[key] = dict(outputs)
 
     def note_resources(self, key: str, handle: Handle) -> None:
         """Journal resources the handle lists that are new, or known but now better described

@@ -59,8 +59,7 @@ def carry_over(
         rec.attempts = state.attempts.get(key, 0)
         rec.resumed = status is not None or key in state.handles
         if status == "succeeded":
-            rec.status = "succeeded"
-            rec.outputs = dict(state.outputs.get(key, {}))
+            records.succeeded(key, state.outputs.get(key, {}))
             rec.handle = dict(state.handles.get(key, {}))
             rec.started = rec.finished = out.started
         elif status == "failed":

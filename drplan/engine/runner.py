@@ -205,6 +205,7 @@ class Runner:
         rec.finished = self.clock()
         rec.status = status
         if status == "succeeded":
+            self.records_store.succeeded(key, rec.outputs)
             self.bus.emit(
                 "step.succeeded", key, duration=rec.duration, outputs=rec.outputs, attempts=rec.attempts
             )
