@@ -159,6 +159,8 @@ class AwsSession:
     credentials: tuple[str, str] | None = None  # only the sandbox sets these; real runs use boto3's chain
     emulated: bool = False  # the sandbox: its account is moto's, so the plan's account guard does not apply
     caller_arn: str | None = None  # who these credentials are (learnt by the account guard)
+    external_id: str | None = None  # for roles that require one (a third party's account)
+    role_duration: int | None = None  # seconds; the role's own maximum otherwise (refreshed anyway)
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
     _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -224,22 +226,38 @@ class AwsSession:
             self.on_call(ApiCall(service, model.name, region))
 
     def _session_for(self, role_arn: str) -> Any:
+        """A session that assumes ``role_arn`` with credentials that *refresh*: botocore's own
+        assume-role fetcher renews them before they expire, so a recovery longer than the role's
+        session duration (one hour by default) keeps working."""
         if role_arn not in self._sessions_by_role:
             import boto3
+            import botocore.session
+            from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
             base = self._base_session()
-            sts = self._make_client(base, "sts", self.region_of(None))
+            source = base.get_credentials()
+            if source is None:
+                raise AwsError(f"cannot assume role {role_arn}: no AWS credentials to assume it with")
+            extra: dict[str, Any] = {"RoleSessionName": f"drplan-{__version__}"}
+            if self.external_id:
+                extra["ExternalId"] = self.external_id
+            if self.role_duration:
+                extra["DurationSeconds"] = self.role_duration
+
+            def sts_client(service: str, **kwargs: Any) -> Any:
+                return base.client(service, endpoint_url=self.endpoint_url, **kwargs)
+
+            fetcher = AssumeRoleCredentialFetcher(sts_client, source, role_arn, extra_args=extra)
             try:
-                creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=f"drplan-{__version__}")[
-                    "Credentials"
-                ]
+                fetcher.fetch_credentials()  # fail now, with a clear message, not in the first step
             except Exception as exc:
                 raise AwsError(f"cannot assume role {role_arn}: {describe_error(exc)}") from exc
+            core = botocore.session.get_session()
+            core._credentials = DeferredRefreshableCredentials(
+                method="assume-role", refresh_using=fetcher.fetch_credentials
+            )
             self._sessions_by_role[role_arn] = boto3.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=base.region_name,
+                botocore_session=core, region_name=base.region_name
             )
         return self._sessions_by_role[role_arn]
 

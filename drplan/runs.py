@@ -46,6 +46,7 @@ from drplan.engine.records import RunOptions, RunOutcome
 from drplan.engine.resume import carry_over
 from drplan.engine.runner import Runner
 from drplan.engine.signals import Stop, stop_on_signals
+from drplan.engine.state import S3State
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, UsageError
 from drplan.model import Mode, Plan
 
@@ -80,6 +81,7 @@ class RunRequest:
     run_id: str | None = None
     lock: bool = True
     resume: JournalState | None = None  # carry this run on from its journal (drplan resume)
+    state: S3State | None = None  # shared state in S3 (its local copy is state_dir)
 
 
 @dataclass
@@ -250,7 +252,11 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         options = dataclasses.replace(
             request.options, approvals=dataclasses.replace(request.options.approvals, identity=identity)
         )
-        if request.lock:
+        if request.lock and request.state is not None:
+            s3_lock = stack.enter_context(
+                request.state.lock(plan.name, account, run_id=run_id, user=identity, mode=mode)
+            )
+        elif request.lock:
             stack.enter_context(
                 RunLock.acquire(
                     lock_path(request.state_dir, plan.name, account), run_id=run_id, user=identity, mode=mode
@@ -282,6 +288,9 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         journal = Journal(directory / JOURNAL)
         stack.callback(journal.close)
         bus.subscribe(journal, essential=True)
+        mirror = request.state.mirror(run_id) if request.state is not None else None
+        if mirror is not None:
+            bus.subscribe(mirror)
         for subscriber in subscribers:
             bus.subscribe(subscriber)
         if events is not None:
@@ -343,6 +352,11 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             runner.report_stops()
             if evidence_dir is not None:
                 _evidence(request, result, evidence_dir, runner.contexts.secrets.mask)
+            if request.state is not None and result.evidence_dir is not None:
+                try:
+                    request.state.push_report(run_id, result.evidence_dir)
+                except Exception as exc:
+                    result.problems.append(f"evidence: could not be copied to {request.state.url}: {exc}")
             result.problems += [f"journal: {bus.failure}"] if bus.failure else []
             result.problems += [f"output: {f}" for f in bus.failures() if not f.startswith("journal")]
             runner.report_stops()
@@ -357,6 +371,12 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                 problems=result.problems or None,
                 stop_reason=result.outcome.stop_reason,
             )
+            if mirror is not None:
+                lost = mirror.close()
+                if lost:
+                    result.problems.append(f"journal: {lost}")
+            if request.state is not None and request.lock and s3_lock.lost:
+                result.problems.append(f"lock: {s3_lock.lost}")
         return result
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, parse_age, say
+from drplan.cli.common import aws_options, parse_age, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_INTERRUPTED, UsageError
 
@@ -28,6 +28,7 @@ from drplan.errors import EXIT_INTERRUPTED, UsageError
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 @click.option("--timeout", default="30m", show_default=True, help="How long to wait for deletions, in all.")
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
+@state_option
 @aws_options
 def cleanup(
     run_id: str | None,
@@ -37,6 +38,7 @@ def cleanup(
     dry_run: bool,
     timeout: str,
     state_dir: str,
+    state_url: str | None,
     **opts: Any,
 ) -> None:
     """Remove what a drill left behind: by RUN_ID, or by tag with --sweep.
@@ -53,11 +55,16 @@ def cleanup(
         raise click.UsageError("give either a RUN_ID or --sweep")
     if older and not sweep:
         raise click.UsageError("--older-than goes with --sweep")
+    shared = None
     if sweep:
         aws, resources = _sweep_targets(opts, parse_age(older) if older else None, plan_name, older)
         record = None
         trusted = True
     else:
+        shared = s3_state(state_url, opts, state_dir)
+        if shared is not None:
+            shared.pull_run(str(run_id))
+            state_dir = str(shared.local)
         aws, resources, record, trusted = _run_targets(opts, state_dir, str(run_id))
     for r in resources:
         say(f"  {r.kind} {r.id} ({r.region})")
@@ -74,6 +81,10 @@ def cleanup(
         say(f"  {outcome}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""))
     if record is not None:
         record([x.resource for x in results if x.removed])
+        if shared is not None:
+            problem = shared.push_journal(str(run_id))
+            if problem:
+                say(f"drplan: warning: {problem}")
     left = [x for x in results if not x.removed]
     if left:
         say(f"{len(left)} resource(s) remain; run the same command again to retry")

@@ -90,6 +90,33 @@ def parse_age(text: str) -> timedelta:
         raise click.BadParameter(f"{text!r} is not an age such as 1d, 12h, 30m or P1D") from None
 
 
+def state_option(func: Any) -> Any:
+    """``--state s3://bucket/prefix``: runs keep their journal, lock and evidence in S3."""
+    return click.option(
+        "--state",
+        "state_url",
+        metavar="S3_URL",
+        help="Keep journals, locks and evidence in S3 (s3://bucket/prefix), shared by every machine "
+        "(default: the plan's run.state, else only the local --state-dir).",
+    )(func)
+
+
+def s3_state(url: str | None, opts: dict[str, Any], state_dir: str) -> Any:
+    """The S3 state for ``--state`` (None without one), its local copy under ``state_dir``."""
+    if not url:
+        return None
+    from drplan.aws import AwsSession
+    from drplan.engine.state import S3State
+
+    session = AwsSession(
+        region=opts.get("region"),
+        profile=opts.get("profile"),
+        role_arn=opts.get("role_arn"),
+        endpoint_url=opts.get("endpoint_url"),
+    )
+    return S3State(url, session, cache_root=Path(state_dir) / "s3")
+
+
 def aws_options(func: Any) -> Any:
     """``--region --profile --endpoint-url --role-arn``: where AWS calls go. Credentials come only
     from boto3's standard chain (environment, profile, SSO, instance role), never from the plan."""

@@ -8,19 +8,22 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import emit, say
+from drplan.cli.common import aws_options, emit, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 
-_state_option = click.option(
-    "--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False)
-)
+
+def _state_option(func: Any) -> Any:
+    func = click.option(
+        "--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False)
+    )(func)
+    return state_option(aws_options(func))
 
 
 @click.command()
 @click.option("--plan", "plan_name", help="Only runs of this plan (its name).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_state_option
-def runs(plan_name: str | None, fmt: str, state_dir: str) -> None:
+def runs(plan_name: str | None, fmt: str, state_dir: str, state_url: str | None, **aws: Any) -> None:
     """List runs, oldest first: when, who, mode, plan hash and commit, verdict, measured RTO/RPO.
 
     A run whose process died shows as `unfinished`: resume it (drplan resume RUN_ID) or, for a
@@ -29,6 +32,9 @@ def runs(plan_name: str | None, fmt: str, state_dir: str) -> None:
     from drplan.durations import humanize
     from drplan.history import list_runs
 
+    shared = s3_state(state_url, aws, state_dir)
+    if shared is not None:
+        state_dir = str(shared.pull_all())
     found = list_runs(state_dir, plan=plan_name)
     if fmt == "json":
         emit(json.dumps([r.to_json() for r in found], indent=2, sort_keys=True) + "\n", None)
@@ -67,7 +73,7 @@ def runs(plan_name: str | None, fmt: str, state_dir: str) -> None:
     show_default=True,
 )
 @_state_option
-def show(run_id: str, fmt: str, state_dir: str) -> None:
+def show(run_id: str, fmt: str, state_dir: str, state_url: str | None, **aws: Any) -> None:
     """Show a run's evidence again: the drill report (Markdown or JSON), or its journal's events.
 
     Exit 0 when shown, 2 when the run or its report is not there.
@@ -76,6 +82,10 @@ def show(run_id: str, fmt: str, state_dir: str) -> None:
     from drplan.errors import UsageError
     from drplan.history import summarize
 
+    shared = s3_state(state_url, aws, state_dir)
+    if shared is not None:
+        shared.pull_run(run_id)
+        state_dir = str(shared.local)
     state = load_journal(state_dir, run_id)
     directory = run_dir(state_dir, run_id)
     if fmt == "journal":
@@ -100,7 +110,9 @@ def show(run_id: str, fmt: str, state_dir: str) -> None:
 @click.option("--percentile", type=click.FloatRange(1, 100), default=90, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_state_option
-def calibrate(plan_path: str, percentile: float, fmt: str, state_dir: str) -> None:
+def calibrate(
+    plan_path: str, percentile: float, fmt: str, state_dir: str, state_url: str | None, **aws: Any
+) -> None:
     """Propose estimates for the plan's steps from the durations measured in earlier real runs.
 
     Sandbox runs are left out (they measure the emulator, not AWS). Each proposal is the chosen
@@ -113,6 +125,9 @@ def calibrate(plan_path: str, percentile: float, fmt: str, state_dir: str) -> No
     from drplan.pipeline import load_plan
 
     plan, _ = load_plan(plan_path)
+    shared = s3_state(state_url or plan.run.state, aws, state_dir)
+    if shared is not None:
+        state_dir = str(shared.pull_all())
     history = list_runs(state_dir, plan=plan.name)
     proposals = propose(history, [(s.key, s.estimate) for s in plan.steps()], percentile=percentile)
     if fmt == "json":

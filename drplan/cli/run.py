@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, fail, parse_age, say
+from drplan.cli.common import aws_options, fail, parse_age, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_USAGE
 
@@ -79,7 +79,7 @@ def run_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return aws_options(func)
+    return state_option(aws_options(func))
 
 
 def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
@@ -184,6 +184,10 @@ def resume(
     from drplan.engine.journal import load_journal
     from drplan.errors import UsageError
 
+    shared = s3_state(opts["state_url"], opts, opts["state_dir"])
+    if shared is not None:
+        shared.pull_run(run_id)
+        opts["state_dir"] = str(shared.local)
     state = load_journal(opts["state_dir"], run_id)
     for problem in state.damage:
         say(f"drplan: warning: journal of run {run_id} is damaged: {problem}")
@@ -257,6 +261,13 @@ def _run(
 
     with ExitStack() as stack:
         aws, sandbox = _aws_session(plan, mode, opts, stack)
+        shared = None
+        url = opts["state_url"] or plan.run.state
+        if url and sandbox is None:
+            from drplan.engine.state import S3State
+
+            shared = S3State(url, aws, cache_root=Path(opts["state_dir"]) / "s3")
+            opts["state_dir"] = str(shared.local)
         live = LiveProgress([s.key for s in dry.steps]) if interactive else None
         subscribers: list[Any] = [live if live is not None else PlainProgress()]
         options = RunOptions(
@@ -284,6 +295,7 @@ def _run(
             pushgateway=pushgateway,
             sandbox=sandbox is not None,
             resume=resume,
+            state=shared,
         )
         try:
             result = run_plan(request, aws, subscribers)
@@ -371,7 +383,9 @@ def _service_summary(result: Any) -> dict[str, dict[str, Any]]:
 @click.command()
 @click.argument("plan_name", metavar="PLAN")
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
-def unlock(plan_name: str, state_dir: str) -> None:
+@state_option
+@aws_options
+def unlock(plan_name: str, state_dir: str, state_url: str | None, **aws: Any) -> None:
     """Remove the lock of a plan whose run died (PLAN is the plan's name or its file).
 
     A run holds a lock on its plan and account so that no second run starts meanwhile; a lock left
@@ -385,6 +399,17 @@ def unlock(plan_name: str, state_dir: str) -> None:
         from drplan.pipeline import load_plan
 
         name = load_plan(plan_name)[0].name
+    shared = s3_state(state_url, aws, state_dir)
+    if shared is not None:
+        removed = shared.unlock(name)
+        for holder in removed:
+            say(
+                f"removed the lock of {name} in {shared.url}"
+                + (f", held by {holder.describe()}" if holder else "")
+            )
+        if not removed:
+            say(f"no lock for plan {name} in {shared.url}")
+        sys.exit(0 if removed else 1)
     locks = sorted((Path(state_dir) / "locks").glob("*.json"))
     mine = [p for p in locks if p.stem.rsplit("@", 1)[0] == name]
     if not mine:

@@ -54,7 +54,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.seq = _last_seq(path)
+        self.seq = last_seq(path)
         self._file = path.open("a", encoding="utf-8")
 
     def __call__(self, event: Event) -> None:
@@ -68,7 +68,7 @@ class Journal:
             self._file.close()
 
 
-def _last_seq(path: Path) -> int:
+def last_seq(path: Path) -> int:
     if not path.is_file():
         return 0
     last = 0

@@ -64,7 +64,7 @@ def _alive(pid: int) -> bool:
 
 
 def lock_path(state_dir: str | Path, plan: str, account: str | None) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{plan}@{account or 'unknown'}")
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", f"{plan}@{account or 'unknown'}")
     return Path(state_dir) / "locks" / f"{safe}.json"
 
 

@@ -1,0 +1,339 @@
+"""Durable runs: locks, shared state in S3, damaged journals, resume, secrets, refreshed credentials.
+
+Real subprocesses and moto's HTTP server (``--endpoint-url``) where the point is what survives a
+process: a lock held by another run, a journal cut short, a process killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from drplan.engine.journal import JOURNAL, journal_state, read_journal
+from drplan.engine.lock import Holder, RunLock, lock_path
+
+pytestmark = pytest.mark.slow
+REGION = "us-east-1"
+
+
+def drplan(
+    *args: str, cwd: Path, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drplan", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+
+
+def seed_tables(endpoint: str, *names: str) -> Any:
+    ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
+    for name in names:
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName=name, Item={"pk": {"S": "row-1"}})
+        ddb.create_backup(TableName=name, BackupName=f"{name}-nightly")
+    return ddb
+
+
+def write_plan(path: Path, *, wait: str = "PT1S", extra_steps: list[dict[str, Any]] | None = None) -> Path:
+    """Two services restored from DynamoDB backups; `orders` waits a while after its restore."""
+    plan = {
+        "drplan": 1,
+        "name": "durable",
+        "aws": {"region": REGION},
+        "objectives": {"rto": "PT1H"},
+        "services": {
+            "orders": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "orders", "target": "orders-restored"},
+                        "estimate": "PT5M",
+                    },
+                    {"id": "settle", "uses": "wait", "with": {"duration": wait}},
+                    *(extra_steps or []),
+                ]
+            },
+            "carts": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "carts", "target": "carts-restored"},
+                        "estimate": "PT5M",
+                    }
+                ]
+            },
+        },
+    }
+    path.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+    return path
+
+
+def tables(ddb: Any) -> list[str]:
+    return sorted(ddb.list_tables()["TableNames"])
+
+
+# --- locks ---------------------------------------------------------------------------------------------
+
+
+def test_a_second_run_of_a_plan_is_refused_naming_the_holder(moto_server: str, tmp_path: Path) -> None:
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json")
+    state = tmp_path / ".drplan"
+    held = RunLock.acquire(
+        lock_path(state, "durable", "123456789012"), run_id="0ther0ne", user="alice@ci-7", mode="drill"
+    )
+    try:
+        refused = drplan(
+            "drill", str(plan), "--endpoint-url", moto_server, "--state-dir", str(state), cwd=tmp_path
+        )
+    finally:
+        held.release()
+    assert refused.returncode == 1, refused.stderr
+    assert "drill run 0ther0ne by alice@ci-7" in refused.stderr
+    assert tables(ddb) == ["carts", "orders"]  # refused before the first change
+
+    # A lock whose lease lapsed (its holder died without releasing it) is taken over.
+    path = lock_path(state, "durable", "123456789012")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stale = Holder(
+        "deadbeef", "bob@ci-3", "another-host", 4242, "drill", time.time() - 7200, time.time() - 600
+    )
+    path.write_text(json.dumps(stale.__dict__), encoding="utf-8")
+    done = drplan("drill", str(plan), "--endpoint-url", moto_server, "--state-dir", str(state), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not path.exists()  # released at the end
+    assert tables(ddb) == ["carts", "orders"]
+
+
+def test_s3_state_locks_across_machines_and_keeps_history(moto_server: str, tmp_path: Path) -> None:
+    """Two 'machines' (two state folders) share s3://drplan-state/team: the journal, the evidence and
+    the history written by one are read by the other; a lock held in S3 refuses the other's run."""
+    ddb = seed_tables(moto_server, "orders", "carts")
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    s3.create_bucket(Bucket="drplan-state")
+    plan = write_plan(tmp_path / "plan.json")
+    shared = ["--state", "s3://drplan-state/team", "--endpoint-url", moto_server]
+    first = drplan("drill", str(plan), *shared, "--state-dir", str(tmp_path / "machine-a"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stderr.strip().splitlines()[-1].split()[2]  # "PASSED: drill <id> of ..."
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="drplan-state")["Contents"]]
+    assert any(k.startswith(f"team/runs/{run_id}/journal/") for k in keys)
+    assert f"team/runs/{run_id}/report/report.json" in keys
+    assert not any(k.startswith("team/locks/") for k in keys)  # released
+
+    listed = drplan(
+        "runs", *shared, "--format", "json", "--state-dir", str(tmp_path / "machine-b"), cwd=tmp_path
+    )
+    assert listed.returncode == 0, listed.stderr
+    [summary] = json.loads(listed.stdout)
+    assert summary["run_id"] == run_id and summary["status"] == "succeeded" and summary["passed"] is True
+    shown = drplan(
+        "show", run_id, *shared, "--format", "json", "--state-dir", str(tmp_path / "machine-b"), cwd=tmp_path
+    )
+    assert shown.returncode == 0 and json.loads(shown.stdout)["run"]["id"] == run_id
+
+    # Machine B holds the plan's lock in S3: machine A's next drill is refused, naming B's run.
+    s3.put_object(
+        Bucket="drplan-state",
+        Key="team/locks/durable@123456789012.json",
+        Body=json.dumps(
+            Holder(
+                "b0b0b0b0", "bob@machine-b", "machine-b", 1, "drill", time.time(), time.time() + 600
+            ).__dict__
+        ),
+    )
+    refused = drplan("drill", str(plan), *shared, "--state-dir", str(tmp_path / "machine-a"), cwd=tmp_path)
+    assert refused.returncode == 1 and "drill run b0b0b0b0 by bob@machine-b" in refused.stderr
+    assert tables(ddb) == ["carts", "orders"]
+
+
+# --- a process that dies --------------------------------------------------------------------------------
+
+
+def _wait_for(predicate: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.1)
+
+
+def _journal(state: Path) -> Path:
+    [journal] = list((state / "runs").glob(f"*/{JOURNAL}"))
+    return journal
+
+
+def _kill_when(args: list[str], cwd: Path, state: Path, kinds: set[str]) -> Path:
+    """Start drplan, SIGKILL it once its journal holds an event of each of ``kinds``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drplan", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"drplan ended before it could be killed (exit {proc.returncode})")
+            runs = list((state / "runs").glob(f"*/{JOURNAL}"))
+            seen = {e.kind + ":" + (e.step or "") for e in read_journal(runs[0]).events} if runs else set()
+            return kinds <= seen
+
+        _wait_for(ready)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return _journal(state)
+
+
+def test_resume_after_kill_9_reattaches_and_starts_no_restore_twice(moto_server: str, tmp_path: Path) -> None:
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json", wait="PT8S")
+    state = tmp_path / "state"
+    args = ["recover", str(plan), "--yes", "--endpoint-url", moto_server, "--state-dir", str(state)]
+    journal = _kill_when(
+        args, tmp_path, state, {"step.started:orders.settle", "step.succeeded:carts.restore"}
+    )
+    run_id = journal.parent.name
+    assert tables(ddb) == ["carts", "carts-restored", "orders", "orders-restored"]
+    assert journal_state(run_id, journal).finished is None
+
+    # History shows the run as unfinished (its process died before run.finished).
+    listed = drplan("runs", "--format", "json", "--state-dir", str(state), cwd=tmp_path)
+    assert [(r["run_id"], r["status"]) for r in json.loads(listed.stdout)] == [(run_id, "unfinished")]
+    resumed = drplan("resume", run_id, "--yes", "--state-dir", str(state), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.strip().endswith("(exit 0)")
+    events = read_journal(journal).events
+    starts = [e.step for e in events if e.kind == "step.started"]
+    # Each restore was started once, by the first process; resume only re-attached the wait.
+    assert starts.count("orders.restore") == 1 and starts.count("carts.restore") == 1
+    assert [e.kind for e in events].count("run.resumed") == 1
+    assert journal_state(run_id, journal).status == {
+        "orders.restore": "succeeded",
+        "orders.settle": "succeeded",
+        "carts.restore": "succeeded",
+    }
+    assert tables(ddb) == ["carts", "carts-restored", "orders", "orders-restored"]
+    again = drplan("resume", run_id, "--yes", "--state-dir", str(state), cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to resume" in again.stderr
+
+
+def test_a_damaged_journal_is_reported_and_cleanup_still_removes_everything(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """A drill killed after its restores, its journal then cut mid-line and stripped of the records
+    of what it created: cleanup finds the tables by the names journaled before the create calls and
+    by their tags, says the journal was damaged, and removes everything."""
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json", wait="PT30S")
+    state = tmp_path / "state"
+    args = ["drill", str(plan), "--endpoint-url", moto_server, "--state-dir", str(state)]
+    journal = _kill_when(
+        args, tmp_path, state, {"step.started:orders.settle", "step.succeeded:carts.restore"}
+    )
+    run_id = journal.parent.name
+    assert len(tables(ddb)) == 4
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if '"step.resource"' not in line and '"step.handle"' not in line]
+    kept = [line for line in kept if '"step.started"' not in line]
+    journal.write_text("\n".join(kept) + "\n" + lines[-1][: len(lines[-1]) // 2], encoding="utf-8")
+
+    done = drplan("cleanup", run_id, "--state-dir", str(state), "--endpoint-url", moto_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "journal of run" in done.stderr and "damaged" in done.stderr
+    assert "cut short" in done.stderr and "records" in done.stderr  # the missing lines are noticed
+    assert "the journal was damaged" in done.stderr.strip().splitlines()[-1]
+    assert tables(ddb) == ["carts", "orders"]
+
+
+# --- secrets and credentials -------------------------------------------------------------------------
+
+
+def test_a_secret_never_appears_in_any_file_or_output(moto_server: str, tmp_path: Path) -> None:
+    secret = "s3cr3t-Pa55w0rd-do-not-print"
+    seed_tables(moto_server, "orders", "carts")
+    command = {
+        "id": "migrate",
+        "uses": "command",
+        "with": {
+            "run": [sys.executable, "-c", "import os; print('token=' + os.environ['DB_PASSWORD'])"],
+            "env": {"DB_PASSWORD": "${env:LEDGER_DB_PASSWORD}"},
+            "outputs": ["token"],
+        },
+        "estimate": "PT1M",
+    }
+    plan = write_plan(tmp_path / "plan.json", extra_steps=[command])
+    data = json.loads(plan.read_text())
+    data["allow_commands"] = True
+    plan.write_text(json.dumps(data, indent=2))
+    state = tmp_path / "state"
+    done = drplan(
+        "drill",
+        str(plan),
+        "--allow-commands",
+        "--endpoint-url",
+        moto_server,
+        "--state-dir",
+        str(state),
+        "--events",
+        str(tmp_path / "events.jsonl"),
+        cwd=tmp_path,
+        env={"LEDGER_DB_PASSWORD": secret},
+    )
+    assert done.returncode == 0, done.stderr
+    outputs = {"stdout": done.stdout, "stderr": done.stderr}
+    for path in [*state.rglob("*"), tmp_path / "events.jsonl"]:
+        if path.is_file():
+            outputs[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+    assert len(outputs) > 5
+    leaked = [name for name, text in outputs.items() if secret in text]
+    assert leaked == [], f"the secret leaked into {leaked}"
+    report = json.loads(next(state.rglob("report.json")).read_text())
+    migrate = next(s for s in report["steps"] if s["key"] == "orders.migrate")
+    assert migrate["status"] == "succeeded" and migrate["outputs"]["token"] == "***"
+
+
+def test_assumed_role_credentials_are_refreshed_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run longer than the role's session keeps working: botocore's assume-role fetcher renews the
+    credentials (with a 15-minute session, at every use inside the refresh window)."""
+    from botocore.credentials import AssumeRoleCredentialFetcher
+    from moto import mock_aws
+
+    from drplan.aws import AwsSession
+
+    fetched = []
+    original = AssumeRoleCredentialFetcher.fetch_credentials
+
+    def counting(self: Any) -> Any:
+        creds = original(self)
+        fetched.append(creds["access_key"])
+        return creds
+
+    monkeypatch.setattr(AssumeRoleCredentialFetcher, "fetch_credentials", counting)
+    with mock_aws():
+        session = AwsSession(region=REGION, role_arn="arn:aws:iam::123456789012:role/dr", role_duration=900)
+        client = session.client("dynamodb")
+        for _ in range(3):
+            client.list_tables()
+        assert "assumed-role/dr" in session.client("sts").get_caller_identity()["Arn"]
+    assert len(fetched) >= 3, fetched
+    assert len(set(fetched)) >= 2  # new credentials each time, not one set for the whole run
