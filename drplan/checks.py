@@ -675,6 +675,25 @@ def aws_names(ctx: CheckContext) -> Iterator[Diagnostic]:
                 )
 
 
+def fault_steps(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR214: a fault to rehearse in a step that drills do not run (or that does not exist)."""
+    for i, fault in enumerate(ctx.plan.drill.faults):
+        pointer = join_pointer("/drill/faults", i, "step")
+        if fault.step not in ctx.step_keys:
+            yield ctx.diag(
+                "DR214",
+                f"`drill.faults` injects `{fault.fault}` into `{shorten(fault.step)}`, which is not a step of the plan"
+                + _did_you_mean(fault.step, ctx.step_keys),
+                pointer,
+            )
+        elif not ctx.runs_in(ctx.plan.step(fault.step), "drill"):
+            yield ctx.diag(
+                "DR214",
+                f"`drill.faults` injects `{fault.fault}` into `{fault.step}`, which drills do not run",
+                pointer,
+            )
+
+
 def name_clashes(ctx: CheckContext) -> Iterator[Diagnostic]:
     """DR213: two steps of one run would create the same resource name (the second would fail,
     or worse, a drill's cleanup would delete what the other step made). A clash of drill names is
@@ -876,6 +895,7 @@ CHECKS: tuple[Check, ...] = (
     parameters,
     aws_names,
     name_clashes,
+    fault_steps,
     objectives,
     missing_estimates,
     timeouts_below_estimates,

@@ -148,6 +148,12 @@ RULES: dict[str, Rule] = _rules(
         "A name the step would give an AWS resource breaks AWS's naming rules (in recoveries, or once a drill adds its suffix).",
     ),
     Rule(
+        "DR214",
+        "unknown-fault-step",
+        E,
+        "`drill.faults` names a step that does not run in drills.",
+    ),
+    Rule(
         "DR213",
         "name-clash",
         E,

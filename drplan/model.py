@@ -52,12 +52,33 @@ class AwsSettings:
     account_id: str | None = None
 
 
+FaultKind = Literal["fail", "fail-once", "timeout", "throttle"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault a drill injects into one step (``drill.faults``, ``drplan drill --inject``)."""
+
+    step: str  # service.step
+    fault: FaultKind
+    times: int = 3  # throttle: how many calls
+
+    def describe(self) -> str:
+        return {
+            "fail": "every attempt fails before it starts",
+            "fail-once": "the first attempt fails",
+            "timeout": "times out after it started",
+            "throttle": f"AWS throttles its first {self.times} calls",
+        }[self.fault]
+
+
 @dataclass(frozen=True)
 class DrillSettings:
     name_suffix: str = DEFAULT_DRILL_SUFFIX
     cleanup: Literal["always", "on_success", "never"] = "always"
     tags: Mapping[str, str] = field(default_factory=dict)
     region: str | None = None
+    faults: tuple[Fault, ...] = ()
 
     def suffix(self, run_id: str) -> str:
         return self.name_suffix.replace("{run_id}", run_id)
@@ -275,6 +296,7 @@ def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "
             cleanup=drill.get("cleanup", "always"),
             tags=dict(drill.get("tags", {})),
             region=drill.get("region"),
+            faults=tuple(Fault(f["step"], f["fault"], f.get("times", 3)) for f in drill.get("faults", [])),
         ),
         run=RunSettings(parallelism=run.get("parallelism"), state=run.get("state")),
         tags=dict(data.get("tags", {})),

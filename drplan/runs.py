@@ -27,7 +27,7 @@ import getpass
 import os
 import platform
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,7 +48,7 @@ from drplan.engine.runner import Runner
 from drplan.engine.signals import Stop, stop_on_signals
 from drplan.engine.state import S3State
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, UsageError
-from drplan.model import Mode, Plan
+from drplan.model import Fault, Mode, Plan
 
 
 class RunRefused(DrplanError):
@@ -249,8 +249,18 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             aws.region = prepared.region
         account = aws.guard_account(plan.aws.account_id)
         identity = user_identity() + (f" ({aws.caller_arn})" if aws.caller_arn else "")
+        faults = (
+            {**{f.step: f for f in plan.drill.faults}, **request.options.faults} if mode == "drill" else {}
+        )
+        unknown = sorted(k for k in faults if k not in prepared.steps)
+        if unknown:
+            raise MissingFlags(
+                f"cannot inject faults into {', '.join(unknown)}: no such step runs in this drill"
+            )
         options = dataclasses.replace(
-            request.options, approvals=dataclasses.replace(request.options.approvals, identity=identity)
+            request.options,
+            approvals=dataclasses.replace(request.options.approvals, identity=identity),
+            faults=faults,
         )
         if request.lock and request.state is not None:
             s3_lock = stack.enter_context(
@@ -351,7 +361,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             _undo(request, runner, result)
             runner.report_stops()
             if evidence_dir is not None:
-                _evidence(request, result, evidence_dir, runner.contexts.secrets.mask)
+                _evidence(request, result, evidence_dir, runner.contexts.secrets.mask, options.faults)
             if request.state is not None and result.evidence_dir is not None:
                 try:
                     request.state.push_report(run_id, result.evidence_dir)
@@ -408,7 +418,13 @@ def _mark_in_progress(
         problems.append(f"evidence: cannot write metrics.prom in {directory}: {exc.strerror or exc}")
 
 
-def _evidence(request: RunRequest, result: RunResult, directory: Path, mask: Callable[[Any], Any]) -> None:
+def _evidence(
+    request: RunRequest,
+    result: RunResult,
+    directory: Path,
+    mask: Callable[[Any], Any],
+    faults: Mapping[str, Fault],
+) -> None:
     """Build and write the drill's evidence; a failure is recorded, never raised (cleanup is done)."""
     from drplan.evidence import build_report, diagrams, last_success
     from drplan.history import list_runs, recent_service_rtos
@@ -416,6 +432,16 @@ def _evidence(request: RunRequest, result: RunResult, directory: Path, mask: Cal
 
     try:
         result.report = mask(build_report(result, sandbox=request.sandbox))
+        result.report["injected"] = [
+            {
+                "step": f.step,
+                "fault": f.fault,
+                "description": f.describe(),
+                "status": result.outcome.records[k].status,
+            }
+            for k, f in faults.items()
+            if k in result.outcome.records
+        ]
         history = recent_service_rtos(
             list_runs(request.state_dir, plan=request.plan.name), sandbox=request.sandbox
         )

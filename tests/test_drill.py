@@ -472,3 +472,43 @@ def test_the_sandbox_refuses_a_taken_name_without_any_aws_credentials_in_the_env
         )
         with pytest.raises(DrillRefused, match="shop-carts-restored-drill-0badc0de"):
             drill_in(box, plan, tmp_path, run_id="0badc0de")
+
+
+def test_injected_faults_are_rehearsed_cleaned_up_and_in_the_evidence(tmp_path):
+    """fail-once exercises a step's retries; throttle the backoff; timeout undo and cleanup. The
+    plan declares one fault, the command line adds two."""
+    data = json.loads((ROOT / "plans" / "webshop.json").read_text())
+    data["drill"]["faults"] = [{"step": "orders-db.restore", "fault": "throttle", "times": 2}]
+    data["services"]["carts"]["steps"][0]["retries"] = 1
+    plan = tmp_path / "webshop.json"
+    plan.write_text(json.dumps(data, indent=2))
+    done = drplan(
+        "drill",
+        str(plan),
+        "--sandbox",
+        "--inject",
+        "carts.restore:fail-once",
+        "--inject",
+        "media.volume:timeout",
+        "--report-dir",
+        "evidence",
+        "--events",
+        "events.jsonl",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads((tmp_path / "evidence" / "report.json").read_text())
+    injected = {i["step"]: (i["fault"], i["status"]) for i in report["injected"]}
+    assert injected == {
+        "orders-db.restore": ("throttle", "succeeded"),
+        "carts.restore": ("fail-once", "succeeded"),
+        "media.volume": ("timeout", "failed"),
+    }
+    steps = {s["key"]: s for s in report["steps"]}
+    assert steps["carts.restore"]["attempts"] == 2
+    assert "injected fault" in steps["media.volume"]["error"]
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    throttled = [e for e in events if e["kind"] == "step.throttled" and e["step"] == "orders-db.restore"]
+    assert len(throttled) == 2
+    assert report["cleanup"]["status"] == "complete"
+    assert all(r["deleted"] for r in report["cleanup"]["resources"])

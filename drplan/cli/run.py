@@ -143,9 +143,23 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
 @click.option(
     "--yes", "-y", is_flag=True, hidden=True, help="Accepted for symmetry with recover; drills never ask."
 )
+@click.option(
+    "--inject",
+    "inject",
+    multiple=True,
+    metavar="STEP:FAULT",
+    help="Rehearse a fault: make STEP fail, fail-once, timeout or throttle[:N] (repeatable; adds to "
+    "the plan's drill.faults).",
+)
 @run_options
 def drill(
-    plan_path: str, keep: bool, report_dir: str | None, pushgateway: str | None, yes: bool, **opts: Any
+    plan_path: str,
+    keep: bool,
+    report_dir: str | None,
+    pushgateway: str | None,
+    yes: bool,
+    inject: tuple[str, ...],
+    **opts: Any,
 ) -> None:
     """Restore the plan into isolated, tagged copies, verify them, measure RTO and RPO, clean up.
 
@@ -154,7 +168,34 @@ def drill(
     objective was missed, 2 when refused before it started, 3 when interrupted, when cleanup could
     not remove everything, or when the journal or evidence could not be written.
     """
-    _run(plan_path, "drill", confirm=False, keep=keep, report_dir=report_dir, pushgateway=pushgateway, **opts)
+    _run(
+        plan_path,
+        "drill",
+        confirm=False,
+        keep=keep,
+        report_dir=report_dir,
+        pushgateway=pushgateway,
+        faults=_faults(inject),
+        **opts,
+    )
+
+
+def _faults(inject: tuple[str, ...]) -> dict[str, Any]:
+    """``--inject orders-db.restore:fail`` (``throttle:N`` throttles N calls)."""
+    from drplan.model import Fault
+
+    faults = {}
+    for text in inject:
+        step, _, rest = text.partition(":")
+        kind, _, times = rest.partition(":")
+        if kind not in ("fail", "fail-once", "timeout", "throttle") or "." not in step:
+            raise click.BadParameter(
+                f"{text!r}: write STEP:FAULT, e.g. orders-db.restore:fail (faults: fail, fail-once, timeout, "
+                "throttle[:N])",
+                param_hint="--inject",
+            )
+        faults[step] = Fault(step, kind, int(times) if times.isdigit() else 3)  # type: ignore[arg-type]
+    return faults
 
 
 @click.command()
@@ -231,6 +272,7 @@ def _run(
     report_dir: str | None = None,
     pushgateway: str | None = None,
     resume: Any = None,
+    faults: dict[str, Any] | None = None,
     **opts: Any,
 ) -> None:
     from drplan.actions.base import Approvals
@@ -280,6 +322,7 @@ def _run(
             ),
             allow_commands=opts["allow_commands"],
             plan_dir=Path(plan_path).parent,
+            faults=faults or {},
             **(sandbox.run_options() if sandbox is not None else {}),
         )
         request = RunRequest(

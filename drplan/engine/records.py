@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from drplan.actions.base import DIRECT, Approvals, Handle, Network
 from drplan.engine.events import EventBus
+from drplan.model import Fault
 from drplan.resources import Resource
 
 Status = Literal[
@@ -39,6 +40,7 @@ class RunOptions:
     plan_dir: Path = Path(".")
     network: Network = DIRECT
     max_wait: float | None = None  # cap on `wait` steps (an emulated AWS has nothing to wait for)
+    faults: Mapping[str, Fault] = field(default_factory=dict)  # drills only: step -> fault to inject
 
 
 @dataclass

@@ -184,9 +184,19 @@ class StepDriver:
     def _attempt(self, key: str, prepared: PreparedStep, ctx: StepContext, deadline: float) -> Status:
         rec = self.records[key]
         action = prepared.action
+        fault = self.options.faults.get(key)
         try:
+            if fault is not None and (
+                fault.fault == "fail" or (fault.fault == "fail-once" and rec.attempts == 1)
+            ):
+                raise StepFailed(key, f"injected fault: {fault.describe()} (fault rehearsal)")
             self._intend(key, action, ctx)
-            handle = self.call(key, "start", lambda: action.start(ctx), deadline)
+            start = (
+                action.start
+                if fault is None or fault.fault != "throttle"
+                else _throttled(action.start, fault.times)
+            )
+            handle = self.call(key, "start", lambda: start(ctx), deadline)
             rec.handle = handle
             self.bus.emit(
                 "step.started",
@@ -247,6 +257,11 @@ class StepDriver:
                     journaled = self._journal_handle(key, handle, journaled)
                 if poll.failed:
                     rec.error = poll.failed
+                    return "failed"
+                fault = self.options.faults.get(key)
+                if fault is not None and fault.fault == "timeout":
+                    rec.error = f"injected fault: {fault.describe()} (fault rehearsal)"
+                    action.interrupt(ctx, handle)
                     return "failed"
                 if poll.not_verified:
                     rec.reason = poll.not_verified
@@ -309,6 +324,30 @@ class StepDriver:
         if now != last:
             self.bus.emit("step.handle", key, handle=plain(handle))
         return now
+
+
+class InjectedThrottling(Exception):
+    """What AWS raises when it throttles, as botocore shapes it: a retryable ClientError look-alike."""
+
+    def __init__(self) -> None:
+        super().__init__("Rate exceeded (injected fault)")
+        self.response = {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded (injected fault)"}
+        }
+        self.operation_name = "injected"
+
+
+def _throttled(call: Callable[[StepContext], Handle], times: int) -> Callable[[StepContext], Handle]:
+    """``call``, throttled the first ``times`` times it is made."""
+    left = [times]
+
+    def throttled(ctx: StepContext) -> Handle:
+        if left[0] > 0:
+            left[0] -= 1
+            raise InjectedThrottling()
+        return call(ctx)
+
+    return throttled
 
 
 def resolve(
