@@ -12,10 +12,7 @@ emulated endpoint, so it cannot judge a body assertion), the check ends at once 
 
 from __future__ import annotations
 
-import http.client
 import re
-import socket
-import ssl
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -71,6 +68,9 @@ class HttpCheck(Action):
         )
 
     def _try(self, route: Route, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
+        import http.client  # here, not at the top: validate reads this module and needs no network code
+        import ssl
+
         parts = urlsplit(url)
         host, port, tls = route.host, route.port, route.tls
         timeout = _seconds(params, "request_timeout", 10.0)
@@ -132,6 +132,8 @@ class TcpCheck(Action):
         if route.unverifiable:
             return Poll.unverified(route.unverifiable)
         host, port = route.host, route.port
+        import socket
+
         try:
             with socket.create_connection((host, port), timeout=5):
                 pass

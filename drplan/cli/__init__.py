@@ -14,6 +14,7 @@ shows the traceback.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import traceback
 from typing import Any
@@ -21,24 +22,61 @@ from typing import Any
 import click
 
 from drplan import __version__
-from drplan.cli import cleanup, graph, history, review, run, validate
 from drplan.cli.common import CONTEXT_SETTINGS, fail, say
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, DrplanError, PlanInvalid
 
 _DEBUG = {"on": False}
 
+#: Each command and the module that defines it. A command's module is imported only when the
+#: command runs: ``drplan validate`` in a pull-request check must not pay for the modules of
+#: ``drill`` and ``graph``.
+COMMAND_MODULES = {
+    "validate": "drplan.cli.validate",
+    "schema": "drplan.cli.validate",
+    "actions": "drplan.cli.validate",
+    "plan": "drplan.cli.review",
+    "docs": "drplan.cli.review",
+    "graph": "drplan.cli.graph",
+    "recover": "drplan.cli.run",
+    "drill": "drplan.cli.run",
+    "resume": "drplan.cli.run",
+    "unlock": "drplan.cli.run",
+    "cleanup": "drplan.cli.cleanup",
+    "runs": "drplan.cli.history",
+    "show": "drplan.cli.history",
+    "calibrate": "drplan.cli.history",
+}
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when they are used (click's documented lazy pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        return self.all_commands_of(module)[cmd_name]
+
+    @staticmethod
+    def all_commands_of(module: str) -> dict[str, click.Command]:
+        commands: tuple[click.Command, ...] = importlib.import_module(module).COMMANDS
+        return {str(c.name): c for c in commands}
+
+    @property
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, imported (for docs and tests)."""
+        return {name: self.all_commands_of(COMMAND_MODULES[name])[name] for name in sorted(COMMAND_MODULES)}
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="drplan")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (for a bug report).")
 def cli(debug: bool) -> None:
     """Disaster-recovery plans as code: validate, graph, dry-run, drill and recover."""
     _DEBUG["on"] = debug
-
-
-for module in (validate, review, graph, run, cleanup, history):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> Any:
