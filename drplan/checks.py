@@ -46,8 +46,14 @@ class CheckContext:
         # The full graph is the recovery graph unless some step is drill-only or references
         # differ between modes; compiling a 10,000-service plan twice costs half a second.
         if not any(s.only == "drill" or s.drill_params for s in self.plan.steps()):
-            return self.graph
+            return RecoveryGraph(self.plan, "recover", self.graph.graph, self.graph.service_graph)
         return compile_graph(self.plan, "recover")
+
+    @cached_property
+    def recover_analysis(self) -> Analysis:
+        """The prediction of a real recovery within the run's limits (DR301/DR302 judge it; plan,
+        docs and graph reuse it instead of analysing the plan again)."""
+        return analyse(self.recover_graph, self.actions)
 
     @cached_property
     def cycles(self) -> list[Cycle]:
@@ -827,7 +833,7 @@ def objectives(ctx: CheckContext) -> Iterator[Diagnostic]:
     figure a recovery would take; the message adds the critical path when the limits cost time."""
     if not ctx.graph_is_sound or ctx.cycles:
         return
-    analysis = analyse(ctx.recover_graph, ctx.actions)
+    analysis = ctx.recover_analysis
     plan = ctx.plan
     for sid, service in plan.services.items():
         target = service.objectives.rto
@@ -911,7 +917,11 @@ STOPPING: frozenset[Check] = frozenset({durations_within_limit})
 
 
 def run_checks(plan: Plan, actions: Mapping[str, Action], file: str) -> list[Diagnostic]:
-    ctx = CheckContext(plan, actions, file)
+    return check_plan(CheckContext(plan, actions, file))
+
+
+def check_plan(ctx: CheckContext) -> list[Diagnostic]:
+    """Every finding about ``ctx.plan``; ``ctx`` keeps the graphs and analysis the checks built."""
     out: list[Diagnostic] = []
     for check in CHECKS:
         found = list(check(ctx))

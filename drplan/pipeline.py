@@ -10,11 +10,25 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drplan.diagnostics import Diagnostic, Severity
 from drplan.document import Document, read_document
 from drplan.errors import PlanInvalid
 from drplan.model import Plan, build_plan
+
+if TYPE_CHECKING:
+    from drplan.graph import Analysis, RecoveryGraph
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What validation built and commands that show the plan reuse: the real recovery's graph and
+    its analysis (within the default limits). Compiling and analysing a 10,000-service plan costs
+    seconds; ``plan``, ``docs`` and ``graph`` should not pay for it twice."""
+
+    recover_graph: RecoveryGraph
+    recover_analysis: Analysis | None  # None when the graph has cycles (nothing to analyse)
 
 
 @dataclass
@@ -22,6 +36,7 @@ class ValidationResult:
     document: Document
     plan: Plan | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    compiled: Compiled | None = None
 
     @property
     def path(self) -> str:
@@ -41,7 +56,7 @@ class ValidationResult:
 
 def validate_document(document: Document) -> ValidationResult:
     from drplan.actions import registry
-    from drplan.checks import run_checks
+    from drplan.checks import CheckContext, check_plan
     from drplan.schema import validate_schema
 
     result = ValidationResult(document, None, list(document.diagnostics))
@@ -53,7 +68,11 @@ def validate_document(document: Document) -> ValidationResult:
         result.diagnostics.extend(schema_findings)
     elif not document.diagnostics:
         result.plan = build_plan(document.data, path=document.path, sha256=document.sha256)
-        result.diagnostics.extend(run_checks(result.plan, registry(), document.path))
+        ctx = CheckContext(result.plan, registry(), document.path)
+        result.diagnostics.extend(check_plan(ctx))
+        if ctx.graph_is_sound and "recover_graph" in ctx.__dict__:  # built by the checks: keep it
+            analysis = ctx.__dict__.get("recover_analysis")
+            result.compiled = Compiled(ctx.recover_graph, analysis)
     result.diagnostics = sorted((document.locate(d) for d in result.diagnostics), key=Diagnostic.sort_key)
     return result
 

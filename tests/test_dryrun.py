@@ -185,7 +185,7 @@ def test_webshop_drill_renames_targets_and_skips_steps() -> None:
     skipped = {k.key: k.reason for k in dry.skipped}
     assert skipped["web.approve"] == "only in real recoveries"
     assert skipped["web.healthy"] == "only in real recoveries"
-    assert skipped["web.scale"].startswith("skipped in drills:")
+    assert skipped["web.scale"].startswith("it would change production in a drill")
     assert "production" in skipped["web.scale"] and "drill_with" in skipped["web.scale"]
     # Skipped steps do not count: restore 25 + reachable 2, then dns 2 (it waits for every
     # service web depends on, through the skipped steps): 29 minutes, against 50 in a recovery.
@@ -196,7 +196,7 @@ def test_webshop_drill_renames_targets_and_skips_steps() -> None:
     text = format_text(dry)
     assert "target: shop-orders-restored-drill-<run-id>  (drill: renamed)" in text
     assert "attach: -  (drill: removed)" in text
-    assert '- web.scale "Scale web tier": skipped in drills:' in text
+    assert "- web.scale \"Scale web tier\": it would change production in a drill" in text
     assert build_dry_run(plan, "recover").suffix is None
 
 

@@ -111,11 +111,13 @@ def graph(
     from drplan.render import auto_level, diagram
     from drplan.render.view import focus_graph
 
-    loaded, _ = load_plan(plan, allow=OBJECTIVE_CODES)  # a missed objective is drawn, not refused
-    rg = compile_graph(loaded, cast(Mode, mode))
+    loaded, result = load_plan(plan, allow=OBJECTIVE_CODES)  # a missed objective is drawn, not refused
+    compiled = result.compiled if mode == "recover" else None
+    rg = compiled.recover_graph if compiled is not None else compile_graph(loaded, cast(Mode, mode))
     if focus is not None:
         _check_focus(focus, list(loaded.services), {s.service for s in rg.steps()}, mode)
-    analysis = analyse(rg, registry())
+    reused = compiled.recover_analysis if compiled is not None else None
+    analysis = reused if reused is not None else analyse(rg, registry())
     if focus is not None:
         rg, analysis = focus_graph(rg, analysis, focus)
     if level == "auto":

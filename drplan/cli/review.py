@@ -24,6 +24,7 @@ from drplan.pipeline import OBJECTIVE_CODES
 if TYPE_CHECKING:
     from drplan.engine.preflight import PreflightReport
     from drplan.model import Plan
+    from drplan.pipeline import Compiled
 
 
 _plan_argument = click.argument("plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
@@ -51,14 +52,15 @@ _parallelism_option = click.option(
 )
 
 
-def _load(path: str) -> Plan:
-    """The plan, when its only errors (if any) are missed objectives; raises PlanInvalid otherwise."""
+def _load(path: str) -> tuple[Plan, Compiled | None]:
+    """The plan, when its only errors (if any) are missed objectives, and what validating it
+    compiled (the dry run reuses it); raises PlanInvalid otherwise."""
     from drplan.pipeline import load_plan
 
     loaded, result = load_plan(path, allow=OBJECTIVE_CODES)
     for d in result.warnings:
         click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)
-    return loaded
+    return loaded, result.compiled
 
 
 def _now(date: bool) -> datetime | None:
@@ -113,8 +115,8 @@ def plan(
     from drplan.dryrun import build_dry_run
     from drplan.report.dryrun import FORMATS
 
-    loaded = _load(plan)
-    dry = build_dry_run(loaded, mode, generated_at=_now(date), parallelism=parallelism)  # type: ignore[arg-type]
+    loaded, compiled = _load(plan)
+    dry = build_dry_run(loaded, mode, generated_at=_now(date), parallelism=parallelism, compiled=compiled)  # type: ignore[arg-type]
     failed = False
     if preflight:
         report = _preflight(loaded, mode, sandbox, aws)
@@ -178,7 +180,8 @@ def docs(
     from drplan.dryrun import build_dry_run
     from drplan.report.runbook import render_runbook
 
-    dry = build_dry_run(_load(plan), mode, generated_at=_now(date), parallelism=parallelism)  # type: ignore[arg-type]
+    loaded, compiled = _load(plan)
+    dry = build_dry_run(loaded, mode, generated_at=_now(date), parallelism=parallelism, compiled=compiled)  # type: ignore[arg-type]
     emit(render_runbook(dry, diagram=not no_diagram), output)
 
 

@@ -72,11 +72,37 @@ def prepare(
     run_id: str | None = None,
     parallelism: int | None = None,
     limit_overrides: Mapping[str, int] | None = None,
+    graph: RecoveryGraph | None = None,
 ) -> Prepared:
     """What a run of ``plan`` in ``mode`` executes. ``parallelism`` (``--parallelism``) overrides the
     plan's ``run.parallelism``; ``limit_overrides`` the actions' own concurrency limits."""
     run_id = run_id or RUN_ID_PLACEHOLDER
-    graph = compile_graph(plan, mode)
+    steps, skipped = prepare_steps(plan, mode, actions, run_id=run_id)
+    # ``graph``: the mode's graph, already compiled (validation's); copied before it is changed.
+    graph = graph if graph is not None else compile_graph(plan, mode)
+    if any(key in graph.graph for key in skipped):
+        graph = RecoveryGraph(plan, mode, graph.graph.copy(), graph.service_graph)
+        for key in skipped:
+            bypass(graph.graph, key)
+
+    own = {
+        "drplan:plan": plan.name,
+        "drplan:run-id": run_id,
+        "drplan:mode": mode,
+        "drplan:created": _now_tag(),
+    }
+    tags = {**plan.tags, **(plan.drill.tags if mode == "drill" else {}), **own}
+    region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
+    limits = run_limits(plan, actions, parallelism=parallelism, overrides=limit_overrides)
+    suffix = plan.drill.suffix(run_id) if mode == "drill" else ""
+    return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region, limits)
+
+
+def prepare_steps(
+    plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: str = RUN_ID_PLACEHOLDER
+) -> tuple[dict[str, PreparedStep], dict[str, str]]:
+    """The steps that run in ``mode`` with their parameters, and why each other step does not:
+    everything of :func:`prepare` but the graph (the runbook compares modes with it)."""
     suffix = plan.drill.suffix(run_id) if mode == "drill" else ""
     skipped: dict[str, str] = {
         s.key: f"only in {'drills' if s.only == 'drill' else 'real recoveries'}"
@@ -85,7 +111,7 @@ def prepare(
     }
     steps: dict[str, PreparedStep] = {}
     for step in plan.steps():
-        if step.key not in graph.graph:
+        if step.key in skipped:
             continue
         action = actions[step.uses]
         params: Mapping[str, Any] | None = step.params_for(mode)
@@ -115,16 +141,4 @@ def prepare(
                     del steps[key]
                     changed = True
                     break
-    for key in skipped:
-        bypass(graph.graph, key)
-
-    own = {
-        "drplan:plan": plan.name,
-        "drplan:run-id": run_id,
-        "drplan:mode": mode,
-        "drplan:created": _now_tag(),
-    }
-    tags = {**plan.tags, **(plan.drill.tags if mode == "drill" else {}), **own}
-    region = (plan.drill.region if mode == "drill" else None) or plan.aws.region
-    limits = run_limits(plan, actions, parallelism=parallelism, overrides=limit_overrides)
-    return Prepared(plan, mode, run_id, graph, steps, skipped, suffix, tags, region, limits)
+    return steps, skipped

@@ -13,7 +13,13 @@ from typing import Any
 
 from drplan.dryrun import DryRun, PlannedStep, offset
 from drplan.durations import humanize
-from drplan.engine.prepare import MIN_DEFAULT_TIMEOUT, RUN_ID_PLACEHOLDER, TIMEOUT_FACTOR, Prepared, prepare
+from drplan.engine.prepare import (
+    MIN_DEFAULT_TIMEOUT,
+    RUN_ID_PLACEHOLDER,
+    TIMEOUT_FACTOR,
+    PreparedStep,
+    prepare_steps,
+)
 from drplan.model import REFERENCE, REFERENCE_PARTS, Mode, Objectives
 from drplan.report.dryrun import (
     MODE_WORDS,
@@ -43,7 +49,7 @@ def render_runbook(dry: DryRun, *, diagram: bool = True) -> str:
 
     # Numbered in the order the runbook lists them (wave by wave), so "step 8" comes after "step 7".
     numbers = {key: i for i, key in enumerate((k for wave in dry.waves for k in wave), 1)}
-    other = prepare(dry.plan, _OTHER[dry.mode], registry())
+    other = prepare_steps(dry.plan, _OTHER[dry.mode], registry())
     parts = [
         _header(dry),
         _contacts(dry),
@@ -176,14 +182,17 @@ def _diagram(dry: DryRun) -> str:
     return "\n".join(["## Diagram", "", "```mermaid", text, "```", ""])
 
 
-def _steps(dry: DryRun, numbers: Mapping[str, int], other: Prepared) -> str:
+Other = tuple[Mapping[str, PreparedStep], Mapping[str, str]]  # the other mode's steps, and its skipped
+
+
+def _steps(dry: DryRun, numbers: Mapping[str, int], other: Other) -> str:
     out = ["## Steps", ""]
     for s in sorted(dry.steps, key=lambda s: numbers[s.key]):
         out += _step(dry, s, numbers, other)
     return "\n".join(out)
 
 
-def _step(dry: DryRun, s: PlannedStep, numbers: Mapping[str, int], other: Prepared) -> list[str]:
+def _step(dry: DryRun, s: PlannedStep, numbers: Mapping[str, int], other: Other) -> list[str]:
     step = s.step
     out = [f"### Step {numbers[s.key]}: {s.title}", ""]
     critical = ", **on the critical path** 🔺" if s.critical else ""
@@ -269,11 +278,12 @@ def _references(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return list(found.values())
 
 
-def _other_mode(s: PlannedStep, other: Prepared) -> str:
+def _other_mode(s: PlannedStep, other: Other) -> str:
     """How the step differs in the other mode (drill notes in a recovery runbook, and back)."""
-    if s.key in other.skipped:
-        return "not run: " + other.skipped[s.key]
-    return _differences(s.params, other.steps[s.key].params) or "runs the same way"
+    steps, skipped = other
+    if s.key in skipped:
+        return "not run: " + skipped[s.key]
+    return _differences(s.params, steps[s.key].params) or "runs the same way"
 
 
 def _differences(here: Mapping[str, Any], there: Mapping[str, Any]) -> str:
