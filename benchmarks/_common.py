@@ -142,10 +142,20 @@ class CommandFailed(RuntimeError):
     pass
 
 
+#: GNU time measures the peak memory of the command it runs. Ours cannot: on Linux a child's
+#: ru_maxrss starts at the RSS of the process it was forked from (Popen and posix_spawn alike), so
+#: every command measured from this runner would look at least as big as the runner itself
+#: (35 MB for `python -c pass`). GNU time forks the command from a small process of its own.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+_RSS_MARK = "drplan-bench-maxrss-kb="
+
+
 def _run_once(
     argv: Sequence[str], cwd: Path, env: dict[str, str] | None
 ) -> tuple[float, float | None, int, int, str]:
-    """(wall seconds, cpu seconds, max rss KB, exit code, stderr) of one fresh process."""
+    """(wall seconds, cpu seconds, max rss KB (0: unknown), exit code, stderr) of one fresh process."""
+    if GNU_TIME is not None:
+        argv = [GNU_TIME, "-f", _RSS_MARK + "%M", *argv]
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -156,13 +166,20 @@ def _run_once(
             wall = time.perf_counter() - start
             proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
             cpu: float | None = usage.ru_utime + usage.ru_stime
-            rss = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
+            rss = 0  # unknown unless GNU time measured it (see GNU_TIME)
         else:  # pragma: no cover - Windows
             proc.wait()
             wall = time.perf_counter() - start
             cpu, rss = None, 0
         err.seek(0)
-        return wall, cpu, rss, proc.returncode, err.read().decode(errors="replace")
+        text = err.read().decode(errors="replace")
+        if _RSS_MARK in text:
+            head, _, mark = text.rpartition(_RSS_MARK)
+            rss = int(mark.split()[0]) if mark.split() and mark.split()[0].isdigit() else 0
+            text = head
+            if proc.returncode != 0 and "Command exited with non-zero status" in text:
+                text = text[: text.rfind("Command exited with non-zero status")]
+        return wall, cpu, rss, proc.returncode, text
 
 
 def time_command(
