@@ -113,6 +113,16 @@ def is_retryable(exc: BaseException) -> bool:
     return type(exc).__name__ in TRANSIENT_EXCEPTIONS
 
 
+#: Errors that mean "AWS (or the endpoint) cannot be reached at all", as opposed to "busy".
+UNREACHABLE_EXCEPTIONS = frozenset(
+    {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"}
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    return type(exc).__name__ in UNREACHABLE_EXCEPTIONS
+
+
 def describe_error(exc: BaseException) -> str:
     """A one-line message for an AWS error: ``RDS DBSnapshotNotFound: ...``."""
     code = error_code(exc)

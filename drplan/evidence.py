@@ -327,7 +327,7 @@ def _verdict(
 
 def diagrams(prepared: Prepared) -> tuple[str | None, str | None]:
     """Mermaid for the Markdown report; SVG for the HTML report when Graphviz is installed."""
-    from drplan.errors import GraphvizMissing
+    from drplan.errors import DrplanError
     from drplan.render.dot import render_dot
     from drplan.render.graphviz import render
     from drplan.render.mermaid import render_mermaid
@@ -337,7 +337,7 @@ def diagrams(prepared: Prepared) -> tuple[str | None, str | None]:
     mermaid = render_mermaid(rg, analysis)
     try:
         svg = render(render_dot(rg, analysis, sha256=prepared.plan.sha256), "svg").decode("utf-8")
-    except (GraphvizMissing, OSError):
+    except (DrplanError, OSError):  # no Graphviz, or dot failed (killed by a signal): no SVG, still evidence
         svg = None
     return mermaid, svg
 

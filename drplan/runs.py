@@ -22,6 +22,7 @@ could not be written (resources may remain).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -207,6 +208,12 @@ def _open_events(path: Path) -> IO[str]:
         ) from exc
 
 
+def _close_quietly(stream: IO[str]) -> None:
+    """Close an output whose disk may be full: what it could not write was reported already."""
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
 def unfinished_runs(state_dir: Path, plan: str, *, exclude: str) -> list[str]:
     """Earlier runs of ``plan`` whose journal has no ``run.finished``: their process died."""
     found = []
@@ -243,7 +250,9 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         evidence_dir = (request.report_dir or directory / "report") if mode == "drill" else None
         if evidence_dir is not None:
             _writable_dir(evidence_dir, "the drill's evidence")
-        events = stack.enter_context(_open_events(request.events_path)) if request.events_path else None
+        events = _open_events(request.events_path) if request.events_path else None
+        if events is not None:
+            stack.callback(_close_quietly, events)
 
         if prepared.region and not aws.region:
             aws.region = prepared.region
@@ -403,6 +412,10 @@ def _undo(request: RunRequest, runner: Runner, result: RunResult) -> None:
             result.cleanup_failed = runner.cleanup()
     elif request.rollback_on_failure and not result.outcome.ok:
         result.rollback_failed = runner.rollback()
+    if runner.stop.soft.is_set() and not result.outcome.interrupted:
+        # A signal during cleanup or rollback: the run was interrupted after all, and says so (exit 3).
+        result.outcome.interrupted = True
+        result.outcome.stop_reason = runner.stop.reason
 
 
 def _mark_in_progress(

@@ -261,7 +261,7 @@ def test_a_damaged_journal_is_reported_and_cleanup_still_removes_everything(
     assert done.returncode == 0, done.stderr
     assert "journal of run" in done.stderr and "damaged" in done.stderr
     assert "cut short" in done.stderr and "records" in done.stderr  # the missing lines are noticed
-    assert "the journal was damaged" in done.stderr.strip().splitlines()[-1]
+    assert "the journal was damaged" in done.stderr.strip().splitlines()[-1], done.stderr
     assert tables(ddb) == ["carts", "orders"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -56,6 +57,7 @@ def cleanup(
     if older and not sweep:
         raise click.UsageError("--older-than goes with --sweep")
     shared = None
+    damaged = False
     if sweep:
         aws, resources = _sweep_targets(opts, parse_age(older) if older else None, plan_name, older)
         record = None
@@ -65,15 +67,18 @@ def cleanup(
         if shared is not None:
             shared.pull_run(str(run_id))
             state_dir = str(shared.local)
-        aws, resources, record, trusted = _run_targets(opts, state_dir, str(run_id))
+        aws, resources, record, trusted, damaged = _run_targets(opts, state_dir, str(run_id))
     for r in resources:
         say(f"  {r.kind} {r.id} ({r.region})")
     if dry_run or not resources:
-        if not resources:
+        if not resources and not trusted:
             say(
-                "nothing to remove"
-                + ("" if trusted else " was found by name or tag (the journal is damaged)")
+                "nothing was found by journal, name or tag, but the journal is damaged and the plan is not "
+                "at hand: drplan cannot be sure nothing remains (drplan cleanup --sweep looks further)"
             )
+            sys.exit(EXIT_INTERRUPTED)
+        if not resources:
+            say("nothing to remove")
         sys.exit(0)
     results = remove(aws, resources, timeout=parse_age(timeout).total_seconds())
     for x in results:
@@ -89,11 +94,47 @@ def cleanup(
     if left:
         say(f"{len(left)} resource(s) remain; run the same command again to retry")
         sys.exit(EXIT_INTERRUPTED)
+    if not trusted:
+        say(
+            f"removed the {len(results)} resource(s) found by journal, name and tag (each deletion verified), "
+            "but the journal is damaged and the plan is not at hand: drplan cannot be sure nothing else "
+            "remains (drplan cleanup --sweep looks further)"
+        )
+        sys.exit(EXIT_INTERRUPTED)
     say(
         "everything removed (each deletion verified)"
-        + ("" if trusted else "; the journal was damaged, so resources were also looked for by name and tag")
+        + ("; the journal was damaged: the drill's plan gave the names to look for" if damaged else "")
     )
     sys.exit(0)
+
+
+def _planned_intents(state: Any, region: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """The names the drill's plan says it creates, computed again from the plan with the run's id
+    (its names are deterministic): what a journal that lost lines no longer lists is still looked
+    for. (intents, why the plan could not be used)."""
+    from drplan.actions import registry
+    from drplan.engine.prepare import prepare_steps
+    from drplan.pipeline import validate_file
+
+    path, sha = state.header.get("plan_path"), state.header.get("plan_sha256")
+    if not path or not Path(path).is_file():
+        return (
+            [],
+            "the drill's plan is not at hand to look for every name it creates; looked by journal and tag only",
+        )
+    result = validate_file(path)
+    if result.plan is None or result.plan.sha256 != sha:
+        return [], f"{path} changed since the drill ran; looked for its resources by journal and tag only"
+    steps, _ = prepare_steps(result.plan, "drill", registry(), run_id=state.run_id)
+    out = []
+    for key, step in steps.items():
+        try:
+            targets = step.action.targets(step.params)
+        except (KeyError, TypeError, ValueError):
+            continue
+        step_region = step.step.region or result.plan.drill.region or result.plan.aws.region or region
+        out += [(key, {**t.to_json(), "region": step_region}) for t in targets if "${" not in t.name]
+    return out, None
 
 
 def _session(opts: dict[str, Any], region: str | None, endpoint_url: str | None = None) -> Any:
@@ -122,9 +163,9 @@ def _sweep_targets(
     return aws, [f.resource for f in found]
 
 
-def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any, list[Any], Any, bool]:
+def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any, list[Any], Any, bool, bool]:
     """Everything the run may have left: (session, resources, a function that journals removals,
-    whether the journal could be trusted on its own)."""
+    whether what was found can be trusted to be everything, whether the journal is damaged)."""
     from drplan.engine.events import EventBus
     from drplan.engine.journal import Journal, load_journal
     from drplan.engine.sweep import find_drill_resources, find_intended
@@ -140,14 +181,18 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
         )
     if state.header.get("sandbox") and not opts["endpoint_url"]:
         say(f"run {run_id} ran in the sandbox, which stopped with it: nothing remains")
-        return None, [], None, True
+        return None, [], None, True, False
     aws = _session(opts, state.header.get("region"), state.header.get("endpoint_url"))
     seen: dict[tuple[str, str], Any] = {}
     step_of: dict[tuple[str, str], str | None] = {}
     for step, resource in state.remaining():
         seen.setdefault(resource.key, resource)
         step_of[resource.key] = step
-    by_name, problems = find_intended(aws, state.unmatched_intents(), run_id=run_id, drill=True)
+    planned, plan_problem = _planned_intents(state, aws.region_of(None))
+    if plan_problem:
+        say(f"drplan: warning: {plan_problem}")
+    intents = state.unmatched_intents() + [i for i in planned if i not in state.intents]
+    by_name, problems = find_intended(aws, intents, run_id=run_id, drill=True)
     for step, resource in by_name:
         if resource.key not in seen and (resource.kind, str(resource.extra.get("name"))) not in {
             (r.kind, r.id) for r in seen.values()
@@ -185,7 +230,8 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
             )
         journal.close()
 
-    return aws, list(seen.values()), record, not state.damage and bool(state.header)
+    trusted = not state.damage or not plan_problem  # a damaged journal, made up for by the plan
+    return aws, list(seen.values()), record, trusted, bool(state.damage)
 
 
 COMMANDS = (cleanup,)

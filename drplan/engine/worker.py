@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from drplan.actions.base import Action, Handle, Poll, StepContext
-from drplan.aws import AwsAccess, describe_error, error_code, is_retryable
+from drplan.aws import AwsAccess, describe_error, error_code, is_retryable, is_unreachable
 from drplan.durations import humanize
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared, PreparedStep
@@ -26,6 +26,10 @@ from drplan.engine.signals import Stop
 from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
 from drplan.secrets import SecretMissing, Secrets, is_secret_reference
+
+
+#: While undoing: how long an unreachable endpoint is waited for before cleanup gives up on a step.
+UNREACHABLE_GIVE_UP = 90.0
 
 
 class Interrupted(Exception):
@@ -297,14 +301,26 @@ class StepDriver:
         self, key: str, what: str, fn: Callable[[], Any], deadline: float, *, undoing: bool = False
     ) -> Any:
         """Call an action method, waiting out throttling and transient errors until the deadline.
-        While ``undoing``, only a hard stop cuts the waiting short (cleanup goes on after a first signal)."""
+        While ``undoing``, only a hard stop cuts the waiting short (cleanup goes on after a first
+        signal), and an endpoint that cannot be reached at all for :data:`UNREACHABLE_GIVE_UP`
+        seconds ends the waiting: what remains is listed for ``drplan cleanup RUN_ID``."""
         delay = self.options.backoff_base
+        unreachable_since: float | None = None
         while True:
             try:
                 return fn()
             except Exception as exc:
                 if not is_retryable(exc):
                     raise
+                if is_unreachable(exc):
+                    unreachable_since = unreachable_since or self.clock()
+                    if undoing and self.clock() - unreachable_since > UNREACHABLE_GIVE_UP:
+                        raise CallTimeout(
+                            f"{what}: AWS could not be reached for {UNREACHABLE_GIVE_UP:.0f}s "
+                            f"({describe_error(exc)}); retry later with drplan cleanup RUN_ID"
+                        ) from exc
+                else:
+                    unreachable_since = None
                 wait = jitter(delay)
                 if self.clock() + wait >= deadline:
                     raise CallTimeout(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -394,24 +395,30 @@ def write_evidence(
     svg: str | None = None,
     last_success: str | None = None,
 ) -> list[Path]:
-    from prometheus_client import write_to_textfile
+    """Every file rendered first, then each written whole (a temporary file, then renamed), and
+    report.json last: a report.json on disk always comes with the other files, and a disk that
+    fills up halfway leaves no report claiming a result the run did not end with."""
+    from prometheus_client import generate_latest
 
     directory.mkdir(parents=True, exist_ok=True)
+    files = [
+        ("report.md", to_markdown(report, mermaid).encode("utf-8")),
+        ("report.html", to_html(report, svg).encode("utf-8")),
+        ("junit.xml", to_junit(report).encode("utf-8")),
+        ("metrics.prom", generate_latest(metrics_registry(report, last_success=last_success))),
+        ("report.json", (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")),
+    ]
     written = []
-    for name, text in (
-        ("report.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"),
-        ("report.md", to_markdown(report, mermaid)),
-        ("report.html", to_html(report, svg)),
-        ("junit.xml", to_junit(report)),
-    ):
+    for name, data in files:
         path = directory / name
-        path.write_text(text, encoding="utf-8")
+        tmp = directory / f".{name}.tmp"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # atomic: node_exporter and auditors never read half a file
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         written.append(path)
-    metrics = directory / "metrics.prom"
-    write_to_textfile(
-        str(metrics), metrics_registry(report, last_success=last_success)
-    )  # atomic: node_exporter never reads half a file
-    written.append(metrics)
     return written
 
 
