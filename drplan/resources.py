@@ -241,12 +241,20 @@ def delete_order(resource: Resource) -> int:
     return found.delete_order if found is not None else 9
 
 
-def resource_from_arn(arn: str, region: str) -> Resource | None:
-    """The resource an ARN names, for the kinds drplan can delete (None for any other)."""
+def _arn_parts(arn: str) -> tuple[str, str] | None:
+    """``(service, resource)`` of an ARN (``arn:partition:service:region:account:resource``)."""
     parts = arn.split(":", 5)
-    if len(parts) < 6:
+    if len(parts) < 6 or parts[0] != "arn":
         return None
-    service, rest = parts[2], parts[5]
+    return parts[2], parts[5]
+
+
+def resource_from_arn(arn: str, region: str | None = None) -> Resource | None:
+    """The resource an ARN names, for the kinds drplan can delete (None for any other)."""
+    parts = _arn_parts(arn)
+    if parts is None:
+        return None
+    service, rest = parts
     for kind in KINDS.values():
         if kind.arn_service != service or kind.arn_prefix is None or not rest.startswith(kind.arn_prefix):
             continue
@@ -255,3 +263,14 @@ def resource_from_arn(arn: str, region: str) -> Resource | None:
             native = native.split("/")[0]  # table/NAME/stream/... and the like
         return Resource(kind.kind, native, region, arn)
     return None
+
+
+def native_id(arn: str) -> str:
+    """The id the resource's own API knows it by: ``arn:…:db:ledger`` -> ``ledger``,
+    ``arn:…:volume/vol-1`` -> ``vol-1``, ``arn:aws:s3:::b`` -> ``b``; for a kind drplan does not
+    know, the ARN's last ``/`` or ``:`` part."""
+    found = resource_from_arn(arn)
+    if found is not None:
+        return found.id
+    resource = arn.split(":", 5)[-1]
+    return resource.rsplit("/", 1)[-1] if "/" in resource else resource.rsplit(":", 1)[-1]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drplan.actions import registry
+from drplan.actions.base import StepContext
 from drplan.aws import ApiCall, AwsSession
 from drplan.engine.events import Event, EventBus
 from drplan.engine.prepare import Prepared, prepare
@@ -25,6 +26,13 @@ def plan_data(services: Mapping[str, Any], **top: Any) -> dict[str, Any]:
 
 def one_step(uses: str, params: Mapping[str, Any], **step: Any) -> dict[str, Any]:
     return plan_data({"svc": {"steps": [{"id": "s", "uses": uses, "with": dict(params), **step}]}})
+
+
+def seed(ctx: StepContext, seed_state: dict[str, Any] | None = None) -> None:
+    """What the sandbox does before a run: the step's seeder creates its source from ``ctx.params``."""
+    from drplan.sandbox.seeders import SEEDERS, SeedContext
+
+    SEEDERS[ctx.step.uses](SeedContext.of(ctx, seed_state))
 
 
 @dataclass

@@ -23,7 +23,7 @@ from drplan.engine.prepare import prepare
 from drplan.engine.records import RunOptions
 from drplan.engine.runner import Runner
 from drplan.model import build_plan
-from tests.runs import FAST, one_step, run_plan
+from tests.runs import FAST, one_step, run_plan, seed
 
 ACTION = "aws.autoscaling.set_capacity"
 
@@ -247,9 +247,8 @@ def test_preflight_is_read_only_and_compares_current_and_target(asg):
 
 def test_seed_creates_an_empty_group_that_the_step_scales(asg):
     data = one_step(ACTION, {"group": "shop-web", "desired": 6, "min": 3, "max": 12})
-    action = registry()[ACTION]
-    action.seed(step_context(data))
-    action.seed(step_context(data))  # idempotent
+    seed(step_context(data))
+    seed(step_context(data))  # idempotent
     assert sizes(asg, "shop-web") == (0, 12, 0)
 
     run = run_plan(data)

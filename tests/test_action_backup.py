@@ -21,7 +21,7 @@ from botocore.stub import ANY, Stubber
 
 from drplan.actions import registry
 from drplan.actions._aws import aws_tags
-from drplan.actions.backup import TYPES, build_metadata
+from drplan.actions.backup.targets import TYPES, build_metadata, type_from_arn
 from drplan.actions.base import AwsAccess, StepContext
 from drplan.aws import READ_ONLY_PREFIXES
 from drplan.engine.events import EventBus
@@ -29,6 +29,8 @@ from drplan.engine.prepare import prepare
 from drplan.engine.runner import Runner
 from drplan.errors import StepFailed
 from drplan.model import build_plan
+from drplan.removal import REMOVERS
+from drplan.resources import KINDS, native_id, resource_from_arn
 from tests.runs import one_step, run_plan
 
 ACTION = registry()["aws.backup.restore"]
@@ -319,6 +321,54 @@ def test_metadata_per_type_with_overrides_last(aws, rtype):
     params = {"recovery_point": rp("p1"), "vault": VAULT, "target": target, "metadata": overrides}
     handle = ACTION.start(context(aws, params))
     assert handle["resources"][0]["kind"] == TYPES[rtype].kind
+
+
+ARNS = {
+    "RDS": (DB_ARN, "payments-ledger"),
+    "Aurora": (CLUSTER_ARN, "analytics"),
+    "DynamoDB": (TABLE_ARN, "payments-idempotency"),
+    "EBS": (VOLUME_ARN, "vol-0a1b2c3d4e5f60718"),
+    "EC2": (f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0abc", "i-0abc"),
+    "EFS": (f"arn:aws:elasticfilesystem:us-east-1:{ACCOUNT}:file-system/fs-0abc", "fs-0abc"),
+    "S3": ("arn:aws:s3:::payments-files", "payments-files"),
+}
+
+
+@pytest.mark.parametrize("rtype", list(TYPES))
+def test_each_type_is_a_resource_kind_with_an_arn_and_a_remover(rtype):
+    """One registry: the kind of every type AWS Backup restores names its ARN (drplan.resources) and
+    its deletion (drplan.removal); the action keeps no parsing or deleting of its own."""
+    arn, native = ARNS[rtype]
+    kind = TYPES[rtype].kind
+    assert kind in KINDS and kind in REMOVERS
+    assert type_from_arn(arn) == rtype
+    assert native_id(arn) == native
+    found = resource_from_arn(arn, "us-east-1")
+    assert found is not None and (found.kind, found.id, found.region, found.arn) == (
+        kind,
+        native,
+        "us-east-1",
+        arn,
+    )
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:rds:us-east-1:1:snapshot:s1",  # not a resource AWS Backup restores
+        "arn:aws:ec2:us-east-1:1:image/ami-1",
+        "arn:aws:kms:us-east-1:1:key/k1",
+        "not-an-arn",
+        "${db.restore.arn}",
+    ],
+)
+def test_arns_of_other_resources_have_no_type(arn):
+    assert type_from_arn(arn) is None
+
+
+def test_native_id_of_an_arn_drplan_has_no_kind_for_is_its_last_part():
+    assert native_id("arn:aws:kms:us-east-1:1:key/k1") == "k1"
+    assert native_id("arn:aws:sns:us-east-1:1:alerts") == "alerts"
 
 
 def test_metadata_rules_for_names_flags_and_keys():

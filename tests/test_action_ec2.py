@@ -19,7 +19,7 @@ from drplan.engine.events import EventBus
 from drplan.engine.prepare import prepare
 from drplan.engine.runner import Runner
 from drplan.model import build_plan
-from tests.runs import one_step, run_plan
+from tests.runs import one_step, run_plan, seed
 
 ACTION = "aws.ec2.volume_from_snapshot"
 TAGS = {"app": "web", "backup": "nightly"}
@@ -283,8 +283,8 @@ def test_seed_creates_a_source_the_step_restores(ec2):
     step = prepared.steps["svc.s"]
     ctx = runner.context(step, step.params)
 
-    step.action.seed(ctx)
-    step.action.seed(ctx)  # idempotent
+    seed(ctx)
+    seed(ctx)  # idempotent
 
     snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
     assert len(snapshots) == 1 and _tags(snapshots[0]) == TAGS
@@ -300,7 +300,7 @@ def test_seed_does_nothing_for_a_fixed_snapshot_id(ec2):
     prepared = prepare(build_plan(data), "recover", registry(), run_id="seed")
     runner = Runner(prepared, AwsSession(region="us-east-1"), EventBus("seed"))
     step = prepared.steps["svc.s"]
-    step.action.seed(runner.context(step, step.params))
+    seed(runner.context(step, step.params))
     assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
     assert ec2.describe_volumes()["Volumes"] == []
 

@@ -20,6 +20,7 @@ from drplan.aws import AwsSession
 from drplan.engine.preflight import run_preflight
 from drplan.engine.prepare import prepare
 from drplan.model import build_plan
+from tests import runs
 from tests.runs import one_step, run_plan
 
 SNAPSHOT = "aws.rds.restore_snapshot"
@@ -58,8 +59,8 @@ def context(uses: str, params: dict[str, Any], aws: AwsAccess) -> StepContext:
 
 
 def seed(uses: str, params: dict[str, Any]) -> None:
-    """What the sandbox does before a run: the action seeds the source from the plan's parameters."""
-    registry()[uses].seed(context(uses, params, AwsSession(region="us-east-1")))
+    """What the sandbox does before a run: the action's seeder makes the source from the plan's parameters."""
+    runs.seed(context(uses, params, AwsSession(region="us-east-1")))
 
 
 class Stubbed(AwsAccess):

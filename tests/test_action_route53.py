@@ -6,7 +6,6 @@ botocore's Stubber (which validates the parameters against the real Route 53 mod
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import boto3
@@ -16,16 +15,15 @@ from moto import mock_aws
 
 from drplan.actions import registry
 from drplan.actions.base import AwsAccess
-from drplan.actions.route53 import ZONE_IDS, fqdn_in_zone
-from drplan.sandbox import EmulatedIds
+from drplan.actions.route53.record import fqdn_in_zone
 from drplan.aws import AwsSession
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import prepare
 from drplan.engine.records import RunOptions
 from drplan.engine.runner import Runner
 from drplan.model import build_plan
-from tests import runs
-from tests.runs import FAST, one_step, plan_data, run_plan
+from drplan.sandbox.ids import ZONE_IDS, EmulatedIds
+from tests.runs import FAST, one_step, plan_data, run_plan, seed
 
 ACTION = "aws.route53.change_record"
 ENDPOINT = "orders-restored.abc123.us-east-1.rds.amazonaws.com"
@@ -59,19 +57,17 @@ def values(rrset: dict[str, Any]) -> list[str]:
     return [r["Value"] for r in rrset["ResourceRecords"]]
 
 
-def step_context(data: dict[str, Any], *, aws: AwsAccess | None = None, mode: str = "recover", seed_state=None):
+def step_context(data: dict[str, Any], *, aws: AwsAccess | None = None, mode: str = "recover"):
     """The StepContext the engine would give the step (parameters as written: references unresolved)."""
     prepared = prepare(build_plan(data), mode, registry(), run_id="t35t1d")
     runner = Runner(prepared, aws or AwsSession(region="us-east-1"), EventBus("t35t1d"), RunOptions(**FAST))
     step = prepared.steps["svc.s"]
-    ctx = runner.context(step, step.params)
-    return dataclasses.replace(ctx, seed_state=seed_state if seed_state is not None else {})
+    return runner.context(step, step.params)
 
 
 def emulated(seed_state: dict[str, Any]) -> AwsSession:
     """A session whose clients rewrite the plan's zone ids to the seeded ones, as the sandbox's do."""
     return AwsSession(region="us-east-1", customize=EmulatedIds(seed_state).customize)
-    return extra
 
 
 def test_fqdn_in_zone():
@@ -375,13 +371,13 @@ SHOP_DRILL = {"zone_id": "Z0SHOPDRILL12345", "name": "orders-db.drill.shop.examp
 
 
 def test_seed_maps_the_plan_zone_and_the_run_uses_it(r53):
-    """The sandbox's seam: seed records the zone it created in ctx.seed_state; the sandbox's sessions
-    rewrite the plan's zone id with it, so a run (which knows nothing of it) changes the seeded zone."""
+    """The sandbox's seam: the seeder records the zone it created in ctx.seed_state; the sandbox's
+    sessions rewrite the plan's zone id with it, so a run (which knows nothing of it) changes the
+    seeded zone."""
     data = one_step(ACTION, SHOP)
     state: dict[str, Any] = {}
-    action = registry()[ACTION]
-    action.seed(step_context(data, aws=emulated(state), seed_state=state))
-    action.seed(step_context(data, aws=emulated(state), seed_state=state))  # idempotent
+    seed(step_context(data, aws=emulated(state)), state)
+    seed(step_context(data, aws=emulated(state)), state)  # idempotent
     zone_ids = state[ZONE_IDS]
 
     [seeded] = r53.list_hosted_zones()["HostedZones"]
@@ -402,7 +398,7 @@ def test_seed_creates_the_drill_zone_and_a_drill_creates_then_cleans_the_record(
     data = one_step(ACTION, SHOP, drill_with=SHOP_DRILL)
     state: dict[str, Any] = {}
     for mode in ("recover", "drill"):  # the sandbox seeds both: the record's zone and the drill zone
-        registry()[ACTION].seed(step_context(data, aws=emulated(state), mode=mode, seed_state=state))
+        seed(step_context(data, aws=emulated(state), mode=mode), state)
     zone_ids = state[ZONE_IDS]
     names = sorted(z["Name"] for z in r53.list_hosted_zones()["HostedZones"])
     assert names == ["drill.shop.example.com.", "internal.shop.example.com."]
@@ -431,7 +427,7 @@ def test_seed_shares_one_zone_between_the_plans_records(r53):
         }
     )
     state: dict[str, Any] = {}
-    registry()[ACTION].seed(step_context(data, aws=emulated(state), seed_state=state))
+    seed(step_context(data, aws=emulated(state)), state)
     [seeded] = r53.list_hosted_zones()["HostedZones"]
     assert seeded["Name"] == "shop.example.com."
 
@@ -447,7 +443,7 @@ def test_moto_custom_zone_id_makes_the_plan_id_real(r53):
     moto_id_manager.set_custom_id(identifier, "Z0SHOPEXAMPLE123")
     try:
         data = one_step(ACTION, SHOP)
-        registry()[ACTION].seed(step_context(data))
+        seed(step_context(data))
         assert (
             r53.get_hosted_zone(Id="Z0SHOPEXAMPLE123")["HostedZone"]["Name"] == "internal.shop.example.com."
         )

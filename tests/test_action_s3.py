@@ -15,13 +15,13 @@ import pytest
 from moto import mock_aws
 
 from drplan.actions import registry
-from drplan.actions import s3 as s3_actions
+from drplan.actions.s3 import restore as s3_restore
 from drplan.aws import READ_ONLY_PREFIXES, AwsSession
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import prepare
 from drplan.engine.runner import Runner
 from drplan.model import build_plan
-from tests.runs import one_step, run_plan
+from tests.runs import one_step, run_plan, seed
 
 ACTION = "aws.s3.restore_versions"
 OLD = {"data/a.txt": b"a2", "data/b.txt": b"b1", "data/c.txt": b"c1", "data/gone.txt": b"g1"}
@@ -250,7 +250,7 @@ def test_a_duration_counts_back_from_the_start_of_the_run(s3, history):
 
 def test_batches_and_long_version_lists(s3, monkeypatch):
     """Small batches and pages: a key whose versions span pages, many polls, same result."""
-    monkeypatch.setattr(s3_actions, "BATCH_KEYS", 3)
+    monkeypatch.setattr(s3_restore, "BATCH_KEYS", 3)
     for i in range(7):
         _put(s3, "data/many.txt", f"m{i}".encode())
     for i in range(8):
@@ -274,8 +274,8 @@ def test_batches_and_long_version_lists(s3, monkeypatch):
 
 
 def test_large_versions_are_copied_in_parts_with_their_metadata(s3, monkeypatch):
-    monkeypatch.setattr(s3_actions, "COPY_LIMIT", 6 * 1024**2)
-    monkeypatch.setattr(s3_actions, "PART_SIZE", 5 * 1024**2)
+    monkeypatch.setattr(s3_restore, "COPY_LIMIT", 6 * 1024**2)
+    monkeypatch.setattr(s3_restore, "PART_SIZE", 5 * 1024**2)
     big = bytes(range(256)) * (11 * 1024**2 // 256)
     s3.put_object(
         Bucket="assets",
@@ -355,10 +355,10 @@ def test_preflight_errors_on_a_missing_or_unversioned_source(s3):
 def test_seed_gives_a_restore_at_pt1h_something_to_do(s3):
     """The seed backdates its versions in moto's backend: at PT1H three keys come back, one goes."""
     data = one_step(ACTION, {"bucket": "seeded", "prefix": "exports/", "at": "PT1H"})
-    action, ctx = _context(data)
-    action.seed(ctx)
+    _, ctx = _context(data)
+    seed(ctx)
     before = _all_versions(s3, "seeded")
-    action.seed(ctx)  # idempotent
+    seed(ctx)  # idempotent
     assert _all_versions(s3, "seeded") == before
 
     run = run_plan(data)
@@ -375,7 +375,7 @@ def test_throttling_in_the_middle_of_a_batch_resumes_without_writing_twice(s3, h
     """The runner repeats a throttled poll; the cursor and the record of writes make that safe."""
     from botocore.exceptions import ClientError
 
-    real_copy = s3_actions.RestoreVersions._copy
+    real_copy = s3_restore.RestoreVersions._copy
     calls = {"n": 0}
 
     def flaky_copy(self, *args, **kwargs):
@@ -384,7 +384,7 @@ def test_throttling_in_the_middle_of_a_batch_resumes_without_writing_twice(s3, h
             raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "CopyObject")
         return real_copy(self, *args, **kwargs)
 
-    monkeypatch.setattr(s3_actions.RestoreVersions, "_copy", flaky_copy)
+    monkeypatch.setattr(s3_restore.RestoreVersions, "_copy", flaky_copy)
     before = _all_versions(s3)
 
     run = run_plan(one_step(ACTION, {"bucket": "assets", "prefix": "data/", "at": history}))
@@ -405,7 +405,7 @@ def test_seed_and_drill_through_moto_server(moto_server):
     prepared = prepare(build_plan(data), "recover", registry(), run_id="seed")
     session = AwsSession(region="us-east-1", endpoint_url=moto_server)
     step = prepared.steps["svc.s"]
-    step.action.seed(Runner(prepared, session, EventBus("seed")).context(step, step.params))
+    seed(Runner(prepared, session, EventBus("seed")).context(step, step.params))
 
     run = run_plan(data, "drill", aws=AwsSession(region="us-east-1", endpoint_url=moto_server))
 

@@ -22,7 +22,7 @@ from drplan.schema import plan_schema
 
 DOCS = ROOT / "docs"
 #: The pages owned by these docs (diagrams.md is written separately; its links are its own).
-PAGES = ("plan-format.md", "validation.md", "cli.md", "drills.md", "ci.md", "README.md")
+PAGES = ("plan-format.md", "validation.md", "cli.md", "drills.md", "ci.md", "README.md", "writing-actions.md")
 
 
 def read(name: str) -> str:

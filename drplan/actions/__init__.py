@@ -1,5 +1,10 @@
 """The action catalogue: built-in actions plus those other packages register.
 
+Built-in actions are grouped by AWS service, one package each (``drplan.actions.rds``,
+``drplan.actions.s3``, ...), whose ``ACTIONS`` lists its classes; the actions that call no AWS
+service are the modules ``checks`` and ``control``. Helpers all AWS actions share are in
+``_aws``. docs/writing-actions.md walks through adding one.
+
 Third-party packages add actions through the ``drplan.actions`` entry-point group, each entry
 naming an :class:`~drplan.actions.base.Action` subclass::
 

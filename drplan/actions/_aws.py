@@ -1,4 +1,5 @@
-"""Small helpers shared by the AWS actions: tags, freshness against the RPO, picking the newest."""
+"""Small helpers shared by the AWS actions: tags, freshness against the RPO, picking the newest,
+references not resolved yet."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from drplan.errors import StepFailed
 from drplan.resources import Resource
 
 T = TypeVar("T")
+
+
+def unresolved(value: Any) -> bool:
+    """A ``${service.step.output}`` reference: known only when the run gets there."""
+    return isinstance(value, str) and "${" in value
 
 
 def aws_tags(ctx: StepContext, extra: Mapping[str, str] | None = None) -> list[dict[str, str]]:

@@ -76,14 +76,14 @@ class Route:
     host: str
     port: int
     tls: bool
-    #: Set when the answer cannot prove anything here (the sandbox cannot vouch for a host, or for
-    #: an application's content): the check ends at once as *not verifiable*, never as a pass.
+    #: Set when the answer cannot prove anything here (an emulated AWS cannot vouch for a host, or
+    #: for an application's content): the check ends at once as *not verifiable*, never as a pass.
     unverifiable: str | None = None
 
 
 class Network(Protocol):
     """How checks reach the hosts they probe. Real runs connect directly (:data:`DIRECT`); an
-    embedding (the sandbox, a test) may route emulated endpoints elsewhere or decline to vouch."""
+    embedding (an emulated AWS, a test) may route emulated endpoints elsewhere or decline to vouch."""
 
     def route(self, host: str, port: int, tls: bool, *, content: bool) -> Route: ...
 
@@ -139,10 +139,8 @@ class StepContext:
     stop: threading.Event = field(default_factory=threading.Event)  # set when the run is stopping
     network: Network = DIRECT
     #: The longest a ``wait`` step really waits, in seconds (None: as written). An embedding whose
-    #: AWS has no replication lag to wait out (the sandbox) shortens waits, and the step says so.
+    #: AWS has no replication lag to wait out (an emulator) shortens waits, and the step says so.
     max_wait: float | None = None
-    #: Scratch space for seeding an emulator (the sandbox's seeders); runs never read it.
-    seed_state: dict[str, Any] = field(default_factory=dict)
 
     def route(self, host: str, port: int, tls: bool, *, content: bool = False) -> Route:
         """Where to connect for ``host:port`` (``content``: the check judges the answer's body)."""
@@ -244,13 +242,6 @@ class Action:
     def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
         """Verify the undo: done only when what was created is really gone."""
         return Poll.finished()
-
-    # --- the sandbox -----------------------------------------------------------------------------
-
-    def seed(self, ctx: StepContext) -> None:
-        """Create, in the sandbox's emulated AWS, the source this step restores from (a table with
-        items and a backup, a DB instance and its snapshot, ...). ``ctx.params`` are the plan's own
-        parameters (not isolated). Must be idempotent. Actions with nothing to restore do nothing."""
 
 
 def suffixed(name: str, suffix: str, *, limit: int = 63) -> str:

@@ -5,8 +5,8 @@ A check tries once per poll and reports what it saw; the scheduler polls again a
 (http.client, socket), so checks work without extra dependencies.
 
 Where a check connects is asked of the run's :class:`~drplan.actions.base.Network` (directly, in
-real runs). When the network cannot vouch for the answer (the sandbox has no application behind an
-emulated endpoint, so it cannot judge a body assertion), the check ends at once with
+real runs). When the network cannot vouch for the answer (an emulated AWS has no application behind
+its endpoints, so it cannot judge a body assertion), the check ends at once with
 :meth:`~drplan.actions.base.Poll.unverified`: neither a pass nor a failure, and said so.
 """
 

@@ -27,7 +27,6 @@ from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
 from drplan.secrets import SecretMissing, Secrets, is_secret_reference
 
-
 #: While undoing: how long an unreachable endpoint is waited for before cleanup gives up on a step.
 UNREACHABLE_GIVE_UP = 90.0
 

@@ -3,10 +3,12 @@
 ``drplan drill PLAN --sandbox`` (and ``recover``, ``plan --preflight``) start moto's AWS emulator
 on a loopback port inside the drplan process, seed it with what the plan restores from (tables
 with items and backups, DB instances and snapshots, volumes and snapshots, versioned buckets with
-history, hosted zones), and point every AWS call there. Two pieces are emulated by drplan itself
-because moto lacks them, each in its own clearly named module, and never used outside the
-sandbox: AWS Backup recovery points and restore jobs (:mod:`.backup_emulator`) and the
-applications behind the plan's checks (:mod:`.standin`).
+history, hosted zones: :mod:`.seed`, with one seeder per action in :mod:`.seeders`), and point
+every AWS call there. Two pieces are emulated by drplan itself because moto lacks them, each in
+its own clearly named module, and never used outside the sandbox: AWS Backup recovery points and
+restore jobs (:mod:`.backup_emulator`) and the applications behind the plan's checks
+(:mod:`.standin`). The ids moto chose for what seeding created are hidden from the run by
+:mod:`.ids`.
 
 moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 """
@@ -25,6 +27,7 @@ from drplan.aws import AwsSession
 from drplan.errors import UsageError
 from drplan.model import Plan
 from drplan.sandbox.backup_emulator import BackupEmulator
+from drplan.sandbox.ids import EmulatedIds, new_seed_state
 from drplan.sandbox.standin import StandIn
 
 CREDENTIALS = ("sandbox", "sandbox")
@@ -34,45 +37,6 @@ BACKUP_AGE = timedelta(hours=2)
 
 #: The longest a `wait` step really waits in the sandbox (it has no replication lag to wait out).
 MAX_WAIT = 2.0
-#: Request parameters that hold ids the emulator chose for what seeding created, by service:
-#: the plan's own ids are rewritten to them in every call (see :class:`EmulatedIds`).
-_ID_PARAMETERS = {"route53": ("HostedZoneId", "Id"), "ec2": ("InstanceId", "InstanceIds")}
-
-
-@dataclass
-class EmulatedIds:
-    """The plan says hosted zone ``Z0123456789ABC`` and instance ``i-0abc``; the emulator cannot
-    create either with a chosen id, so seeding records plan id -> emulator id in ``seed_state`` and
-    every client of the sandbox's sessions rewrites the plan's ids in requests, and the emulator's
-    ids in answers: the run sees the account the plan describes, and actions know nothing of it."""
-
-    seed_state: dict[str, Any]
-
-    def customize(self, client: Any) -> None:
-        service = client.meta.service_model.service_name
-        if service in _ID_PARAMETERS:
-            client.meta.events.register(f"before-parameter-build.{service}", self._rewrite_ids)
-            client.meta.events.register(f"after-call.{service}", self._rewrite_response)
-
-    def _mapping(self, service: str) -> dict[str, str]:
-        key = "route53_zone_ids" if service == "route53" else "ec2_instance_ids"
-        mapping: dict[str, str] = self.seed_state.setdefault(key, {})
-        return mapping
-
-    def _rewrite_ids(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        service = model.service_model.service_name
-        mapping = self._mapping(service)
-        for name in _ID_PARAMETERS[service]:
-            value = params.get(name)
-            if isinstance(value, list):
-                params[name] = [mapping.get(_bare_id(v), v) for v in value]
-            elif isinstance(value, str) and _bare_id(value) in mapping:
-                params[name] = mapping[_bare_id(value)]
-
-    def _rewrite_response(self, parsed: Any, model: Any, **_: Any) -> None:
-        reverse = {v: k for k, v in self._mapping(model.service_model.service_name).items()}
-        if reverse:
-            _replace_ids(parsed, reverse)
 
 
 @dataclass
@@ -82,10 +46,8 @@ class Sandbox:
     standin: StandIn
     backup: BackupEmulator
     #: What seeding learnt: the plan's hosted zone and instance ids -> the ids moto gave what it
-    #: created (moto cannot create a zone or an instance with a chosen id).
-    seed_state: dict[str, Any] = field(
-        default_factory=lambda: {"route53_zone_ids": {}, "ec2_instance_ids": {}}
-    )
+    #: created (moto cannot create a zone or an instance with a chosen id); see :mod:`.ids`.
+    seed_state: dict[str, Any] = field(default_factory=new_seed_state)
     ids: EmulatedIds = field(init=False)
     _server: Any = None
     _thread: threading.Thread | None = None
@@ -239,25 +201,6 @@ def _reset(endpoint: str) -> None:
     urllib.request.urlopen(
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
     ).close()
-
-
-def _bare_id(value: str) -> str:
-    return value.strip().removeprefix("/hostedzone/")
-
-
-def _replace_ids(value: Any, reverse: dict[str, str]) -> Any:
-    """Rewrite, in place, every string in a parsed response that is (or ends in) an emulator id."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            value[key] = _replace_ids(item, reverse)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            value[index] = _replace_ids(item, reverse)
-    elif isinstance(value, str):
-        bare = _bare_id(value)
-        if bare in reverse:
-            return value[: len(value) - len(bare)] + reverse[bare]
-    return value
 
 
 def now() -> datetime:

@@ -24,6 +24,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from drplan.actions.backup.targets import type_from_arn
+from drplan.resources import native_id
+
 ACCOUNT = "123456789012"  # moto's default account
 EMULATED_TYPES = ("RDS", "DynamoDB", "EBS")
 
@@ -52,7 +55,7 @@ class RecoveryPoint:
             "CreationDate": self.created.timestamp(),
             "CompletionDate": (self.created + timedelta(minutes=7)).timestamp(),
             "IamRoleArn": f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole",
-            "ResourceName": self.resource_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1],
+            "ResourceName": native_id(self.resource_arn),
         }
 
 
@@ -89,8 +92,8 @@ class BackupEmulator:
     ) -> RecoveryPoint:
         """A completed recovery point of ``resource_arn`` in ``vault`` (in ``region``), ``age`` old,
         backed by a native snapshot created in the vault's region (as a cross-region copy would be)."""
-        kind = resource_type or infer_type(resource_arn)
-        name = resource_arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+        kind = resource_type or type_from_arn(resource_arn) or ""
+        name = native_id(resource_arn)
         for point in self.points.values():
             if point.vault == vault and point.region == region and point.resource_arn == resource_arn:
                 return point
@@ -214,11 +217,11 @@ class BackupEmulator:
             return self._not_found(f"Recovery point {args[1]} not found")
         metadata = {
             "RDS": {
-                "DBInstanceIdentifier": point.resource_arn.rsplit(":", 1)[-1],
+                "DBInstanceIdentifier": native_id(point.resource_arn),
                 "Engine": "mysql",
                 "DBInstanceClass": "db.t3.micro",
             },
-            "DynamoDB": {"targetTableName": point.resource_arn.rsplit("/", 1)[-1]},
+            "DynamoDB": {"targetTableName": native_id(point.resource_arn)},
             "EBS": {"availabilityZone": f"{point.region}a", "volumeType": "gp3", "encrypted": "false"},
         }.get(point.resource_type, {})
         return 200, {
@@ -308,18 +311,6 @@ class BackupEmulator:
             out["CompletionDate"] = datetime.now(timezone.utc).timestamp()
             out["CreatedResourceArn"] = job.created_arn
         return 200, out
-
-
-def infer_type(resource_arn: str) -> str:
-    service = resource_arn.split(":")[2] if resource_arn.count(":") >= 5 else ""
-    if service == "rds":
-        return "Aurora" if ":cluster:" in resource_arn else "RDS"
-    return {
-        "dynamodb": "DynamoDB",
-        "ec2": "EBS" if ":volume/" in resource_arn else "EC2",
-        "s3": "S3",
-        "elasticfilesystem": "EFS",
-    }.get(service, "")
 
 
 _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [

@@ -62,22 +62,20 @@ from drplan.actions._aws import (
     require_fresh,
     target_free,
 )
-from drplan.actions._backup_targets import (
+from drplan.actions.backup.targets import (
     TYPES,
     ResourceType,
     build_metadata,
     db_cluster,
     db_instance,
     meta_key,
-    native_id,
     type_from_arn,
 )
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
-from drplan.removal import BUSY as BUSY  # re-exported: part of this module's API
 from drplan.removal import lookup
-from drplan.resources import Resource, Target
+from drplan.resources import Resource, Target, native_id
 
 #: Recovery point states that can be restored (AVAILABLE is the newer name of a finished backup).
 USABLE = ("COMPLETED", "AVAILABLE")
@@ -387,10 +385,3 @@ class BackupRestore(Action):
         name = native_id(undo_handle["resource_arn"])
         note = rtype.remove(ctx, name)
         return Poll.finished(f"{rtype.noun} {name} deleted") if note is None else Poll.running(note)
-
-    def seed(self, ctx: StepContext) -> None:
-        """Nothing here: the sandbox emulates AWS Backup (vaults, recovery points, restore jobs)
-        separately and seeds this step's recovery point there. Deliberately no fake data."""
-
-
-ACTIONS = (BackupRestore,)

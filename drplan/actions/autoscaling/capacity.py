@@ -12,8 +12,6 @@ from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Target
 
-#: What the sandbox's launch template boots (moto launches it without registering an AMI).
-SANDBOX_IMAGE_ID = "ami-12345678"
 _KEYS = (("min", "MinSize"), ("max", "MaxSize"), ("desired", "DesiredCapacity"))
 
 
@@ -35,6 +33,13 @@ def _in_service(group: Mapping[str, Any]) -> int:
         for i in group.get("Instances", [])
         if i.get("LifecycleState") == "InService" and i.get("HealthStatus", "Healthy") == "Healthy"
     )
+
+
+def describe_group(ctx: StepContext, name: str) -> dict[str, Any] | None:
+    """The Auto Scaling group ``name``, or None when it does not exist."""
+    groups = ctx.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    found = [g for g in groups.get("AutoScalingGroups", []) if g["AutoScalingGroupName"] == name]
+    return found[0] if found else None
 
 
 class SetCapacity(Action):
@@ -62,11 +67,6 @@ class SetCapacity(Action):
 
     def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
         return (Target("autoscaling:group", str(params["group"]), "group", creates=False),)
-
-    def _group(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
-        groups = ctx.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
-        found = [g for g in groups.get("AutoScalingGroups", []) if g["AutoScalingGroupName"] == name]
-        return found[0] if found else None
 
     def _target(self, ctx: StepContext, current: Mapping[str, int]) -> dict[str, int]:
         """The capacity after the change (min/max unchanged when not given), or StepFailed."""
@@ -102,7 +102,7 @@ class SetCapacity(Action):
         name = ctx.params["group"]
         if isinstance(name, str) and "${" in name:
             return [PreflightResult("ok", f"the group comes from {name}; checked when the step runs")]
-        group = self._group(ctx, name)
+        group = describe_group(ctx, name)
         if group is None:
             return [PreflightResult("error", f"Auto Scaling group {name} does not exist", {"group": name})]
         current = _capacity(group)
@@ -123,7 +123,7 @@ class SetCapacity(Action):
 
     def start(self, ctx: StepContext) -> Handle:
         name = str(ctx.params["group"])
-        group = self._group(ctx, name)
+        group = describe_group(ctx, name)
         if group is None:
             raise StepFailed(ctx.step.key, f"Auto Scaling group {name} does not exist")
         previous = _capacity(group)
@@ -156,7 +156,7 @@ class SetCapacity(Action):
             return Poll.finished(
                 f"group {handle['group']} set to {_text(handle['target'])} (not waiting for instances)"
             )
-        group = self._group(ctx, handle["group"])
+        group = describe_group(ctx, handle["group"])
         if group is None:
             return Poll.failure(f"Auto Scaling group {handle['group']} disappeared")
         ready = _in_service(group)
@@ -182,7 +182,7 @@ class SetCapacity(Action):
         return {"group": handle["group"], "desired": handle["target"]["DesiredCapacity"]}
 
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
-        if self._group(ctx, handle["group"]) is None:
+        if describe_group(ctx, handle["group"]) is None:
             return {"gone": True}
         try:
             self._update(ctx, handle["group"], handle["previous"])
@@ -193,7 +193,7 @@ class SetCapacity(Action):
         return {"gone": False}
 
     def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
-        group = self._group(ctx, handle["group"])
+        group = describe_group(ctx, handle["group"])
         if group is None:
             return Poll.finished(f"group {handle['group']} no longer exists")
         now = _capacity(group)
@@ -202,32 +202,3 @@ class SetCapacity(Action):
         return Poll.running(
             f"group {handle['group']} is at {_text(now)}, restoring {_text(handle['previous'])}"
         )
-
-    def seed(self, ctx: StepContext) -> None:
-        """A launch template and the group, empty (capacity 0) with room up to the plan's size."""
-        name = ctx.params.get("group")
-        if not name or "${" in str(name) or self._group(ctx, str(name)) is not None:
-            return
-        template = f"{name}-template"
-        ec2 = ctx.client("ec2")
-        try:
-            ec2.describe_launch_templates(LaunchTemplateNames=[template])
-        except Exception as exc:
-            if "NotFound" not in (error_code(exc) or ""):
-                raise
-            ec2.create_launch_template(
-                LaunchTemplateName=template,
-                LaunchTemplateData={"ImageId": SANDBOX_IMAGE_ID, "InstanceType": "t3.micro"},
-            )
-        sizes = [v for v in (ctx.params.get("max"), ctx.params.get("desired")) if isinstance(v, int)]
-        ctx.client("autoscaling").create_auto_scaling_group(
-            AutoScalingGroupName=str(name),
-            LaunchTemplate={"LaunchTemplateName": template, "Version": "$Latest"},
-            MinSize=0,
-            MaxSize=max([*sizes, 1]) if sizes else 10,
-            DesiredCapacity=0,
-            AvailabilityZones=[f"{ctx.region}a"],
-        )
-
-
-ACTIONS = (SetCapacity,)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from drplan import removal
-from drplan.actions._aws import as_utc, freshness_result, is_not_found, newest
+from drplan.actions._aws import as_utc, freshness_result, is_not_found, newest, unresolved
 from drplan.actions.base import Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.errors import StepFailed
@@ -74,11 +74,6 @@ CLUSTER_SNAPSHOT = SnapshotKind(
     source_param="source_cluster",
     source_what="DB cluster",
 )
-
-
-def unresolved(value: Any) -> bool:
-    """A ``${service.step.output}`` that preflight or seed cannot know yet."""
-    return isinstance(value, str) and "${" in value
 
 
 def state_fault(exc: BaseException) -> bool:

@@ -1,19 +1,19 @@
-"""Sandbox seeding for the RDS actions: the source DB instances and clusters, their snapshots, and
-the subnet and parameter groups a plan names, so a restore has something to restore from."""
+"""Seeders of the RDS actions: the source DB instances and clusters, their snapshots, and the subnet
+and parameter groups a plan names, so a restore has something to restore from."""
 
 from __future__ import annotations
 
-from drplan.actions._aws import is_not_found
-from drplan.actions._rds import (
+from drplan.actions._aws import is_not_found, unresolved
+from drplan.actions.base import suffixed
+from drplan.actions.rds.lookup import (
     CLUSTER_SNAPSHOT,
     DB_SNAPSHOT,
     MULTI_AZ_ENGINES,
     describe_cluster,
     describe_instance,
     list_snapshots,
-    unresolved,
 )
-from drplan.actions.base import StepContext, suffixed
+from drplan.sandbox.seeders.context import SeedContext
 
 #: Engine version and parameter group family of what the seed creates.
 SEED_ENGINES = {
@@ -25,7 +25,7 @@ SEED_ENGINES = {
 SEED_LOGIN = {"MasterUsername": "drplan", "MasterUserPassword": "sandbox-only-1"}
 
 
-def seed_placement(ctx: StepContext, engine: str, *, cluster: bool) -> None:
+def seed_placement(ctx: SeedContext, engine: str, *, cluster: bool) -> None:
     """The subnet group and parameter group the plan names, so the restore can use them."""
     rds = ctx.client("rds")
     group = ctx.params.get("subnet_group")
@@ -65,7 +65,7 @@ def seed_placement(ctx: StepContext, engine: str, *, cluster: bool) -> None:
             )
 
 
-def seed_instance(ctx: StepContext, name: str, engine: str) -> None:
+def seed_instance(ctx: SeedContext, name: str, engine: str) -> None:
     if describe_instance(ctx, name) is None:
         ctx.client("rds").create_db_instance(
             DBInstanceIdentifier=name,
@@ -80,7 +80,7 @@ def seed_instance(ctx: StepContext, name: str, engine: str) -> None:
         )
 
 
-def seed_point_in_time(ctx: StepContext) -> None:
+def seed_point_in_time(ctx: SeedContext) -> None:
     """The source DB instance of ``aws.rds.restore_point_in_time``."""
     source = ctx.params.get("source_instance")
     if not source or unresolved(source):
@@ -90,7 +90,7 @@ def seed_point_in_time(ctx: StepContext) -> None:
     seed_instance(ctx, str(source), engine)
 
 
-def seed_snapshot(ctx: StepContext) -> None:
+def seed_snapshot(ctx: SeedContext) -> None:
     """The source DB instance and DB snapshot of ``aws.rds.restore_snapshot``."""
     wanted = str(ctx.params.get("snapshot", "latest"))
     source = ctx.params.get("source_instance")
@@ -113,7 +113,7 @@ def seed_snapshot(ctx: StepContext) -> None:
     ctx.client("rds").create_db_snapshot(DBInstanceIdentifier=source, DBSnapshotIdentifier=name)
 
 
-def seed_cluster_snapshot(ctx: StepContext) -> None:
+def seed_cluster_snapshot(ctx: SeedContext) -> None:
     """The source DB cluster and cluster snapshot of ``aws.rds.restore_cluster_snapshot``."""
     wanted = str(ctx.params.get("snapshot", "latest"))
     source = ctx.params.get("source_cluster")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from drplan import removal
 from drplan.actions._aws import (
     add_resource,
     as_utc,
@@ -24,7 +25,11 @@ from drplan.errors import StepFailed
 from drplan.resources import Resource, Target
 
 _TABLE_OUTPUTS = {"table_name": "Name of the restored table", "table_arn": "ARN of the restored table"}
-SANDBOX_ITEMS = 25
+
+
+def describe_table(ctx: StepContext, name: str) -> dict[str, Any] | None:
+    """The table ``name`` in the step's region, or None when it does not exist."""
+    return removal.describe_table(ctx.client, name)
 
 
 class _TableRestore(Action):
@@ -43,15 +48,6 @@ class _TableRestore(Action):
         return (Target("dynamodb:table", str(params["target"]), "target"),)
 
     # --- shared by both restores ----------------------------------------------------------------
-
-    def _table(self, ctx: StepContext, name: str) -> dict[str, Any] | None:
-        try:
-            table: dict[str, Any] = ctx.client("dynamodb").describe_table(TableName=name)["Table"]
-            return table
-        except Exception as exc:
-            if is_not_found(exc):
-                return None
-            raise
 
     def _started(self, ctx: StepContext, response: Mapping[str, Any], handle: Handle) -> Handle:
         table = response["TableDescription"]
@@ -75,7 +71,7 @@ class _TableRestore(Action):
 
     def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
         mine = [r for r in found if r.kind == "dynamodb:table"]
-        table = self._table(ctx, mine[0].id) if mine else None
+        table = describe_table(ctx, mine[0].id) if mine else None
         if table is None:
             return None
         return self._started(ctx, {"TableDescription": table}, {"adopted": True})
@@ -96,7 +92,7 @@ class _TableRestore(Action):
         raise exc
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
-        table = self._table(ctx, handle["table"])
+        table = describe_table(ctx, handle["table"])
         if table is None:
             return Poll.running("waiting for the table to appear")
         status = table.get("TableStatus")
@@ -123,23 +119,10 @@ class _TableRestore(Action):
         return {"table": handle["table"]}
 
     def poll_undo(self, ctx: StepContext, handle: Handle, undo_handle: Handle) -> Poll:
-        table = self._table(ctx, handle["table"])
+        table = describe_table(ctx, handle["table"])
         if table is None:
             return Poll.finished(f"table {handle['table']} deleted")
         return Poll.running(f"table {handle['table']} is {table.get('TableStatus')}")
-
-    def _seed_table(self, ctx: StepContext, name: str) -> None:
-        client = ctx.client("dynamodb")
-        if self._table(ctx, name) is not None:
-            return
-        client.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        for i in range(SANDBOX_ITEMS):
-            client.put_item(TableName=name, Item={"pk": {"S": f"item-{i:03d}"}, "value": {"N": str(i)}})
 
 
 class RestoreBackup(_TableRestore):
@@ -198,7 +181,7 @@ class RestoreBackup(_TableRestore):
             return [PreflightResult("error", exc.reason)]
         return [
             freshness_result(ctx, "backup", arn, created),
-            target_free(self._table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
+            target_free(describe_table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
         ]
 
     def start(self, ctx: StepContext) -> Handle:
@@ -214,15 +197,6 @@ class RestoreBackup(_TableRestore):
         handle: Handle = {"backup_arn": arn}
         recovery_point(handle, arn, created)
         return self._started(ctx, response, handle)
-
-    def seed(self, ctx: StepContext) -> None:
-        source = ctx.params.get("source_table")
-        if not source:
-            return
-        self._seed_table(ctx, source)
-        client = ctx.client("dynamodb")
-        if not client.list_backups(TableName=source).get("BackupSummaries"):
-            client.create_backup(TableName=source, BackupName=f"{source}-nightly")
 
 
 class RestorePointInTime(_TableRestore):
@@ -278,7 +252,7 @@ class RestorePointInTime(_TableRestore):
         source = f"{ctx.params['source_table']}@{moment.isoformat()}"
         return [
             freshness_result(ctx, "point in time", source, moment),
-            target_free(self._table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
+            target_free(describe_table(ctx, ctx.params["target"]) is not None, "table", ctx.params["target"]),
         ]
 
     def start(self, ctx: StepContext) -> Handle:
@@ -300,13 +274,3 @@ class RestorePointInTime(_TableRestore):
         handle: Handle = {}
         recovery_point(handle, f"{ctx.params['source_table']}@{as_utc(moment).isoformat()}", moment)
         return self._started(ctx, response, handle)
-
-    def seed(self, ctx: StepContext) -> None:
-        source = ctx.params["source_table"]
-        self._seed_table(ctx, source)
-        ctx.client("dynamodb").update_continuous_backups(
-            TableName=source, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-        )
-
-
-ACTIONS = (RestoreBackup, RestorePointInTime)

@@ -1,4 +1,4 @@
-"""Sandbox seeding for ``aws.s3.restore_versions``: a versioned bucket with versions before and after
+"""The seeder of ``aws.s3.restore_versions``: a versioned bucket with versions before and after
 ``at``, backdated in moto's backend when the emulator runs in this process."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from drplan.actions._aws import as_utc
-from drplan.actions._s3 import point_in_time, versioning
-from drplan.actions.base import StepContext
+from drplan.actions.s3.versions import point_in_time, versioning
 from drplan.durations import parse_duration
+from drplan.sandbox.seeders.context import SeedContext
 
 
-def seed_bucket(ctx: StepContext) -> None:
+def seed_bucket(ctx: SeedContext) -> None:
     """A versioned bucket whose keys under ``prefix`` have versions before and after ``at``.
 
     Written in two phases, old then new (:data:`SEED_OLD`, :data:`SEED_NEW`): three keys changed

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import add_resource
+from drplan.actions._aws import add_resource, unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Resource, Target
 
-#: ``ctx.seed_state[ZONE_IDS]``: plan zone id -> the id an emulator gave the zone seeding created
-#: (it cannot create a zone with a chosen id); the emulator's session rewrites the plan's ids.
-ZONE_IDS = "route53_zone_ids"
-
-#: The value a seeded record has "before the disaster", per record type (documentation ranges).
-_SEED_VALUES = {"A": "192.0.2.10", "AAAA": "2001:db8::10", "TXT": '"drplan sandbox: previous value"'}
 _ESCAPE = re.compile(r"\\(\d{3})")
 
 
-def _bare(zone_id: Any) -> str:
+def bare_zone_id(zone_id: Any) -> str:
+    """``/hostedzone/Z123`` -> ``Z123``."""
     return str(zone_id).strip().removeprefix("/hostedzone/")
-
-
-def _unresolved(value: Any) -> bool:
-    return isinstance(value, str) and "${" in value
 
 
 def _norm(name: str) -> str:
@@ -69,7 +59,7 @@ def _canonical(rrset: Mapping[str, Any] | None) -> Any:
     if "AliasTarget" in rrset:
         alias = rrset["AliasTarget"]
         out["AliasTarget"] = (
-            _bare(alias["HostedZoneId"]),
+            bare_zone_id(alias["HostedZoneId"]),
             _norm(alias["DNSName"]),
             bool(alias.get("EvaluateTargetHealth")),
         )
@@ -85,22 +75,42 @@ def points_at(rrset: Mapping[str, Any] | None) -> list[str] | None:
     return [r["Value"] for r in rrset.get("ResourceRecords", [])]
 
 
-def _implied_domain(names: list[str]) -> str:
-    """The zone domain a sandbox creates for these record names: their common suffix, or the first
-    name without its first label."""
-    unique = dict.fromkeys(n.rstrip(".").lower() for n in names if "." in n.rstrip("."))
-    labels = [n.split(".") for n in unique]
-    if not labels:
-        return "example.com"
-    common: list[str] = []
-    for parts in zip(*(reversed(lbl) for lbl in labels), strict=False):
-        if len(set(parts)) != 1:
-            break
-        common.insert(0, parts[0])
-    if len(labels) > 1 and len(common) >= 2:
-        return ".".join(common)
-    first = labels[0]
-    return ".".join(first[1:] if len(first) > 2 else first)
+def hosted_zone(ctx: StepContext, zone_id: str) -> dict[str, Any] | None:
+    """The hosted zone ``zone_id``, or None when it does not exist."""
+    try:
+        zone: dict[str, Any] = ctx.client("route53").get_hosted_zone(Id=zone_id)["HostedZone"]
+        return zone
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchHostedZone", "InvalidInput"):
+            return None
+        raise
+
+
+def record_sets(
+    ctx: StepContext, zone_id: str, fqdn: str, kind: str, set_id: str | None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The record set with exactly this name, type and set identifier (or None), and every set
+    with this name and type."""
+    client = ctx.client("route53")
+    kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": fqdn, "StartRecordType": kind}
+    found: dict[str, Any] | None = None
+    same: list[dict[str, Any]] = []
+    while True:
+        page = client.list_resource_record_sets(**kwargs)
+        for rrset in page.get("ResourceRecordSets", []):
+            if _norm(rrset["Name"]) != _norm(fqdn) or rrset["Type"] != kind:
+                return found, same
+            same.append(rrset)
+            if rrset.get("SetIdentifier") == set_id:
+                found = _clean(rrset)
+        more = page.get("IsTruncated") and page.get("NextRecordIdentifier")  # more sets of this name
+        if (
+            not more
+            or _norm(page.get("NextRecordName", "")) != _norm(fqdn)
+            or page.get("NextRecordType") != kind
+        ):
+            return found, same
+        kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
 
 
 class ChangeRecord(Action):
@@ -132,65 +142,24 @@ class ChangeRecord(Action):
         return f"Point {kind} record {params.get('name')} at {target}{routing}"
 
     def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
-        extra = {"zone_id": _bare(params["zone_id"]), "type": str(params.get("type", "CNAME"))}
+        extra = {"zone_id": bare_zone_id(params["zone_id"]), "type": str(params.get("type", "CNAME"))}
         if params.get("set_identifier") is not None:
             extra["set_identifier"] = str(params["set_identifier"])
         return (Target("route53:record", str(params["name"]), "name", creates=False, extra=extra),)
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def _zone_id(self, ctx: StepContext, zone_id: Any) -> str:
-        return _bare(zone_id)
-
-    def _zone(self, ctx: StepContext, zone_id: str) -> dict[str, Any] | None:
-        try:
-            zone: dict[str, Any] = ctx.client("route53").get_hosted_zone(Id=zone_id)["HostedZone"]
-            return zone
-        except Exception as exc:
-            if error_code(exc) in ("NoSuchHostedZone", "InvalidInput"):
-                return None
-            raise
-
     def _target(self, ctx: StepContext) -> tuple[str, dict[str, Any], str]:
         """(zone id, zone, absolute record name), or StepFailed."""
-        zone_id = self._zone_id(ctx, ctx.params["zone_id"])
-        zone = self._zone(ctx, zone_id)
+        zone_id = bare_zone_id(ctx.params["zone_id"])
+        zone = hosted_zone(ctx, zone_id)
         if zone is None:
-            mapped = "" if zone_id == _bare(ctx.params["zone_id"]) else f" (mapped to {zone_id})"
-            raise StepFailed(
-                ctx.step.key, f"hosted zone {_bare(ctx.params['zone_id'])}{mapped} does not exist"
-            )
+            raise StepFailed(ctx.step.key, f"hosted zone {zone_id} does not exist")
         try:
             fqdn = fqdn_in_zone(str(ctx.params["name"]), zone["Name"])
         except ValueError as exc:
             raise StepFailed(ctx.step.key, str(exc)) from exc
         return zone_id, zone, fqdn
-
-    def _lookup(
-        self, ctx: StepContext, zone_id: str, fqdn: str, kind: str, set_id: str | None
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The record set with exactly this name, type and set identifier (or None), and every set
-        with this name and type."""
-        client = ctx.client("route53")
-        kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": fqdn, "StartRecordType": kind}
-        found: dict[str, Any] | None = None
-        same: list[dict[str, Any]] = []
-        while True:
-            page = client.list_resource_record_sets(**kwargs)
-            for rrset in page.get("ResourceRecordSets", []):
-                if _norm(rrset["Name"]) != _norm(fqdn) or rrset["Type"] != kind:
-                    return found, same
-                same.append(rrset)
-                if rrset.get("SetIdentifier") == set_id:
-                    found = _clean(rrset)
-            more = page.get("IsTruncated") and page.get("NextRecordIdentifier")  # more sets of this name
-            if (
-                not more
-                or _norm(page.get("NextRecordName", "")) != _norm(fqdn)
-                or page.get("NextRecordType") != kind
-            ):
-                return found, same
-            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
 
     def _desired(self, ctx: StepContext, fqdn: str) -> dict[str, Any]:
         p = ctx.params
@@ -206,7 +175,7 @@ class ChangeRecord(Action):
         if p.get("alias"):
             alias = p["alias"]
             rrset["AliasTarget"] = {
-                "HostedZoneId": _bare(alias["hosted_zone_id"]),
+                "HostedZoneId": bare_zone_id(alias["hosted_zone_id"]),
                 "DNSName": str(alias["dns_name"]),
                 "EvaluateTargetHealth": bool(alias.get("evaluate_target_health", False)),
             }
@@ -232,16 +201,16 @@ class ChangeRecord(Action):
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
         p = ctx.params
-        if _unresolved(p.get("zone_id")):
+        if unresolved(p.get("zone_id")):
             return [
                 PreflightResult(
                     "ok", f"the hosted zone comes from {p['zone_id']}; checked when the step runs"
                 )
             ]
-        zone_id = self._zone_id(ctx, p["zone_id"])
-        zone = self._zone(ctx, zone_id)
+        zone_id = bare_zone_id(p["zone_id"])
+        zone = hosted_zone(ctx, zone_id)
         if zone is None:
-            missing = f"hosted zone {_bare(p['zone_id'])} does not exist"
+            missing = f"hosted zone {zone_id} does not exist"
             return [PreflightResult("error", missing, {"zone_id": zone_id})]
         found = PreflightResult(
             "ok",
@@ -255,7 +224,7 @@ class ChangeRecord(Action):
             else [str(v) for v in p.get("values", [])]
         )
         target = ", ".join(would)
-        if _unresolved(p.get("name")) or _unresolved(p.get("set_identifier")):
+        if unresolved(p.get("name")) or unresolved(p.get("set_identifier")):
             return [
                 found,
                 PreflightResult(
@@ -267,7 +236,7 @@ class ChangeRecord(Action):
         except ValueError as exc:
             return [found, PreflightResult("error", str(exc))]
         set_id = str(p["set_identifier"]) if p.get("set_identifier") is not None else None
-        current, same = self._lookup(ctx, zone_id, fqdn, kind, set_id)
+        current, same = record_sets(ctx, zone_id, fqdn, kind, set_id)
         name = fqdn.rstrip(".")
         facts = {"fqdn": name, "type": kind, "current": points_at(current), "would_point_at": would}
         if set_id:
@@ -301,7 +270,7 @@ class ChangeRecord(Action):
         zone_id, zone, fqdn = self._target(ctx)
         record = self._desired(ctx, fqdn)
         kind, set_id = record["Type"], record.get("SetIdentifier")
-        previous, same = self._lookup(ctx, zone_id, fqdn, kind, set_id)
+        previous, same = record_sets(ctx, zone_id, fqdn, kind, set_id)
         conflict = self._no_simple_over_sets(ctx, fqdn, kind, same)
         if conflict:
             raise StepFailed(ctx.step.key, conflict)
@@ -387,9 +356,9 @@ class ChangeRecord(Action):
                     ctx, zone_id, {"Action": "UPSERT", "ResourceRecordSet": previous}, comment
                 )
             }
-        if self._zone(ctx, zone_id) is None:
+        if hosted_zone(ctx, zone_id) is None:
             return {"change_id": None}  # the zone is gone, and the record with it
-        current, _ = self._lookup(
+        current, _ = record_sets(
             ctx, zone_id, handle["fqdn"] + ".", handle["type"], handle.get("set_identifier")
         )
         if current is None:
@@ -410,8 +379,8 @@ class ChangeRecord(Action):
             return Poll.running(f"change {undo_handle['change_id']} is PENDING")
         what = f"{handle['type']} {handle['fqdn']}"
         current = None
-        if self._zone(ctx, handle["zone_id"]) is not None:
-            current, _ = self._lookup(
+        if hosted_zone(ctx, handle["zone_id"]) is not None:
+            current, _ = record_sets(
                 ctx, handle["zone_id"], handle["fqdn"] + ".", handle["type"], handle.get("set_identifier")
             )
         previous = handle.get("previous")
@@ -425,81 +394,3 @@ class ChangeRecord(Action):
         return Poll.failure(
             f"{what} points at {now}, not at its previous value {', '.join(points_at(previous) or [])}"
         )
-
-    # --- the sandbox -------------------------------------------------------------------------------
-
-    def seed(self, ctx: StepContext) -> None:
-        """Create the hosted zone, and (for a recovery's parameters) the record as it was before the
-        disaster (A, AAAA, CNAME, TXT). For a drill's parameters (``drill_with``) only the zone: a
-        drill creates its record and must find the name free.
-
-        The emulator picks its own zone ids: seed records plan id -> created id in ``ctx.seed_state``,
-        and the emulator's AWS session rewrites the plan's id in every call.
-        """
-        params = ctx.params
-        if any(not params.get(k) or _unresolved(params.get(k)) for k in ("zone_id", "name")):
-            return
-        zone = self._seed_zone(ctx, _bare(params["zone_id"]), str(params["name"]))
-        if ctx.mode == "recover":
-            self._seed_record(ctx, params, zone)
-
-    def _seed_zone(self, ctx: StepContext, plan_id: str, name: str) -> dict[str, Any]:
-        existing = self._zone(ctx, self._zone_id(ctx, plan_id))
-        if existing is not None:
-            return existing
-        client = ctx.client("route53")
-        names = []
-        for step in ctx.plan.steps():
-            if step.uses == self.name:
-                for params in (step.params, step.params_for("drill")):
-                    if _bare(params.get("zone_id", "")) == plan_id and not _unresolved(params.get("name")):
-                        names.append(str(params.get("name", "")))
-        domain = _implied_domain(names or [name]) + "."
-        found = client.list_hosted_zones_by_name(DNSName=domain, MaxItems="1").get("HostedZones", [])
-        zone: dict[str, Any]
-        if found and found[0]["Name"].lower() == domain:
-            zone = found[0]
-        else:
-            zone = client.create_hosted_zone(
-                Name=domain,
-                CallerReference=f"drplan-seed-{plan_id}-{uuid.uuid4().hex[:12]}",
-                HostedZoneConfig={"Comment": f"drplan sandbox zone for plan zone {plan_id}"},
-            )["HostedZone"]
-        created = _bare(zone["Id"])
-        if created != plan_id:
-            ctx.seed_state.setdefault(ZONE_IDS, {})[plan_id] = created
-        return zone
-
-    def _seed_record(self, ctx: StepContext, params: Mapping[str, Any], zone: dict[str, Any]) -> None:
-        kind = params.get("type", "CNAME")
-        try:
-            fqdn = fqdn_in_zone(str(params["name"]), zone["Name"])
-        except ValueError:
-            return
-        value = _SEED_VALUES.get(kind) or (
-            f"{fqdn.split('.')[0]}-primary.{zone['Name']}" if kind == "CNAME" else None
-        )
-        set_id = params.get("set_identifier")
-        if value is None or _unresolved(set_id):
-            return
-        zone_id = _bare(zone["Id"])
-        if self._lookup(ctx, zone_id, fqdn, kind, set_id)[0] is not None:
-            return
-        rrset: dict[str, Any] = {
-            "Name": fqdn,
-            "Type": kind,
-            "TTL": 300,
-            "ResourceRecords": [{"Value": value}],
-        }
-        if set_id:
-            rrset["SetIdentifier"] = str(set_id)
-            if params.get("weight") is not None:
-                rrset["Weight"] = int(params["weight"])
-            if params.get("failover"):
-                rrset["Failover"] = params["failover"]
-        ctx.client("route53").change_resource_record_sets(
-            HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]}
-        )
-
-
-ACTIONS = (ChangeRecord,)

@@ -8,16 +8,15 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import add_resource, aws_tags, target_free
-from drplan.actions._rds import (
+from drplan.actions._aws import add_resource, aws_tags, target_free, unresolved
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
+from drplan.actions.rds.lookup import (
     ALREADY_EXISTS,
     BROKEN,
     describe_instance,
     ours,
     remove_instance,
-    unresolved,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Resource, Target

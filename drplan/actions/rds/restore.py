@@ -13,8 +13,11 @@ from drplan.actions._aws import (
     recovery_point,
     require_fresh,
     target_free,
+    unresolved,
 )
-from drplan.actions._rds import (
+from drplan.actions.base import Handle, Poll, PreflightResult, StepContext, isolated_name, suffixed
+from drplan.actions.rds.base import InstanceRestore, RdsAction, port_option
+from drplan.actions.rds.lookup import (
     ALREADY_EXISTS,
     BROKEN,
     CLUSTER_SNAPSHOT,
@@ -29,11 +32,7 @@ from drplan.actions._rds import (
     snapshot_findings,
     snapshot_time,
     teardown_cluster,
-    unresolved,
 )
-from drplan.actions._rds_base import InstanceRestore, RdsAction, port_option
-from drplan.actions._rds_sandbox import seed_cluster_snapshot, seed_point_in_time, seed_snapshot
-from drplan.actions.base import Handle, Poll, PreflightResult, StepContext, isolated_name, suffixed
 from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Resource, Target
@@ -90,9 +89,6 @@ class RestoreSnapshot(InstanceRestore):
         recovery_point(handle, identifier, created)
         return self._restore(ctx, "restore_db_instance_from_db_snapshot", kwargs, handle)
 
-    def seed(self, ctx: StepContext) -> None:
-        seed_snapshot(ctx)
-
 
 class RestorePointInTime(InstanceRestore):
     name = "aws.rds.restore_point_in_time"
@@ -137,9 +133,6 @@ class RestorePointInTime(InstanceRestore):
         # With "latest", AWS restores to its latest restorable time when it runs: at least this one.
         recovery_point(handle, f"{source}@{moment.isoformat()}", moment)
         return self._restore(ctx, "restore_db_instance_to_point_in_time", kwargs, handle)
-
-    def seed(self, ctx: StepContext) -> None:
-        seed_point_in_time(ctx)
 
 
 class RestoreClusterSnapshot(RdsAction):
@@ -356,9 +349,3 @@ class RestoreClusterSnapshot(RdsAction):
         if "cluster" not in handle:
             return Poll.finished("nothing was created")
         return teardown_cluster(ctx, handle)
-
-    def seed(self, ctx: StepContext) -> None:
-        seed_cluster_snapshot(ctx)
-
-
-ACTIONS = (RestoreSnapshot, RestorePointInTime, RestoreClusterSnapshot)

@@ -21,13 +21,13 @@ from drplan.actions._aws import (
     newest,
     recovery_point,
     require_fresh,
+    unresolved,
 )
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Resource, Target
 
-SANDBOX_SIZE_GIB = 20
 #: CreateVolume errors that are the plan's fault (or a quota), reported as the step's failure.
 _CREATE_ERRORS = (
     "InvalidParameterValue",
@@ -61,13 +61,43 @@ def _message(exc: Exception) -> str:
     return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', exc)}"
 
 
-def _unresolved(value: Any) -> bool:
-    """A ``${service.step.output}`` a preflight cannot know yet."""
-    return isinstance(value, str) and "${" in value
-
-
 def _tag(resource: Mapping[str, Any], key: str) -> str | None:
     return next((t["Value"] for t in resource.get("Tags", []) if t.get("Key") == key), None)
+
+
+def pick_snapshot(ctx: StepContext) -> dict[str, Any]:
+    """The snapshot to restore: the named one, or the newest completed one of ours with all tags."""
+    client = ctx.client("ec2")
+    wanted = ctx.params.get("snapshot", "latest")
+    if wanted != "latest":
+        try:
+            found = client.describe_snapshots(SnapshotIds=[wanted])["Snapshots"]
+        except Exception as exc:
+            if error_code(exc) in ("InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed"):
+                raise StepFailed(ctx.step.key, f"snapshot {wanted} does not exist") from exc
+            raise
+        if not found:
+            raise StepFailed(ctx.step.key, f"snapshot {wanted} does not exist")
+        snapshot: dict[str, Any] = found[0]
+        if snapshot.get("State") != "completed":
+            raise StepFailed(ctx.step.key, f"snapshot {wanted} is {snapshot.get('State')}, not completed")
+        return snapshot
+    tags: Mapping[str, str] = ctx.params.get("snapshot_tags", {})
+    filters = [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in sorted(tags.items())]
+    filters.append({"Name": "status", "Values": ["completed"]})
+    candidates: list[dict[str, Any]] = []
+    for page in client.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters):
+        # Filter again on our side: every tag must match and the snapshot must be complete.
+        candidates.extend(
+            s
+            for s in page.get("Snapshots", [])
+            if s.get("State") == "completed" and all(_tag(s, k) == str(v) for k, v in tags.items())
+        )
+    best = newest(candidates, lambda s: s.get("StartTime"))
+    if best is None:
+        described = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
+        raise StepFailed(ctx.step.key, f"no completed snapshot owned by this account is tagged {described}")
+    return best
 
 
 class VolumeFromSnapshot(Action):
@@ -120,42 +150,6 @@ class VolumeFromSnapshot(Action):
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _pick(self, ctx: StepContext) -> dict[str, Any]:
-        """The snapshot to restore: the named one, or the newest completed one of ours with all tags."""
-        client = ctx.client("ec2")
-        wanted = ctx.params.get("snapshot", "latest")
-        if wanted != "latest":
-            try:
-                found = client.describe_snapshots(SnapshotIds=[wanted])["Snapshots"]
-            except Exception as exc:
-                if error_code(exc) in ("InvalidSnapshot.NotFound", "InvalidSnapshotID.Malformed"):
-                    raise StepFailed(ctx.step.key, f"snapshot {wanted} does not exist") from exc
-                raise
-            if not found:
-                raise StepFailed(ctx.step.key, f"snapshot {wanted} does not exist")
-            snapshot: dict[str, Any] = found[0]
-            if snapshot.get("State") != "completed":
-                raise StepFailed(ctx.step.key, f"snapshot {wanted} is {snapshot.get('State')}, not completed")
-            return snapshot
-        tags: Mapping[str, str] = ctx.params.get("snapshot_tags", {})
-        filters = [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in sorted(tags.items())]
-        filters.append({"Name": "status", "Values": ["completed"]})
-        candidates: list[dict[str, Any]] = []
-        for page in client.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters):
-            # Filter again on our side: every tag must match and the snapshot must be complete.
-            candidates.extend(
-                s
-                for s in page.get("Snapshots", [])
-                if s.get("State") == "completed" and all(_tag(s, k) == str(v) for k, v in tags.items())
-            )
-        best = newest(candidates, lambda s: s.get("StartTime"))
-        if best is None:
-            described = ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-            raise StepFailed(
-                ctx.step.key, f"no completed snapshot owned by this account is tagged {described}"
-            )
-        return best
-
     def _volume(self, ctx: StepContext, volume_id: str) -> dict[str, Any] | None:
         try:
             volumes = ctx.client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"]
@@ -191,7 +185,7 @@ class VolumeFromSnapshot(Action):
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
         try:
-            snapshot = self._pick(ctx)
+            snapshot = pick_snapshot(ctx)
         except StepFailed as exc:
             return [PreflightResult("error", exc.reason)]
         found = freshness_result(ctx, "snapshot", snapshot["SnapshotId"], snapshot["StartTime"])
@@ -201,13 +195,13 @@ class VolumeFromSnapshot(Action):
             )
         ]
         name = ctx.params["name"]
-        if not _unresolved(name):
+        if not unresolved(name):
             results.append(self._name_finding(ctx, name, self._named(ctx, name)))
         zone = ctx.params["availability_zone"]
-        if not _unresolved(zone):
+        if not unresolved(zone):
             results.append(self._zone_finding(ctx, zone))
         attach = ctx.params.get("attach")
-        if attach and not _unresolved(attach.get("instance_id")) and not _unresolved(zone):
+        if attach and not unresolved(attach.get("instance_id")) and not unresolved(zone):
             results.append(self._instance_finding(ctx, attach, zone))
         return results
 
@@ -230,7 +224,7 @@ class VolumeFromSnapshot(Action):
         return PreflightResult("ok", f"availability zone {zone} is available", {"zone": zone})
 
     def _instance_finding(self, ctx: StepContext, attach: Mapping[str, Any], zone: str) -> PreflightResult:
-        instance_id, device = _instance_id(ctx, attach["instance_id"]), attach["device"]
+        instance_id, device = str(attach["instance_id"]), attach["device"]
         facts = {"instance_id": instance_id, "device": device}
         try:
             reservations = ctx.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
@@ -258,7 +252,7 @@ class VolumeFromSnapshot(Action):
     # --- running ----------------------------------------------------------------------------------
 
     def start(self, ctx: StepContext) -> Handle:
-        snapshot = self._pick(ctx)
+        snapshot = pick_snapshot(ctx)
         snapshot_id = snapshot["SnapshotId"]
         require_fresh(ctx, snapshot["StartTime"], f"snapshot {snapshot_id}")
         name = ctx.params["name"]
@@ -336,7 +330,7 @@ class VolumeFromSnapshot(Action):
     def _poll_attach(
         self, ctx: StepContext, handle: Handle, volume: Mapping[str, Any], attach: Mapping[str, Any]
     ) -> Poll:
-        instance_id, device = _instance_id(ctx, attach["instance_id"]), attach["device"]
+        instance_id, device = str(attach["instance_id"]), attach["device"]
         ours = [a for a in volume.get("Attachments", []) if a.get("InstanceId") == instance_id]
         if ours:
             status = ours[0].get("State")
@@ -426,76 +420,3 @@ class VolumeFromSnapshot(Action):
                 if error_code(exc) not in ("IncorrectState", "VolumeInUse"):
                     raise
         return False
-
-    # --- the sandbox ------------------------------------------------------------------------------
-
-    def seed(self, ctx: StepContext) -> None:
-        """A 20 GiB volume tagged with ``snapshot_tags`` and a completed snapshot of it with the same tags.
-
-        A plan that names a fixed ``snapshot`` id gets nothing: the emulator picks its own ids, so the
-        sandbox cannot create a snapshot with that id (use ``drill_with: {snapshot: latest, ...}``).
-        """
-        self._seed_instance(ctx)
-        if ctx.params.get("snapshot", "latest") != "latest":
-            return
-        tags: Mapping[str, str] = ctx.params.get("snapshot_tags", {})
-        if not tags:
-            return
-        client = ctx.client("ec2")
-        try:
-            self._pick(ctx)
-            return  # a snapshot to restore is already there
-        except StepFailed:
-            pass
-        tag_list = [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
-        filters = [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in sorted(tags.items())]
-        volumes = [
-            v for v in client.describe_volumes(Filters=filters)["Volumes"] if v.get("State") != "deleting"
-        ]
-        if volumes:
-            volume_id = volumes[0]["VolumeId"]
-        else:
-            zone = ctx.params.get("availability_zone")
-            if not zone or _unresolved(zone):
-                zone = f"{ctx.region}a"
-            name = ctx.params.get("name", "volume")
-            source_name = name if _unresolved(name) else f"{name}-source"
-            volume_id = client.create_volume(
-                AvailabilityZone=zone,
-                Size=SANDBOX_SIZE_GIB,
-                VolumeType="gp3",
-                TagSpecifications=[
-                    {"ResourceType": "volume", "Tags": [*tag_list, {"Key": "Name", "Value": source_name}]}
-                ],
-            )["VolumeId"]
-        client.create_snapshot(
-            VolumeId=volume_id,
-            Description=f"drplan sandbox snapshot for {ctx.step.key}",
-            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list}],
-        )
-
-    def _seed_instance(self, ctx: StepContext) -> None:
-        """The instance the plan attaches to. The emulator picks its own instance ids, so the plan's
-        id is mapped to the new one in ``ctx.seed_state`` (as Route 53 zone ids are), and the
-        emulator's session rewrites it in every call."""
-        attach = ctx.params.get("attach")
-        mapping = ctx.seed_state.setdefault(INSTANCE_IDS, {})
-        if not attach or _unresolved(attach.get("instance_id")) or attach["instance_id"] in mapping:
-            return
-        zone = ctx.params.get("availability_zone")
-        placement = {"AvailabilityZone": zone} if zone and not _unresolved(zone) else {}
-        instance = ctx.client("ec2").run_instances(
-            ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1, Placement=placement
-        )["Instances"][0]
-        mapping[attach["instance_id"]] = instance["InstanceId"]
-
-
-#: ``ctx.seed_state[INSTANCE_IDS]``: plan instance id -> the id an emulator gave the instance seeded.
-INSTANCE_IDS = "ec2_instance_ids"
-
-
-def _instance_id(ctx: StepContext, plan_id: str) -> str:
-    return str(plan_id)
-
-
-ACTIONS = (VolumeFromSnapshot,)

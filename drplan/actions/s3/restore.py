@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from drplan.actions._aws import freshness_result, recovery_point
-from drplan.actions._s3 import (
+from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
+from drplan.actions.s3.versions import (
     GONE,
     copy_multipart,
     decide,
@@ -44,11 +45,6 @@ from drplan.actions._s3 import (
     remove_bucket,
     versioning,
 )
-from drplan.actions._s3 import newest_first as newest_first  # re-exported: part of this module's API
-from drplan.actions._s3_sandbox import SEED_NEW as SEED_NEW  # re-exported
-from drplan.actions._s3_sandbox import SEED_OLD as SEED_OLD  # re-exported
-from drplan.actions._s3_sandbox import seed_bucket
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
 from drplan.aws import error_code
 from drplan.errors import StepFailed
 from drplan.resources import Target
@@ -373,13 +369,3 @@ class RestoreVersions(Action):
         delete_versions(
             ctx, handle["target_bucket"], [{"Key": k, "VersionId": v} for k, v in sorted(versions) if v]
         )
-
-    # --- the sandbox ------------------------------------------------------------------------------
-
-    def seed(self, ctx: StepContext) -> None:
-        """A versioned bucket whose keys under ``prefix`` have versions before and after ``at``
-        (see :func:`~drplan.actions._s3_sandbox.seed_bucket`)."""
-        seed_bucket(ctx)
-
-
-ACTIONS = (RestoreVersions,)

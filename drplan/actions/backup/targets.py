@@ -1,6 +1,7 @@
-"""What ``aws.backup.restore`` knows about each resource type AWS Backup restores: how the new
-resource is named in the restore metadata (and which derived keys to drop), and how it is looked
-up, tagged and, on undo, deleted with its own service's API."""
+"""What ``aws.backup.restore`` knows about each resource type AWS Backup restores: the resource kind
+it makes (its naming rule and ARN in :mod:`drplan.resources`, its deletion on undo in
+:mod:`drplan.removal`), how the new resource is named in the restore metadata (and which derived
+keys to drop), and how it is looked up and tagged with its own service's API."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 from drplan import removal
 from drplan.actions.base import StepContext
 from drplan.aws import error_code
+from drplan.resources import native_id, resource_from_arn
 
-# --- the native services: look up, tag and (with drplan.removal) delete what a restore job created --
+# --- the native services: look up and tag what a restore job created --------------------------------
 
 
 def db_instance(ctx: StepContext, name: str) -> dict[str, Any] | None:
@@ -33,11 +35,6 @@ def _bucket_exists(ctx: StepContext, name: str) -> bool:
 
 def _file_system_named(ctx: StepContext, token: str) -> bool:
     return bool(ctx.client("efs").describe_file_systems(CreationToken=token).get("FileSystems"))
-
-
-def _in_step(remover: removal.Remover) -> Callable[[StepContext, str], str | None]:
-    """A shared remover, given the step's clients (its region and role)."""
-    return lambda ctx, name: remover(ctx.client, name)
 
 
 def _tag_rds(ctx: StepContext, arn: str, tags: list[dict[str, str]]) -> None:
@@ -99,16 +96,20 @@ def _tidy_ec2(meta: dict[str, str], user: set[str]) -> None:
 
 @dataclass(frozen=True)
 class ResourceType:
-    """How one AWS Backup resource type is named, checked, tagged and deleted."""
+    """How one AWS Backup resource type is named, checked and tagged (deleted: by its ``kind``)."""
 
-    kind: str
+    kind: str  # a key of drplan.resources.KINDS and drplan.removal.REMOVERS
     noun: str
     name_key: str | None  # restore metadata key that names the new resource (None: tagged Name)
     tag: Callable[[StepContext, str, list[dict[str, str]]], None]
-    remove: Callable[[StepContext, str], str | None]  # None once gone, else a progress note
     exists: Callable[[StepContext, str], bool] | None = None  # is the target name taken?
     flags: Mapping[str, str] = field(default_factory=dict)
     tidy: Callable[[dict[str, str], set[str]], None] = lambda meta, user: None
+
+    def remove(self, ctx: StepContext, native: str) -> str | None:
+        """One round of deleting the resource a restore job created (:mod:`drplan.removal`, in the
+        step's region and role): None once it is gone, else a note on progress."""
+        return removal.REMOVERS[self.kind](ctx.client, native)
 
 
 def _taken(describe: Callable[[StepContext, str], Any]) -> Callable[[StepContext, str], bool]:
@@ -117,20 +118,16 @@ def _taken(describe: Callable[[StepContext, str], Any]) -> Callable[[StepContext
 
 # fmt: off
 TYPES: dict[str, ResourceType] = {
-    "RDS": ResourceType("rds:db", "DB instance", "DBInstanceIdentifier", _tag_rds,
-                        _in_step(removal.remove_db_instance), _taken(db_instance), tidy=_tidy_rds),
-    "Aurora": ResourceType("rds:cluster", "DB cluster", "DBClusterIdentifier", _tag_rds,
-                           _in_step(removal.remove_db_cluster), _taken(db_cluster)),
-    "DynamoDB": ResourceType("dynamodb:table", "table", "targetTableName", _tag_table,
-                             _in_step(removal.remove_table), _taken(_table)),
-    "EBS": ResourceType("ec2:volume", "volume", None, _tag_ec2, _in_step(removal.remove_volume)),
-    "EC2": ResourceType("ec2:instance", "instance", None, _tag_ec2, _in_step(removal.remove_instance),
-                        tidy=_tidy_ec2),
-    "EFS": ResourceType("efs:filesystem", "file system", "CreationToken", _tag_efs,
-                        _in_step(removal.remove_file_system), _file_system_named,
+    "RDS": ResourceType("rds:db", "DB instance", "DBInstanceIdentifier", _tag_rds, _taken(db_instance),
+                        tidy=_tidy_rds),
+    "Aurora": ResourceType("rds:cluster", "DB cluster", "DBClusterIdentifier", _tag_rds, _taken(db_cluster)),
+    "DynamoDB": ResourceType("dynamodb:table", "table", "targetTableName", _tag_table, _taken(_table)),
+    "EBS": ResourceType("ec2:volume", "volume", None, _tag_ec2),
+    "EC2": ResourceType("ec2:instance", "instance", None, _tag_ec2, tidy=_tidy_ec2),
+    "EFS": ResourceType("efs:filesystem", "file system", "CreationToken", _tag_efs, _file_system_named,
                         flags={"newFileSystem": "true"}),
-    "S3": ResourceType("s3:bucket", "bucket", "DestinationBucketName", _tag_bucket,
-                       _in_step(removal.remove_bucket), _bucket_exists, flags={"NewBucket": "true"}),
+    "S3": ResourceType("s3:bucket", "bucket", "DestinationBucketName", _tag_bucket, _bucket_exists,
+                       flags={"NewBucket": "true"}),
 }
 # fmt: on
 
@@ -161,26 +158,7 @@ def build_metadata(
 
 
 def type_from_arn(arn: str) -> str | None:
-    """The AWS Backup resource type of a resource ARN (None when it does not say)."""
-    parts = arn.split(":", 5)
-    if len(parts) < 6 or parts[0] != "arn":
-        return None
-    service, resource = parts[2], parts[5]
-    if service == "rds":
-        return "Aurora" if resource.startswith("cluster:") else "RDS" if resource.startswith("db:") else None
-    by_prefix = {("ec2", "volume/"): "EBS", ("ec2", "instance/"): "EC2"}
-    for (svc, prefix), name in by_prefix.items():
-        if service == svc and resource.startswith(prefix):
-            return name
-    return {"dynamodb": "DynamoDB", "elasticfilesystem": "EFS", "s3": "S3"}.get(service)
-
-
-def native_id(arn: str) -> str:
-    """``arn:…:db:ledger`` -> ``ledger``, ``arn:…:volume/vol-1`` -> ``vol-1``, ``arn:aws:s3:::b`` -> ``b``."""
-    resource = arn.split(":", 5)[-1]
-    return resource.rsplit("/", 1)[-1] if "/" in resource else resource.rsplit(":", 1)[-1]
-
-
-@dataclass(frozen=True)
-class _Point:
-    arn: str
+    """The AWS Backup resource type of a resource ARN (None when it names no kind AWS Backup restores)."""
+    found = resource_from_arn(arn)
+    kind = found.kind if found is not None else None
+    return next((name for name, rtype in TYPES.items() if rtype.kind == kind), None)

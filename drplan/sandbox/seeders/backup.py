@@ -1,0 +1,33 @@
+"""The seeder of ``aws.backup.restore``: a recovery point in the sandbox's AWS Backup emulator.
+
+moto has no recovery points, so the point is made by :mod:`drplan.sandbox.backup_emulator`, backed by
+a native snapshot or backup of the resource type.
+"""
+
+from __future__ import annotations
+
+from drplan.durations import parse_duration
+from drplan.sandbox import BACKUP_AGE
+from drplan.sandbox.seeders.context import SeedContext
+
+
+def seed_recovery_point(ctx: SeedContext) -> None:
+    """A completed recovery point of ``resource_arn`` in ``vault``, old enough to show an RPO and
+    young enough for the step's ``max_age`` and the service's RPO."""
+    params = ctx.params
+    if ctx.backup is None:
+        return  # no emulator to seed
+    if params.get("recovery_point", "latest") != "latest" or "${" in str(params.get("vault", "")):
+        return  # a fixed ARN cannot be recreated; the drill will report it missing
+    rpo = ctx.objectives.rpo
+    age = min(BACKUP_AGE, rpo / 2) if rpo else BACKUP_AGE
+    max_age = params.get("max_age")
+    if max_age and max_age != "rpo":
+        age = min(age, parse_duration(max_age) / 2)
+    ctx.backup.seed(
+        region=ctx.region,
+        vault=str(params["vault"]),
+        resource_arn=str(params["resource_arn"]),
+        resource_type=params.get("resource_type"),
+        age=age,
+    )
