@@ -143,6 +143,44 @@ class AwsAccess(Protocol):
     def region_of(self, region: str | None) -> str: ...
 
 
+#: Create calls without an idempotency token: sent twice, they would try to create twice.
+NOT_IDEMPOTENT = frozenset(
+    {
+        "RestoreTableFromBackup",
+        "RestoreTableToPointInTime",
+        "RestoreDBInstanceFromDBSnapshot",
+        "RestoreDBInstanceToPointInTime",
+        "RestoreDBClusterFromSnapshot",
+        "CreateDBInstance",
+        "CreateBucket",
+    }
+)
+#: Failures after the request may have reached AWS (the connection dropped before the answer).
+MAYBE_EXECUTED = frozenset({"ConnectionClosedError", "ReadTimeoutError", "ResponseStreamingError"})
+
+
+class ResponseLost(Exception):
+    """A create call without an idempotency token lost its answer: AWS may or may not have acted.
+    Sending it again could create twice, so botocore must not retry it; the step looks the resource
+    up by the name it journaled instead (see :class:`drplan.engine.worker.StepDriver`)."""
+
+    def __init__(self, operation: str, cause: BaseException) -> None:
+        super().__init__(f"{operation}: the answer was lost ({type(cause).__name__}: {cause})")
+        self.operation = operation
+
+
+def _no_blind_retry(caught_exception: BaseException | None = None, operation: Any = None, **_: Any) -> None:
+    """A ``needs-retry`` handler that runs before botocore's own: stop it re-sending a create call
+    that may already have been executed."""
+    if (
+        caught_exception is not None
+        and operation is not None
+        and operation.name in NOT_IDEMPOTENT
+        and type(caught_exception).__name__ in MAYBE_EXECUTED
+    ):
+        raise ResponseLost(operation.name, caught_exception)
+
+
 class ReadOnlyViolation(AwsError):
     """A read-only session (``plan --preflight``) was asked to make a call that changes something."""
 
@@ -223,6 +261,9 @@ class AwsSession:
             service, region_name=region_name, endpoint_url=self.endpoint_url, config=config
         )
         client.meta.events.register("before-call", self._before_call)
+        client.meta.events.register_first(
+            f"needs-retry.{client.meta.service_model.service_name}", _no_blind_retry
+        )
         if self.customize is not None:
             self.customize(client)
         return client

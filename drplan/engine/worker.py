@@ -17,12 +17,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from drplan.actions.base import Action, Handle, Poll, StepContext
-from drplan.aws import AwsAccess, describe_error, error_code, is_retryable, is_unreachable
+from drplan.aws import AwsAccess, ResponseLost, describe_error, error_code, is_retryable, is_unreachable
 from drplan.durations import humanize
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared, PreparedStep
 from drplan.engine.records import Clock, Records, RunOptions, Status, plain
 from drplan.engine.signals import Stop
+from drplan.engine.sweep import find_intended
 from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
 from drplan.secrets import SecretMissing, Secrets, is_secret_reference
@@ -193,13 +194,18 @@ class StepDriver:
                 fault.fault == "fail" or (fault.fault == "fail-once" and rec.attempts == 1)
             ):
                 raise StepFailed(key, f"injected fault: {fault.describe()} (fault rehearsal)")
-            self._intend(key, action, ctx)
+            targets = self._intend(key, action, ctx)
             start = (
                 action.start
                 if fault is None or fault.fault != "throttle"
                 else _throttled(action.start, fault.times)
             )
-            handle = self.call(key, "start", lambda: start(ctx), deadline)
+            try:
+                handle = self.call(key, "start", lambda: start(ctx), deadline)
+            except ResponseLost as lost:
+                handle = self._reattach(key, action, ctx, targets, lost) or self.call(
+                    key, "start", lambda: start(ctx), deadline
+                )
             rec.handle = handle
             self.bus.emit(
                 "step.started",
@@ -227,21 +233,36 @@ class StepDriver:
             rec.error = describe_error(exc)
             return "failed"
 
-    def _intend(self, key: str, action: Action, ctx: StepContext) -> None:
+    def _intend(self, key: str, action: Action, ctx: StepContext) -> list[dict[str, Any]]:
         """Write-ahead: journal the names the step is about to create, before the create call, so
         a process killed during the call leaves a trail cleanup can follow by name."""
         try:
             targets = [t for t in action.targets(ctx.params) if "${" not in t.name]
         except (KeyError, TypeError, ValueError):
-            return
-        if targets:
+            return []
+        journaled = [{**t.to_json(), "region": ctx.region} for t in targets]
+        if journaled:
             self.bus.emit(
-                "step.intent",
-                key,
-                targets=[{**t.to_json(), "region": ctx.region} for t in targets],
-                tags=dict(ctx.tags),
-                client_token=ctx.client_token,
+                "step.intent", key, targets=journaled, tags=dict(ctx.tags), client_token=ctx.client_token
             )
+        return journaled
+
+    def _reattach(
+        self, key: str, action: Action, ctx: StepContext, targets: list[dict[str, Any]], lost: ResponseLost
+    ) -> Handle | None:
+        """A create call's answer was lost: look up what the step meant to create, by name, and
+        re-attach to it (never send the call a second time when it has taken effect)."""
+        self.bus.emit("step.progress", key, note=f"{lost}; looking for what it created, by name")
+        found, _ = find_intended(
+            ctx.aws,
+            [(key, t) for t in targets],
+            run_id=self.prepared.run_id,
+            drill=self.prepared.mode == "drill",
+        )
+        handle = action.adopt(ctx, [r for _, r in found]) if found else None
+        if handle is not None:
+            self.bus.emit("step.progress", key, note="re-attached to what the lost call created")
+        return handle
 
     def _watch(self, key: str, action: Action, ctx: StepContext, handle: Handle, deadline: float) -> Status:
         """Poll until done, failed, timed out or interrupted."""

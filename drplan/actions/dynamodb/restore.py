@@ -76,8 +76,29 @@ class _TableRestore(Action):
             return None
         return self._started(ctx, {"TableDescription": table}, {"adopted": True})
 
-    def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed:
+    def _ours(self, ctx: StepContext, table: Mapping[str, Any]) -> bool:
+        """Did this step create ``table`` (an earlier call whose answer was lost, then retried)? Tagged
+        by this run, or restored, since the run started, by a restore like this step's."""
+        try:
+            tags = ctx.client("dynamodb").list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", [])
+        except Exception:
+            tags = []
+        if {t.get("Key"): t.get("Value") for t in tags}.get("drplan:run-id") == ctx.run_id:
+            return True
+        summary = table.get("RestoreSummary") or {}
+        created = table.get("CreationDateTime")
+        source = ctx.params.get("source_table")
+        restored_from_ours = summary.get("SourceBackupArn") is not None or str(
+            summary.get("SourceTableArn", "")
+        ).endswith(f":table/{source}")
+        return bool(restored_from_ours and created is not None and as_utc(created) >= ctx.started_at)
+
+    def _restore_error(self, ctx: StepContext, exc: Exception) -> StepFailed | Handle:
         if error_code(exc) == "TableAlreadyExistsException":
+            table = describe_table(ctx, str(ctx.params["target"]))
+            if table is not None and self._ours(ctx, table):
+                ctx.note(f"table {table['TableName']} was already restored by this step; using it")
+                return self._started(ctx, {"TableDescription": table}, {"adopted": True})
             return StepFailed(
                 ctx.step.key, f"table {ctx.params['target']} already exists; refusing to overwrite it"
             )
@@ -193,7 +214,11 @@ class RestoreBackup(_TableRestore):
         try:
             response = ctx.client("dynamodb").restore_table_from_backup(**kwargs)
         except Exception as exc:
-            raise self._restore_error(ctx, exc) from exc
+            adopted = self._restore_error(ctx, exc)
+            if isinstance(adopted, StepFailed):
+                raise adopted from exc
+            recovery_point(adopted, arn, created)
+            return adopted
         handle: Handle = {"backup_arn": arn}
         recovery_point(handle, arn, created)
         return self._started(ctx, response, handle)
@@ -270,7 +295,11 @@ class RestorePointInTime(_TableRestore):
         try:
             response = ctx.client("dynamodb").restore_table_to_point_in_time(**kwargs)
         except Exception as exc:
-            raise self._restore_error(ctx, exc) from exc
+            adopted = self._restore_error(ctx, exc)
+            if isinstance(adopted, StepFailed):
+                raise adopted from exc
+            recovery_point(adopted, f"{ctx.params['source_table']}@{as_utc(moment).isoformat()}", moment)
+            return adopted
         handle: Handle = {}
         recovery_point(handle, f"{ctx.params['source_table']}@{as_utc(moment).isoformat()}", moment)
         return self._started(ctx, response, handle)

@@ -175,11 +175,14 @@ def prepare_target(ctx: StepContext, handle: Handle, target: str) -> None:
         try:
             client.create_bucket(Bucket=target, **config)
         except Exception as exc:
-            if error_code(exc) in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou"):
+            # Owned by this account and absent a moment ago: this step's own create call, whose answer
+            # was lost and which botocore sent again. Anyone else's bucket is refused.
+            if error_code(exc) == "BucketAlreadyExists":
                 raise StepFailed(
                     ctx.step.key, f"target bucket {target} already exists; refusing to write into it"
                 ) from exc
-            raise
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
     elif not bucket_is_ours(ctx, target):
         if status != "Enabled":
             raise StepFailed(
