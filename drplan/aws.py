@@ -123,6 +123,11 @@ def is_unreachable(exc: BaseException) -> bool:
     return type(exc).__name__ in UNREACHABLE_EXCEPTIONS
 
 
+def is_invalid_request(exc: BaseException) -> bool:
+    """botocore refused to send the request: a parameter AWS's API model does not accept."""
+    return type(exc).__name__ in ("ParamValidationError", "ValidationError")
+
+
 def describe_error(exc: BaseException) -> str:
     """A one-line message for an AWS error: ``RDS DBSnapshotNotFound: ...``."""
     code = error_code(exc)

@@ -625,7 +625,9 @@ _SAMPLE_RUN_ID = "0a1b2c3d"
 _RUN_ID_SHOWN = "<run-id>"
 
 
-def _named_targets(ctx: CheckContext, step: Step, mode: Mode) -> list[tuple[Target, str]]:
+def _named_targets(
+    ctx: CheckContext, step: Step, mode: Mode, *, with_sources: bool = False
+) -> list[tuple[Target, str]]:
     """(target, pointer of the parameter it comes from) of a step in ``mode``, with a drill's
     isolation applied exactly as a run applies it; names still holding a reference are left out."""
     action = ctx.actions.get(step.uses)
@@ -642,7 +644,7 @@ def _named_targets(ctx: CheckContext, step: Step, mode: Mode) -> list[tuple[Targ
             return []  # a drill skips the step
         params = isolated
     try:
-        targets = action.targets(params)
+        targets = action.targets(params) + (action.sources(params) if with_sources else ())
     except (KeyError, TypeError, ValueError):
         return []  # parameters the schema or DR211 already report
     out = []
@@ -665,7 +667,7 @@ def aws_names(ctx: CheckContext) -> Iterator[Diagnostic]:
     for step in ctx.plan.steps():
         broken_in_recovery: set[int] = set()
         for mode in MODES:
-            for index, (target, pointer) in enumerate(_named_targets(ctx, step, mode)):
+            for index, (target, pointer) in enumerate(_named_targets(ctx, step, mode, with_sources=True)):
                 problem = name_problem(target.kind, target.name)
                 if problem is None or index in broken_in_recovery:
                     continue

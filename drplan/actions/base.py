@@ -196,6 +196,11 @@ class Action:
         known at run time."""
         return ()
 
+    def sources(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        """The AWS names this step reads from (the table, DB instance or bucket it restores), for
+        validation only: a name AWS could never accept is reported before the run tries it."""
+        return ()
+
     def isolate(
         self, params: Mapping[str, Any], suffix: str, *, redirected: bool
     ) -> Mapping[str, Any] | None:

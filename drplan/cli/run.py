@@ -400,6 +400,8 @@ def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -
 
         say("starting the sandbox (emulated AWS on loopback, seeded from the plan)...")
         sandbox = stack.enter_context(start_sandbox(plan))
+        for problem in sandbox.seed_problems:
+            say(f"drplan: warning: {problem}")
         return sandbox.session(region=region), sandbox
     session = AwsSession(
         region=region,

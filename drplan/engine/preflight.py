@@ -40,6 +40,16 @@ class PreflightReport:
         ]
 
 
+def _has_reference(value: object) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_has_reference(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_reference(v) for v in value)
+    return False
+
+
 def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None = None) -> PreflightReport:
     contexts = StepContexts(prepared, aws, options or RunOptions(), Stop(), None)
 
@@ -49,6 +59,16 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
         try:
             return key, list(step.action.preflight(ctx))
         except Exception as exc:
+            if _has_reference(ctx.params):
+                # What it would look up comes from an earlier step's output, unknown before the run:
+                # not a name anyone else can hold (the earlier step makes it), so no refusal.
+                return key, [
+                    PreflightResult(
+                        "warning",
+                        "not checked before the run: its parameters use an earlier step's output "
+                        f"({describe_error(exc)})",
+                    )
+                ]
             # Could not look: for a drill that means the isolated names are not known to be free.
             return key, [
                 PreflightResult("error", f"preflight failed: {describe_error(exc)}", {"unverified": True})

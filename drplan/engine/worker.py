@@ -17,7 +17,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from drplan.actions.base import Action, Handle, Poll, StepContext
-from drplan.aws import AwsAccess, ResponseLost, describe_error, error_code, is_retryable, is_unreachable
+from drplan.aws import (
+    AwsAccess,
+    ResponseLost,
+    describe_error,
+    error_code,
+    is_invalid_request,
+    is_retryable,
+    is_unreachable,
+)
 from drplan.durations import humanize
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared, PreparedStep
@@ -228,6 +236,9 @@ class StepDriver:
             rec.error = str(exc)
             return "failed"
         except Exception as exc:
+            if is_invalid_request(exc):
+                rec.error = f"AWS's API would refuse the request: {exc}"
+                return "failed"
             if error_code(exc) is None and not is_retryable(exc):
                 raise
             rec.error = describe_error(exc)

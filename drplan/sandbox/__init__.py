@@ -49,6 +49,7 @@ class Sandbox:
     #: created (moto cannot create a zone or an instance with a chosen id); see :mod:`.ids`.
     seed_state: dict[str, Any] = field(default_factory=new_seed_state)
     ids: EmulatedIds = field(init=False)
+    seed_problems: list[str] = field(default_factory=list)  # what could not be seeded, for the output
     _server: Any = None
     _thread: threading.Thread | None = None
     _sessions: dict[tuple[str, bool], AwsSession] = field(default_factory=dict)
@@ -188,7 +189,7 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         if seed:
             from drplan.sandbox.seed import seed_plan
 
-            seed_plan(sandbox)
+            sandbox.seed_problems = seed_plan(sandbox)
         yield sandbox
     finally:
         sandbox.stop()

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from drplan.actions import registry
+from drplan.aws import describe_error
 from drplan.model import Mode
 from drplan.sandbox.seeders import SEEDERS, SeedContext
 
@@ -19,9 +20,14 @@ if TYPE_CHECKING:
     from drplan.sandbox import Sandbox
 
 
-def seed_plan(sandbox: Sandbox) -> None:
+def seed_plan(sandbox: Sandbox) -> list[str]:
     """Everything the plan refers to, for both modes: what recoveries restore from, and what drills
-    use instead (``drill_with``: a drill Auto Scaling group, a drill hosted zone, another vault)."""
+    use instead (``drill_with``: a drill Auto Scaling group, a drill hosted zone, another vault).
+
+    A value that is a reference (``${...}``) names something an earlier step makes, so there is
+    nothing to seed for it. A seeder that fails does not stop the sandbox: the step will then fail
+    in the run as it would against AWS, and the problems are returned for the output."""
+    problems: list[str] = []
     plan = sandbox.plan
     actions = registry()  # loads plugin actions, which register their seeders
     started = datetime.now(timezone.utc)
@@ -34,17 +40,22 @@ def seed_plan(sandbox: Sandbox) -> None:
             passes.append(("drill", step.params_for("drill")))
         for mode, params in passes:
             region = step.region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
-            seeder(
-                SeedContext(
-                    step=step,
-                    params=params,
-                    mode=mode,
-                    run_id="sandbox-seed",
-                    plan=plan,
-                    aws=sandbox.session(region=region or "us-east-1"),
-                    objectives=plan.objectives_of(step.service),
-                    started_at=started,
-                    seed_state=sandbox.seed_state,
-                    backup=sandbox.backup,
-                )
+            context = SeedContext(
+                step=step,
+                params=params,
+                mode=mode,
+                run_id="sandbox-seed",
+                plan=plan,
+                aws=sandbox.session(region=region or "us-east-1"),
+                objectives=plan.objectives_of(step.service),
+                started_at=started,
+                seed_state=sandbox.seed_state,
+                backup=sandbox.backup,
             )
+            try:
+                seeder(context)
+            except Exception as exc:
+                problems.append(
+                    f"the sandbox could not seed what {step.key} uses ({mode}): {describe_error(exc)}"
+                )
+    return problems

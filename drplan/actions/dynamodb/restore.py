@@ -47,6 +47,10 @@ class _TableRestore(Action):
     def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
         return (Target("dynamodb:table", str(params["target"]), "target"),)
 
+    def sources(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        source = params.get("source_table")
+        return (Target("dynamodb:table", str(source), "source_table", creates=False),) if source else ()
+
     # --- shared by both restores ----------------------------------------------------------------
 
     def _started(self, ctx: StepContext, response: Mapping[str, Any], handle: Handle) -> Handle:

@@ -52,6 +52,10 @@ class InstanceRestore(RdsAction):
     def targets(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
         return (Target("rds:db", str(params["target"]), "target"),)
 
+    def sources(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        source = params.get("source_instance")
+        return (Target("rds:db", str(source), "source_instance", creates=False),) if source else ()
+
     def _options(self, ctx: StepContext) -> dict[str, Any]:
         """Where and how the restored instance runs (the keys both restore calls accept)."""
         p = ctx.params

@@ -188,6 +188,10 @@ class RestoreClusterSnapshot(RdsAction):
         instances = self._instance_ids(target, self._planned_count(params))
         return (Target("rds:cluster", target, "target"), *(Target("rds:db", i, "target") for i in instances))
 
+    def sources(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        source = params.get("source_cluster")
+        return (Target("rds:cluster", str(source), "source_cluster", creates=False),) if source else ()
+
     def _instance_ids(self, target: str, count: int) -> list[str]:
         """``<target>-1`` (the writer), ``<target>-2``, ...; shortened to fit the 63-character limit."""
         return [suffixed(target, f"-{i}") for i in range(1, count + 1)]

@@ -115,6 +115,9 @@ class RestoreVersions(Action):
             return (Target("s3:bucket", bucket, "bucket", creates=False),)  # restored in place
         return (Target("s3:bucket", str(target), "target_bucket"),)
 
+    def sources(self, params: Mapping[str, Any]) -> tuple[Target, ...]:
+        return (Target("s3:bucket", str(params["bucket"]), "bucket", creates=False),)
+
     # --- what the parameters mean -----------------------------------------------------------------
 
     def _where(self, ctx: StepContext) -> tuple[str, str, str, str]:

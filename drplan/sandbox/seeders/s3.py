@@ -27,6 +27,8 @@ def seed_bucket(ctx: SeedContext) -> None:
     """
     client = ctx.client("s3")
     bucket, prefix = str(ctx.params["bucket"]), str(ctx.params.get("prefix", ""))
+    if "${" in bucket:
+        return  # an earlier step's output: that step makes it
     status = versioning(ctx, bucket)
     if status == "forbidden":
         return
