@@ -56,7 +56,7 @@ BASE: dict[str, Any] = {
                 step(
                     "restore",
                     "aws.dynamodb.restore_backup",
-                    {"source_table": "t", "target": "t-restored"},
+                    {"source_table": "orders", "target": "t-restored"},
                     estimate="PT20M",
                 ),
                 step(
