@@ -160,9 +160,13 @@ class DryRun:
 
     @property
     def missed(self) -> list[str]:
-        """Who would miss an objective: service ids, then ``"plan"``."""
-        out = [s.service for s in self.services if s.status == "missed"]
-        if self.plan_status == "missed":
+        """Who would miss an objective: service ids, then ``"plan"``. A service that only takes the
+        plan's RTO is judged with the plan ("every service back"): its miss is the plan's, listed
+        once (as validate's DR302 and the drill verdict do)."""
+        out = [s.service for s in self.services if s.status == "missed" and s.objective_from == "service"]
+        if self.plan_status == "missed" or any(
+            s.status == "missed" and s.objective_from == "plan" for s in self.services
+        ):
             out.append("plan")
         return out
 
