@@ -119,6 +119,11 @@ UNREACHABLE_EXCEPTIONS = frozenset(
 )
 
 
+#: While cleaning up: how long an unreachable endpoint is waited for before cleanup gives up on a
+#: resource (a later ``drplan cleanup`` finds it again from the journal or by its tags).
+UNREACHABLE_GIVE_UP = 90.0
+
+
 def is_unreachable(exc: BaseException) -> bool:
     return type(exc).__name__ in UNREACHABLE_EXCEPTIONS
 
@@ -141,9 +146,17 @@ def describe_error(exc: BaseException) -> str:
 class AwsAccess(Protocol):
     """What actions, removal and preflight need from the AWS layer: a client per service, region and
     role, and the region a step runs in. :class:`AwsSession` is the implementation; tests may pass
-    their own."""
+    their own. ``endpoint_url`` is for the services whose endpoints are the account's own (the
+    cluster endpoints of Route 53 ARC); everything else leaves it out."""
 
-    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any: ...
+    def client(
+        self,
+        service: str,
+        *,
+        region: str | None = None,
+        role_arn: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> Any: ...
 
     def region_of(self, region: str | None) -> str: ...
 
@@ -158,8 +171,11 @@ NOT_IDEMPOTENT = frozenset(
         "RestoreDBClusterFromSnapshot",
         "CreateDBInstance",
         "CreateBucket",
+        "Invoke",  # Lambda: a function must not run twice because an answer was lost
     }
 )
+#: Seconds to wait for the answer of a Lambda call: a function runs for at most 900.
+LAMBDA_READ_TIMEOUT = 910
 #: Failures after the request may have reached AWS (the connection dropped before the answer).
 MAYBE_EXECUTED = frozenset({"ConnectionClosedError", "ReadTimeoutError", "ResponseStreamingError"})
 
@@ -215,7 +231,9 @@ class AwsSession:
     external_id: str | None = None  # for roles that require one (a third party's account)
     role_duration: int | None = None  # seconds; the role's own maximum otherwise (refreshed anyway)
     _session: Any = field(default=None, init=False, repr=False)
-    _clients: dict[tuple[str, str, str | None], Any] = field(default_factory=dict, init=False, repr=False)
+    _clients: dict[tuple[str, str, str | None, str | None], Any] = field(
+        default_factory=dict, init=False, repr=False
+    )
     _sessions_by_role: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -243,28 +261,38 @@ class AwsSession:
             )
         return str(chosen)
 
-    def client(self, service: str, *, region: str | None = None, role_arn: str | None = None) -> Any:
+    def client(
+        self,
+        service: str,
+        *,
+        region: str | None = None,
+        role_arn: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> Any:
+        """A client of ``service`` in ``region`` as ``role_arn``. ``endpoint_url`` names the account's
+        own endpoint of a service that has one (an ARC cluster's); the session's endpoint (an
+        emulator's) wins over it, so nothing escapes an emulated AWS."""
         region_name = self.region_of(region)
         role = role_arn or self.role_arn
-        key = (service, region_name, role)
+        endpoint = self.endpoint_url or endpoint_url
+        key = (service, region_name, role, endpoint)
         with self._lock:
             if key not in self._clients:
                 session = self._session_for(role) if role else self._base_session()
-                self._clients[key] = self._make_client(session, service, region_name)
+                self._clients[key] = self._make_client(session, service, region_name, endpoint)
             return self._clients[key]
 
-    def _make_client(self, session: Any, service: str, region_name: str) -> Any:
+    def _make_client(self, session: Any, service: str, region_name: str, endpoint: str | None) -> Any:
         from botocore.config import Config
 
         config = Config(
             retries={"mode": "standard", "max_attempts": self.max_attempts},
             user_agent_extra=f"drplan/{__version__}",
             connect_timeout=10,
-            read_timeout=60,
+            # Lambda answers a synchronous Invoke when the function returns: up to 15 minutes.
+            read_timeout=LAMBDA_READ_TIMEOUT if service == "lambda" else 60,
         )
-        client = session.client(
-            service, region_name=region_name, endpoint_url=self.endpoint_url, config=config
-        )
+        client = session.client(service, region_name=region_name, endpoint_url=endpoint, config=config)
         client.meta.events.register("before-call", self._before_call)
         client.meta.events.register_first(
             f"needs-retry.{client.meta.service_model.service_name}", _no_blind_retry

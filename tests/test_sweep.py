@@ -139,3 +139,79 @@ def test_aws_errors_outside_a_step_are_a_message_not_a_traceback(tmp_path):
     assert done.returncode == 1
     assert "drplan: error: AWS:" in done.stderr and "credentials" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class _Clock:
+    """time.monotonic and time.sleep for drplan.engine.sweep, without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _removal_with(monkeypatch, behaviour, *, timeout=1800.0):
+    from drplan.engine import sweep
+    from drplan.resources import Resource
+
+    clock = _Clock()
+    monkeypatch.setattr(sweep.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(sweep.time, "sleep", clock.sleep)
+    calls = []
+
+    def remover(client, native):
+        calls.append(clock.now)
+        return behaviour(len(calls))
+
+    monkeypatch.setitem(sweep.REMOVERS, "dynamodb:table", remover)
+    [removal] = sweep.remove(object(), [Resource("dynamodb:table", "t", "eu-west-1")], timeout=timeout)
+    return removal, calls, clock
+
+
+def _unreachable():
+    from botocore.exceptions import EndpointConnectionError
+
+    return EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com")
+
+
+def test_an_endpoint_unreachable_for_90_seconds_ends_that_removal_early(monkeypatch):
+    from drplan.aws import UNREACHABLE_GIVE_UP
+
+    def behaviour(n):
+        raise _unreachable()
+
+    removal, calls, _ = _removal_with(monkeypatch, behaviour)
+    assert not removal.removed
+    assert "unreachable for 90 s" in removal.error and "dynamodb.eu-west-1" in removal.error
+    # it kept trying with a back-off, and stopped at the give-up, not at the 30-minute deadline
+    assert len(calls) > 3
+    assert UNREACHABLE_GIVE_UP <= calls[-1] - calls[0] < UNREACHABLE_GIVE_UP + 15
+
+
+def test_a_short_outage_is_waited_out_and_the_removal_proved(monkeypatch):
+    def behaviour(n):
+        if n <= 4:
+            raise _unreachable()
+        return None if n >= 6 else "deleting"
+
+    removal, calls, _ = _removal_with(monkeypatch, behaviour)
+    assert removal.removed and removal.error is None
+    assert len(calls) == 6
+
+
+def test_throttling_is_retried_until_the_deadline_and_then_reported(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def behaviour(n):
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DeleteTable"
+        )
+
+    removal, calls, _ = _removal_with(monkeypatch, behaviour, timeout=120.0)
+    assert not removal.removed
+    assert "kept failing" in removal.error and "ThrottlingException" in removal.error
+    assert calls[-1] - calls[0] <= 120.0

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.aws import AwsAccess, AwsSession, describe_error, is_not_found, is_retryable
+from drplan.aws import (
+    UNREACHABLE_GIVE_UP,
+    AwsAccess,
+    AwsSession,
+    describe_error,
+    is_not_found,
+    is_retryable,
+    is_unreachable,
+)
 from drplan.removal import FINDERS, REMOVERS, Remover
 from drplan.resources import Resource, delete_order, resource_from_arn
 
@@ -145,7 +153,12 @@ def remove(
 def _remove_one(
     aws: AwsAccess, resource: Resource, deadline: float, interval: float, stop: threading.Event | None
 ) -> Removal:
-    """Call the remover until it says the resource is gone, the deadline passes or ``stop`` is set."""
+    """Call the remover until it says the resource is gone, the deadline passes or ``stop`` is set.
+
+    Throttling and an unreachable endpoint are retried with a back-off; an endpoint unreachable for
+    :data:`UNREACHABLE_GIVE_UP` seconds in a row ends the wait early (the network, not AWS, is down:
+    waiting the whole deadline would only hold up the rest of the cleanup), leaving the resource to
+    a later ``drplan cleanup``."""
     remover: Remover | None = REMOVERS.get(resource.kind)
     if remover is None:
         return Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand")
@@ -154,40 +167,47 @@ def _remove_one(
         return aws.client(service, region=resource.region)
 
     wait = min(0.2, interval)  # most deletions are done (or well under way) at once: look again soon
-    try:
-        while True:
+    unreachable_since: float | None = None
+    while True:
+        try:
             note = remover(client, resource.id)
-            if note is None:
+        except Exception as exc:
+            if is_not_found(exc):
                 return Removal(resource, True)
-            if time.monotonic() + wait > deadline:
-                return Removal(resource, False, f"still there when cleanup gave up waiting ({note})")
-            if stop is not None and stop.wait(wait):
-                return Removal(resource, False, f"cleanup was stopped ({note})")
-            if stop is None:
-                time.sleep(wait)
-            wait = min(wait * 2, interval)
-    except Exception as exc:
-        if is_not_found(exc):
+            if not is_retryable(exc):
+                return Removal(resource, False, describe_error(exc))
+            now = time.monotonic()
+            if is_unreachable(exc):
+                unreachable_since = unreachable_since if unreachable_since is not None else now
+                if now - unreachable_since >= UNREACHABLE_GIVE_UP:
+                    return Removal(
+                        resource,
+                        False,
+                        f"AWS was unreachable for {UNREACHABLE_GIVE_UP:.0f} s: {describe_error(exc)}",
+                    )
+            else:
+                unreachable_since = None
+            pause = min(interval * 2, max(0.0, deadline - now))
+            if now >= deadline:
+                return Removal(
+                    resource, False, f"AWS kept failing until cleanup gave up: {describe_error(exc)}"
+                )
+            if _stopped(stop, pause):
+                return Removal(resource, False, f"cleanup was stopped ({describe_error(exc)})")
+            continue
+        unreachable_since = None
+        if note is None:
             return Removal(resource, True)
-        if is_retryable(exc) and time.monotonic() < deadline:
-            return _retry_later(aws, resource, deadline, interval, stop, exc)
-        return Removal(resource, False, describe_error(exc))
+        if time.monotonic() + wait > deadline:
+            return Removal(resource, False, f"still there when cleanup gave up waiting ({note})")
+        if _stopped(stop, wait):
+            return Removal(resource, False, f"cleanup was stopped ({note})")
+        wait = min(wait * 2, interval)
 
 
-def _retry_later(
-    aws: AwsAccess,
-    resource: Resource,
-    deadline: float,
-    interval: float,
-    stop: threading.Event | None,
-    exc: Exception,
-) -> Removal:
-    """Throttling or an unreachable endpoint: back off and try again until the deadline."""
-    pause = min(interval * 2, max(0.0, deadline - time.monotonic()))
-    if stop is not None and stop.wait(pause):
-        return Removal(resource, False, f"cleanup was stopped ({describe_error(exc)})")
-    if stop is None:
-        time.sleep(pause)
-    if time.monotonic() >= deadline:
-        return Removal(resource, False, f"AWS kept failing until cleanup gave up: {describe_error(exc)}")
-    return _remove_one(aws, resource, deadline, interval, stop)
+def _stopped(stop: threading.Event | None, pause: float) -> bool:
+    """Sleep ``pause`` seconds; True when ``stop`` was set meanwhile."""
+    if stop is not None:
+        return stop.wait(pause)
+    time.sleep(pause)
+    return False

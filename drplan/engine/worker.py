@@ -18,6 +18,7 @@ from typing import Any
 
 from drplan.actions.base import Action, Handle, Poll, StepContext
 from drplan.aws import (
+    UNREACHABLE_GIVE_UP,
     AwsAccess,
     ResponseLost,
     describe_error,
@@ -35,9 +36,6 @@ from drplan.engine.sweep import find_intended
 from drplan.errors import StepFailed
 from drplan.model import REFERENCE, REFERENCE_PARTS
 from drplan.secrets import SecretMissing, Secrets, is_secret_reference
-
-#: While undoing: how long an unreachable endpoint is waited for before cleanup gives up on a step.
-UNREACHABLE_GIVE_UP = 90.0
 
 
 class Interrupted(Exception):
