@@ -337,3 +337,44 @@ def test_assumed_role_credentials_are_refreshed_during_a_run(monkeypatch: pytest
         assert "assumed-role/dr" in session.client("sts").get_caller_identity()["Arn"]
     assert len(fetched) >= 3, fetched
     assert len(set(fetched)) >= 2  # new credentials each time, not one set for the whole run
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_external_id_a_third_partys_role_requires_is_sent_when_assuming_it(
+    monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """``--external-id`` (or DRPLAN_EXTERNAL_ID) reaches STS AssumeRole with the role of --role-arn."""
+    from botocore.credentials import AssumeRoleCredentialFetcher
+    from click.testing import CliRunner
+    from moto import mock_aws
+
+    from drplan.cli import cli
+
+    sent: list[dict[str, Any]] = []
+    original = AssumeRoleCredentialFetcher.__init__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append({"role": args[2], **(kwargs.get("extra_args") or {})})
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AssumeRoleCredentialFetcher, "__init__", recording)
+    argv = [
+        "cleanup",
+        "--sweep",
+        "--dry-run",
+        "--region",
+        REGION,
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/dr",
+    ]
+    env = {}
+    if how == "option":
+        argv += ["--external-id", "partner-7f3a"]
+    else:
+        env["DRPLAN_EXTERNAL_ID"] = "partner-7f3a"
+    with mock_aws():
+        result = CliRunner().invoke(cli, argv, env=env)
+    assert result.exit_code == 0, result.output
+    assert [(s["role"], s.get("ExternalId")) for s in sent] == [
+        ("arn:aws:iam::123456789012:role/dr", "partner-7f3a")
+    ]

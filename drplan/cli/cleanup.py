@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, parse_age, s3_state, say, state_option
+from drplan.cli.common import aws_options, aws_session, parse_age, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_INTERRUPTED, UsageError
 
@@ -138,14 +138,7 @@ def _planned_intents(state: Any, region: str) -> tuple[list[tuple[str, dict[str,
 
 
 def _session(opts: dict[str, Any], region: str | None, endpoint_url: str | None = None) -> Any:
-    from drplan.aws import AwsSession
-
-    return AwsSession(
-        region=opts["region"] or region,
-        profile=opts["profile"],
-        role_arn=opts["role_arn"],
-        endpoint_url=opts["endpoint_url"] or endpoint_url,
-    )
+    return aws_session(opts, region=opts["region"] or region, endpoint_url=endpoint_url)
 
 
 def _sweep_targets(

@@ -9,9 +9,13 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from drplan.aws import AwsSession
+    from drplan.model import AwsSettings
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -105,20 +109,35 @@ def s3_state(url: str | None, opts: dict[str, Any], state_dir: str) -> Any:
     """The S3 state for ``--state`` (None without one), its local copy under ``state_dir``."""
     if not url:
         return None
-    from drplan.aws import AwsSession
     from drplan.engine.state import S3State
 
-    session = AwsSession(
-        region=opts.get("region"),
-        profile=opts.get("profile"),
-        role_arn=opts.get("role_arn"),
-        endpoint_url=opts.get("endpoint_url"),
+    return S3State(url, aws_session(opts, region=opts.get("region")), cache_root=Path(state_dir) / "s3")
+
+
+def aws_session(
+    opts: dict[str, Any],
+    *,
+    region: str | None,
+    plan_aws: AwsSettings | None = None,
+    endpoint_url: str | None = None,
+    read_only: bool = False,
+) -> AwsSession:
+    """The AWS access that :func:`aws_options` ask for; an option wins over the plan's ``aws`` block
+    (``plan_aws``), and ``endpoint_url`` is the fallback when ``--endpoint-url`` is not given."""
+    from drplan.aws import AwsSession
+
+    return AwsSession(
+        region=region,
+        profile=opts.get("profile") or (plan_aws.profile if plan_aws else None),
+        role_arn=opts.get("role_arn") or (plan_aws.role_arn if plan_aws else None),
+        external_id=opts.get("external_id"),
+        endpoint_url=opts.get("endpoint_url") or endpoint_url,
+        read_only=read_only,
     )
-    return S3State(url, session, cache_root=Path(state_dir) / "s3")
 
 
 def aws_options(func: Any) -> Any:
-    """``--region --profile --endpoint-url --role-arn``: where AWS calls go. Credentials come only
+    """``--region --profile --endpoint-url --role-arn --external-id``: where AWS calls go. Credentials come only
     from boto3's standard chain (environment, profile, SSO, instance role), never from the plan."""
     options = [
         click.option(
@@ -130,6 +149,13 @@ def aws_options(func: Any) -> Any:
         click.option("--endpoint-url", help="Send every AWS call here (LocalStack, moto server)."),
         click.option(
             "--role-arn", help="Assume this role for every AWS call (default: the plan's aws.role_arn)."
+        ),
+        click.option(
+            "--external-id",
+            envvar="DRPLAN_EXTERNAL_ID",
+            metavar="ID",
+            help="The external ID the role's trust policy requires (a role in a third party's "
+            "account); also read from DRPLAN_EXTERNAL_ID.",
         ),
     ]
     for option in reversed(options):

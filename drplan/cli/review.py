@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from drplan.cli.common import aws_options, emit
+from drplan.cli.common import aws_options, aws_session, emit
 from drplan.errors import EXIT_FINDINGS, EXIT_OK
 from drplan.pipeline import OBJECTIVE_CODES
 
@@ -132,7 +132,6 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
     from contextlib import ExitStack
 
     from drplan.actions import registry
-    from drplan.aws import AwsSession
     from drplan.engine.preflight import run_preflight
     from drplan.engine.prepare import new_run_id, prepare
     from drplan.engine.records import RunOptions
@@ -149,13 +148,7 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
             session = box.session(region=region, read_only=True)
             options = RunOptions(**box.run_options())
         else:
-            session = AwsSession(
-                region=region,
-                profile=aws["profile"] or loaded.aws.profile,
-                role_arn=aws["role_arn"] or loaded.aws.role_arn,
-                endpoint_url=aws["endpoint_url"],
-                read_only=True,
-            )
+            session = aws_session(aws, region=region, plan_aws=loaded.aws, read_only=True)
         session.guard_account(loaded.aws.account_id)
         return run_preflight(prepared, session, options)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, fail, parse_age, s3_state, say, state_option
+from drplan.cli.common import aws_options, aws_session, fail, parse_age, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_USAGE
 
@@ -392,7 +392,6 @@ def _render(result: Any, sandbox: bool) -> None:
 
 def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -> tuple[Any, Any]:
     """The AWS session for the run, and the sandbox when --sandbox (None otherwise)."""
-    from drplan.aws import AwsSession
 
     region = opts["region"] or (plan.drill.region if mode == "drill" else None) or plan.aws.region
     if opts.get("sandbox"):
@@ -403,13 +402,7 @@ def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -
         for problem in sandbox.seed_problems:
             say(f"drplan: warning: {problem}")
         return sandbox.session(region=region), sandbox
-    session = AwsSession(
-        region=region,
-        profile=opts["profile"] or plan.aws.profile,
-        role_arn=opts["role_arn"] or plan.aws.role_arn,
-        endpoint_url=opts["endpoint_url"],
-    )
-    return session, None
+    return aws_session(opts, region=region, plan_aws=plan.aws), None
 
 
 def _service_summary(result: Any) -> dict[str, dict[str, Any]]:
