@@ -228,7 +228,8 @@ def _store(kind: str, sid: str, domain: str, region: str, rng: random.Random) ->
                 "max_age": "P1D",
                 "name": sid,
                 "availability_zone": az,
-                "volume_type": rng.choice(("gp3", "io2", "st1")),
+                "volume_type": (volume_type := rng.choice(("gp3", "io2", "st1"))),
+                **({"iops": 3000} if volume_type == "io2" else {}),  # EC2 refuses io2 without IOPS
                 "attach": {"instance_id": f"i-{rng.getrandbits(68):017x}", "device": "/dev/xvdf"},
             },
             _minutes(5, 20, rng),
