@@ -45,6 +45,9 @@ COMMAND_MODULES = {
     "runs": "drplan.cli.history",
     "show": "drplan.cli.history",
     "calibrate": "drplan.cli.history",
+    "check": "drplan.cli.monitoring",
+    "dashboard": "drplan.cli.monitoring",
+    "iam-policy": "drplan.cli.iam",
 }
 
 
