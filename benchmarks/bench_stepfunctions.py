@@ -1,0 +1,212 @@
+"""Exported state machines in moto's Step Functions interpreter: makespan against the critical path
+and against drplan's own scheduler, and what the encoding costs in transitions.
+
+Plans of ``wait`` steps (seconds-scale waits, so makespans are dominated by the plan, not by the
+emulator) in three shapes:
+
+- ``diamond``: a -> (b, c) -> d, series-parallel: nested Parallel states, no coordination;
+- ``N``: a->c, b->c, b->d, the smallest graph that is not series-parallel: one branch per step,
+  waiting through coordination records (DynamoDB items polled with the local polling intervals);
+- ``layered-12``: 12 steps in 3 random layers (the first seed whose graph is not series-parallel):
+  structured where it can be, coordinated where it must.
+
+For each: the **critical path** (the baseline: no engine beats it), drplan's **local scheduler**
+running the same plan for real (threads, real waits) and the **exported state machine** executed
+by moto (``mock_aws(config={"stepfunctions": {"execute_state_machine": True}})``), with the
+machine's default timings (first poll of a coordination record right away, then after 5 s, growing
+1.5x to 15 s). The makespan of an execution is measured in its history, from the first step's
+start to the last step's end. Notes give the history's events and state transitions (Step
+Functions bills transitions and caps a history at 25,000 events), and the definition's size.
+
+moto's interpreter is slow per transition (tens of ms, more on a loaded machine), far slower than
+the waits: its figures are an upper bound of the encoding's cost, not a forecast of AWS's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from _common import Context, Row
+
+ORDER = 70
+TITLE = "Step Functions export: makespan in moto vs the critical path and vs drplan's scheduler"
+WAIT = 2  # seconds each wait step lasts
+REGION = "us-east-1"
+
+
+def _plan(
+    name: str, edges: list[tuple[str, str]], nodes: list[str], seconds: Mapping[str, int]
+) -> dict[str, Any]:
+    """One service per step, ordered by ``after`` (``service.step``)."""
+    services: dict[str, Any] = {}
+    for node in nodes:
+        after = [f"{u}.w" for u, v in edges if v == node]
+        step: dict[str, Any] = {
+            "id": "w",
+            "uses": "wait",
+            "with": {"duration": f"PT{seconds[node]}S"},
+            "after": after,
+        }
+        services[node] = {"steps": [step]}
+    return {"drplan": 1, "name": name, "aws": {"region": REGION}, "services": services}
+
+
+def _layered(n: int, seed: int) -> tuple[list[str], list[tuple[str, str]], dict[str, int]]:
+    """``n`` steps in layers of 4, each waiting for 1-2 steps of the layer before; waits of 1-3 s."""
+    rng = random.Random(seed)
+    nodes = [f"s{i}" for i in range(n)]
+    layers = [nodes[i : i + 4] for i in range(0, n, 4)]
+    edges = [
+        (u, v)
+        for before, layer in itertools.pairwise(layers)
+        for v in layer
+        for u in rng.sample(before, rng.randint(1, 2))
+    ]
+    return nodes, edges, {k: rng.randint(1, 3) for k in nodes}
+
+
+def shapes() -> dict[str, dict[str, Any]]:
+    import networkx as nx
+
+    from drplan.stepfunctions.asl import decompose, general_parts
+
+    out = {
+        "diamond": _plan(
+            "diamond",
+            [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")],
+            list("abcd"),
+            dict.fromkeys("abcd", WAIT),
+        ),
+        "N": _plan("nshape", [("a", "c"), ("b", "c"), ("b", "d")], list("abcd"), dict.fromkeys("abcd", WAIT)),
+    }
+    for seed in range(1, 100):  # the first random 12-step plan that is not series-parallel
+        nodes, edges, seconds = _layered(12, seed)
+        graph = nx.DiGraph(edges)
+        graph.add_nodes_from(nodes)
+        if general_parts(decompose(graph, {k: i for i, k in enumerate(nodes)})):
+            out[f"layered-12 (seed {seed})"] = _plan("layered", edges, nodes, seconds)
+            break
+    return out
+
+
+def critical_path(data: dict[str, Any]) -> float:
+    from drplan.actions import registry
+    from drplan.engine.prepare import prepare
+    from drplan.engine.schedule import critical_path_length
+    from drplan.model import build_plan
+
+    prepared = prepare(build_plan(data), "recover", registry())
+    return critical_path_length(
+        prepared.graph.graph, {k: s.estimate.total_seconds() for k, s in prepared.steps.items()}
+    )
+
+
+def local_makespan(data: dict[str, Any]) -> float:
+    """drplan's own runner, real waits (no AWS call is made by wait steps)."""
+    from drplan.actions import registry
+    from drplan.aws import AwsSession
+    from drplan.engine.events import EventBus
+    from drplan.engine.prepare import prepare
+    from drplan.engine.records import RunOptions
+    from drplan.engine.runner import Runner
+    from drplan.model import build_plan
+
+    prepared = prepare(build_plan(data), "recover", registry(), run_id="b3nch000")
+    runner = Runner(prepared, AwsSession(region=REGION), EventBus("b3nch000"), RunOptions(poll_initial=0.05))
+    outcome = runner.run()
+    starts = [r.started for r in outcome.records.values() if r.started is not None]
+    ends = [r.finished for r in outcome.records.values() if r.finished is not None]
+    return max(ends) - min(starts)
+
+
+def exported_run(data: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    from drplan.model import build_plan
+    from drplan.stepfunctions import export_plan
+
+    exported = export_plan(build_plan(data), "recover")
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        if exported.coordination_table:
+            boto3.client("dynamodb", region_name=REGION).create_table(
+                TableName=exported.coordination_table,
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = sfn.create_state_machine(
+            name="bench",
+            definition=json.dumps(exported.definition),
+            roleArn="arn:aws:iam::123456789012:role/x",
+        )["stateMachineArn"]
+        execution = sfn.start_execution(
+            stateMachineArn=arn, input=json.dumps({"run_id": "b3nch000", "created": "2026-01-01T00:00:00Z"})
+        )["executionArn"]
+        while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+            time.sleep(0.1)
+        status = sfn.describe_execution(executionArn=execution)["status"]
+        events = []
+        kwargs: dict[str, Any] = {"executionArn": execution, "maxResults": 1000}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events += page["events"]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for event in events:
+        details = event.get("stateEnteredEventDetails")
+        if not details:
+            continue
+        if details["name"].endswith(".w wait"):
+            starts.append(event["timestamp"])
+        elif details["name"].endswith(".w succeeded"):
+            ends.append(event["timestamp"])
+    return {
+        "status": status,
+        "makespan": (max(ends) - min(starts)).total_seconds() if starts and ends else float("nan"),
+        "events": len(events),
+        "transitions": sum(1 for e in events if "stateEnteredEventDetails" in e),
+        "size": exported.size(),
+        "coordinated": len(exported.shape.coordinated),
+    }
+
+
+def run(ctx: Context) -> Iterator[Row]:
+    for name, data in shapes().items():
+        ctx.log(f"  {name}: critical path, local run, exported run in moto")
+        cp = critical_path(data)
+        local = local_makespan(data)
+        exported = exported_run(data)
+        steps = len(data["services"])
+        note = (
+            f"{exported['status']}; local scheduler {local:.1f} s; {exported['transitions']} transitions, "
+            f"{exported['events']} events ({exported['events'] / steps:.0f} a step); definition "
+            f"{exported['size'] / 1024:.0f} KiB; {exported['coordinated']} coordinated step(s)"
+        )
+        yield Row(
+            f"exported {name} ({steps} wait steps), makespan in moto",
+            exported["makespan"],
+            "s",
+            baseline=cp,
+            baseline_name="critical path",
+            note=note,
+        )
+
+
+if __name__ == "__main__":
+    for row in run(Context(quick=True)):
+        ratio = f" ({row.value / row.baseline:.2f}x {row.baseline_name})" if row.baseline else ""
+        print(f"{row.name}: {row.value:.1f} {row.unit}{ratio}; {row.note}", file=sys.stdout)

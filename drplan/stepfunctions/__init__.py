@@ -1,0 +1,17 @@
+"""Run a plan on AWS Step Functions: ``drplan export stepfunctions`` (docs/stepfunctions.md).
+
+- :mod:`~drplan.stepfunctions.export`: the plan, prepared as a local run prepares it, into the
+  three files (definition, role policy, CloudFormation template); refuses what it cannot translate;
+- :mod:`~drplan.stepfunctions.asl`: the graph encoding (series-parallel nesting, coordination
+  records where the graph is not series-parallel) and the step wrapper (skip, retries, timeout);
+- :mod:`~drplan.stepfunctions.definition`: the whole machine (run id, steps, drill cleanup, verdict);
+- :mod:`~drplan.stepfunctions.tasks`: one translation per action, through ``aws-sdk:`` integrations;
+- :mod:`~drplan.stepfunctions.builder`: state names, scopes and parameter values;
+- :mod:`~drplan.stepfunctions.iam` and :mod:`~drplan.stepfunctions.template`: the role's policy and
+  the CloudFormation template.
+"""
+
+from drplan.stepfunctions.builder import Untranslatable
+from drplan.stepfunctions.export import Exported, ExportRefused, export_plan
+
+__all__ = ["ExportRefused", "Exported", "Untranslatable", "export_plan"]

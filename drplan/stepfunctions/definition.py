@@ -1,0 +1,304 @@
+"""The whole state machine: the run's id, the steps (:mod:`drplan.stepfunctions.asl`), a drill's
+cleanup, and the verdict.
+
+The execution's input may give ``run_id`` (8 lowercase hex digits: a drill's names end with it),
+``created`` (the ``drplan:created`` tag, ``YYYY-MM-DDTHH:MM:SSZ``) and ``keep`` (true: a drill
+leaves its copies, like ``drplan drill --keep``). Without them the run id comes from a fresh UUID
+(its first 8 hex digits, the form of drplan's own run ids) and the creation time from the
+execution's start.
+
+The execution ends SUCCEEDED when every step succeeded (and a drill left nothing behind), with
+the record of every step as its output; otherwise it FAILS (``drplan.StepFailed``,
+``drplan.CleanupIncomplete`` or ``drplan.RunCrashed``) with the same records, as JSON, as the cause:
+CloudWatch alarms on failed executions then cover recoveries and drills alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from drplan.engine.records import RunOptions
+from drplan.model import Mode, Plan
+from drplan.stepfunctions.asl import (
+    DONE,
+    Encoder,
+    Tree,
+    decompose,
+    general_parts,
+    step_block,
+    undo_block,
+)
+from drplan.stepfunctions.builder import Names, Path, Scope, machine
+from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How the graph was encoded: for the docs, the notes and the tests."""
+
+    tree: Tree | None
+    coordinated: tuple[str, ...]  # steps inside General parts (polling coordination records)
+    cleanup_tree: Tree | None
+
+
+def build_definition(
+    plan: Plan,
+    mode: Mode,
+    graph: nx.DiGraph,
+    infos: Mapping[str, StepInfo],
+    translations: Mapping[str, Translation],
+    *,
+    coordination: str,
+    options: RunOptions | None = None,
+) -> tuple[dict[str, Any], Shape]:
+    order = {key: i for i, key in enumerate(infos)}
+    options = options or RunOptions()
+    names = Names()
+    top = Scope(names)
+    tree = decompose(graph, order)
+    reverse = graph.reverse(copy=True)
+    cleanup_tree = decompose(reverse, order) if mode == "drill" else None
+    coordinated = tuple(k for g in general_parts(tree) + general_parts(cleanup_tree) for k in g.keys)
+    table = coordination if coordinated else None
+
+    sids = [info.sid for info in infos.values()]
+    summary = top.add(
+        "Summary",
+        pass_state({"run": Path("$.run"), "steps": Path("$.s"), "cleanup": Path("$.u")}, None),
+    )
+    # --- the verdict, last first -------------------------------------------------------------------
+    ok = top.add("Succeeded", {"Type": "Succeed"})
+    failed = top.add(
+        "Failed",
+        {"Type": "Fail", "Error": "drplan.StepFailed", "CausePath": "States.JsonToString($.verdict)"},
+    )
+    incomplete = (
+        top.add(
+            "Cleanup incomplete",
+            {
+                "Type": "Fail",
+                "Error": "drplan.CleanupIncomplete",
+                "CausePath": "States.JsonToString($.verdict)",
+            },
+        )
+        if mode == "drill"
+        else ""
+    )
+    crashed = top.add(
+        "Crashed",
+        {"Type": "Fail", "Error": "drplan.RunCrashed", "CausePath": "States.JsonToString($.verdict)"},
+    )
+    cleanup_failed_rules = [{"Variable": f"$.u.{sid}.status", "StringEquals": "failed"} for sid in sids]
+    step_failed_rules = [
+        {
+            "And": [
+                {"Variable": f"$.s.{sid}", "IsPresent": True},
+                {"Variable": f"$.s.{sid}.status", "StringEquals": "failed"},
+            ]
+        }
+        for sid in sids
+    ]
+    rules: list[dict[str, Any]] = [{"Variable": "$.crash", "IsPresent": True, "Next": "VERDICT_CRASHED"}]
+    if step_failed_rules:
+        rules.append(
+            {"Or": step_failed_rules, "Next": failed}
+            if len(step_failed_rules) > 1
+            else {**step_failed_rules[0], "Next": failed}
+        )
+    if mode == "drill" and cleanup_failed_rules:
+        rules.append(
+            {
+                "Or": [{"Variable": "$.u.incomplete", "IsPresent": True}, *cleanup_failed_rules],
+                "Next": incomplete,
+            }
+        )
+    verdict_choice = top.reserve("Verdict")
+    for rule in rules:
+        if rule["Next"] == "VERDICT_CRASHED":
+            rule["Next"] = crashed
+    verdict_input = top.add(
+        "Outcome",
+        {
+            "Type": "Pass",
+            "Parameters": {"run.$": "$.run", "steps.$": "$.s", "cleanup.$": "$.u"},
+            "ResultPath": "$.verdict",
+            "Next": verdict_choice,
+        },
+    )
+    top.put(verdict_choice, choice(rules, summary))
+    # Succeeded is reached through Summary's output; keep the name for readers of the console.
+    top.states[summary]["Next"] = ok
+    top.states[summary].pop("End", None)
+
+    # --- a drill's cleanup ---------------------------------------------------------------------------
+    after_steps = verdict_input
+    if mode == "drill" and cleanup_tree is not None and plan.drill.cleanup != "never":
+        after_steps = _cleanup(
+            top, plan, infos, translations, reverse, cleanup_tree, table, options, verdict_input
+        )
+    else:
+        none = top.add("No cleanup", pass_state({}, verdict_input, result="$.u"))
+        after_steps = none
+
+    # --- the steps -----------------------------------------------------------------------------------
+    after_main = top.add(
+        "Steps ended",
+        pass_state({"run": Path("$.run"), "s": Path("$.main.v.s")}, after_steps),
+    )
+    after_crash = top.add(
+        "Steps crashed",
+        pass_state({"run": Path("$.run"), "s": {}, "crash": Path("$.crash")}, after_steps),
+    )
+    body = top.branch()
+    encoder = Encoder(infos, translations, graph, "s", step_block, table, options)
+    out = body.add("Records", pass_state({"s": Path("$.s")}, None))
+    start = encoder.encode(tree, body, out) if tree is not None else out
+    title = "Recovery" if mode == "recover" else "Drill"
+    main = top.add(
+        f"{title} of {plan.name}",
+        {
+            "Type": "Parallel",
+            "Branches": [machine(body, start)],
+            # "$[0]", not "$[0].s": moto's interpreter returns a list for a field after an index.
+            "ResultSelector": {"v.$": "$[0]"},
+            "ResultPath": "$.main",
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.crash", "Next": after_crash}],
+            "Next": after_main,
+        },
+    )
+
+    # --- the run's id and creation time ---------------------------------------------------------------
+    created_given = top.add(
+        "Creation time given",
+        {"Type": "Pass", "InputPath": "$.in.created", "ResultPath": "$.run.created", "Next": main},
+    )
+    created_now = top.add(
+        "Creation time from the start",
+        pass_state(
+            {
+                "v": Path(
+                    "States.Format('{}Z', States.ArrayGetItem(States.StringSplit($$.Execution.StartTime, '.Z'), 0))"
+                )
+            },
+            main,
+            result="$.run.c",
+        ),
+    )
+    # The derived time lands in $.run.c.v: move it where the tags read it.
+    move = top.add(
+        "Creation time",
+        {"Type": "Pass", "InputPath": "$.run.c.v", "ResultPath": "$.run.created", "Next": main},
+    )
+    top.states[created_now]["Next"] = move
+    created = top.add(
+        "Creation time given?",
+        choice([{"Variable": "$.in.created", "IsPresent": True, "Next": created_given}], created_now),
+    )
+    keep_given = top.add(
+        "Keep given",
+        {"Type": "Pass", "InputPath": "$.in.keep", "ResultPath": "$.run.keep", "Next": created},
+    )
+    keep = top.add(
+        "Keep given?",
+        choice([{"Variable": "$.in.keep", "IsPresent": True, "Next": keep_given}], created),
+    )
+    id_given = top.add(
+        "Run id given",
+        {"Type": "Pass", "InputPath": "$.in.run_id", "ResultPath": "$.run.id", "Next": keep},
+    )
+    id_choice = top.add(
+        "Run id given?",
+        choice([{"Variable": "$.in.run_id", "IsPresent": True, "Next": id_given}], keep),
+    )
+    first = top.add(
+        "Run",
+        pass_state(
+            {
+                "s": {},
+                "w": {},
+                "in": Path("$"),
+                "run": {
+                    "execution": Path("$$.Execution.Id"),
+                    "id": Path("States.ArrayGetItem(States.StringSplit(States.UUID(), '-'), 0)"),
+                    "mode": mode,
+                    "plan": plan.name,
+                    "keep": False,
+                },
+            },
+            id_choice,
+        ),
+    )
+    comment = (
+        f"drplan {mode} of plan {plan.name} ({len(infos)} steps), exported by drplan export stepfunctions; "
+        "see docs/stepfunctions.md"
+    )
+    return machine(top, first, comment), Shape(tree, coordinated, cleanup_tree)
+
+
+def _cleanup(
+    top: Scope,
+    plan: Plan,
+    infos: Mapping[str, StepInfo],
+    translations: Mapping[str, Translation],
+    reverse: nx.DiGraph,
+    tree: Tree,
+    table: str | None,
+    options: RunOptions,
+    then: str,
+) -> str:
+    """The drill's cleanup (``Undoer.cleanup``): every step that may have created something is
+    undone, dependents first, within the local engine's overall undo deadline; skipped when the
+    execution's input says ``keep``, or (``drill.cleanup: on_success``) when a step failed."""
+    # The records come back as JSON in the Done error's cause; the document keeps everything else
+    # (``$.crash`` above all), so each result goes in with ResultPath.
+    keep_records = top.add(
+        "Cleanup records", {"Type": "Pass", "InputPath": "$.w.cu.v", "ResultPath": "$.u", "Next": then}
+    )
+    done = top.add(
+        "Cleanup ended",
+        pass_state({"v": Path("States.StringToJson($.w.clean.Cause)")}, keep_records, result="$.w.cu"),
+    )
+    gave_up = top.add("Cleanup stopped", pass_state({"incomplete": Path("$.w.clean")}, then, result="$.u"))
+    body = top.branch()
+    encoder = Encoder(infos, translations, reverse, "u", undo_block, table, options)
+    out = body.add(
+        "Cleanup records", {"Type": "Fail", "Error": DONE, "CausePath": "States.JsonToString($.u)"}
+    )
+    start = body.add(
+        "Cleanup starts",
+        pass_state(
+            {"run": Path("$.run"), "s": Path("$.s"), "u": {}, "w": {}}, encoder.encode(tree, body, out)
+        ),
+    )
+    timer = top.branch()
+    expired = timer.add(
+        "Cleanup deadline passed",
+        {"Type": "Fail", "Error": "drplan.Timeout", "Cause": "cleanup did not finish within its deadline"},
+    )
+    timer_start = timer.add(
+        "Cleanup deadline", {"Type": "Wait", "Seconds": round(options.undo_timeout), "Next": expired}
+    )
+    clean = top.add(
+        "Cleanup",
+        {
+            "Type": "Parallel",
+            "Branches": [machine(body, start), machine(timer, timer_start)],
+            "ResultSelector": {"Error": "drplan.Internal", "Cause": "cleanup ended without an outcome"},
+            "ResultPath": "$.w.clean",
+            "Catch": [
+                {"ErrorEquals": [DONE], "ResultPath": "$.w.clean", "Next": done},
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.clean", "Next": gave_up},
+            ],
+            "Next": gave_up,
+        },
+    )
+    kept = top.add("Resources kept", pass_state({"kept": True}, then, result="$.u"))
+    rules: list[dict[str, Any]] = [{"Variable": "$.run.keep", "BooleanEquals": True, "Next": kept}]
+    if plan.drill.cleanup == "on_success":
+        failed = [{"Variable": f"$.s.{info.sid}.status", "StringEquals": "failed"} for info in infos.values()]
+        rules.append({"Or": [{"Variable": "$.crash", "IsPresent": True}, *failed], "Next": kept})
+    return top.add("Clean up?", choice(rules, clean))

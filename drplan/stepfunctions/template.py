@@ -1,0 +1,98 @@
+"""A CloudFormation template that deploys the exported state machine: its role (with the policy
+of :mod:`drplan.stepfunctions.iam`, scoped to the stack's own account and region), the
+coordination table when the graph needs one, and the Standard state machine itself.
+
+``aws cloudformation deploy --template-file template.json --stack-name NAME
+--capabilities CAPABILITY_IAM`` deploys it (docs/stepfunctions.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drplan.model import Mode, Plan
+
+ACCOUNT = "${AWS::AccountId}"
+REGION = "${AWS::Region}"
+
+
+def build_template(plan: Plan, mode: Mode, definition: dict[str, Any], table: str | None) -> dict[str, Any]:
+    from drplan.stepfunctions.iam import role_policy
+
+    policy = _substituted(role_policy(plan, mode, table, account_id=ACCOUNT, region=REGION))
+    resources: dict[str, Any] = {
+        "Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": f"Runs the drplan {mode} of plan {plan.name} (drplan export stepfunctions)",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            # Only state machines of this account may use the role (confused deputy).
+                            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                        }
+                    ],
+                },
+                "Policies": [{"PolicyName": f"drplan-{plan.name}-{mode}", "PolicyDocument": policy}],
+                "Tags": [{"Key": "drplan:plan", "Value": plan.name}],
+            },
+        },
+        "StateMachine": {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": {"Ref": "StateMachineName"},
+                "StateMachineType": "STANDARD",
+                "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                "Definition": definition,
+                "Tags": [{"Key": "drplan:plan", "Value": plan.name}, {"Key": "drplan:mode", "Value": mode}],
+            },
+        },
+    }
+    if table is not None:
+        resources["CoordinationTable"] = {
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "Tags": [{"Key": "drplan:plan", "Value": plan.name}],
+            },
+        }
+        resources["StateMachine"]["DependsOn"] = ["CoordinationTable"]
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"drplan: the {mode} of plan {plan.name} as an AWS Step Functions state machine",
+        "Parameters": {
+            "StateMachineName": {
+                "Type": "String",
+                "Default": f"drplan-{plan.name}-{mode}"[:80],
+                "Description": "Name of the state machine",
+            }
+        },
+        "Resources": resources,
+        "Outputs": {
+            "StateMachineArn": {
+                "Description": "Start executions of this state machine",
+                "Value": {"Ref": "StateMachine"},
+            },
+            "RoleArn": {"Description": "The state machine's role", "Value": {"Fn::GetAtt": ["Role", "Arn"]}},
+        },
+    }
+
+
+def _substituted(value: Any) -> Any:
+    """Strings naming the stack's account or region become ``Fn::Sub``, for CloudFormation to fill."""
+    if isinstance(value, str):
+        return {"Fn::Sub": value} if "${AWS::" in value else value
+    if isinstance(value, dict):
+        return {k: _substituted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substituted(v) for v in value]
+    return value
