@@ -177,6 +177,50 @@ def autoscaling_group(name: str) -> str | None:
     return None
 
 
+_ECS_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def ecs_service(name: str) -> str | None:
+    """ECS service names: 1 to 255 letters, digits, underscores and hyphens."""
+    if not 1 <= len(name) <= 255:
+        return f"is {len(name)} characters long; ECS allows 1 to 255"
+    if not _ECS_NAME.match(name):
+        return "may contain only letters, digits, `_` and `-`"
+    return None
+
+
+_NODEGROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def eks_nodegroup(name: str) -> str | None:
+    """EKS managed node group names: 1 to 63 letters, digits, hyphens and underscores, starting with
+    a letter or digit."""
+    if not 1 <= len(name) <= 63:
+        return f"is {len(name)} characters long; EKS allows 1 to 63"
+    if not _NODEGROUP.match(name):
+        if not name[0].isalnum():
+            return "must start with a letter or digit"
+        return "may contain only letters, digits, `-` and `_`"
+    return None
+
+
+_FUNCTION = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]:[0-9]{12}:function:"
+    r"|[0-9]{12}:function:)?(?P<name>[A-Za-z0-9_-]+)(:(\$LATEST|[A-Za-z0-9_-]+))?$"
+)
+
+
+def lambda_function(name: str) -> str | None:
+    """A function as Invoke takes it: a name of 1 to 64 letters, digits, ``-`` and ``_``, or its ARN
+    or partial ARN (``123456789012:function:name``), each optionally with ``:version`` or ``:alias``."""
+    found = _FUNCTION.match(name)
+    if found is None:
+        return "is not a function name, ARN or partial ARN (names use letters, digits, `-` and `_`)"
+    if len(found.group("name")) > 64:
+        return f"has a function name of {len(found.group('name'))} characters; Lambda allows 64"
+    return None
+
+
 def efs_creation_token(name: str) -> str | None:
     if not 1 <= len(name) <= 64:
         return f"is {len(name)} characters long; an EFS creation token holds 1 to 64"
@@ -215,6 +259,10 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("s3:bucket", "S3 bucket", s3_bucket, 63, "s3", ""),
     Kind("route53:record", "DNS record", dns_name, 253, tagged=False, case_sensitive=False),
     Kind("autoscaling:group", "Auto Scaling group", autoscaling_group, 255, tagged=False),
+    # Changed or read by steps, never created: no ARN for sweeps, no remover.
+    Kind("ecs:service", "ECS service", ecs_service, 255, tagged=False),
+    Kind("eks:nodegroup", "EKS node group", eks_nodegroup, 63, tagged=False),
+    Kind("lambda:function", "Lambda function", lambda_function, 170, tagged=False),
 )}
 # fmt: on
 

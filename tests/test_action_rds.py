@@ -19,7 +19,9 @@ from drplan.actions.base import AwsAccess, StepContext
 from drplan.aws import AwsSession
 from drplan.engine.preflight import run_preflight
 from drplan.engine.prepare import prepare
+from drplan.errors import StepFailed
 from drplan.model import build_plan
+from drplan.sandbox import emulator_fixes
 from tests import runs
 from tests.runs import one_step, run_plan
 
@@ -624,3 +626,211 @@ def test_a_multi_az_db_cluster_brings_its_own_instances():
         rds = boto3.client("rds", region_name="us-east-1")
         assert run.runner.undo(["svc.s"], reason="test") == []
         assert "ledger-copy" not in cluster_ids(rds)
+
+
+# --- aws.rds.promote_read_replica -----------------------------------------------------------------
+
+PROMOTE = "aws.rds.promote_read_replica"
+
+
+@pytest.fixture
+def replicas(rds):
+    """``orders`` (us-east-1) with a cross-Region replica ``orders-dr`` (us-west-2) and a replica in
+    its own Region, ``orders-local``. moto keeps a promoted replica's source: the sandbox's fix
+    (applied here too) makes it answer as AWS does."""
+    emulator_fixes.apply()
+    arn = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["DBInstanceArn"]
+    west = boto3.client("rds", region_name="us-west-2")
+    west.create_db_instance_read_replica(
+        DBInstanceIdentifier="orders-dr", SourceDBInstanceIdentifier=arn, DBInstanceClass="db.t3.micro"
+    )
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier="orders-local",
+        SourceDBInstanceIdentifier="orders",
+        DBInstanceClass="db.t3.micro",
+    )
+    return {"east": rds, "west": west, "source_arn": arn}
+
+
+def test_promote_a_cross_region_replica_waits_until_it_is_standalone(replicas):
+    west = replicas["west"]
+    data = one_step(
+        PROMOTE,
+        {"instance": "orders-dr", "source_instance": replicas["source_arn"], "backup_retention_days": 3},
+        region="us-west-2",
+    )
+    run = run_plan(data)
+    rec = run.record()
+    assert rec.status == "succeeded", rec.error
+    promoted = instance(west, "orders-dr")
+    assert promoted is not None and "ReadReplicaSourceDBInstanceIdentifier" not in promoted
+    assert promoted["BackupRetentionPeriod"] == 3
+    assert rec.outputs == {
+        "endpoint": promoted["Endpoint"]["Address"],
+        "port": 5432,
+        "arn": promoted["DBInstanceArn"],
+        "instance_id": "orders-dr",
+    }
+    assert {(c.operation, c.region) for c in run.calls if c.operation == "PromoteReadReplica"} == {
+        ("PromoteReadReplica", "us-west-2")
+    }
+    source = instance(replicas["east"], "orders")
+    assert source is not None and source["ReadReplicaDBInstanceIdentifiers"] == ["orders-local"]
+    assert rec.resources == []  # nothing created: nothing for cleanup to delete
+
+
+def test_promote_cannot_be_undone_and_says_so(replicas):
+    run = run_plan(one_step(PROMOTE, {"instance": "orders-local"}))
+    assert run.record().status == "succeeded", run.record().error
+    action = registry()[PROMOTE]
+    assert action.undoable is False and "cannot be undone" in action.summary
+    assert run.runner.undo(["svc.s"], reason="test") == []
+    assert instance(replicas["east"], "orders-local") is not None  # left as promoted
+
+
+def test_promote_refuses_a_primary_a_missing_instance_and_a_replica_of_something_else(replicas):
+    primary = run_plan(one_step(PROMOTE, {"instance": "orders"}))
+    assert primary.record().status == "failed"
+    assert primary.record().error == (
+        "DB instance orders is not a read replica (promoted already, or a primary); nothing to promote"
+    )
+    missing = run_plan(one_step(PROMOTE, {"instance": "ghost"}))
+    assert missing.record().error == "DB instance ghost does not exist"
+    other = run_plan(one_step(PROMOTE, {"instance": "orders-local", "source_instance": "billing"}))
+    assert other.record().error == (
+        "DB instance orders-local is a replica of orders, not of billing; not promoting it"
+    )
+    for run in (primary, missing, other):
+        assert "PromoteReadReplica" not in [c.operation for c in run.calls]
+    local = instance(replicas["east"], "orders-local")
+    assert local is not None and local["ReadReplicaSourceDBInstanceIdentifier"] == "orders"
+
+
+def test_a_promoted_replica_is_not_promoted_again(replicas):
+    first = run_plan(one_step(PROMOTE, {"instance": "orders-local", "source_instance": "orders"}))
+    assert first.record().status == "succeeded", first.record().error
+    again = run_plan(one_step(PROMOTE, {"instance": "orders-local"}))
+    assert again.record().status == "failed" and "is not a read replica" in again.record().error
+
+
+def test_promote_is_skipped_in_drills_unless_drill_with_names_a_drill_replica(replicas):
+    skipped = run_plan(one_step(PROMOTE, {"instance": "orders-local"}), "drill")
+    assert "svc.s" in skipped.prepared.skipped
+    replicas["east"].create_db_instance_read_replica(
+        DBInstanceIdentifier="orders-drill-replica",
+        SourceDBInstanceIdentifier="orders",
+        DBInstanceClass="db.t3.micro",
+    )
+    data = one_step(PROMOTE, {"instance": "orders-local"}, drill_with={"instance": "orders-drill-replica"})
+    drill = run_plan(data, "drill")
+    assert drill.record().status == "succeeded", drill.record().error
+    assert drill.record().outputs["instance_id"] == "orders-drill-replica"
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in (
+        instance(replicas["east"], "orders-drill-replica") or {}
+    )
+    local = instance(replicas["east"], "orders-local")
+    assert local is not None and local["ReadReplicaSourceDBInstanceIdentifier"] == "orders"  # untouched
+
+
+def test_promote_preflight_is_read_only(replicas):
+    results, calls = preflight(PROMOTE, {"instance": "orders-local", "source_instance": "orders"})
+    assert [(r.status, r.message) for r in results] == [
+        ("ok", "would promote read replica orders-local of orders")
+    ]
+    assert results[0].facts == {"instance": "orders-local", "source": "orders", "status": "available"}
+    assert set(calls) == {"DescribeDBInstances"}
+    primary, _ = preflight(PROMOTE, {"instance": "orders"})
+    assert primary[0].status == "error" and "not a read replica" in primary[0].message
+    ref, calls = preflight(PROMOTE, {"instance": "${db.replica.instance_id}"})
+    assert ref[0].status == "ok" and calls == []
+
+
+def _db(status: str, source: str | None) -> dict[str, Any]:
+    db: dict[str, Any] = {
+        "DBInstanceIdentifier": "orders-dr",
+        "DBInstanceArn": "arn:aws:rds:us-west-2:123456789012:db:orders-dr",
+        "DBInstanceStatus": status,
+        "Endpoint": {"Address": "orders-dr.abc.us-west-2.rds.amazonaws.com", "Port": 5432},
+    }
+    if source:
+        db["ReadReplicaSourceDBInstanceIdentifier"] = source
+    return {"DBInstances": [db]}
+
+
+def test_promote_waits_for_the_replica_to_leave_replication_then_to_be_available():
+    """Stubber: moto promotes at once; AWS goes through modifying and rebooting, and keeps naming the
+    source for a while."""
+    client = boto3.client("rds", region_name="us-west-2")
+    source = "arn:aws:rds:us-east-1:123456789012:db:orders"
+    ctx = context(PROMOTE, {"instance": "orders-dr"}, Stubbed(client))
+    action = registry()[PROMOTE]
+    by_id = {"DBInstanceIdentifier": "orders-dr"}
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_instances", _db("available", source), by_id)
+        stub.add_response(
+            "promote_read_replica", {"DBInstance": _db("modifying", source)["DBInstances"][0]}, by_id
+        )
+        for status, still in (("modifying", source), ("rebooting", None), ("available", None)):
+            stub.add_response("describe_db_instances", _db(status, still), by_id)
+        handle = action.start(ctx)
+        assert handle == {
+            "instance": "orders-dr",
+            "arn": "arn:aws:rds:us-west-2:123456789012:db:orders-dr",
+            "source": source,
+        }
+        polls = [action.poll(ctx, handle) for _ in range(3)]
+        stub.assert_no_pending_responses()
+    assert [(p.done, p.note) for p in polls] == [
+        (False, f"orders-dr is modifying, still a replica of {source}"),
+        (False, "orders-dr is standalone, rebooting"),
+        (True, "orders-dr is a standalone DB instance, available"),
+    ]
+
+
+def test_promote_explains_a_refusal_of_rds():
+    client = boto3.client("rds", region_name="us-west-2")
+    ctx = context(PROMOTE, {"instance": "orders-dr"}, Stubbed(client))
+    by_id = {"DBInstanceIdentifier": "orders-dr"}
+    with Stubber(client) as stub:
+        stub.add_response("describe_db_instances", _db("backing-up", "orders"), by_id)
+        stub.add_client_error(
+            "promote_read_replica",
+            "InvalidDBInstanceState",
+            "DB Instance is not in an available state.",
+            expected_params=by_id,
+        )
+        with pytest.raises(StepFailed) as failed:
+            registry()[PROMOTE].start(ctx)
+    assert failed.value.reason == (
+        "RDS refused to promote orders-dr now: DB Instance is not in an available state."
+    )
+
+
+def test_seed_makes_a_source_in_its_region_and_the_replica_the_step_promotes():
+    with mock_aws():
+        emulator_fixes.apply()
+        source = "arn:aws:rds:us-east-1:123456789012:db:shop-orders"
+        params = {"instance": "shop-orders-dr", "source_instance": source}
+        data = one_step(PROMOTE, params, region="us-west-2")
+        plan = build_plan(data)
+        step = next(iter(plan.steps()))
+        now = datetime.now(timezone.utc)
+        ctx = StepContext(
+            step,
+            step.params,
+            "recover",
+            "seed",
+            plan,
+            AwsSession(region="us-east-1"),
+            plan.objectives_of("svc"),
+            now,
+        )
+        runs.seed(ctx)
+        runs.seed(ctx)  # idempotent
+        west = boto3.client("rds", region_name="us-west-2")
+        replica = instance(west, "shop-orders-dr")
+        assert replica is not None and replica["ReadReplicaSourceDBInstanceIdentifier"] == source
+        assert instance(boto3.client("rds", region_name="us-east-1"), "shop-orders") is not None
+
+        run = run_plan(data)
+        assert run.record().status == "succeeded", run.record().error

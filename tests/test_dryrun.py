@@ -198,7 +198,7 @@ def test_webshop_drill_renames_targets_and_skips_steps() -> None:
     text = format_text(dry)
     assert "target: shop-orders-restored-drill-<run-id>  (drill: renamed)" in text
     assert "attach: -  (drill: removed)" in text
-    assert "- web.scale \"Scale web tier\": it would change production in a drill" in text
+    assert '- web.scale "Scale web tier": it would change production in a drill' in text
     assert build_dry_run(plan, "recover").suffix is None
 
 

@@ -336,9 +336,7 @@ def test_a_rollback_that_cannot_undo_everything_exits_3(ddb, tmp_path):
             }
         )
     )
-    request = RunRequest(
-        plan, "recover", tmp_path, options=RunOptions(**FAST), rollback_on_failure=True
-    )
+    request = RunRequest(plan, "recover", tmp_path, options=RunOptions(**FAST), rollback_on_failure=True)
     result = run_request(request, AwsSession(region="us-east-1", customize=deny_deletes))
     assert result.rollback_failed == ["a.restore"]
     assert result.exit_code == 3

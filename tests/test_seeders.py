@@ -16,6 +16,9 @@ from drplan.sandbox.seed import seed_plan
 from drplan.sandbox.seeders import SEEDERS, SeedContext, register
 from tests.runs import one_step
 
+#: AWS actions the sandbox cannot seed: moto has no ARC (Route 53 Application Recovery Controller).
+UNSEEDED = {"aws.arc.set_routing_control"}
+
 
 def test_every_seeder_belongs_to_an_action_and_every_restore_has_one():
     actions = registry()
@@ -23,7 +26,10 @@ def test_every_seeder_belongs_to_an_action_and_every_restore_has_one():
     restores = {
         name for name, action in actions.items() if action.family not in ("check", "manual", "control")
     }
-    assert restores == set(SEEDERS)
+    assert restores - UNSEEDED <= set(SEEDERS)
+    # Every action that reads or changes AWS has one (checks of AWS state and Lambda steps too).
+    aws = {name for name, action in actions.items() if action.iam}
+    assert aws - UNSEEDED == {name for name in SEEDERS}
 
 
 def test_production_action_code_knows_nothing_of_the_sandbox():

@@ -30,7 +30,12 @@ BUILTIN_MODULES = (
     "drplan.actions.ec2",
     "drplan.actions.s3",
     "drplan.actions.route53",
+    "drplan.actions.arc",
     "drplan.actions.autoscaling",
+    "drplan.actions.ecs",
+    "drplan.actions.eks",
+    "drplan.actions.awslambda",
+    "drplan.actions.cloudwatch",
     "drplan.actions.checks",
     "drplan.actions.control",
 )

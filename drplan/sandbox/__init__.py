@@ -8,7 +8,10 @@ every AWS call there. Two pieces are emulated by drplan itself because moto lack
 its own clearly named module, and never used outside the sandbox: AWS Backup recovery points and
 restore jobs (:mod:`.backup_emulator`) and the applications behind the plan's checks
 (:mod:`.standin`). The ids moto chose for what seeding created are hidden from the run by
-:mod:`.ids`.
+:mod:`.ids`. Where moto answers otherwise than AWS in a way a step's wait depends on, it is
+corrected (:mod:`.emulator_fixes`); Lambda functions run without Docker, each answering the payload
+it was given (:data:`MOTO_CONFIG`); and calls to a service nothing emulates (Route 53 ARC) get an
+error saying so (:data:`NOT_EMULATED`).
 
 moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 """
@@ -16,6 +19,8 @@ moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +31,7 @@ from drplan.actions.base import Route
 from drplan.aws import AwsSession
 from drplan.errors import UsageError
 from drplan.model import Plan
+from drplan.sandbox import emulator_fixes
 from drplan.sandbox.backup_emulator import BackupEmulator
 from drplan.sandbox.ids import EmulatedIds, new_seed_state
 from drplan.sandbox.standin import StandIn
@@ -167,6 +173,9 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         emulator: BackupEmulator = holder["backup"]
         if emulator.handles(environ):
             return emulator(environ, start_response)
+        missing = not_emulated(environ)
+        if missing is not None:
+            return _refuse(missing, start_response)
         return moto_app(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -184,24 +193,74 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     thread = threading.Thread(target=server.serve_forever, name="sandbox-aws", daemon=True)
     thread.start()
     sandbox._thread = thread
+    restore_config: dict[str, Any] | None = None
     try:
         _reset(endpoint)
+        restore_config = _configure(endpoint)
+        emulator_fixes.apply()
         if seed:
             from drplan.sandbox.seed import seed_plan
 
             sandbox.seed_problems = seed_plan(sandbox)
         yield sandbox
     finally:
+        if restore_config is not None:
+            with contextlib.suppress(Exception):  # moto's process-wide settings, as they were
+                _moto_api(endpoint, "config", restore_config)
         sandbox.stop()
+
+
+#: Services neither moto nor drplan emulates: what the sandbox calls them when it refuses their calls.
+NOT_EMULATED = {"route53-recovery-cluster": "Route 53 ARC routing controls (the cluster endpoints)"}
+_SIGNED_FOR = re.compile(r"Credential=[^/,]+/[^/,]+/[^/,]+/([^/,]+)/aws4_request")
+
+
+def not_emulated(environ: dict[str, Any]) -> str | None:
+    """The service of a request the sandbox cannot answer (by the service it is signed for)."""
+    found = _SIGNED_FOR.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    return found.group(1) if found and found.group(1) in NOT_EMULATED else None
+
+
+def _refuse(service: str, start_response: Any) -> list[bytes]:
+    """A client error that says so (moto would answer a 500 and print a traceback), which the step
+    reports and no retry repeats."""
+    body = {
+        "__type": "NotEmulatedInSandbox",
+        "message": f"the sandbox does not emulate {NOT_EMULATED[service]}: run this step against AWS",
+    }
+    data = json.dumps(body).encode()
+    start_response(
+        "400 Bad Request",
+        [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
 
 
 def _reset(endpoint: str) -> None:
     """moto keeps its state per process: start from empty (tests may run several sandboxes)."""
+    _moto_api(endpoint, "reset")
+
+
+#: moto's settings the sandbox needs: Lambda functions run without Docker, each answering the
+#: payload it was given (an echo), whatever its code.
+MOTO_CONFIG = {"lambda": {"use_docker": False}}
+
+
+def _configure(endpoint: str) -> dict[str, Any]:
+    """Set :data:`MOTO_CONFIG` (moto's settings are the process's): what to put back afterwards."""
+    before = json.loads(_moto_api(endpoint, "config", method="GET") or b"{}")
+    _moto_api(endpoint, "config", MOTO_CONFIG)
+    return {key: before[key] for key in MOTO_CONFIG if key in before}
+
+
+def _moto_api(endpoint: str, path: str, body: Any = None, *, method: str = "POST") -> bytes:
     import urllib.request
 
-    urllib.request.urlopen(
-        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
-    ).close()
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{endpoint}/moto-api/{path}", data=data, method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: bytes = response.read()
+    return answer
 
 
 def now() -> datetime:

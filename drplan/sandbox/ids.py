@@ -1,10 +1,11 @@
 """The ids the emulator chose for what seeding created, and the rewriting that hides them.
 
-The plan says hosted zone ``Z0123456789ABC`` and instance ``i-0abc``; the emulator cannot create
-either with a chosen id. So the seeders record plan id -> emulator id in ``seed_state`` (under
-:data:`ZONE_IDS` and :data:`INSTANCE_IDS`), and every client of the sandbox's sessions rewrites the
-plan's ids in requests and the emulator's ids in answers (:class:`EmulatedIds`): the run sees the
-account the plan describes, and the actions know nothing of it.
+The plan says hosted zone ``Z0123456789ABC``, instance ``i-0abc`` and health check
+``0e1f2a3b-...``; the emulator cannot create any of them with a chosen id. So the seeders record
+plan id -> emulator id in ``seed_state`` (under :data:`ZONE_IDS`, :data:`INSTANCE_IDS` and
+:data:`HEALTH_CHECK_IDS`), and every client of the sandbox's sessions rewrites the plan's ids in
+requests and the emulator's ids in answers (:class:`EmulatedIds`): the run sees the account the
+plan describes, and the actions know nothing of it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from typing import Any
 ZONE_IDS = "route53_zone_ids"
 #: ``seed_state[INSTANCE_IDS]``: plan instance id -> the id the emulator gave the instance seeded.
 INSTANCE_IDS = "ec2_instance_ids"
-#: Per service: the ``seed_state`` key of its mapping and the request parameters that hold such ids.
-_ID_PARAMETERS = {
-    "route53": (ZONE_IDS, ("HostedZoneId", "Id")),
-    "ec2": (INSTANCE_IDS, ("InstanceId", "InstanceIds")),
+#: ``seed_state[HEALTH_CHECK_IDS]``: plan Route 53 health check id -> the id the emulator gave it.
+HEALTH_CHECK_IDS = "route53_health_check_ids"
+#: Per service: the ``seed_state`` key of each mapping and the request parameters that hold such ids.
+_ID_PARAMETERS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "route53": ((ZONE_IDS, ("HostedZoneId", "Id")), (HEALTH_CHECK_IDS, ("HealthCheckId",))),
+    "ec2": ((INSTANCE_IDS, ("InstanceId", "InstanceIds")),),
 }
 
 
 def new_seed_state() -> dict[str, Any]:
     """An empty ``seed_state``: no id mapped yet."""
-    return {ZONE_IDS: {}, INSTANCE_IDS: {}}
+    return {ZONE_IDS: {}, INSTANCE_IDS: {}, HEALTH_CHECK_IDS: {}}
 
 
 @dataclass
@@ -40,22 +43,26 @@ class EmulatedIds:
             client.meta.events.register(f"before-parameter-build.{service}", self._rewrite_ids)
             client.meta.events.register(f"after-call.{service}", self._rewrite_response)
 
-    def _mapping(self, service: str) -> dict[str, str]:
-        mapping: dict[str, str] = self.seed_state.setdefault(_ID_PARAMETERS[service][0], {})
+    def _mapping(self, key: str) -> dict[str, str]:
+        mapping: dict[str, str] = self.seed_state.setdefault(key, {})
         return mapping
 
     def _rewrite_ids(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        service = model.service_model.service_name
-        mapping = self._mapping(service)
-        for name in _ID_PARAMETERS[service][1]:
-            value = params.get(name)
-            if isinstance(value, list):
-                params[name] = [mapping.get(_bare_id(v), v) for v in value]
-            elif isinstance(value, str) and _bare_id(value) in mapping:
-                params[name] = mapping[_bare_id(value)]
+        for key, names in _ID_PARAMETERS[model.service_model.service_name]:
+            mapping = self._mapping(key)
+            for name in names:
+                value = params.get(name)
+                if isinstance(value, list):
+                    params[name] = [mapping.get(_bare_id(v), v) for v in value]
+                elif isinstance(value, str) and _bare_id(value) in mapping:
+                    params[name] = mapping[_bare_id(value)]
 
     def _rewrite_response(self, parsed: Any, model: Any, **_: Any) -> None:
-        reverse = {v: k for k, v in self._mapping(model.service_model.service_name).items()}
+        reverse = {
+            emulated: planned
+            for key, _ in _ID_PARAMETERS[model.service_model.service_name]
+            for planned, emulated in self._mapping(key).items()
+        }
         if reverse:
             _replace_ids(parsed, reverse)
 

@@ -20,7 +20,19 @@ An action from another package gets sandbox support by registering its seeder, n
 
 from __future__ import annotations
 
-from drplan.sandbox.seeders import autoscaling, backup, dynamodb, ec2, rds, route53, s3
+from drplan.sandbox.seeders import (
+    autoscaling,
+    awslambda,
+    backup,
+    cloudwatch,
+    dynamodb,
+    ec2,
+    ecs,
+    eks,
+    rds,
+    route53,
+    s3,
+)
 from drplan.sandbox.seeders.context import SeedContext, Seeder
 
 __all__ = ["SEEDERS", "SeedContext", "Seeder", "register"]
@@ -36,7 +48,14 @@ SEEDERS: dict[str, Seeder] = {
     "aws.ec2.volume_from_snapshot": ec2.seed_volume_snapshot,
     "aws.s3.restore_versions": s3.seed_bucket,
     "aws.route53.change_record": route53.seed_zone_and_record,
+    "aws.rds.promote_read_replica": rds.seed_read_replica,
     "aws.autoscaling.set_capacity": autoscaling.seed_group,
+    "aws.ecs.set_capacity": ecs.seed_service,
+    "aws.eks.scale_nodegroup": eks.seed_nodegroup,
+    "aws.lambda.invoke": awslambda.seed_function,
+    "check.cloudwatch_alarm": cloudwatch.seed_alarm,
+    "check.route53_health": route53.seed_health_check,
+    # aws.arc.set_routing_control: none (see seeders/arc.py)
 }
 _BUILTIN = frozenset(SEEDERS)
 

@@ -159,3 +159,44 @@ def seed_cluster_snapshot(ctx: SeedContext) -> None:
     elif any(s["DBClusterSnapshotIdentifier"] == name.lower() for s in manual):
         return
     rds.create_db_cluster_snapshot(DBClusterIdentifier=source, DBClusterSnapshotIdentifier=name)
+
+
+def seed_read_replica(ctx: SeedContext) -> None:
+    """The read replica ``aws.rds.promote_read_replica`` promotes, and the instance it replicates:
+    ``source_instance`` (an ARN puts it in its own Region, as a cross-Region source), else
+    ``<instance>-source`` in the step's Region."""
+    instance = ctx.params.get("instance")
+    source = ctx.params.get("source_instance")
+    if not instance or unresolved(instance) or unresolved(source):
+        return
+    if describe_instance(ctx, str(instance)) is not None:
+        return
+    engine = "postgres"
+    if source and str(source).startswith("arn:"):
+        parts = str(source).split(":")
+        region, name = parts[3], parts[-1]
+    else:
+        region, name = ctx.region, str(source or suffixed(str(instance), "-source"))
+    primary_rds = ctx.aws.client("rds", region=region, role_arn=ctx.step.role_arn)
+    try:
+        primary = primary_rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
+        primary = primary_rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t4g.micro",
+            Engine=engine,
+            EngineVersion=SEED_ENGINES[engine][0],
+            AllocatedStorage=20,
+            DBName="app",
+            BackupRetentionPeriod=7,  # a source of replicas keeps automated backups
+            Tags=[{"Key": "drplan:seed", "Value": ctx.step.key}],
+            **SEED_LOGIN,
+        )["DBInstance"]
+    ctx.client("rds").create_db_instance_read_replica(
+        DBInstanceIdentifier=str(instance),
+        SourceDBInstanceIdentifier=name if region == ctx.region else primary["DBInstanceArn"],
+        DBInstanceClass="db.t4g.micro",
+        Tags=[{"Key": "drplan:seed", "Value": ctx.step.key}],
+    )

@@ -1,5 +1,5 @@
-"""The seeder of ``aws.route53.change_record``: the hosted zone, and the record as it was before the
-disaster."""
+"""Seeders of the Route 53 actions: for ``aws.route53.change_record`` the hosted zone and the record
+as it was before the disaster, for ``check.route53_health`` the health check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from drplan.actions._aws import unresolved
+from drplan.actions.route53.health import get_health_check
 from drplan.actions.route53.record import (
     ChangeRecord,
     bare_zone_id,
@@ -15,7 +16,7 @@ from drplan.actions.route53.record import (
     hosted_zone,
     record_sets,
 )
-from drplan.sandbox.ids import ZONE_IDS
+from drplan.sandbox.ids import HEALTH_CHECK_IDS, ZONE_IDS
 from drplan.sandbox.seeders.context import SeedContext
 
 #: The value a seeded record has "before the disaster", per record type (documentation ranges).
@@ -117,3 +118,29 @@ def implied_domain(names: list[str]) -> str:
         return ".".join(common)
     first = labels[0]
     return ".".join(first[1:] if len(first) > 2 else first)
+
+
+def seed_health_check(ctx: SeedContext) -> None:
+    """An HTTPS health check for the plan's ``health_check_id``.
+
+    The emulator picks its own ids, so the seeder maps the plan's id to the one created in
+    ``ctx.seed_state[HEALTH_CHECK_IDS]`` and the sandbox's sessions rewrite it in every call, as
+    for hosted zones. The emulator reports every health check healthy, from one checker.
+    """
+    plan_id = ctx.params.get("health_check_id")
+    if not plan_id or unresolved(plan_id):
+        return
+    plan_id = str(plan_id)
+    if get_health_check(ctx, plan_id) is not None:  # mapped already (the drill's pass, another step)
+        return
+    created = ctx.client("route53").create_health_check(
+        CallerReference=f"drplan-seed-{plan_id}-{uuid.uuid4().hex[:12]}",
+        HealthCheckConfig={
+            "Type": "HTTPS",
+            "FullyQualifiedDomainName": f"{ctx.step.service}.example.com",
+            "Port": 443,
+            "ResourcePath": "/health",
+        },
+    )["HealthCheck"]
+    if created["Id"] != plan_id:
+        ctx.seed_state.setdefault(HEALTH_CHECK_IDS, {})[plan_id] = created["Id"]

@@ -1,0 +1,81 @@
+"""SANDBOX ONLY, moto internals: where moto's emulation differs from AWS in a way a run notices.
+
+The sandbox runs moto in this process, so it can correct moto's behaviour where a step's wait
+depends on AWS's answer and moto answers otherwise (tests that run actions against moto in-process
+apply the same corrections). Each fix is small, says what AWS does, and leaves moto alone when the
+code it corrects has changed shape; against real AWS none of this is used.
+
+Configuration the sandbox needs from moto (Lambda without Docker) is set through moto's own API
+instead: see :func:`drplan.sandbox.start_sandbox`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_FIXED = "_drplan_fixed"
+
+
+def apply() -> None:
+    """Apply every fix (idempotent; nothing happens without moto)."""
+    fix_promote_read_replica()
+    fix_lambda_invoke_events()
+
+
+def fix_promote_read_replica() -> bool:
+    """PromoteReadReplica: AWS makes the replica a standalone instance, so it no longer names a
+    source (``ReadReplicaSourceDBInstanceIdentifier``) and its source no longer lists it as a
+    replica. moto 5.x keeps both, so a step waiting for the promotion to finish would never see it
+    finish. True when the fix is in place."""
+    try:
+        from moto.rds.models import RDSBackend
+    except ImportError:
+        return False
+    original = RDSBackend.promote_read_replica
+    if getattr(original, _FIXED, False):
+        return True
+
+    def promote_read_replica(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        database = self.databases.get(db_kwargs.get("db_instance_identifier"))
+        source = (
+            database.source_db_instance_identifier if database is not None and database.is_replica else None
+        )
+        promoted = original(self, db_kwargs)
+        if source:
+            try:
+                primary = self.find_db_from_id(source)
+            except Exception:  # the source is gone: nothing lists the replica any more
+                primary = None
+            if primary is not None:
+                for reference in (promoted.db_instance_identifier, promoted.db_instance_arn):
+                    if reference in primary.replicas:
+                        primary.replicas.remove(reference)
+            promoted.source_db_instance_identifier = None
+        return promoted
+
+    setattr(promote_read_replica, _FIXED, True)
+    RDSBackend.promote_read_replica = promote_read_replica  # type: ignore[method-assign]
+    return True
+
+
+def fix_lambda_invoke_events() -> bool:
+    """Invoke: the request's body is the function's event, any JSON value. moto 5.x also reads it as
+    the call's own parameters, and answers 500 when the event is not an object (a list, a string,
+    null). Such a body holds no parameters. True when the fix is in place."""
+    try:
+        from moto.awslambda.responses import LambdaResponse
+    except ImportError:
+        return False
+    original = LambdaResponse._get_param
+    if getattr(original, _FIXED, False):
+        return True
+
+    def _get_param(self: Any, param_name: str, if_none: Any = None) -> Any:
+        try:
+            return original(self, param_name, if_none)
+        except TypeError:  # json.loads(body)[name] on a list, a string or null
+            return if_none
+
+    setattr(_get_param, _FIXED, True)
+    LambdaResponse._get_param = _get_param  # type: ignore[method-assign]
+    return True
