@@ -190,14 +190,16 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     )
     sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS
     holder["backup"] = sandbox.backup
-    thread = threading.Thread(target=server.serve_forever, name="sandbox-aws", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, name="sandbox-aws", daemon=True
+    )
     thread.start()
     sandbox._thread = thread
     restore_config: dict[str, Any] | None = None
     try:
         _reset(endpoint)
         restore_config = _configure(endpoint)
-        emulator_fixes.apply()
+        emulator_fixes.apply(uses={step.uses for step in plan.steps()})
         if seed:
             from drplan.sandbox.seed import seed_plan
 
@@ -240,6 +242,9 @@ def _reset(endpoint: str) -> None:
     """moto keeps its state per process: start from empty (tests may run several sandboxes)."""
     _moto_api(endpoint, "reset")
 
+
+#: How often the servers' loops look for a shutdown request: stopping waits up to this long.
+POLL_INTERVAL = 0.05
 
 #: moto's settings the sandbox needs: Lambda functions run without Docker, each answering the
 #: payload it was given (an echo), whatever its code.

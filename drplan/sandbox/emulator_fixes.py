@@ -11,15 +11,20 @@ instead: see :func:`drplan.sandbox.start_sandbox`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 _FIXED = "_drplan_fixed"
 
 
-def apply() -> None:
-    """Apply every fix (idempotent; nothing happens without moto)."""
-    fix_promote_read_replica()
-    fix_lambda_invoke_events()
+def apply(uses: Collection[str] | None = None) -> None:
+    """Apply the fixes the actions in ``uses`` need (every fix when None); idempotent, and nothing
+    happens without moto. A fix imports the moto models it corrects, and some cost a lot to import
+    (moto's RDS models pull in EC2's: most of a second), so a plan that does not need one does not
+    pay for it."""
+    for action, fix in FIXES:
+        if uses is None or action in uses:
+            fix()
 
 
 def fix_promote_read_replica() -> bool:
@@ -79,3 +84,10 @@ def fix_lambda_invoke_events() -> bool:
     setattr(_get_param, _FIXED, True)
     LambdaResponse._get_param = _get_param  # type: ignore[method-assign]
     return True
+
+
+#: Which action needs which fix.
+FIXES: tuple[tuple[str, Callable[[], bool]], ...] = (
+    ("aws.rds.promote_read_replica", fix_promote_read_replica),
+    ("aws.lambda.invoke", fix_lambda_invoke_events),
+)

@@ -41,7 +41,12 @@ class StandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="sandbox-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+            name="sandbox-standin",
+            daemon=True,
+        )
 
     def start(self) -> StandIn:
         self._thread.start()
