@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from drplan.actions.base import Action, Handle, Poll, Route, StepContext
 from drplan.durations import parse_duration
@@ -26,6 +26,31 @@ from drplan.errors import StepFailed
 def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
     value = params.get(name)
     return parse_duration(value).total_seconds() if isinstance(value, str) else default
+
+
+#: RFC 9110's token: what an HTTP header name may be made of.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def as_uri(url: str) -> str:
+    """``url`` as HTTP can send it: a non-ASCII host in IDNA, spaces and other characters a URL
+    cannot carry percent-encoded (as UTF-8: what browsers do with ``http://example.com/santé``).
+    A valid URL, escapes included, is left exactly as written."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = parts.netloc
+    if not host.isascii():
+        netloc = netloc.replace(host, host.encode("idna").decode("ascii"))
+    keep = "/?#[]@!$&'()*+,;=%:~"
+    return urlunsplit(
+        (
+            parts.scheme,
+            quote(netloc, safe=keep),
+            quote(parts.path, safe=keep),
+            quote(parts.query, safe=keep),
+            quote(parts.fragment, safe=keep),
+        )
+    )
 
 
 class HttpCheck(Action):
@@ -47,6 +72,22 @@ class HttpCheck(Action):
         url = str(ctx.params["url"])
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise StepFailed(ctx.step.key, f"{url!r} is not an http:// or https:// URL")
+        try:
+            url = as_uri(url)
+        except UnicodeError as exc:
+            raise StepFailed(
+                ctx.step.key, f"{url!r}: its host name is not a valid domain name ({exc})"
+            ) from exc
+        for name, value in ctx.params.get("headers", {}).items():
+            if not HEADER_NAME.fullmatch(str(name)):
+                raise StepFailed(ctx.step.key, f"header {name!r} is not an HTTP header name")
+            try:
+                str(value).encode("latin-1")
+            except UnicodeEncodeError:
+                # A value from a reference or secret (the schema checks literal ones).
+                raise StepFailed(
+                    ctx.step.key, f"header {name}: HTTP header values must be Latin-1 text"
+                ) from None
         return {"url": url, "tries": 0}
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:

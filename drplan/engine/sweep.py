@@ -55,7 +55,7 @@ def find_drill_resources(
             else client.get_resources(TagFilters=filters)
         )
         for mapping in page.get("ResourceTagMappingList", []):
-            tags = {t["Key"]: t["Value"] for t in mapping.get("Tags", [])}
+            tags = {t["Key"]: t.get("Value", "") for t in mapping.get("Tags", [])}
             resource = resource_from_arn(mapping["ResourceARN"], region)
             if resource is None:
                 continue

@@ -62,7 +62,7 @@ def _message(exc: Exception) -> str:
 
 
 def _tag(resource: Mapping[str, Any], key: str) -> str | None:
-    return next((t["Value"] for t in resource.get("Tags", []) if t.get("Key") == key), None)
+    return next((t.get("Value", "") for t in resource.get("Tags", []) if t.get("Key") == key), None)
 
 
 def pick_snapshot(ctx: StepContext) -> dict[str, Any]:

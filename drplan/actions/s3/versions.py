@@ -113,7 +113,7 @@ def bucket_is_ours(ctx: StepContext, bucket: str) -> bool:
         if error_code(exc) in ("NoSuchTagSet", "AccessDenied", *GONE):
             return False
         raise
-    have = {t["Key"]: t["Value"] for t in tags}
+    have = {t["Key"]: t.get("Value", "") for t in tags}
     return have.get("drplan:run-id") == ctx.run_id and have.get("drplan:step") == ctx.step.key
 
 
@@ -274,7 +274,9 @@ def remove_bucket(ctx: StepContext, bucket: str) -> None:
     Refuses a bucket tagged by another drplan run: the name was freed and taken again."""
     client = ctx.client("s3")
     try:
-        tags = {t["Key"]: t["Value"] for t in client.get_bucket_tagging(Bucket=bucket).get("TagSet", [])}
+        tags = {
+            t["Key"]: t.get("Value", "") for t in client.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
+        }
     except Exception as exc:
         if error_code(exc) in GONE:
             return
