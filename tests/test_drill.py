@@ -215,6 +215,12 @@ def failing_plan(tmp_path: Path) -> Path:
                                 "estimate": "PT1M",
                                 "with": {"url": "https://carts.example.com/health"},
                             },
+                            {
+                                "id": "deep",
+                                "uses": "check.http",
+                                "estimate": "PT1M",
+                                "with": {"url": "${carts.up.url}?deep=1"},
+                            },
                         ]
                     },
                 },
@@ -235,8 +241,11 @@ def test_a_failing_step_skips_dependents_writes_evidence_cleans_up_and_exits_1(t
         "api.restore": "skipped",
         "carts.restore": "succeeded",
         "carts.up": "unverified",  # the sandbox does not emulate carts.example.com: not a pass
+        "carts.deep": "unverified",  # its URL comes from carts.up, which has no outputs
     }
-    assert [u["key"] for u in report["verdict"]["unverified"]] == ["carts.up"]
+    unverified = {u["key"]: u["reason"] for u in report["verdict"]["unverified"]}
+    assert list(unverified) == ["carts.up", "carts.deep"]
+    assert "its input comes from `carts.up`" in unverified["carts.deep"]
     assert report["cleanup"]["status"] == "complete"
     assert {r["id"] for r in report["cleanup"]["resources"]} == {
         f"orders-restored{report['run']['name_suffix']}",

@@ -99,3 +99,24 @@ def test_seeder_modules_mirror_the_action_packages():
         "context",
     }
     assert seeders == actions
+
+
+def test_a_drill_in_another_region_finds_its_sources_there(monkeypatch):
+    """drill.region other than aws.region: the drill restores from what is in the drill's region,
+    so the sandbox seeds there too (and in the plan's region, for recoveries)."""
+    seen: list[tuple[str, str | None]] = []
+
+    def seed_wait(ctx: SeedContext) -> None:
+        seen.append((ctx.mode, ctx.aws.region))
+
+    monkeypatch.setitem(SEEDERS, "wait", None)
+    register("wait", seed_wait)
+    data = one_step("wait", {"duration": "PT1M"})
+    data["aws"] = {"region": "us-east-1"}
+    data["drill"] = {"region": "eu-west-1"}
+    seed_plan(FakeSandbox(build_plan(data)))
+    assert seen == [("recover", "us-east-1"), ("drill", "eu-west-1")]
+    seen.clear()
+    data["services"]["svc"]["steps"][0]["region"] = "eu-central-1"  # a step's own region wins
+    seed_plan(FakeSandbox(build_plan(data)))
+    assert seen == [("recover", "eu-central-1")]

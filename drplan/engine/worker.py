@@ -149,6 +149,15 @@ class StepDriver:
         prepared = self.prepared.steps[key]
         rec = self.records[key]
         deadline = self.clock() + prepared.timeout.total_seconds()
+        by_key = self.records.by_key
+        unverified = [
+            k for k in referenced_steps(prepared.params) if k in by_key and by_key[k].status == "unverified"
+        ]
+        if unverified:
+            # Its input is a value the run could not see (a check the sandbox cannot vouch for has
+            # no outputs): the step cannot be judged either, which is not a failure of the plan.
+            rec.reason = f"its input comes from `{unverified[0]}`, which could not be verified here"
+            return "unverified"
         try:
             params = resolve(prepared.params, self.records.outputs(), secrets=self.contexts.secrets)
         except StepFailed as exc:
@@ -393,6 +402,18 @@ def _throttled(call: Callable[[StepContext], Handle], times: int) -> Callable[[S
         return call(ctx)
 
     return throttled
+
+
+def referenced_steps(params: Any) -> list[str]:
+    """The steps whose outputs ``params`` refer to (``service.step``), in order of appearance."""
+    if isinstance(params, Mapping):
+        return [k for v in params.values() for k in referenced_steps(v)]
+    if isinstance(params, list):
+        return [k for v in params for k in referenced_steps(v)]
+    if not isinstance(params, str) or "${" not in params:
+        return []
+    found = (REFERENCE_PARTS.match(m.group(1)) for m in REFERENCE.finditer(params))
+    return [f"{parts[1]}.{parts[2]}" for parts in found if parts]
 
 
 def resolve(

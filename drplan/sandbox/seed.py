@@ -36,7 +36,9 @@ def seed_plan(sandbox: Sandbox) -> list[str]:
         if step.uses not in actions or seeder is None:
             continue
         passes: list[tuple[Mode, Mapping[str, Any]]] = [("recover", step.params)]
-        if step.drill_params:
+        if step.drill_params or (not step.region and plan.drill.region not in (None, plan.aws.region)):
+            # What a drill uses instead, or where it looks for it: a drill in another region
+            # restores from what is there.
             passes.append(("drill", step.params_for("drill")))
         for mode, params in passes:
             region = step.region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
