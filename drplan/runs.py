@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from drplan import __version__
 from drplan.actions import registry
-from drplan.aws import AwsSession
+from drplan.aws import AwsAccess, AwsSession
 from drplan.engine.events import EventBus, JsonLinesWriter, Subscriber
 from drplan.engine.journal import JOURNAL, Journal, JournalState, journal_state, run_dir
 from drplan.engine.lock import RunLock, lock_path
@@ -50,6 +50,7 @@ from drplan.engine.signals import Stop, stop_on_signals
 from drplan.engine.state import S3State
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, UsageError
 from drplan.model import Fault, Mode, Plan
+from drplan.notify import Notifier, NotifyTarget
 
 
 class RunRefused(DrplanError):
@@ -83,6 +84,10 @@ class RunRequest:
     lock: bool = True
     resume: JournalState | None = None  # carry this run on from its journal (drplan resume)
     state: S3State | None = None  # shared state in S3 (its local copy is state_dir)
+    notify: tuple[NotifyTarget, ...] = ()  # --notify: where "started" and "finished" notices go
+    #: The AWS access of SNS and EventBridge notices (None: the run's). A sandbox run passes real
+    #: AWS: the sandbox emulates the plan's resources, not the channels people read.
+    notify_aws: AwsAccess | None = None
 
 
 @dataclass
@@ -314,6 +319,15 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             bus.subscribe(subscriber)
         if events is not None:
             bus.subscribe(JsonLinesWriter(events))
+        notifier = None
+        if request.notify:
+            notifier = Notifier(
+                request.notify,
+                request.notify_aws or aws,
+                evidence_dir=evidence_dir,
+                shared_state=request.state.url if request.state is not None else None,
+            )
+            bus.subscribe(notifier)
         header = {
             "plan": plan.name,
             "plan_path": plan.path,
@@ -362,13 +376,17 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                     key,
                     note="re-attached to what the earlier process created (found by name)",
                 )
+        finished = False
         try:
             result.outcome = runner.run(carried=carried)
+            finished = True
         finally:
-            if not result.outcome.records:  # the runner itself failed: still clean up what was created
+            if not finished:  # the runner itself failed: still clean up what was created
                 result.outcome = RunOutcome(runner.records, runner.clock(), runner.clock(), interrupted=True)
             _undo(request, runner, result)
             runner.report_stops()
+            if notifier is not None:  # failures known by now reach the evidence too
+                result.problems += notifier.problems()
             if evidence_dir is not None:
                 _evidence(request, result, evidence_dir, runner.contexts.secrets.mask, options.faults)
             if request.state is not None and result.evidence_dir is not None:
@@ -390,6 +408,8 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                 problems=result.problems or None,
                 stop_reason=result.outcome.stop_reason,
             )
+            if notifier is not None:  # the "finished" notice: after the evidence it reports on
+                result.problems += notifier.close()
             if mirror is not None:
                 lost = mirror.close()
                 if lost:

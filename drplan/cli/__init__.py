@@ -48,6 +48,8 @@ COMMAND_MODULES = {
     "check": "drplan.cli.monitoring",
     "dashboard": "drplan.cli.monitoring",
     "iam-policy": "drplan.cli.iam",
+    "init": "drplan.cli.init",
+    "export": "drplan.cli.stepfunctions",
 }
 
 

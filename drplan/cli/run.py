@@ -12,13 +12,16 @@ import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from drplan.cli.common import aws_options, aws_session, fail, parse_age, s3_state, say, state_option
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from drplan.notify import NotifyTarget
 
 _PROMPT_LOCK = threading.Lock()
 
@@ -33,6 +36,19 @@ def _plan_file(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not Path(value).is_file():
         raise click.BadParameter(f"{value!r} is not a file")
     return value
+
+
+def _notify(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[NotifyTarget, ...]:
+    """``--notify KIND:WHERE``, each checked before the run starts (a bad one is a usage error)."""
+    from drplan.notify import NotifyConfigError, parse_target
+
+    targets = []
+    for text in values:
+        try:
+            targets.append(parse_target(text))
+        except NotifyConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return tuple(targets)
 
 
 def run_options(func: Any) -> Any:
@@ -75,6 +91,15 @@ def run_options(func: Any) -> Any:
         ),
         click.option(
             "--sandbox", is_flag=True, help="Run against the embedded AWS emulator (no AWS account needed)."
+        ),
+        click.option(
+            "--notify",
+            "notify",
+            multiple=True,
+            metavar="KIND:WHERE",
+            callback=_notify,
+            help="Notify when the run starts and ends (passed, failed, cleanup incomplete): sns:TOPIC_ARN, "
+            "eventbridge:BUS_NAME_OR_ARN, webhook:URL or webhook:env:VARIABLE (repeatable).",
         ),
     ]
     for option in reversed(options):
@@ -278,6 +303,7 @@ def _run(
     from drplan.actions.base import Approvals
     from drplan.dryrun import build_dry_run
     from drplan.engine.records import RunOptions
+    from drplan.notify import WebhookTarget
     from drplan.pipeline import load_plan
     from drplan.report.dryrun import format_text
     from drplan.report.progress import LiveProgress, PlainProgress
@@ -325,6 +351,10 @@ def _run(
             faults=faults or {},
             **(sandbox.run_options() if sandbox is not None else {}),
         )
+        notify_aws = None
+        if sandbox is not None and any(not isinstance(t, WebhookTarget) for t in opts["notify"]):
+            # The sandbox emulates the plan's AWS, not the channels people read: notices stay real.
+            notify_aws = aws_session(opts, region=aws.region, plan_aws=plan.aws)
         request = RunRequest(
             plan=plan,
             mode=mode,  # type: ignore[arg-type]
@@ -339,6 +369,8 @@ def _run(
             sandbox=sandbox is not None,
             resume=resume,
             state=shared,
+            notify=opts["notify"],
+            notify_aws=notify_aws,
         )
         try:
             result = run_plan(request, aws, subscribers)
