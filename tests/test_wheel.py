@@ -135,4 +135,6 @@ def test_the_readme_quick_starts_work_from_the_installed_wheel(
             done = run(shlex.split(line), cwd=folder, env=env)
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
         assert "PASSED: drill " in done.stderr
-        assert (folder / "plans" / "webshop.json").read_bytes() == (ROOT / "plans" / "webshop.json").read_bytes()
+        assert (folder / "plans" / "webshop.json").read_bytes() == (
+            ROOT / "plans" / "webshop.json"
+        ).read_bytes()
