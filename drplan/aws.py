@@ -13,6 +13,7 @@ step's timeout, without spending the step's own ``retries`` (those are for real 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -122,6 +123,30 @@ UNREACHABLE_EXCEPTIONS = frozenset(
 #: While cleaning up: how long an unreachable endpoint is waited for before cleanup gives up on a
 #: resource (a later ``drplan cleanup`` finds it again from the journal or by its tags).
 UNREACHABLE_GIVE_UP = 90.0
+
+
+class Reachability:
+    """Whether AWS answers at all, seen by all of a run's threads: how long every call has found
+    the endpoint unreachable. Shared, so that a dead endpoint costs cleanup one give-up of
+    :data:`UNREACHABLE_GIVE_UP` seconds, not one per step or per round of deletions; any answer
+    (even an error) resets it."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock  # None: time.monotonic
+        self._since: float | None = None
+        self._lock = threading.Lock()
+
+    def unreachable(self) -> float:
+        """Note a call that could not reach AWS: seconds since AWS last answered (0 at first)."""
+        with self._lock:
+            now = (self._clock or time.monotonic)()
+            if self._since is None:
+                self._since = now
+            return now - self._since
+
+    def answered(self) -> None:
+        with self._lock:
+            self._since = None
 
 
 def is_unreachable(exc: BaseException) -> bool:

@@ -215,3 +215,35 @@ def test_throttling_is_retried_until_the_deadline_and_then_reported(monkeypatch)
     assert not removal.removed
     assert "kept failing" in removal.error and "ThrottlingException" in removal.error
     assert calls[-1] - calls[0] <= 120.0
+
+
+def test_a_dead_endpoint_costs_one_give_up_not_one_per_round_of_deletions(monkeypatch):
+    """DB instances are deleted in a round before their clusters: with AWS unreachable, the second
+    round gives up at once instead of waiting another 90 s."""
+    from drplan.aws import UNREACHABLE_GIVE_UP
+    from drplan.engine import sweep
+    from drplan.resources import Resource
+
+    clock = _Clock()
+    monkeypatch.setattr(sweep.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(sweep.time, "sleep", clock.sleep)
+    calls: dict[str, list[float]] = {"rds:db": [], "rds:cluster": []}
+
+    def remover(kind):
+        def remove(client, native):
+            calls[kind].append(clock.now)
+            raise _unreachable()
+
+        return remove
+
+    for kind in calls:
+        monkeypatch.setitem(sweep.REMOVERS, kind, remover(kind))
+    start = clock.now
+    removals = sweep.remove(
+        object(), [Resource("rds:cluster", "c", "eu-west-1"), Resource("rds:db", "i", "eu-west-1")]
+    )
+    assert [r.removed for r in removals] == [False, False]
+    assert all("unreachable" in r.error for r in removals)
+    assert calls["rds:db"][0] < calls["rds:cluster"][0]  # rounds, in order
+    assert len(calls["rds:cluster"]) == 1  # the endpoint had been down for 90 s already
+    assert clock.now - start < UNREACHABLE_GIVE_UP + 15

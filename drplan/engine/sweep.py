@@ -19,6 +19,7 @@ from drplan.aws import (
     UNREACHABLE_GIVE_UP,
     AwsAccess,
     AwsSession,
+    Reachability,
     describe_error,
     is_not_found,
     is_retryable,
@@ -142,16 +143,26 @@ def remove(
     rounds: dict[int, list[Resource]] = {}
     for resource in resources:
         rounds.setdefault(delete_order(resource), []).append(resource)
+    reachability = Reachability(
+        lambda: time.monotonic()
+    )  # one give-up for a dead endpoint, not one per round
     for order in sorted(rounds):
         batch = rounds[order]
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(batch))), thread_name_prefix="remove") as pool:
-            for removal in pool.map(lambda r: _remove_one(aws, r, deadline, interval, stop), batch):
+            for removal in pool.map(
+                lambda r: _remove_one(aws, r, deadline, interval, stop, reachability), batch
+            ):
                 results[removal.resource.key] = removal
     return [results[r.key] for r in resources]
 
 
 def _remove_one(
-    aws: AwsAccess, resource: Resource, deadline: float, interval: float, stop: threading.Event | None
+    aws: AwsAccess,
+    resource: Resource,
+    deadline: float,
+    interval: float,
+    stop: threading.Event | None,
+    reachability: Reachability,
 ) -> Removal:
     """Call the remover until it says the resource is gone, the deadline passes or ``stop`` is set.
 
@@ -167,26 +178,26 @@ def _remove_one(
         return aws.client(service, region=resource.region)
 
     wait = min(0.2, interval)  # most deletions are done (or well under way) at once: look again soon
-    unreachable_since: float | None = None
     while True:
         try:
             note = remover(client, resource.id)
         except Exception as exc:
             if is_not_found(exc):
+                reachability.answered()
                 return Removal(resource, True)
             if not is_retryable(exc):
+                reachability.answered()
                 return Removal(resource, False, describe_error(exc))
             now = time.monotonic()
             if is_unreachable(exc):
-                unreachable_since = unreachable_since if unreachable_since is not None else now
-                if now - unreachable_since >= UNREACHABLE_GIVE_UP:
+                if reachability.unreachable() >= UNREACHABLE_GIVE_UP:
                     return Removal(
                         resource,
                         False,
                         f"AWS was unreachable for {UNREACHABLE_GIVE_UP:.0f} s: {describe_error(exc)}",
                     )
             else:
-                unreachable_since = None
+                reachability.answered()
             pause = min(interval * 2, max(0.0, deadline - now))
             if now >= deadline:
                 return Removal(
@@ -195,7 +206,7 @@ def _remove_one(
             if _stopped(stop, pause):
                 return Removal(resource, False, f"cleanup was stopped ({describe_error(exc)})")
             continue
-        unreachable_since = None
+        reachability.answered()
         if note is None:
             return Removal(resource, True)
         if time.monotonic() + wait > deadline:

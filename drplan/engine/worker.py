@@ -20,6 +20,7 @@ from drplan.actions.base import Action, Handle, Poll, StepContext
 from drplan.aws import (
     UNREACHABLE_GIVE_UP,
     AwsAccess,
+    Reachability,
     ResponseLost,
     describe_error,
     error_code,
@@ -132,6 +133,7 @@ class StepDriver:
         self.stop = stop
         self.clock = clock
         self.undo_attempt = undo_attempt  # put back what a failed attempt did, before the next one
+        self.reachability = Reachability(clock)  # shared by the run's threads
 
     def run(self, key: str) -> Status:
         """The step's final status; never raises (a bug in an action fails its step, not the run)."""
@@ -343,22 +345,23 @@ class StepDriver:
         signal), and an endpoint that cannot be reached at all for :data:`UNREACHABLE_GIVE_UP`
         seconds ends the waiting: what remains is listed for ``drplan cleanup RUN_ID``."""
         delay = self.options.backoff_base
-        unreachable_since: float | None = None
         while True:
             try:
-                return fn()
+                answer = fn()
+                self.reachability.answered()
+                return answer
             except Exception as exc:
                 if not is_retryable(exc):
+                    self.reachability.answered()
                     raise
                 if is_unreachable(exc):
-                    unreachable_since = unreachable_since or self.clock()
-                    if undoing and self.clock() - unreachable_since > UNREACHABLE_GIVE_UP:
+                    if undoing and self.reachability.unreachable() > UNREACHABLE_GIVE_UP:
                         raise CallTimeout(
                             f"{what}: AWS could not be reached for {UNREACHABLE_GIVE_UP:.0f}s "
                             f"({describe_error(exc)}); retry later with drplan cleanup RUN_ID"
                         ) from exc
                 else:
-                    unreachable_since = None
+                    self.reachability.answered()
                 wait = jitter(delay)
                 if self.clock() + wait >= deadline:
                     raise CallTimeout(
