@@ -52,7 +52,7 @@ class AwsSettings:
     account_id: str | None = None
 
 
-FaultKind = Literal["fail", "fail-once", "timeout", "throttle"]
+FaultKind = Literal["fail", "fail-once", "timeout", "throttle", "crash"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Fault:
             "fail-once": "the first attempt fails",
             "timeout": "times out after it started",
             "throttle": f"AWS throttles its first {self.times} calls",
+            "crash": "the drill's process is killed (SIGKILL) once the step has started, and the run resumed",
         }[self.fault]
 
 

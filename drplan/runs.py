@@ -250,6 +250,21 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         refused = refusals(prepared, request.options)
         if refused:
             raise MissingFlags("refusing to start: " + "; ".join(refused))
+        faults = (
+            {**{f.step: f for f in plan.drill.faults}, **request.options.faults} if mode == "drill" else {}
+        )
+        unknown = sorted(k for k in faults if k not in prepared.steps)
+        if unknown:
+            raise MissingFlags(
+                f"cannot inject faults into {', '.join(unknown)}: no such step runs in this drill"
+            )
+        crashes = sorted(k for k, f in faults.items() if f.fault == "crash")
+        if crashes and request.sandbox:
+            raise MissingFlags(
+                f"cannot rehearse a crash ({', '.join(crashes)}) in the sandbox: its emulated AWS dies with "
+                "the process, so there is no run left to resume",
+                hint="rehearse it against an AWS account, or a moto server (--endpoint-url)",
+            )
         directory = run_dir(request.state_dir, run_id)
         _writable_dir(directory, "the run's journal")
         evidence_dir = (request.report_dir or directory / "report") if mode == "drill" else None
@@ -263,18 +278,11 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             aws.region = prepared.region
         account = aws.guard_account(plan.aws.account_id)
         identity = user_identity() + (f" ({aws.caller_arn})" if aws.caller_arn else "")
-        faults = (
-            {**{f.step: f for f in plan.drill.faults}, **request.options.faults} if mode == "drill" else {}
-        )
-        unknown = sorted(k for k in faults if k not in prepared.steps)
-        if unknown:
-            raise MissingFlags(
-                f"cannot inject faults into {', '.join(unknown)}: no such step runs in this drill"
-            )
         options = dataclasses.replace(
             request.options,
             approvals=dataclasses.replace(request.options.approvals, identity=identity),
             faults=faults,
+            resumed=request.resume is not None,
         )
         if request.lock and request.state is not None:
             s3_lock = stack.enter_context(

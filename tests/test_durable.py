@@ -378,3 +378,65 @@ def test_the_external_id_a_third_partys_role_requires_is_sent_when_assuming_it(
     assert [(s["role"], s.get("ExternalId")) for s in sent] == [
         ("arn:aws:iam::123456789012:role/dr", "partner-7f3a")
     ]
+
+
+# --- fault rehearsal: losing the orchestrator ------------------------------------------------------------
+
+
+def test_a_crash_rehearsal_kills_the_drill_once_the_step_started_then_resumes_it(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """`--inject STEP:crash`: the drill's process is SIGKILLed right after the step's restore was
+    started and journaled; drplan resumes the run from its journal, re-attaches to that restore
+    (never starting it twice), finishes, cleans up and writes evidence naming the injected crash."""
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json")
+    state = tmp_path / "state"
+    done = drplan(
+        "drill",
+        str(plan),
+        "--endpoint-url",
+        moto_server,
+        "--state-dir",
+        str(state),
+        "--inject",
+        "orders.restore:crash",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "killed once orders.restore has started" in done.stderr
+    assert "the drill's process was killed as injected; resuming run" in done.stderr
+    assert done.stderr.strip().endswith("(exit 0)")
+    journal = _journal(state)
+    events = read_journal(journal).events
+    kinds = [e.kind for e in events]
+    # One run: started by the child, which died without finishing; resumed and finished by drplan.
+    assert kinds.count("run.started") == 1 and kinds.count("run.resumed") == 1
+    assert kinds.count("run.finished") == 1
+    assert kinds.index("run.resumed") > kinds.index("step.started")
+    starts = [e.step for e in events if e.kind == "step.started"]
+    assert starts.count("orders.restore") == 1  # re-attached, not started again
+    assert tables(ddb) == ["carts", "orders"]  # cleanup removed both drill copies
+    report = json.loads(next(state.rglob("report.json")).read_text())
+    assert report["verdict"]["passed"] is True
+    assert [(i["step"], i["fault"], i["status"]) for i in report["injected"]] == [
+        ("orders.restore", "crash", "succeeded")
+    ]
+    assert report["cleanup"]["status"] == "complete"
+
+
+def test_a_crash_rehearsal_is_refused_in_the_sandbox_before_anything_runs(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.json")
+    done = drplan(
+        "drill",
+        str(plan),
+        "--sandbox",
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--inject",
+        "orders.restore:crash",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot rehearse a crash (orders.restore) in the sandbox" in done.stderr
+    assert not list((tmp_path / "s").glob("runs/*/report"))  # refused: no drill, no evidence

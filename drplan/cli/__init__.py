@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from drplan import __version__
-from drplan.cli.common import CONTEXT_SETTINGS, fail, say
+from drplan.cli.common import _INVOCATION, CONTEXT_SETTINGS, fail, say
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, DrplanError, PlanInvalid
 
 _DEBUG = {"on": False}
@@ -87,6 +87,7 @@ def cli(debug: bool) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: the only place that turns exceptions into exit codes."""
     args = sys.argv[1:] if argv is None else argv
+    _INVOCATION[:] = args
     _DEBUG["on"] = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
         return cli.main(args=args, prog_name="drplan", standalone_mode=False)

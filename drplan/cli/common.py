@@ -114,6 +114,15 @@ def s3_state(url: str | None, opts: dict[str, Any], state_dir: str) -> Any:
     return S3State(url, aws_session(opts, region=opts.get("region")), cache_root=Path(state_dir) / "s3")
 
 
+#: The arguments drplan was started with (set by :func:`drplan.cli.main`): a crash rehearsal runs
+#: the same command again in a child process.
+_INVOCATION: list[str] = []
+
+
+def invocation() -> list[str]:
+    return list(_INVOCATION)
+
+
 def aws_session(
     opts: dict[str, Any],
     *,

@@ -7,6 +7,7 @@ streamer gone, ``| head``) must not stop a drill's cleanup or change its exit co
 
 from __future__ import annotations
 
+import os
 import select
 import sys
 import threading
@@ -16,9 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from drplan.cli.common import aws_options, aws_session, fail, parse_age, s3_state, say, state_option
+from drplan.cli.common import (
+    aws_options,
+    aws_session,
+    fail,
+    invocation,
+    parse_age,
+    s3_state,
+    say,
+    state_option,
+)
 from drplan.engine.journal import DEFAULT_STATE_DIR
-from drplan.errors import EXIT_USAGE
+from drplan.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from drplan.notify import NotifyTarget
@@ -173,8 +183,8 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
     "inject",
     multiple=True,
     metavar="STEP:FAULT",
-    help="Rehearse a fault: make STEP fail, fail-once, timeout or throttle[:N] (repeatable; adds to "
-    "the plan's drill.faults).",
+    help="Rehearse a fault: make STEP fail, fail-once, timeout or throttle[:N], or crash the drill's "
+    "process once STEP has started and resume it (repeatable; adds to the plan's drill.faults).",
 )
 @run_options
 def drill(
@@ -213,10 +223,10 @@ def _faults(inject: tuple[str, ...]) -> dict[str, Any]:
     for text in inject:
         step, _, rest = text.partition(":")
         kind, _, times = rest.partition(":")
-        if kind not in ("fail", "fail-once", "timeout", "throttle") or "." not in step:
+        if kind not in ("fail", "fail-once", "timeout", "throttle", "crash") or "." not in step:
             raise click.BadParameter(
                 f"{text!r}: write STEP:FAULT, e.g. orders-db.restore:fail (faults: fail, fail-once, timeout, "
-                "throttle[:N])",
+                "throttle[:N], crash)",
                 param_hint="--inject",
             )
         faults[step] = Fault(step, kind, int(times) if times.isdigit() else 3)  # type: ignore[arg-type]
@@ -247,6 +257,10 @@ def resume(
     failed. A drill then cleans up and writes its evidence as usual. Exit codes as for recover and
     drill; 0 with nothing done when the run had finished.
     """
+    _resume_run(run_id, plan_path, confirm=not yes, keep=keep, report_dir=report_dir, **opts)
+
+
+def _resume_run(run_id: str, plan_path: str | None, *, confirm: bool, **opts: Any) -> None:
     from drplan.engine.journal import load_journal
     from drplan.errors import UsageError
 
@@ -276,15 +290,62 @@ def resume(
     opts["region"] = opts["region"] or state.header.get("region")
     opts["endpoint_url"] = opts["endpoint_url"] or state.header.get("endpoint_url")
     opts["parallelism"] = opts["parallelism"] or state.header.get("parallelism")
-    _run(
-        path,
-        mode,
-        confirm=mode == "recover" and not yes,
+    _run(path, mode, confirm=mode == "recover" and confirm, resume=state, **opts)
+
+
+#: Set by a crash rehearsal for its child process: the run id the child's drill must use.
+CRASH_REHEARSAL_RUN_ID = "DRPLAN_CRASH_REHEARSAL_RUN_ID"
+
+
+def _rehearse_crash(
+    plan_path: str,
+    crashes: dict[str, Any],
+    faults: dict[str, Any],
+    keep: bool,
+    report_dir: str | None,
+    pushgateway: str | None,
+    opts: dict[str, Any],
+) -> None:
+    """Fault rehearsal of losing the orchestrator (``crash``): the drill runs in a child process,
+    which kills itself (SIGKILL) once a crashing step has started; this process then resumes the
+    run from its journal, as an operator would with ``drplan resume``, so re-attaching to AWS jobs,
+    cleanup and evidence after a lost process are drilled too. Never returns."""
+    import signal
+    import subprocess
+
+    from drplan.engine.prepare import new_run_id
+    from drplan.engine.signals import SIGNALS
+
+    run_id = new_run_id()
+    steps = ", ".join(sorted(crashes))
+    say(f"fault rehearsal: drill {run_id} runs in a child process that is killed once {steps} has started")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "drplan", *invocation()], env={**os.environ, CRASH_REHEARSAL_RUN_ID: run_id}
+    )
+    # The child handles signals itself (cleanup, evidence): pass them on, and wait for it; dying
+    # here (or Python killing the child, as subprocess.run does on Ctrl-C) would cut its cleanup short.
+    forward = {sig: signal.signal(sig, lambda s, _: child.send_signal(s)) for sig in SIGNALS}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in forward.items():
+            signal.signal(sig, handler)
+    if code != -signal.SIGKILL:
+        say(f"fault rehearsal: the drill ended before it crashed (exit {code}): nothing to resume")
+        sys.exit(code if code >= 0 else EXIT_INTERRUPTED)
+    say(f"fault rehearsal: the drill's process was killed as injected; resuming run {run_id}")
+    opts = {**opts, "approve": tuple(opts["approve"])}
+    _resume_run(
+        run_id,
+        plan_path,
+        confirm=False,
         keep=keep,
         report_dir=report_dir,
-        resume=state,
+        pushgateway=pushgateway,
+        faults=faults,
         **opts,
     )
+    sys.exit(EXIT_INTERRUPTED)  # not reached: _resume_run exits with the run's code
 
 
 def _run(
@@ -310,6 +371,12 @@ def _run(
     from drplan.runs import RunRequest, run_plan
 
     plan, _ = load_plan(plan_path)
+    run_id = os.environ.get(CRASH_REHEARSAL_RUN_ID)  # set when this process is a rehearsal's drill
+    if mode == "drill" and resume is None and run_id is None and not opts.get("sandbox"):
+        crashes = {**{f.step: f for f in plan.drill.faults}, **(faults or {})}
+        crashes = {k: f for k, f in crashes.items() if f.fault == "crash"}
+        if crashes:
+            _rehearse_crash(plan_path, crashes, faults or {}, keep, report_dir, pushgateway, opts)
     if resume is not None and plan.sha256 != resume.header.get("plan_sha256"):
         from drplan.errors import UsageError
 
@@ -367,6 +434,7 @@ def _run(
             events_path=Path(opts["events_file"]) if opts["events_file"] else None,
             pushgateway=pushgateway,
             sandbox=sandbox is not None,
+            run_id=run_id,
             resume=resume,
             state=shared,
             notify=opts["notify"],

@@ -41,6 +41,7 @@ class RunOptions:
     network: Network = DIRECT
     max_wait: float | None = None  # cap on `wait` steps (an emulated AWS has nothing to wait for)
     faults: Mapping[str, Fault] = field(default_factory=dict)  # drills only: step -> fault to inject
+    resumed: bool = False  # carrying on a run whose process died (a `crash` fault is not repeated)
 
 
 @dataclass

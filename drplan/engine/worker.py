@@ -9,8 +9,10 @@ scheduler loop; nothing here decides what runs next.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -234,6 +236,8 @@ class StepDriver:
                 client_token=ctx.client_token,
             )
             self.records.note_resources(key, handle)
+            if fault is not None and fault.fault == "crash" and not self.options.resumed:
+                _crash()
             return self._watch(key, action, ctx, handle, deadline)
         except StepFailed as exc:
             rec.error = exc.reason
@@ -381,6 +385,13 @@ class StepDriver:
         if now != last:
             self.bus.emit("step.handle", key, handle=plain(handle))
         return now
+
+
+def _crash() -> None:
+    """Fault rehearsal of losing the orchestrator: die as ``kill -9`` or a lost machine would, with
+    no cleanup, no evidence and no ``run.finished``. The step's start is journaled (the journal
+    syncs each line), its AWS job runs on; ``drplan resume`` re-attaches to it."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class InjectedThrottling(Exception):
