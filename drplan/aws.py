@@ -131,17 +131,34 @@ class Reachability:
     :data:`UNREACHABLE_GIVE_UP` seconds, not one per step or per round of deletions; any answer
     (even an error) resets it."""
 
+    #: An outage nobody has seen for this long may be over: :meth:`down_for` no longer vouches for it.
+    STALE = 30.0
+
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._clock = clock  # None: time.monotonic
-        self._since: float | None = None
+        self._since: float | None = None  # the first call that found AWS unreachable
+        self._last = 0.0  # the latest one
         self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return (self._clock or time.monotonic)()
 
     def unreachable(self) -> float:
         """Note a call that could not reach AWS: seconds since AWS last answered (0 at first)."""
         with self._lock:
-            now = (self._clock or time.monotonic)()
-            if self._since is None:
+            now = self._now()
+            if self._since is None or now - self._last > self.STALE:  # a new outage
                 self._since = now
+            self._last = now
+            return now - self._since
+
+    def down_for(self) -> float:
+        """How long AWS has been unreachable, when a call found it so lately (else 0): whether a
+        call is still worth making while cleaning up."""
+        with self._lock:
+            now = self._now()
+            if self._since is None or now - self._last > self.STALE:
+                return 0.0
             return now - self._since
 
     def answered(self) -> None:

@@ -244,6 +244,21 @@ def test_a_dead_endpoint_costs_one_give_up_not_one_per_round_of_deletions(monkey
     )
     assert [r.removed for r in removals] == [False, False]
     assert all("unreachable" in r.error for r in removals)
-    assert calls["rds:db"][0] < calls["rds:cluster"][0]  # rounds, in order
-    assert len(calls["rds:cluster"]) == 1  # the endpoint had been down for 90 s already
+    assert calls["rds:cluster"] == []  # the endpoint had been down for 90 s already: not tried
+    assert "not tried" in removals[0].error
     assert clock.now - start < UNREACHABLE_GIVE_UP + 15
+
+
+def test_reachability_forgets_an_outage_nobody_has_seen_lately():
+    from drplan.aws import Reachability
+
+    now = [0.0]
+    seen = Reachability(lambda: now[0])
+    assert seen.unreachable() == 0.0 and seen.down_for() == 0.0
+    now[0] = 20.0
+    assert seen.unreachable() == 20.0 and seen.down_for() == 20.0
+    now[0] = 20.0 + Reachability.STALE + 1  # no call has found it down since: it may be back
+    assert seen.down_for() == 0.0
+    assert seen.unreachable() == 0.0  # a new outage starts counting again
+    seen.answered()
+    assert seen.down_for() == 0.0

@@ -177,6 +177,10 @@ def _remove_one(
     def client(service: str) -> Any:
         return aws.client(service, region=resource.region)
 
+    if reachability.down_for() >= UNREACHABLE_GIVE_UP:  # a round after AWS went away: skip it
+        return Removal(
+            resource, False, f"not tried: AWS had been unreachable for {UNREACHABLE_GIVE_UP:.0f} s"
+        )
     wait = min(0.2, interval)  # most deletions are done (or well under way) at once: look again soon
     while True:
         try:
@@ -189,16 +193,18 @@ def _remove_one(
                 reachability.answered()
                 return Removal(resource, False, describe_error(exc))
             now = time.monotonic()
+            pause = min(interval * 2, max(0.0, deadline - now))
             if is_unreachable(exc):
-                if reachability.unreachable() >= UNREACHABLE_GIVE_UP:
+                down_for = reachability.unreachable()
+                if down_for >= UNREACHABLE_GIVE_UP:
                     return Removal(
                         resource,
                         False,
                         f"AWS was unreachable for {UNREACHABLE_GIVE_UP:.0f} s: {describe_error(exc)}",
                     )
+                pause = min(pause, max(0.5, UNREACHABLE_GIVE_UP - down_for))  # give up when due
             else:
                 reachability.answered()
-            pause = min(interval * 2, max(0.0, deadline - now))
             if now >= deadline:
                 return Removal(
                     resource, False, f"AWS kept failing until cleanup gave up: {describe_error(exc)}"

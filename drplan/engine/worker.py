@@ -350,6 +350,13 @@ class StepDriver:
         seconds ends the waiting: what remains is listed for ``drplan cleanup RUN_ID``."""
         delay = self.options.backoff_base
         while True:
+            if undoing and self.reachability.down_for() > UNREACHABLE_GIVE_UP:
+                # Every call has found AWS unreachable for that long: do not spend botocore's own
+                # retries (seconds each) on one more; what remains is for drplan cleanup RUN_ID.
+                raise CallTimeout(
+                    f"{what}: AWS could not be reached for {UNREACHABLE_GIVE_UP:.0f}s; "
+                    "retry later with drplan cleanup RUN_ID"
+                )
             try:
                 answer = fn()
                 self.reachability.answered()
@@ -358,15 +365,18 @@ class StepDriver:
                 if not is_retryable(exc):
                     self.reachability.answered()
                     raise
+                wait = jitter(delay)
                 if is_unreachable(exc):
-                    if undoing and self.reachability.unreachable() > UNREACHABLE_GIVE_UP:
+                    down_for = self.reachability.unreachable()
+                    if undoing and down_for > UNREACHABLE_GIVE_UP:
                         raise CallTimeout(
                             f"{what}: AWS could not be reached for {UNREACHABLE_GIVE_UP:.0f}s "
                             f"({describe_error(exc)}); retry later with drplan cleanup RUN_ID"
                         ) from exc
+                    if undoing:  # look again when the give-up is due, not a whole back-off later
+                        wait = min(wait, max(0.5, UNREACHABLE_GIVE_UP - down_for + 0.1))
                 else:
                     self.reachability.answered()
-                wait = jitter(delay)
                 if self.clock() + wait >= deadline:
                     raise CallTimeout(
                         f"{what}: still failing at the deadline ({describe_error(exc)})"
