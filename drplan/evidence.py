@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from drplan import __version__
 from drplan.actions import registry
+from drplan.actions.base import ENGINE_KEYS, handle_recovery_point
 from drplan.durations import humanize
 from drplan.graph import analyse
 
@@ -61,7 +62,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
     for key, rec in records.items():
         p = prepared.steps[key]
         handle = rec.handle or {}
-        point = handle.get("recovery_point")
+        point = handle_recovery_point(handle)
         entry: dict[str, Any] = {
             "key": key,
             "service": p.step.service,
@@ -76,24 +77,22 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             "attempts": rec.attempts,
             "error": rec.error,
             "reason": rec.reason,
-            "aws_ids": {
-                k: v for k, v in handle.items() if k not in ("resources", "recovery_point") and _is_id(k, v)
-            },
+            "aws_ids": {k: v for k, v in handle.items() if k not in ENGINE_KEYS and _is_id(k, v)},
             "client_token": f"drplan-{prepared.run_id}-{key}"[:64],
             "resources": [r.to_json() for r in rec.resources],
             "outputs": rec.outputs,
         }
         if point:
-            created = datetime.fromisoformat(point["created"])
+            created = point.created
             # "latest" point-in-time restores record the latest restorable time when they start,
             # which can be a moment after the run's start: no data loss, not a negative one.
             age = max(0.0, start - created.timestamp())
             objectives = plan.objectives_of(p.step.service)
             rpo = objectives.rpo
-            recovery = {
+            recovery: dict[str, Any] = {
                 "step": key,
-                "id": point["id"],
-                "created": point["created"],
+                "id": point.id,
+                "created": point.created.isoformat(),
                 "age_seconds": round(age, 3),
                 "rpo_objective_seconds": _seconds(rpo),
                 "met": None if rpo is None else age <= rpo.total_seconds(),

@@ -109,3 +109,34 @@ def test_preflight_refuses_the_wrong_account(tmp_path, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "account 123456789012" in err and "999999999999" in err and "Traceback" not in err
+
+
+def test_only_taken_names_and_unanswered_lookups_are_collisions():
+    """What makes a drill refuse to start: a name it would create is taken, or AWS could not be
+    asked. Other errors (a capacity out of range, a backup too old) are not collisions."""
+    from drplan.actions.base import PreflightResult
+    from drplan.engine.preflight import PreflightReport
+
+    report = PreflightReport(
+        {
+            "db.restore": [
+                PreflightResult("ok", "table t-drill is free", {"target": "t-drill"}, name="t-drill"),
+                PreflightResult("error", "backup b is 3d old, over max_age 1d", {"recovery_point": "b"}),
+            ],
+            "web.scale": [
+                # a capacity step's facts name its target size: not a name, not a collision
+                PreflightResult("error", "desired 9 is above max 4", {"target": 9}),
+            ],
+            "cache.restore": [
+                PreflightResult(
+                    "error", "table c-drill already exists", {"target": "c-drill"}, name="c-drill"
+                )
+            ],
+            "dns.cutover": [PreflightResult("error", "preflight failed: AccessDenied", checked=False)],
+        }
+    )
+    assert report.collisions() == [
+        "cache.restore: table c-drill already exists",
+        "dns.cutover: preflight failed: AccessDenied",
+    ]
+    assert not report.ok

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from drplan.actions.base import Handle, PreflightResult, StepContext
+from drplan.actions.base import Handle, PreflightResult, StepContext, add_handle_resource, set_recovery_point
 from drplan.aws import describe_error
 from drplan.aws import is_not_found as is_not_found  # re-exported: the actions import it from here
 from drplan.durations import humanize, parse_duration
@@ -71,13 +71,13 @@ def newest(items: Iterable[T], created: Any) -> T | None:
 
 def recovery_point(handle: Handle, identifier: str, created: datetime) -> None:
     """Record what was restored and when it was taken (evidence uses it for the measured RPO)."""
-    handle["recovery_point"] = {"id": identifier, "created": as_utc(created).isoformat()}
+    set_recovery_point(handle, identifier, as_utc(created))
 
 
 def add_resource(ctx: StepContext, handle: Handle, resource: Resource) -> None:
     """Record a resource the step just created: in the handle (undo) and, at once, in the run's
     journal (cleanup even if the step fails before returning its handle)."""
-    handle.setdefault("resources", []).append(resource.to_json())
+    add_handle_resource(handle, resource)
     ctx.record(resource)
 
 
@@ -105,9 +105,9 @@ def freshness_result(ctx: StepContext, what: str, identifier: str, created: date
 def target_free(exists: bool, kind: str, name: str) -> PreflightResult:
     if exists:
         return PreflightResult(
-            "error", f"{kind} {name} already exists; the restore would fail", {"target": name}
+            "error", f"{kind} {name} already exists; the restore would fail", {"target": name}, name=name
         )
-    return PreflightResult("ok", f"{kind} name {name} is free", {"target": name})
+    return PreflightResult("ok", f"{kind} name {name} is free", {"target": name}, name=name)
 
 
 def unchecked(exc: BaseException) -> PreflightResult:

@@ -13,6 +13,7 @@ context.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,50 @@ if TYPE_CHECKING:
     from drplan.model import Mode, Objectives, Plan, Step
 
 Handle = dict[str, Any]
-"""What :meth:`Action.start` returns and the journal stores: ids, client tokens, created resources."""
+"""What :meth:`Action.start` returns and the journal stores: ids, client tokens, created resources.
+It is the action's own JSON, except two entries the engine reads, written and read only through the
+functions below: the resources the step created (undo, cleanup) and the recovery point it restored
+(the measured RPO)."""
+
+_RESOURCES = "resources"
+_RECOVERY_POINT = "recovery_point"
+#: Handle entries that are the engine's, not AWS ids of the action's job.
+ENGINE_KEYS = frozenset({_RESOURCES, _RECOVERY_POINT})
+
+
+@dataclass(frozen=True)
+class RecoveryPoint:
+    """The backup or point in time a step restored: its id and when it was taken."""
+
+    id: str
+    created: datetime
+
+
+def add_handle_resource(handle: Handle, resource: Resource) -> None:
+    handle.setdefault(_RESOURCES, []).append(resource.to_json())
+
+
+def handle_resources(handle: Handle) -> list[Resource]:
+    """The resources the step recorded in its handle (the journal's copy of what it created)."""
+    return [Resource.from_json(copy.deepcopy(raw)) for raw in handle.get(_RESOURCES, [])]
+
+
+def update_handle_resources(handle: Handle, change: Callable[[dict[str, Any]], None]) -> None:
+    """Change each recorded resource in place (an ARN AWS gave once the job completed)."""
+    for raw in handle.get(_RESOURCES, []):
+        change(raw)
+
+
+def set_recovery_point(handle: Handle, identifier: str, created: datetime) -> None:
+    handle[_RECOVERY_POINT] = {"id": identifier, "created": created.isoformat()}
+
+
+def handle_recovery_point(handle: Handle) -> RecoveryPoint | None:
+    raw = handle.get(_RECOVERY_POINT)
+    if not raw:
+        return None
+    return RecoveryPoint(str(raw["id"]), datetime.fromisoformat(raw["created"]))
+
 
 Family = Literal["backup", "database", "storage", "dns", "compute", "check", "manual", "control"]
 
@@ -66,7 +110,12 @@ class PreflightResult:
 
     status: Literal["ok", "warning", "error"]
     message: str
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)  # shown to people and in JSON, never read
+    #: The name of something the step would create, when the finding says whether it is free: an
+    #: ``error`` then means it is taken, and a drill refuses to start.
+    name: str | None = None
+    #: False when AWS could not be asked: a drill cannot be sure its names are free either.
+    checked: bool = True
 
 
 @dataclass(frozen=True)

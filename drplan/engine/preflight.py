@@ -36,7 +36,7 @@ class PreflightReport:
             f"{key}: {r.message}"
             for key, results in self.results.items()
             for r in results
-            if r.status == "error" and ("target" in r.facts or r.facts.get("unverified"))
+            if r.status == "error" and (r.name is not None or not r.checked)
         ]
 
 
@@ -70,9 +70,7 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
                     )
                 ]
             # Could not look: for a drill that means the isolated names are not known to be free.
-            return key, [
-                PreflightResult("error", f"preflight failed: {describe_error(exc)}", {"unverified": True})
-            ]
+            return key, [PreflightResult("error", f"preflight failed: {describe_error(exc)}", checked=False)]
 
     report = PreflightReport()
     with ThreadPoolExecutor(max_workers=max(1, min(16, prepared.limits.parallelism or 16))) as pool:

@@ -3,14 +3,13 @@ loop, the step workers and undo."""
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from drplan.actions.base import DIRECT, Approvals, Handle, Network
+from drplan.actions.base import DIRECT, Approvals, Handle, Network, handle_resources
 from drplan.engine.events import EventBus
 from drplan.model import Fault
 from drplan.resources import Resource
@@ -119,8 +118,8 @@ class Records:
         """Journal resources the handle lists that are new, or known but now better described
         (an ARN learnt when the job completed). Also what actions record through ``ctx.record``
         the moment a create call returns."""
-        for raw in handle.get("resources", []):
-            self.note_resource(key, Resource.from_json(copy.deepcopy(raw)))
+        for resource in handle_resources(handle):
+            self.note_resource(key, resource)
 
     def note_resource(self, key: str, resource: Resource) -> None:
         rec = self.by_key[key]

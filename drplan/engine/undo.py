@@ -23,7 +23,7 @@ from typing import Any
 
 import networkx as nx
 
-from drplan.actions.base import Handle, StepContext
+from drplan.actions.base import Handle, StepContext, handle_resources
 from drplan.aws import AwsAccess, describe_error
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared
@@ -78,12 +78,11 @@ class Undoer:
         ok = True
         if handle and action.undoable:
             ok = self._undo_handle(key, ctx, handle, deadline, reason=reason)
-        in_handle = {(r["kind"], r["id"]) for r in handle.get("resources", [])}
+        recorded = handle_resources(handle)
+        in_handle = {r.key for r in recorded}
         orphans = [r for r in rec.resources if r.key not in in_handle]
         if by_name:
-            orphans += self._found_by_name(
-                key, orphans + [Resource.from_json(r) for r in handle.get("resources", [])]
-            )
+            orphans += self._found_by_name(key, orphans + recorded)
         if orphans:
             ok = self._remove(key, orphans, reason=reason, deadline=deadline) and ok
         return ok
@@ -108,7 +107,7 @@ class Undoer:
         self, key: str, ctx: StepContext, handle: Handle, deadline: float, *, reason: str
     ) -> bool:
         action = self.prepared.steps[key].action
-        resources = handle.get("resources", [])
+        resources = [r.to_json() for r in handle_resources(handle)]
         self.bus.emit("undo.started", key, reason=reason, resources=resources)
         driver = self._driver()
         try:

@@ -71,7 +71,15 @@ from drplan.actions.backup.targets import (
     meta_key,
     type_from_arn,
 )
-from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext, isolated_name
+from drplan.actions.base import (
+    Action,
+    Handle,
+    Poll,
+    PreflightResult,
+    StepContext,
+    isolated_name,
+    update_handle_resources,
+)
 from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
 from drplan.removal import lookup
@@ -324,9 +332,12 @@ class BackupRestore(Action):
         created = job.get("CreatedResourceArn")
         if created and created != handle.get("resource_arn"):
             handle["resource_arn"] = created
-            for resource in handle.get("resources", []):
+
+            def learnt(resource: dict[str, Any]) -> None:
                 resource["arn"] = created
                 resource.setdefault("extra", {})["native_id"] = native_id(created)
+
+            update_handle_resources(handle, learnt)
         return job
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:

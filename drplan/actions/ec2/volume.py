@@ -169,7 +169,7 @@ class VolumeFromSnapshot(Action):
 
     def _name_finding(self, ctx: StepContext, name: str, volumes: list[dict[str, Any]]) -> PreflightResult:
         if not volumes:
-            return PreflightResult("ok", f"volume name {name} is free", {"target": name})
+            return PreflightResult("ok", f"volume name {name} is free", {"target": name}, name=name)
         described = []
         for volume in volumes:
             run = _tag(volume, "drplan:run-id")
@@ -179,6 +179,7 @@ class VolumeFromSnapshot(Action):
             f"volume name {name} is already used by {', '.join(described)}; "
             "the new volume would have the same Name tag",
             {"target": name, "existing": [v["VolumeId"] for v in volumes]},
+            name=name,
         )
 
     # --- preflight --------------------------------------------------------------------------------

@@ -255,7 +255,10 @@ class ChangeRecord(Action):
             return [
                 found,
                 PreflightResult(
-                    "error", self._drill_record_taken(kind, name, current), {**facts, "target": name}
+                    "error",
+                    self._drill_record_taken(kind, name, current),
+                    {**facts, "target": name},
+                    name=name,
                 ),
             ]
         now = ", ".join(points_at(current) or [])

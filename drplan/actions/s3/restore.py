@@ -176,17 +176,24 @@ class RestoreVersions(Action):
         facts = {"target": target}
         if status is None:
             return PreflightResult(
-                "ok", f"bucket name {target} is free; it would be created, versioned and tagged", facts
+                "ok",
+                f"bucket name {target} is free; it would be created, versioned and tagged",
+                facts,
+                name=target,
             )
         if status == "forbidden":
             return PreflightResult(
-                "error", f"bucket {target} exists and is not accessible (another account's?)", facts
+                "error",
+                f"bucket {target} exists and is not accessible (another account's?)",
+                facts,
+                name=target,
             )
         if status != "Enabled":
             return PreflightResult(
                 "error",
                 f"target bucket {target} exists and is not versioned; the restore would refuse it",
                 facts,
+                name=target,
             )
         return PreflightResult(
             "ok",
