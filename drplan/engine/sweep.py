@@ -134,18 +134,19 @@ def remove(
     timeout: float = 1800.0,
     interval: float = 5.0,
     stop: threading.Event | None = None,
+    reachability: Reachability | None = None,
 ) -> list[Removal]:
     """Delete each resource and wait until a describe proves it gone, within ``timeout`` seconds in
     all. Deletions run in parallel, in rounds by kind (DB instances before the clusters they belong
-    to); ``stop`` (a second Ctrl-C) ends the waiting, leaving what remains for a later cleanup."""
+    to); ``stop`` (a second Ctrl-C) ends the waiting, leaving what remains for a later cleanup.
+    ``reachability``: what the caller already knows of AWS answering (a run's undo passes its own),
+    so that a dead endpoint costs one give-up in all."""
     deadline = time.monotonic() + timeout
     results: dict[tuple[str, str], Removal] = {}
     rounds: dict[int, list[Resource]] = {}
     for resource in resources:
         rounds.setdefault(delete_order(resource), []).append(resource)
-    reachability = Reachability(
-        lambda: time.monotonic()
-    )  # one give-up for a dead endpoint, not one per round
+    reachability = reachability or Reachability()  # one give-up for a dead endpoint, not one per round
     for order in sorted(rounds):
         batch = rounds[order]
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(batch))), thread_name_prefix="remove") as pool:

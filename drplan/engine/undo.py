@@ -24,7 +24,7 @@ from typing import Any
 import networkx as nx
 
 from drplan.actions.base import Handle, StepContext, handle_resources
-from drplan.aws import AwsAccess, describe_error
+from drplan.aws import UNREACHABLE_GIVE_UP, AwsAccess, describe_error
 from drplan.engine.events import EventBus
 from drplan.engine.prepare import Prepared
 from drplan.engine.records import Clock, Records, RunOptions
@@ -93,6 +93,10 @@ class Undoer:
         intents = [(key, t) for t in self.intents.get(key, []) if (t["kind"], t["name"]) not in known_names]
         if not intents:
             return []
+        if self._driver().reachability.down_for() > UNREACHABLE_GIVE_UP:
+            names = ", ".join(f"{t['kind']} {t['name']}" for _, t in intents)
+            self.bus.emit("undo.failed", key, error=f"not looked up by name, AWS is unreachable: {names}")
+            return []
         found, problems = find_intended(
             self.aws, intents, run_id=self.prepared.run_id, drill=self.prepared.mode == "drill"
         )
@@ -144,7 +148,13 @@ class Undoer:
     def _remove(self, key: str, orphans: list[Resource], *, reason: str, deadline: float) -> bool:
         resources = [r.to_json() for r in orphans]
         self.bus.emit("undo.started", key, reason=reason, resources=resources)
-        results = remove(self.aws, orphans, timeout=max(0.0, deadline - self.clock()), stop=self.stop.hard)
+        results = remove(
+            self.aws,
+            orphans,
+            timeout=max(0.0, deadline - self.clock()),
+            stop=self.stop.hard,
+            reachability=self._driver().reachability,
+        )
         left = [f"{x.resource.kind} {x.resource.id}: {x.error}" for x in results if not x.removed]
         gone = [x.resource.to_json() for x in results if x.removed]
         if gone:
