@@ -8,6 +8,7 @@ the same diagnostics when there are errors.
 from __future__ import annotations
 
 import gc
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,8 +65,9 @@ def validate_document(document: Document) -> ValidationResult:
         return result
     schema_findings = validate_schema(document.data, document.path, integral_floats=document.integral_floats)
     if schema_findings:
-        # Semantic checks need the shapes the schema guarantees: fix the structure first.
         result.diagnostics.extend(schema_findings)
+        if not document.diagnostics:
+            result.diagnostics.extend(_check_sound_services(document, schema_findings))
     elif not document.diagnostics:
         result.plan = build_plan(document.data, path=document.path, sha256=document.sha256)
         ctx = CheckContext(result.plan, registry(), document.path)
@@ -75,6 +77,73 @@ def validate_document(document: Document) -> ValidationResult:
             result.compiled = Compiled(ctx.recover_graph, analysis)
     result.diagnostics = sorted((document.locate(d) for d in result.diagnostics), key=Diagnostic.sort_key)
     return result
+
+
+#: Findings that need the whole plan: an objective predicted on part of it, and "nothing depends on
+#: this service" when its dependents were set aside.
+WHOLE_PLAN_CODES = frozenset({"DR301", "DR302", "DR304"})
+
+
+def _check_sound_services(document: Document, schema_findings: list[Diagnostic]) -> list[Diagnostic]:
+    """The graph checks of the services the schema errors leave sound, so one broken service does
+    not hide the findings of the rest of the plan.
+
+    Semantic checks need the shapes the schema guarantees, so they run on a copy of the plan
+    without the services that have schema errors and without every service that refers to one of
+    those (``depends_on``, ``after``, ``${...}``): what is checked is then complete in itself and a
+    finding cannot come from a missing piece. Only findings inside the services checked are kept,
+    without the ones that need the whole plan (:data:`WHOLE_PLAN_CODES`). A schema error outside
+    the services (the objectives, the drill settings...) leaves nothing sound to check.
+    """
+    from drplan.actions import registry
+    from drplan.checks import CheckContext, check_plan
+    from drplan.schema import validate_schema
+
+    data = document.data
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return []
+    broken: set[str] = set()
+    for finding in schema_findings:
+        name = _service_of(finding.pointer)
+        if name is None or name not in services:
+            return []
+        broken.add(name)
+    texts = {name: json.dumps(body) for name, body in services.items()}
+    changed = True
+    while changed:  # every service that refers to a broken one, directly or through another
+        changed = False
+        for name, text in texts.items():
+            if name not in broken and any(_refers_to(text, other) for other in broken):
+                broken.add(name)
+                changed = True
+    sound = {name: body for name, body in services.items() if name not in broken}
+    if not sound:
+        return []
+    part = {**data, "services": sound}
+    if validate_schema(part, document.path, integral_floats=document.integral_floats):
+        return []  # e.g. a minimum number of services: nothing to check on its own
+    plan = build_plan(part, path=document.path, sha256=document.sha256)
+    found = check_plan(CheckContext(plan, registry(), document.path))
+    return [d for d in found if d.code not in WHOLE_PLAN_CODES and _service_of(d.pointer) in sound]
+
+
+def _service_of(pointer: str | None) -> str | None:
+    """The service a JSON pointer lies in (``/services/db/steps/0`` -> ``db``), or None."""
+    if not pointer or not pointer.startswith("/services/"):
+        return None
+    token = pointer[len("/services/") :].split("/", 1)[0]
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def _refers_to(service_json: str, name: str) -> bool:
+    """Whether a service's JSON text names the service ``name``: in ``depends_on`` ("name"), in
+    ``after`` ("name.step") or in a reference (${name.step.output}). Over-matching (a parameter
+    value that happens to equal the name) only checks less."""
+    quoted = json.dumps(name)[1:-1]
+    return any(
+        needle in service_json for needle in (f'"{quoted}"', f'"{quoted}.', f"${{{quoted}.", f"${{{quoted}}}")
+    )
 
 
 def validate_file(path: str | Path, *, display_path: str | None = None) -> ValidationResult:

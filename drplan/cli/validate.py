@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from drplan.cli.common import emit, expand_plan_args
+from drplan.cli.common import emit, expand_plan_args, write_output
+from drplan.config import (
+    REPORT_FORMATS,
+    ValidateSettings,
+    find_settings_file,
+    ignorable_codes,
+    load_settings,
+    parse_report,
+)
 from drplan.diagnostics import Position, Span, diagnostic, shorten
-from drplan.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, DrplanError
+from drplan.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, DrplanError, UsageError
 
 if TYPE_CHECKING:
     from drplan.pipeline import ValidationResult
@@ -21,34 +32,85 @@ if TYPE_CHECKING:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "sarif", "github", "junit"]),
+    type=click.Choice(REPORT_FORMATS),
     default="text",
     show_default=True,
     help="Output format: text for people; json, sarif (code scanning), github (annotations), junit for CI.",
 )
-@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+@click.option("--strict/--no-strict", default=None, help="Treat warnings as failures (exit 1).")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to a file."
 )
 @click.option(
-    "--color/--no-color", default=None, help="Colour the text format (default: when on a terminal)."
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT:PATH",
+    help="Also write a report in FORMAT to PATH (repeatable), e.g. --report sarif:drplan.sarif.",
 )
-def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None, color: bool | None) -> None:
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODE",
+    help="Do not report this warning code (repeatable or comma-separated); errors cannot be ignored.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Settings file (default: .drplan.toml or [tool.drplan] in pyproject.toml, found upwards).",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the text format (default: on a terminal, unless NO_COLOR).",
+)
+def validate(
+    plans: tuple[str, ...],
+    fmt: str,
+    strict: bool | None,
+    output: str | None,
+    reports: tuple[str, ...],
+    ignore: tuple[str, ...],
+    config_path: str | None,
+    color: bool | None,
+) -> None:
     """Check plan files against the schema and the semantic rules.
 
     PLAN may be a file, a glob (quoted, e.g. 'plans/*.json') or - for standard input. Exit 0 when
     every plan is valid (warnings allowed unless --strict), 1 when there are findings, 2 when a file
-    cannot be read.
+    cannot be read or an option or setting is wrong.
+
+    Settings (ignore, strict, reports) come from .drplan.toml or pyproject.toml's [tool.drplan],
+    found from the working directory upwards; options add to them (--no-strict overrides).
+
+    \b
+    Examples:
+      drplan validate plans/shop.json
+      drplan validate 'plans/*.json' --report sarif:drplan.sarif
+      drplan validate plans/shop.json --ignore DR303 --strict
+      cat plans/shop.json | drplan validate -
     """
     from drplan.report.findings import FORMATTERS, Options
 
+    settings = _settings(config_path)
+    ignored = settings.ignore | ignorable_codes(ignore, where="--ignore")
+    extra = settings.reports + tuple(parse_report(r, base=Path(), where="--report") for r in reports)
+    strict = settings.strict if strict is None else strict
+    for path in [*(Path(output) for output in [output] if output), *(r.path for r in extra)]:
+        if not path.parent.is_dir():  # say so before any work, and write all reports or none
+            raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist")
     targets = expand_plan_args(plans)
     if not targets:  # e.g. a glob that matched only directories: validating nothing is not "valid"
         raise click.UsageError(f"no plan file matches {' '.join(plans)!r}")
-    results = [_validate_one(path, shown) for path, shown in targets]
-    use_color = color if color is not None else (fmt == "text" and output is None and sys.stdout.isatty())
-    text = FORMATTERS[fmt](results, Options(strict=strict, color=use_color))
-    if output is None and use_color:
+    results = [_without(_validate_one(path, shown), ignored) for path, shown in targets]
+    if color is None:
+        color = fmt == "text" and output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    options = Options(strict=strict, color=color, ignored=tuple(sorted(ignored)))
+    for report in extra:
+        write_output(report.path, FORMATTERS[report.format](results, replace(options, color=False)).encode())
+    text = FORMATTERS[fmt](results, options)
+    if output is None and color:
         click.echo(text, nl=False, color=True)  # emit() would strip the colours when piped: --color wins
     else:
         emit(text, output)
@@ -56,6 +118,18 @@ def validate(plans: tuple[str, ...], fmt: str, strict: bool, output: str | None,
     if unreadable:
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_OK if all(r.ok(strict=strict) for r in results) else EXIT_FINDINGS)
+
+
+def _settings(config_path: str | None) -> ValidateSettings:
+    """The settings file given, or the one found from the working directory; none is fine."""
+    found = Path(config_path) if config_path else find_settings_file(Path.cwd().resolve())
+    return load_settings(found) if found else ValidateSettings()
+
+
+def _without(result: ValidationResult, ignored: frozenset[str]) -> ValidationResult:
+    if not ignored:
+        return result
+    return replace(result, diagnostics=[d for d in result.diagnostics if d.code not in ignored])
 
 
 def _validate_one(path: str, shown: str) -> ValidationResult:

@@ -30,6 +30,7 @@ class Options:
     strict: bool = False
     color: bool = False
     base_dir: Path | None = None  # relative paths in SARIF are relative to this (default: cwd)
+    ignored: tuple[str, ...] = ()  # codes left out on request (--ignore, settings): the summary says so
 
 
 Formatter = Callable[[list[ValidationResult], Options], str]
@@ -48,7 +49,8 @@ def _summary(results: list[ValidationResult], options: Options) -> str:
         f"{c['warning']} warning{'s' if c['warning'] != 1 else ''}",
     ]
     verdict = "all valid" if not bad else f"{bad} of {files} invalid"
-    return f"{', '.join(parts)} in {files} plan{'s' if files != 1 else ''} ({verdict})"
+    ignored = f"; ignoring {', '.join(options.ignored)}" if options.ignored else ""
+    return f"{', '.join(parts)} in {files} plan{'s' if files != 1 else ''} ({verdict}){ignored}"
 
 
 # --- text -------------------------------------------------------------------------------------
