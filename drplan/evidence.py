@@ -86,14 +86,16 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             created = point.created
             # "latest" point-in-time restores record the latest restorable time when they start,
             # which can be a moment after the run's start: no data loss, not a negative one.
-            age = max(0.0, start - created.timestamp())
+            # Rounded as reported, and judged on that value: the recovery point's verdict and its
+            # service's RPO verdict (judged on the same reported age) can never disagree.
+            age = round(max(0.0, start - created.timestamp()), 3)
             objectives = plan.objectives_of(p.step.service)
             rpo = objectives.rpo
             recovery: dict[str, Any] = {
                 "step": key,
                 "id": point.id,
                 "created": point.created.isoformat(),
-                "age_seconds": round(age, 3),
+                "age_seconds": age,
                 "rpo_objective_seconds": _seconds(rpo),
                 "met": None if rpo is None else age <= rpo.total_seconds(),
             }

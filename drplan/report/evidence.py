@@ -3,15 +3,35 @@
 Every file is rendered from the one report document (:func:`drplan.evidence.build_report`), so
 they cannot disagree. They are written even when the drill failed or was interrupted: that is
 when an auditor needs them most.
+
+report.md and report.html come from one template source, ``templates/report.j2``: what the report
+says and in which order, written once. It never writes markup itself; it calls the macros of a
+*dialect*, ``templates/markdown.j2`` or ``templates/html.j2`` (title, heading, paragraph, table and
+row, list, code, strong, banner, graph), which the entry templates ``report.md.j2`` and
+``report.html.j2`` import before including it. A fact added to report.j2 therefore reaches both
+renderings, and a dialect cannot drop one. This was chosen over one template switching on the
+output format at every line (two documents interleaved) and over two templates sharing only a data
+layer (the order, the wording and what is shown would drift apart again, as the hand-written
+renderers did: the HTML lacked the commit, the version, the exit code, the skipped steps and the
+journal).
+
+Escaping is the dialect's: HTML is rendered with autoescaping on (every value is escaped unless a
+macro made it markup); Markdown escapes through ``md_text`` and ``md_code`` (table pipes, ``<``,
+line breaks), which every value passes through. Autoescaping is decided when a template is
+compiled, so each dialect has its own Jinja environment over the same package templates.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from drplan.durations import humanize
 from drplan.report.junit import Case, Suite, to_xml
@@ -25,9 +45,10 @@ def _met(value: bool | None) -> str:
     return {True: "met", False: "MISSED", None: "-"}[value]
 
 
-def objective_rows(report: dict[str, Any]) -> list[list[str]]:
-    """Rows of the objectives table: service, kind, objective, predicted, measured, verdict."""
-    rows = []
+def objective_entries(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each judged objective, the plan's first: scope, kind (RTO/RPO), objective, predicted,
+    measured (seconds or None), met (True, False, None) and cause (what made it missed)."""
+    entries = []
     for scope, obj in [("plan", report["objectives"]["plan"])] + [
         (s["id"], s) for s in report["objectives"]["services"]
     ]:
@@ -35,17 +56,26 @@ def objective_rows(report: dict[str, Any]) -> list[list[str]]:
             o = obj[kind]
             if o["objective_seconds"] is None and o["measured_seconds"] is None:
                 continue
-            rows.append(
-                [
-                    scope,
-                    kind.upper(),
-                    _d(o["objective_seconds"]),
-                    _d(o["predicted_seconds"]),
-                    _d(o["measured_seconds"]),
-                    _met(o["met"]),
-                ]
+            entries.append(
+                {
+                    "scope": scope,
+                    "kind": kind.upper(),
+                    "objective": o["objective_seconds"],
+                    "predicted": o["predicted_seconds"],
+                    "measured": o["measured_seconds"],
+                    "met": o["met"],
+                    "cause": o.get("cause"),
+                }
             )
-    return rows
+    return entries
+
+
+def objective_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Rows of the objectives table: service, kind, objective, predicted, measured, verdict."""
+    return [
+        [e["scope"], e["kind"], _d(e["objective"]), _d(e["predicted"]), _d(e["measured"]), _met(e["met"])]
+        for e in objective_entries(report)
+    ]
 
 
 def objectives_text(report: dict[str, Any]) -> str:
@@ -65,164 +95,73 @@ def _verdict_line(report: dict[str, Any]) -> str:
     return "FAILED: " + "; ".join(v["reasons"]) + "."
 
 
-def to_markdown(report: dict[str, Any], mermaid: str | None) -> str:
-    run, plan, env = report["run"], report["plan"], report["environment"]
-    out = [
-        f"# {'Drill' if run['mode'] == 'drill' else 'Recovery'} report: {plan['name']}",
-        "",
-        f"**{_verdict_line(report)}**",
-        "",
-        f"Run `{run['id']}` · started {run['started']} · took {_d(run['duration_seconds'])} · exit code {run['exit_code']}"
-        + (" · sandbox" if env["sandbox"] else ""),
-        "",
-        f"Plan `{plan['path']}` (sha256 `{plan['sha256'][:12]}`"
-        + (f", commit `{plan['git_commit'][:12]}`" if plan.get("git_commit") else "")
-        + ")"
-        f" · account {env['account']} · region {env['region']} · run by {env['user']} on {env['host']} · drplan {env['drplan_version']}",
-        "",
-        "## Objectives",
-        "",
-        "| scope | objective | target | predicted | measured | verdict |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    out += [f"| {' | '.join(row)} |" for row in objective_rows(report)]
-    recent = [s for s in report["objectives"]["services"] if s.get("recent_rto")]
-    if recent:
-        out += [
-            "",
-            "Measured RTO of each service over the last drills (oldest first), next to its prediction:",
-            "",
-            "| service | predicted | earlier drills | this drill |",
-            "| --- | --- | --- | --- |",
-        ]
-        for s in recent:
-            earlier = ", ".join(_d(r["rto_seconds"]) for r in s["recent_rto"])
-            out.append(
-                f"| {s['id']} | {_d(s['rto']['predicted_seconds'])} | {earlier} | {_d(s['rto']['measured_seconds'])} |"
-            )
-    out += [
-        "",
-        "## Timeline",
-        "",
-        "| step | status | start | duration | predicted | attempts | detail |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for s in report["steps"]:
-        detail = (s["error"] or s["reason"] or "").replace("|", "\\|")
-        start = f"+{_d(s['offset_seconds'])}" if s["offset_seconds"] is not None else "-"
-        out.append(
-            f"| `{s['key']}` | {s['status']} | {start} | {_d(s['duration_seconds'])} | {_d(s['predicted_seconds'])} | {s['attempts']} | {detail} |"
-        )
-    if report["skipped"]:
-        out += ["", "Not run in this mode:", ""] + [
-            f"- `{s['key']}`: {s['reason']}" for s in report["skipped"]
-        ]
-    if report["recovery_points"]:
-        out += [
-            "",
-            "## Recovery points used",
-            "",
-            "| step | recovery point | created | age (RPO) | objective |",
-            "| --- | --- | --- | --- | --- |",
-        ]
-        for p in report["recovery_points"]:
-            out.append(
-                f"| `{p['step']}` | `{p['id']}` | {p['created']} | {_d(p['age_seconds'])} | {_d(p['rpo_objective_seconds'])} |"
-            )
-    cleanup = report["cleanup"]
-    out += [
-        "",
-        "## Cleanup",
-        "",
-        f"Status: **{cleanup['status']}**" + (f" ({cleanup['reason']})" if cleanup.get("reason") else ""),
-        "",
-    ]
-    if cleanup["resources"]:
-        out += ["| resource | id | step | deleted and verified |", "| --- | --- | --- | --- |"]
-        for r in cleanup["resources"]:
-            gone = r.get("verified_gone_at") or ("yes" if r.get("deleted") else "NO")
-            out.append(f"| {r['kind']} | `{r['id']}` | `{r['step']}` | {gone} |")
-    if mermaid:
-        out += ["", "## Recovery graph", "", "```mermaid", mermaid.rstrip(), "```"]
-    out += ["", f"Journal: `{run['journal']}`", ""]
-    return "\n".join(out)
+# --- report.md and report.html: one template source, two dialects -----------------------------------
+
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:14px}
-th{background:#f3f3f3}.pass{color:#1a7f37}.fail{color:#cf222e}code{font-size:13px}.verdict{font-size:1.3em;font-weight:600}"""
+def _md_text(value: Any) -> str:
+    """Plain text for Markdown: `code spans` kept as written; outside them, what Markdown would
+    misread is escaped: a pipe (a table cell's end), ``<`` (an HTML tag) and line breaks."""
+    parts = _CODE_SPAN.split(str(value))
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # a code span: only its pipes (GFM ends the table cell at one, even in code)
+            out.append(part.replace("|", "\\|"))
+        else:
+            out.append(part.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<"))
+    return "".join(out).replace("\r\n", "\n").replace("\n", "<br>")
 
 
-def to_html(report: dict[str, Any], svg: str | None) -> str:
-    run, plan, env = report["run"], report["plan"], report["environment"]
-    e = html.escape
-    cls = "pass" if report["verdict"]["passed"] else "fail"
+def _md_code(value: Any) -> str:
+    """A Markdown code span of any text: fenced with more backticks than it contains."""
+    text = " ".join(str(value).splitlines()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    parts = [
-        "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>drplan {e(run["mode"])} report: {e(plan["name"])}</title>',
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{'Drill' if run['mode'] == 'drill' else 'Recovery'} report: {e(plan['name'])}</h1>",
-        f'<p class="verdict {cls}">{e(_verdict_line(report))}</p>',
-        f"<p>Run <code>{e(run['id'])}</code>, started {e(run['started'])}, took {e(_d(run['duration_seconds']))}; "
-        f"account {e(str(env['account']))}, region {e(str(env['region']))}; run by {e(str(env['user']))} on {e(str(env['host']))}"
-        + (" (sandbox)" if env["sandbox"] else "")
-        + f". Plan <code>{e(plan['path'])}</code> sha256 <code>{e(plan['sha256'][:12])}</code>.</p>",
-        "<h2>Objectives</h2>",
-        table(["scope", "objective", "target", "predicted", "measured", "verdict"], objective_rows(report)),
-        "<h2>Timeline</h2>",
-        table(
-            ["step", "status", "start", "duration", "predicted", "attempts", "detail"],
-            [
-                [
-                    s["key"],
-                    s["status"],
-                    f"+{_d(s['offset_seconds'])}" if s["offset_seconds"] is not None else "-",
-                    _d(s["duration_seconds"]),
-                    _d(s["predicted_seconds"]),
-                    s["attempts"],
-                    s["error"] or s["reason"] or "",
-                ]
-                for s in report["steps"]
-            ],
-        ),
-    ]
-    if report["recovery_points"]:
-        parts += [
-            "<h2>Recovery points used</h2>",
-            table(
-                ["step", "recovery point", "created", "age", "RPO objective"],
-                [
-                    [p["step"], p["id"], p["created"], _d(p["age_seconds"]), _d(p["rpo_objective_seconds"])]
-                    for p in report["recovery_points"]
-                ],
-            ),
-        ]
-    cleanup = report["cleanup"]
-    parts += [
-        f"<h2>Cleanup: {e(cleanup['status'])}</h2>",
-        table(
-            ["resource", "id", "step", "deleted and verified"],
-            [
-                [
-                    r["kind"],
-                    r["id"],
-                    r["step"],
-                    r.get("verified_gone_at") or ("yes" if r.get("deleted") else "NO"),
-                ]
-                for r in cleanup["resources"]
-            ],
-        ),
-    ]
-    if svg:
-        parts += ["<h2>Recovery graph</h2>", svg[svg.find("<svg") :] if "<svg" in svg else ""]
-    parts += ["</body></html>", ""]
-    return "\n".join(parts)
+def _html_text(value: Any) -> Markup:
+    """Plain text for HTML, escaped; the `code spans` of reasons and causes become <code>."""
+    escaped = str(escape(str(value)))
+    return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(1)[1:-1]}</code>", escaped).replace("\n", "<br>"))
+
+
+@cache
+def _environment(dialect: str) -> Environment:
+    """One environment per dialect over the same templates: autoescaping is decided when a
+    template is compiled, and report.j2 must be escaped as HTML in one and not in the other."""
+    env = Environment(
+        loader=PackageLoader("drplan.report", "templates"),
+        autoescape=dialect == "html",
+        undefined=StrictUndefined,  # a field the report lacks is an error, never an empty cell
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(duration=_d, met=_met, md_text=_md_text, md_code=_md_code, html_text=_html_text)
+    return env
+
+
+def _render(dialect: str, report: dict[str, Any], mermaid: str | None, svg: str | None) -> str:
+    template = _environment(dialect).get_template(f"report.{dialect}.j2")
+    return template.render(
+        report=report,
+        objectives=objective_entries(report),
+        verdict_line=_verdict_line(report),
+        mermaid=mermaid,
+        svg=svg[svg.find("<svg") :] if svg and "<svg" in svg else None,
+    )
+
+
+def to_markdown(report: dict[str, Any], *, mermaid: str | None = None, svg: str | None = None) -> str:
+    """report.md (GitHub-flavoured Markdown; the recovery graph as Mermaid)."""
+    return re.sub(r"\n{3,}", "\n\n", _render("md", report, mermaid, None)).strip() + "\n"
+
+
+def to_html(report: dict[str, Any], *, mermaid: str | None = None, svg: str | None = None) -> str:
+    """report.html (one standalone page; the recovery graph as SVG, or its Mermaid source)."""
+    return _render("html", report, mermaid, svg)
 
 
 def to_junit(report: dict[str, Any]) -> str:
@@ -402,8 +341,8 @@ def write_evidence(
 
     directory.mkdir(parents=True, exist_ok=True)
     files = [
-        ("report.md", to_markdown(report, mermaid).encode("utf-8")),
-        ("report.html", to_html(report, svg).encode("utf-8")),
+        ("report.md", to_markdown(report, mermaid=mermaid).encode("utf-8")),
+        ("report.html", to_html(report, mermaid=mermaid, svg=svg).encode("utf-8")),
         ("junit.xml", to_junit(report).encode("utf-8")),
         ("metrics.prom", generate_latest(metrics_registry(report, last_success=last_success))),
         ("report.json", (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")),
