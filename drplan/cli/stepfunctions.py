@@ -1,7 +1,7 @@
-"""``drplan export stepfunctions``: a plan as an AWS Step Functions state machine (three files).
+"""``drplan export``: a plan for another engine. ``stepfunctions`` writes an AWS Step Functions
+state machine (three files); ``arc-region-switch`` an ARC Region switch plan (docs/arc-region-switch.md).
 
-``export`` is a group so that other targets can join it later; ``stepfunctions`` is its only
-command so far. Nothing here calls AWS.
+Nothing here calls AWS.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 import click
 
 from drplan.cli.common import CONTEXT_SETTINGS, fail, say, write_output
+from drplan.durations import humanize
 from drplan.errors import EXIT_USAGE
 
 
 @click.group("export", context_settings=CONTEXT_SETTINGS)
 def export() -> None:
-    """Export a plan to run on another engine (AWS Step Functions)."""
+    """Export a plan to run on another engine (AWS Step Functions, ARC Region switch)."""
 
 
 @export.command("stepfunctions")
@@ -100,6 +101,124 @@ def stepfunctions(
     )
     for note in exported.notes:
         say(f"drplan: note: {note}")
+
+
+@export.command("arc-region-switch")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--mode",
+    type=click.Choice(["recover"]),
+    default="recover",
+    show_default=True,
+    help="The real recovery (an ARC plan acts on production; drills are not exported).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for create-plan.json, template.json and report.md (created if missing).",
+)
+@click.option("--execution-role", metavar="ARN", help="[required] The IAM role ARC runs the plan with.")
+@click.option("--primary-region", metavar="REGION", help="[required] The Region the application runs in.")
+@click.option("--recovery-region", metavar="REGION", help="[required] The Region the plan recovers into.")
+@click.option(
+    "--recovery-approach",
+    type=click.Choice(["activePassive", "activeActive"]),
+    help="[required] ARC's recovery approach: activePassive activates the recovery Region; activeActive "
+    "deactivates the primary.",
+)
+@click.option(
+    "--approval-role",
+    metavar="ARN",
+    help="The IAM role approvers use (needed when the plan has manual steps).",
+)
+@click.option("--name", metavar="NAME", help="The ARC plan's name (default: the drplan plan's, made valid).")
+@click.option(
+    "--account-id",
+    metavar="ID",
+    help="The account in ARNs drplan derives from names (default: the plan's aws.account_id, else the execution role's).",
+)
+@click.option(
+    "--arn",
+    "arns",
+    metavar="STEP=ARN",
+    multiple=True,
+    help="The ARN of a step's resource where drplan cannot derive it (an Auto Scaling group's). Repeatable.",
+)
+@click.option(
+    "--peer",
+    "peers",
+    metavar="STEP=ARN",
+    multiple=True,
+    help="The same resource in the other Region, for blocks that act on both (capacity, Lambda). Repeatable.",
+)
+def arc_region_switch(
+    plan_path: str,
+    mode: str,
+    output: str,
+    execution_role: str | None,
+    primary_region: str | None,
+    recovery_region: str | None,
+    recovery_approach: str | None,
+    approval_role: str | None,
+    name: str | None,
+    account_id: str | None,
+    arns: tuple[str, ...],
+    peers: tuple[str, ...],
+) -> None:
+    """Write PLAN's recovery as an AWS ARC Region switch plan: the CreatePlan request, a
+    CloudFormation template with the AWS::ARCRegionSwitch::Plan resource, and a report.
+
+    Steps whose action has an ARC execution block of the same meaning (routing controls, read
+    replica promotion, Auto Scaling and ECS capacity, Lambda, approvals) become blocks; the
+    dependency graph becomes ARC's stages (a sequence of Parallel blocks). The report lists what ARC
+    cannot run and why (restores from backups, checks, commands ...), and the predicted duration of
+    ARC's stages beside drplan's own scheduler. The request is validated against botocore's model
+    of ARC before anything is written.
+
+    \b
+      drplan export arc-region-switch plans/shop.json -o build/shop-arc \\
+          --execution-role arn:aws:iam::111122223333:role/arc-shop \\
+          --primary-region us-east-1 --recovery-region us-west-2 \\
+          --recovery-approach activePassive
+    """
+    from drplan.arcswitch import export_plan, settings
+    from drplan.pipeline import load_plan
+
+    # Missing or malformed options, an invalid plan and a refused export are DrplanErrors: the
+    # CLI's entry point reports them with their exit codes.
+    chosen = settings(
+        execution_role=execution_role,
+        primary_region=primary_region,
+        recovery_region=recovery_region,
+        approach=recovery_approach,
+        name=name,
+        account_id=account_id,
+        approval_role=approval_role,
+        arns=arns,
+        peers=peers,
+    )
+    plan, _ = load_plan(plan_path)
+    exported = export_plan(plan, chosen)
+    directory = Path(output)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {directory}: {exc.strerror or exc}", EXIT_USAGE)
+    for file_name, text in exported.files():
+        write_output(directory / file_name, text.encode("utf-8"))
+        say(f"wrote {directory / file_name}")
+    mapped = exported.mapped
+    say(
+        f"{len(exported.blocks)} of {len(exported.blocks) + len(exported.unmapped)} steps are ARC blocks, in "
+        f"{len(mapped.stages)} stage(s); {len(exported.unmapped)} cannot run in ARC (see report.md)"
+    )
+    say(
+        f"predicted: {humanize(mapped.arc)} in ARC's stages, {humanize(mapped.drplan)} with drplan's scheduler "
+        "(the mapped steps, same estimates)"
+    )
 
 
 COMMANDS = (export,)
