@@ -17,12 +17,12 @@ import contextlib
 import importlib
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from drplan import __version__
-from drplan.cli.common import _INVOCATION, CONTEXT_SETTINGS, fail, say
+from drplan.cli.common import _INVOCATION, CONTEXT_SETTINGS, fail, output_options, say, show_click_error
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, DrplanError, PlanInvalid
 
 _DEBUG = {"on": False}
@@ -75,33 +75,71 @@ class LazyGroup(click.Group):
         """Every command, imported (for docs and tests)."""
         return {name: self.all_commands_of(COMMAND_MODULES[name])[name] for name in sorted(COMMAND_MODULES)}
 
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's ``main``, with click's own errors in drplan's style (``drplan: error: ...``) in
+        standalone mode too (click's test runner, ``cli()``): :func:`main` is not the only way in."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            show_click_error(exc)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            fail("aborted", EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="drplan")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (for a bug report).")
+@output_options
 def cli(debug: bool) -> None:
-    """Disaster-recovery plans as code: validate, graph, dry-run, drill and recover."""
+    """Disaster-recovery plans as code: validate, graph, dry-run, drill and recover.
+
+    \b
+    Examples:
+      drplan validate 'plans/*.json'
+      drplan plan plans/webshop.json
+      drplan drill plans/webshop.json --sandbox
+      drplan graph plans/webshop.json -o webshop.svg
+
+    --color/--no-color, --quiet and --verbose work here and on each command.
+
+    \b
+    Shell completion of commands, options, plan files and run ids (bash; zsh, fish: docs/cli.md):
+      eval "$(_DRPLAN_COMPLETE=bash_source drplan)"
+    """
     _DEBUG["on"] = debug
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point: the only place that turns exceptions into exit codes."""
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: the only place that turns exceptions into exit codes. Always exits."""
     args = sys.argv[1:] if argv is None else argv
     _INVOCATION[:] = args
     _DEBUG["on"] = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
-        return cli.main(args=args, prog_name="drplan", standalone_mode=False)
+        # Without standalone mode click returns the code of ctx.exit(): exit with it (`python -m
+        # drplan` has no console script around it to do so).
+        code = cli.main(args=args, prog_name="drplan", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        with contextlib.suppress(OSError):
-            exc.show()
+        show_click_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         fail("aborted", EXIT_INTERRUPTED)
     except PlanInvalid as exc:
         for d in exc.diagnostics:
-            say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}")
+            say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", always=True)
         fail(exc.message, exc.exit_code)
     except DrplanError as exc:
         fail(str(exc), exc.exit_code)
@@ -116,7 +154,7 @@ def main(argv: list[str] | None = None) -> Any:
         _unexpected(exc)
 
 
-def _unexpected(exc: Exception) -> None:
+def _unexpected(exc: Exception) -> NoReturn:
     # Credentials, endpoints and AWS refusals outside a step (account guard, sweep listing) are the
     # user's to fix, not drplan bugs: say what AWS said.
     if type(exc).__module__.startswith(("botocore", "boto3")):

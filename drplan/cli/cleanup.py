@@ -8,13 +8,23 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, aws_session, parse_age, s3_state, say, state_option
+from drplan.cli.common import (
+    aws_options,
+    aws_session,
+    complete_run_ids,
+    output_options,
+    parse_age,
+    s3_state,
+    say,
+    state_option,
+    warn,
+)
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_INTERRUPTED, UsageError
 
 
 @click.command()
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, shell_complete=complete_run_ids)
 @click.option(
     "--sweep",
     is_flag=True,
@@ -31,6 +41,7 @@ from drplan.errors import EXIT_INTERRUPTED, UsageError
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
 @state_option
 @aws_options
+@output_options
 def cleanup(
     run_id: str | None,
     sweep: bool,
@@ -49,6 +60,12 @@ def cleanup(
     what carries its run id as a tag. A damaged journal is reported, and cleanup relies on names and
     tags. Only resources of drills are touched (a real recovery's resources are production); each
     deletion is verified. Exit 0 when everything is gone, 3 when something remains.
+
+    \b
+    Examples:
+      drplan cleanup f6b98d34
+      drplan cleanup f6b98d34 --dry-run
+      drplan cleanup --sweep --older-than 1d --region us-east-1
     """
     from drplan.engine.sweep import remove
 
@@ -69,41 +86,47 @@ def cleanup(
             state_dir = str(shared.local)
         aws, resources, record, trusted, damaged = _run_targets(opts, state_dir, str(run_id))
     for r in resources:
-        say(f"  {r.kind} {r.id} ({r.region})")
+        say(f"  {r.kind} {r.id} ({r.region})", always=dry_run)  # with --dry-run, the list is the answer
     if dry_run or not resources:
         if not resources and not trusted:
             say(
                 "nothing was found by journal, name or tag, but the journal is damaged and the plan is not "
-                "at hand: drplan cannot be sure nothing remains (drplan cleanup --sweep looks further)"
+                "at hand: drplan cannot be sure nothing remains (drplan cleanup --sweep looks further)",
+                always=True,
             )
             sys.exit(EXIT_INTERRUPTED)
         if not resources:
-            say("nothing to remove")
+            say("nothing to remove", always=True)
         sys.exit(0)
     results = remove(aws, resources, timeout=parse_age(timeout).total_seconds())
     for x in results:
         outcome = "removed" if x.removed else "NOT removed"
-        say(f"  {outcome}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""))
+        say(
+            f"  {outcome}: {x.resource.kind} {x.resource.id}" + (f" ({x.error})" if x.error else ""),
+            always=not x.removed,
+        )
     if record is not None:
         record([x.resource for x in results if x.removed])
         if shared is not None:
             problem = shared.push_journal(str(run_id))
             if problem:
-                say(f"drplan: warning: {problem}")
+                warn(problem)
     left = [x for x in results if not x.removed]
     if left:
-        say(f"{len(left)} resource(s) remain; run the same command again to retry")
+        say(f"{len(left)} resource(s) remain; run the same command again to retry", always=True)
         sys.exit(EXIT_INTERRUPTED)
     if not trusted:
         say(
             f"removed the {len(results)} resource(s) found by journal, name and tag (each deletion verified), "
             "but the journal is damaged and the plan is not at hand: drplan cannot be sure nothing else "
-            "remains (drplan cleanup --sweep looks further)"
+            "remains (drplan cleanup --sweep looks further)",
+            always=True,
         )
         sys.exit(EXIT_INTERRUPTED)
     say(
         "everything removed (each deletion verified)"
-        + ("; the journal was damaged: the drill's plan gave the names to look for" if damaged else "")
+        + ("; the journal was damaged: the drill's plan gave the names to look for" if damaged else ""),
+        always=True,
     )
     sys.exit(0)
 
@@ -165,7 +188,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
 
     state = load_journal(state_dir, run_id)
     for problem in state.damage:
-        say(f"drplan: warning: journal of run {run_id} is damaged: {problem}")
+        warn(f"journal of run {run_id} is damaged: {problem}")
     if state.mode == "recover":
         raise UsageError(
             f"run {run_id} was a real recovery: what it restored is production now, and `drplan cleanup` "
@@ -173,7 +196,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
             hint="to undo a recovery, use `drplan recover --rollback-on-failure` next time, or delete by hand",
         )
     if state.header.get("sandbox") and not opts["endpoint_url"]:
-        say(f"run {run_id} ran in the sandbox, which stopped with it: nothing remains")
+        say(f"run {run_id} ran in the sandbox, which stopped with it: nothing remains", always=True)
         return None, [], None, True, False
     aws = _session(opts, state.header.get("region"), state.header.get("endpoint_url"))
     seen: dict[tuple[str, str], Any] = {}
@@ -183,7 +206,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
         step_of[resource.key] = step
     planned, plan_problem = _planned_intents(state, aws.region_of(None))
     if plan_problem:
-        say(f"drplan: warning: {plan_problem}")
+        warn(plan_problem)
     intents = state.unmatched_intents() + [i for i in planned if i not in state.intents]
     by_name, problems = find_intended(aws, intents, run_id=run_id, drill=True)
     for step, resource in by_name:
@@ -199,7 +222,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
                 seen[found.resource.key] = found.resource
                 step_of[found.resource.key] = None
     for problem in problems:
-        say(f"drplan: warning: {problem}")
+        warn(problem)
     say(
         f"run {run_id}: {len(seen)} resource(s) not yet removed "
         f"({len(state.remaining())} from the journal, {len(by_name)} found by name, the rest by tag)"
@@ -211,7 +234,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
         try:
             journal = Journal(state.path)
         except OSError as exc:
-            say(f"drplan: warning: cannot record the removals in the journal: {exc}")
+            warn(f"cannot record the removals in the journal: {exc}")
             return
         bus.subscribe(journal, essential=True)
         for resource in removed:

@@ -1,4 +1,5 @@
-"""Helpers shared by the command modules: plan arguments, output, failing with an exit code."""
+"""Helpers shared by the command modules: plan arguments, output (colour, --quiet, --verbose),
+errors in one style, shell completion, failing with an exit code."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
+from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
     from drplan.aws import AwsSession
@@ -53,11 +55,19 @@ def emit(text: str, output: str | None) -> None:
 
 def write_output(path: Path, data: bytes) -> None:
     """Write a whole output file, or nothing: a temporary file beside it, then renamed; a folder
-    that does not exist or cannot be written is a usage error that names it."""
+    that does not exist or cannot be written is a usage error that names it. What is not a
+    regular file (``/dev/null``, a named pipe) is written to, never replaced."""
     from drplan.errors import UsageError
 
     if not path.parent.is_dir():
         raise UsageError(f"cannot write {path}: the folder {path.parent} does not exist")
+    if path.exists() and not path.is_file():  # /dev/null, /dev/stdout, a named pipe: write, never replace
+        try:
+            with path.open("wb") as out:
+                out.write(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(data)
@@ -68,16 +78,151 @@ def write_output(path: Path, data: bytes) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def say(message: str = "", *, nl: bool = True) -> None:
-    """A line for the person running drplan, on standard error. Never raises: a closed pipe or a
-    full disk must not change what the run does or the code it exits with."""
+#: Verbosity levels (``--quiet``, the default, ``--verbose``).
+QUIET, NORMAL, VERBOSE = -1, 0, 1
+#: Where the output options are kept: click's ``ctx.meta``, shared by ``drplan`` and its command,
+#: and fresh for every invocation.
+_COLOR = "drplan.color"
+_VERBOSITY = "drplan.verbosity"
+
+
+def _meta() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta if ctx is not None else {}
+
+
+def use_color(flag: bool | None = None, stream: IO[Any] | None = None) -> bool:
+    """Whether to colour what goes to ``stream`` (default: standard output). The first that says
+    wins: ``flag`` (a command's own ``--color/--no-color``), the ``--color/--no-color`` given to
+    ``drplan`` or its command, ``NO_COLOR`` set and not empty (off, https://no-color.org),
+    ``FORCE_COLOR`` set and not empty (on, ``0`` off), whether ``stream`` is a terminal."""
+    if flag is None:
+        flag = _meta().get(_COLOR)
+    if flag is not None:
+        return bool(flag)
+    if os.environ.get("NO_COLOR"):
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force:
+        return force != "0"
+    stream = stream if stream is not None else sys.stdout
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def verbosity() -> int:
+    """:data:`QUIET`, :data:`NORMAL` or :data:`VERBOSE`, from ``--quiet``/``--verbose``."""
+    return int(_meta().get(_VERBOSITY, NORMAL))
+
+
+def _set_color(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    if value is not None:
+        ctx.meta[_COLOR] = value
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value:
+        return
+    level = QUIET if param.name == "quiet" else VERBOSE
+    given = ctx.meta.get(_VERBOSITY)
+    if given is not None and given != level and ctx.meta.get(f"{_VERBOSITY}.ctx") is ctx:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one", ctx=ctx)
+    ctx.meta[_VERBOSITY] = level
+    ctx.meta[f"{_VERBOSITY}.ctx"] = ctx
+
+
+def color_option(func: Any) -> Any:
+    """``--color/--no-color``, read back with :func:`use_color`."""
+    return click.option(
+        "--color/--no-color",
+        "color",
+        default=None,
+        expose_value=False,
+        callback=_set_color,
+        help="Colour the output, or not (default: on a terminal, unless NO_COLOR is set).",
+    )(func)
+
+
+def verbosity_options(func: Any) -> Any:
+    """``-q/--quiet`` and ``-v/--verbose``, read back with :func:`verbosity`."""
+    options = [
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Print only results, warnings and errors on standard error.",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_set_verbosity,
+            help="Print more detail on standard error (every event of a run).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def output_options(func: Any) -> Any:
+    """``--color/--no-color``, ``-q/--quiet``, ``-v/--verbose`` (on ``drplan`` and on each command;
+    the command's own win). Read them back with :func:`use_color` and :func:`verbosity`."""
+    return color_option(verbosity_options(func))
+
+
+def say(message: str = "", *, nl: bool = True, always: bool = False) -> None:
+    """A line for the person running drplan, on standard error; ``--quiet`` hides it unless
+    ``always`` (results, problems). Never raises: a closed pipe or a full disk must not change what
+    the run does or the code it exits with."""
+    if not always and verbosity() <= QUIET:
+        return
     with contextlib.suppress(OSError, ValueError):  # BrokenPipeError, ENOSPC, a closed stream
         click.echo(message, err=True, nl=nl)
 
 
+def detail(message: str) -> None:
+    """A line only ``--verbose`` shows."""
+    if verbosity() >= VERBOSE:
+        say(message)
+
+
+def warn(message: str) -> None:
+    """``drplan: warning: ...``: shown even with ``--quiet``."""
+    say(f"drplan: warning: {message}", always=True)
+
+
+def note(message: str) -> None:
+    """``drplan: note: ...``: hidden by ``--quiet``."""
+    say(f"drplan: note: {message}")
+
+
 def fail(message: str, code: int) -> NoReturn:
-    say(f"drplan: error: {message}")
+    say(f"drplan: error: {message}", always=True)
     sys.exit(code)
+
+
+def show_click_error(exc: click.ClickException) -> None:
+    """A click error in drplan's one style: the usage line of a usage error, then
+    ``drplan: error: ...`` and a hint (click's own ``Error: ...`` would be a second style)."""
+    from click.exceptions import NoArgsIsHelpError
+
+    if isinstance(exc, NoArgsIsHelpError):  # `drplan export` alone: its help is the answer
+        with contextlib.suppress(OSError):
+            exc.show()
+        return
+    lines = []
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        lines.append(exc.ctx.get_usage())
+    lines.append(f"drplan: error: {exc.format_message()}")
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        lines.append(f"  hint: {exc.ctx.command_path} --help shows the options, with examples")
+    say("\n".join(lines), always=True)
 
 
 def parse_age(text: str) -> timedelta:
@@ -170,3 +315,89 @@ def aws_options(func: Any) -> Any:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+# --- shell completion -----------------------------------------------------------------------------
+# click's own completion (docs/cli.md, "Shell completion"): these callbacks run on every Tab, so
+# they read directory listings and one line per journal, import nothing heavy, and never raise.
+
+#: At most this many run ids are offered (the newest), so a years-old state folder stays fast.
+COMPLETION_LIMIT = 200
+
+
+def complete_plan_files(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``PLAN``: the ``*.json`` files and the folders that start with ``incomplete``."""
+    try:
+        folder, slash, prefix = incomplete.rpartition("/")
+        shown = folder + slash
+        base = Path(shown or ".")
+        files: list[CompletionItem] = []
+        folders: list[str] = []
+        with os.scandir(base) as entries:
+            for entry in entries:
+                if not entry.name.startswith(prefix) or (
+                    entry.name.startswith(".") and not prefix.startswith(".")
+                ):
+                    continue
+                if entry.is_dir():
+                    folders.append(f"{shown}{entry.name}/")
+                elif entry.name.endswith(".json"):
+                    files.append(CompletionItem(f"{shown}{entry.name}"))
+        if not files:
+            # Only folders: let the shell complete them (it adds no space after a folder name).
+            return [CompletionItem(incomplete, type="dir")] if folders else []
+        return sorted(files, key=lambda i: str(i.value)) + [CompletionItem(f) for f in sorted(folders)]
+    except Exception:  # a Tab key must never print a traceback
+        return []
+
+
+def _state_dir_of(ctx: click.Context) -> Path:
+    from drplan.engine.journal import DEFAULT_STATE_DIR
+
+    return Path(str(ctx.params.get("state_dir") or DEFAULT_STATE_DIR))
+
+
+def _run_help(journal: Path) -> str:
+    """``drill of webshop, 2026-11-26 07:46``, from the journal's first line (its header)."""
+    import json
+
+    try:
+        with journal.open(encoding="utf-8") as lines:
+            first = json.loads(lines.readline(65536))
+        data = first.get("data") or {}
+        when = str(first.get("time") or "")[:16].replace("T", " ")
+        return f"{data.get('mode', '?')} of {data.get('plan', '?')}, {when}".strip(", ")
+    except Exception:
+        return ""
+
+
+def complete_run_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``RUN_ID``: the runs in the state folder (``--state-dir``, default ``.drplan``), newest
+    first, with what each was (for shells that show it: zsh, fish)."""
+    try:
+        runs = Path(_state_dir_of(ctx)) / "runs"
+        found = []
+        with os.scandir(runs) as entries:
+            for entry in entries:
+                if entry.name.startswith(incomplete) and entry.is_dir():
+                    found.append((entry.stat().st_mtime, entry.name))
+        found.sort(reverse=True)
+        return [
+            CompletionItem(name, help=_run_help(runs / name / "journal.jsonl"))
+            for _, name in found[:COMPLETION_LIMIT]
+        ]
+    except Exception:  # no state folder yet, unreadable: nothing to offer
+        return []
+
+
+def complete_locked_plans(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """``unlock PLAN``: the plans holding a lock in the state folder, then plan files."""
+    try:
+        locks = _state_dir_of(ctx) / "locks"
+        names = sorted({p.stem.rsplit("@", 1)[0] for p in locks.glob("*.json")})
+        held = [CompletionItem(n, help="locked") for n in names if n.startswith(incomplete)]
+    except Exception:
+        held = []
+    return held + complete_plan_files(ctx, param, incomplete)

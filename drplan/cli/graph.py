@@ -1,8 +1,8 @@
 """``drplan graph``: draw a plan as DOT, SVG, PNG, PDF or Mermaid. No AWS, no boto3.
 
 DOT goes to standard output by default, like ``terraform graph``. Only SVG, PNG and PDF need
-Graphviz's ``dot`` (:mod:`drplan.render.graphviz`); without it those fail with exit 2 and an
-install hint, while DOT and Mermaid still work.
+Graphviz's ``dot`` (:mod:`drplan.render.graphviz`, through the ``graphviz`` package); without it
+those fail with exit 2 and an install hint, while DOT and Mermaid still work.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import cast
 
 import click
 
-from drplan.cli.common import write_output
+from drplan.cli.common import complete_plan_files, note, output_options, write_output
 from drplan.model import MODES, Mode
 from drplan.render import BINARY_FORMATS, FORMATS, SUFFIXES
+from drplan.render.graphviz import DPI_RANGE
 
 
 def output_format(fmt: str | None, output: str | None) -> tuple[str, bool]:
@@ -52,7 +53,9 @@ def today() -> str:
 
 
 @click.command()
-@click.argument("plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument(
+    "plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True), shell_complete=complete_plan_files
+)
 @click.option(
     "--format",
     "fmt",
@@ -89,8 +92,21 @@ def today() -> str:
     is_flag=True,
     help="Put today's date in the title (off: diagrams are reproducible).",
 )
+@click.option(
+    "--dpi",
+    type=click.IntRange(*DPI_RANGE),
+    help="Resolution of a PNG in pixels per inch (Graphviz's dpi; its default is 96).",
+)
+@output_options
 def graph(
-    plan: str, fmt: str | None, output: str | None, mode: str, level: str, focus: str | None, with_date: bool
+    plan: str,
+    fmt: str | None,
+    output: str | None,
+    mode: str,
+    level: str,
+    focus: str | None,
+    with_date: bool,
+    dpi: int | None,
 ) -> None:
     """Draw PLAN: services as clusters, steps by kind, the critical path in red.
 
@@ -98,8 +114,19 @@ def graph(
     go to standard output only when it is not a terminal. Exit 0 when drawn, 1 when the plan is
     invalid (its findings are printed as by validate), 2 on a usage error or when Graphviz is
     needed but missing.
+
+    \b
+    Examples:
+      drplan graph plans/webshop.json | dot -Tsvg > webshop.svg
+      drplan graph plans/webshop.json -o webshop.svg
+      drplan graph plans/webshop.json -o webshop.png --dpi 200
+      drplan graph plans/webshop.json --format mermaid --focus web
     """
     fmt, markdown = output_format(fmt, output)
+    if dpi is not None and fmt != "png":
+        raise click.UsageError(
+            f"--dpi sets the resolution of a PNG, not of {fmt}: use --format png or -o FILE.png"
+        )
     if fmt in BINARY_FORMATS and output is None and stdout_is_terminal():
         raise click.UsageError(
             f"not writing {fmt.upper()} to a terminal: pass -o FILE or redirect the output"
@@ -123,13 +150,12 @@ def graph(
     if level == "auto":
         level = auto_level(rg)
         if level == "services":
-            click.echo(
-                f"drplan: note: {rg.graph.number_of_nodes():,} steps in {len(rg.services()):,} services: "
-                "drawing one node per service (--level steps draws every step)",
-                err=True,
+            note(
+                f"{rg.graph.number_of_nodes():,} steps in {len(rg.services()):,} services: "
+                "drawing one node per service (--level steps draws every step)"
             )
     data = diagram(
-        rg, analysis, fmt, level=level, markdown=markdown, generated=today() if with_date else None
+        rg, analysis, fmt, level=level, markdown=markdown, generated=today() if with_date else None, dpi=dpi
     )
     if output:
         write_output(Path(output), data)

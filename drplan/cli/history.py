@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, emit, s3_state, say, state_option
+from drplan.cli.common import (
+    aws_options,
+    complete_plan_files,
+    complete_run_ids,
+    emit,
+    output_options,
+    s3_state,
+    say,
+    state_option,
+)
 from drplan.engine.journal import DEFAULT_STATE_DIR
 
 
@@ -16,7 +25,7 @@ def _state_option(func: Any) -> Any:
     func = click.option(
         "--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False)
     )(func)
-    return state_option(aws_options(func))
+    return output_options(state_option(aws_options(func)))
 
 
 @click.command()
@@ -28,6 +37,12 @@ def runs(plan_name: str | None, fmt: str, state_dir: str, state_url: str | None,
 
     A run whose process died shows as `unfinished`: resume it (drplan resume RUN_ID) or, for a
     drill, clean up after it (drplan cleanup RUN_ID).
+
+    \b
+    Examples:
+      drplan runs
+      drplan runs --plan webshop --format json
+      drplan runs --state s3://dr-state/webshop
     """
     from drplan.durations import humanize
     from drplan.history import list_runs
@@ -64,7 +79,7 @@ def runs(plan_name: str | None, fmt: str, state_dir: str, state_url: str | None,
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @click.option(
     "--format",
     "fmt",
@@ -77,6 +92,12 @@ def show(run_id: str, fmt: str, state_dir: str, state_url: str | None, **aws: An
     """Show a run's evidence again: the drill report (Markdown or JSON), or its journal's events.
 
     Exit 0 when shown, 2 when the run or its report is not there.
+
+    \b
+    Examples:
+      drplan show 3f9c2a71
+      drplan show 3f9c2a71 --format json
+      drplan show 3f9c2a71 --format journal | grep step.failed
     """
     from drplan.engine.journal import load_journal, run_dir
     from drplan.errors import UsageError
@@ -106,7 +127,12 @@ def show(run_id: str, fmt: str, state_dir: str, state_url: str | None, **aws: An
 
 
 @click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
+)
 @click.option("--percentile", type=click.FloatRange(1, 100), default=90, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_state_option
@@ -118,6 +144,11 @@ def calibrate(
     Sandbox runs are left out (they measure the emulator, not AWS). Each proposal is the chosen
     percentile of the measured durations, so the predicted RTO converges on what recoveries take.
     Prints the proposals; changes nothing.
+
+    \b
+    Examples:
+      drplan calibrate plans/webshop.json
+      drplan calibrate plans/webshop.json --percentile 95 --format json
     """
     from drplan.durations import format_duration, humanize
     from drplan.history import calibrate as propose

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import click
 
-from drplan.cli.common import emit, say
+from drplan.cli.common import complete_plan_files, emit, note, output_options, warn
 
 
 @click.command("iam-policy")
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
+)
 @click.option(
     "--mode",
     type=click.Choice(["drill", "recover"]),
@@ -33,6 +38,7 @@ from drplan.cli.common import emit, say
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the policy to a file."
 )
+@output_options
 def iam_policy(
     plan_path: str,
     mode: str,
@@ -49,6 +55,7 @@ def iam_policy(
     drill for drills). Nothing calls AWS.
 
     \b
+    Examples:
       drplan iam-policy plans/webshop.json --mode drill -o drill-policy.json
       aws iam create-policy --policy-name drplan-webshop-drill --policy-document file://drill-policy.json
     """
@@ -58,11 +65,11 @@ def iam_policy(
     plan, _ = load_plan(plan_path)
     policy = build_policy(plan, mode, account_id=account_id, region=region, state=state_url)  # type: ignore[arg-type]
     emit(policy.text(), output)
-    for note in policy.notes:
-        say(f"drplan: note: {note}")
+    for text in policy.notes:
+        note(text)
     if policy.size() > MANAGED_POLICY_LIMIT:
-        say(
-            f"drplan: warning: the policy is {policy.size()} characters; a managed policy holds "
+        warn(
+            f"the policy is {policy.size()} characters; a managed policy holds "
             f"{MANAGED_POLICY_LIMIT}: split its statements over two policies"
         )
 

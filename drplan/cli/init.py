@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from drplan.cli.common import aws_options, aws_session, say, write_output
+from drplan.cli.common import aws_options, aws_session, output_options, say, warn, write_output
 from drplan.errors import EXIT_FINDINGS, EXIT_OK, AwsError, UsageError
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ def _name(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     help="Write one of the example plans shipped with drplan instead (webshop, status-page, ...).",
 )
 @aws_options
+@output_options
 def init(
     output: str | None,
     force: bool,
@@ -198,7 +199,8 @@ def _from_aws(
     _report_estate(estate)
     if not draft.document["services"]:
         say(
-            f"drplan: error: nothing to draft: no resource in {region} tagged {wanted} can be restored by drplan"
+            f"drplan: error: nothing to draft: no resource in {region} tagged {wanted} can be restored by drplan",
+            always=True,
         )
         return EXIT_FINDINGS
     data = render(draft)
@@ -224,7 +226,7 @@ def _report_estate(estate: Estate) -> None:
         for skipped in estate.skipped:
             say(f"  {skipped.what}: {skipped.reason}")
     for warning in estate.warnings:
-        say(f"drplan: warning: {warning}")
+        warn(warning)
 
 
 def _validated(data: bytes, target: Path | None) -> int:
@@ -234,9 +236,12 @@ def _validated(data: bytes, target: Path | None) -> int:
 
     result = check(data, str(target or "<stdout>"))
     for d in result.errors:
-        say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}")
+        say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", always=True)
     if result.errors:
-        say("drplan: error: the written plan does not validate: this is a drplan bug; please report it")
+        say(
+            "drplan: error: the written plan does not validate: this is a drplan bug; please report it",
+            always=True,
+        )
         return EXIT_FINDINGS
     warnings = len(result.warnings)
     say(

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from drplan.cli.common import aws_options, emit, parse_age, s3_state, state_option
+from drplan.cli.common import (
+    aws_options,
+    complete_plan_files,
+    emit,
+    output_options,
+    parse_age,
+    s3_state,
+    state_option,
+)
 from drplan.engine.journal import DEFAULT_STATE_DIR
 
 #: The plugin API's exit codes.
@@ -33,7 +41,7 @@ def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
 
 
 @click.command(cls=PluginCommand)
-@click.argument("plan_arg", metavar="PLAN")
+@click.argument("plan_arg", metavar="PLAN", shell_complete=complete_plan_files)
 @click.option(
     "--max-age",
     metavar="AGE",
@@ -53,6 +61,7 @@ def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
 @state_option
 @aws_options
+@output_options
 def check(
     plan_arg: str,
     max_age: Any,
@@ -75,6 +84,11 @@ def check(
     (older than --warn-age, passed with problems, or a later drill never finished), 2 CRITICAL
     (failed, cleanup incomplete, no drill, or none younger than --max-age), 3 UNKNOWN (the history
     cannot be read, or wrong options).
+
+    \b
+    Examples:
+      drplan check webshop --max-age 7d --warn-age 5d
+      drplan check plans/webshop.json --state s3://dr-state/webshop
     """
     from drplan import health
 
@@ -141,10 +155,12 @@ def _evaluate(
 @click.command()
 @click.argument("which", type=click.Choice(["grafana", "prometheus-rules"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write it to a file.")
+@output_options
 def dashboard(which: str, output: str | None) -> None:
     """Print the Grafana dashboard (JSON) or the Prometheus alert rules (YAML) for drill metrics.
 
     \b
+    Examples:
       drplan dashboard grafana -o drplan-dashboard.json      # Grafana: Dashboards > New > Import
       drplan dashboard prometheus-rules -o drplan-rules.yml   # Prometheus: rule_files
 

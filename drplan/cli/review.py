@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from drplan.cli.common import aws_options, aws_session, emit
+from drplan.cli.common import aws_options, aws_session, complete_plan_files, emit, output_options, say
 from drplan.errors import EXIT_FINDINGS, EXIT_OK
 from drplan.pipeline import OBJECTIVE_CODES
 
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from drplan.pipeline import Compiled
 
 
-_plan_argument = click.argument("plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+_plan_argument = click.argument(
+    "plan", type=click.Path(exists=True, dir_okay=False, allow_dash=True), shell_complete=complete_plan_files
+)
 _mode_option = click.option(
     "--mode",
     type=click.Choice(["recover", "drill"]),
@@ -59,7 +61,7 @@ def _load(path: str) -> tuple[Plan, Compiled | None]:
 
     loaded, result = load_plan(path, allow=OBJECTIVE_CODES)
     for d in result.warnings:
-        click.echo(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", err=True)
+        say(f"{d.file}:{d.line}:{d.column}: {d.severity} {d.code} {d.message}", always=True)
     return loaded, result.compiled
 
 
@@ -88,6 +90,7 @@ def _now(date: bool) -> datetime | None:
 )
 @click.option("--sandbox", is_flag=True, help="With --preflight: check against the embedded AWS emulator.")
 @aws_options
+@output_options
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -111,6 +114,12 @@ def plan(
 
     With --preflight it also makes read-only AWS calls (Describe/List/Get only; the session
     refuses anything else) and exits 1 when a check fails.
+
+    \b
+    Examples:
+      drplan plan plans/webshop.json
+      drplan plan plans/webshop.json --mode drill --format markdown -o plan.md
+      drplan plan plans/webshop.json --preflight --region eu-west-1
     """
     from drplan.dryrun import build_dry_run
     from drplan.report.dryrun import FORMATS
@@ -162,6 +171,7 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
 @click.option(
     "--no-diagram", is_flag=True, help="Leave out the Mermaid diagram (for viewers without Mermaid)."
 )
+@output_options
 def docs(
     plan: str, mode: str, output: str | None, date: bool, parallelism: int | None, no_diagram: bool
 ) -> None:
@@ -169,6 +179,11 @@ def docs(
 
     Contacts, objectives, the order of recovery, every step in plain words with its estimate,
     timeout, parameters and checks, manual steps highlighted, and a Mermaid diagram.
+
+    \b
+    Examples:
+      drplan docs plans/webshop.json -o RUNBOOK.md
+      drplan docs plans/webshop.json --mode drill --no-diagram
     """
     from drplan.dryrun import build_dry_run
     from drplan.report.runbook import render_runbook

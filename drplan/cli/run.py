@@ -18,19 +18,29 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from drplan.cli.common import (
+    QUIET,
+    VERBOSE,
     aws_options,
     aws_session,
+    complete_locked_plans,
+    complete_plan_files,
+    complete_run_ids,
     fail,
     invocation,
+    output_options,
     parse_age,
     s3_state,
     say,
     state_option,
+    use_color,
+    verbosity,
+    warn,
 )
 from drplan.engine.journal import DEFAULT_STATE_DIR
 from drplan.errors import EXIT_INTERRUPTED, EXIT_USAGE
 
 if TYPE_CHECKING:
+    from drplan.engine.events import Event
     from drplan.notify import NotifyTarget
 
 _PROMPT_LOCK = threading.Lock()
@@ -114,7 +124,7 @@ def run_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return state_option(aws_options(func))
+    return output_options(state_option(aws_options(func)))
 
 
 def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
@@ -139,7 +149,13 @@ def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
 
 
 @click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False), callback=_plan_file)
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    callback=_plan_file,
+    shell_complete=complete_plan_files,
+)
 @click.option(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (manual steps still need approval)."
 )
@@ -156,12 +172,24 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
     succeeded, 1 when a step failed, 2 when the run was refused before it started (a missing
     --allow-commands or approval, an unwritable state folder), 3 when interrupted or when
     --rollback-on-failure could not undo every completed step.
+
+    \b
+    Examples:
+      drplan recover plans/webshop.json
+      drplan recover plans/webshop.json --yes --approve-all --state s3://dr-state/webshop
+      drplan recover plans/webshop.json --sandbox --yes --approve-all
     """
     _run(plan_path, "recover", confirm=not yes, rollback_on_failure=rollback_on_failure, **opts)
 
 
 @click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False), callback=_plan_file)
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    callback=_plan_file,
+    shell_complete=complete_plan_files,
+)
 @click.option(
     "--keep",
     is_flag=True,
@@ -202,6 +230,13 @@ def drill(
     drill fails or is interrupted. Exit 0 when every objective was met, 1 when a step failed or an
     objective was missed, 2 when refused before it started, 3 when interrupted, when cleanup could
     not remove everything, or when the journal or evidence could not be written.
+
+    \b
+    Examples:
+      drplan drill plans/webshop.json --sandbox
+      drplan drill plans/webshop.json --region eu-west-1 --notify webhook:env:SLACK_WEBHOOK
+      drplan drill plans/webshop.json --keep --quiet
+      drplan drill plans/webshop.json --sandbox --inject orders-db.restore:fail-once
     """
     _run(
         plan_path,
@@ -234,11 +269,12 @@ def _faults(inject: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @click.option(
     "--plan",
     "plan_path",
     type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
     help="The plan, when it moved since the run started (its SHA-256 must be the same).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before carrying a recovery on.")
@@ -256,6 +292,12 @@ def resume(
     by the ids, tokens and names in the journal, never started twice; steps that failed stay
     failed. A drill then cleans up and writes its evidence as usual. Exit codes as for recover and
     drill; 0 with nothing done when the run had finished.
+
+    \b
+    Examples:
+      drplan resume 3f9c2a71
+      drplan resume 3f9c2a71 --plan plans/webshop.json --yes
+      drplan resume 3f9c2a71 --state s3://dr-state/webshop
     """
     _resume_run(run_id, plan_path, confirm=not yes, keep=keep, report_dir=report_dir, **opts)
 
@@ -270,10 +312,12 @@ def _resume_run(run_id: str, plan_path: str | None, *, confirm: bool, **opts: An
         opts["state_dir"] = str(shared.local)
     state = load_journal(opts["state_dir"], run_id)
     for problem in state.damage:
-        say(f"drplan: warning: journal of run {run_id} is damaged: {problem}")
+        warn(f"journal of run {run_id} is damaged: {problem}")
     if state.finished is not None:
         say(
-            f"run {run_id} finished ({state.finished.get('status')}, exit {state.finished.get('exit_code')}): nothing to resume"
+            f"run {run_id} finished ({state.finished.get('status')}, exit {state.finished.get('exit_code')}): "
+            "nothing to resume",
+            always=True,
         )
         sys.exit(0)
     if not state.header:
@@ -331,7 +375,10 @@ def _rehearse_crash(
         for sig, handler in forward.items():
             signal.signal(sig, handler)
     if code != -signal.SIGKILL:
-        say(f"fault rehearsal: the drill ended before it crashed (exit {code}): nothing to resume")
+        say(
+            f"fault rehearsal: the drill ended before it crashed (exit {code}): nothing to resume",
+            always=True,
+        )
         sys.exit(code if code >= 0 else EXIT_INTERRUPTED)
     say(f"fault rehearsal: the drill's process was killed as injected; resuming run {run_id}")
     opts = {**opts, "approve": tuple(opts["approve"])}
@@ -367,7 +414,6 @@ def _run(
     from drplan.notify import WebhookTarget
     from drplan.pipeline import load_plan
     from drplan.report.dryrun import format_text
-    from drplan.report.progress import LiveProgress, PlainProgress
     from drplan.runs import RunRequest, run_plan
 
     plan, _ = load_plan(plan_path)
@@ -387,7 +433,8 @@ def _run(
         )
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     dry = build_dry_run(plan, mode, parallelism=opts["parallelism"])  # type: ignore[arg-type]
-    say(format_text(dry), nl=False)  # the same dry run as `drplan plan`
+    # The same dry run as `drplan plan`; --quiet leaves it out, unless a person is asked to confirm it.
+    say(format_text(dry), nl=False, always=confirm)
     if confirm:
         if not interactive:
             fail("refusing to start a real recovery without confirmation: pass --yes", EXIT_USAGE)
@@ -403,15 +450,18 @@ def _run(
 
             shared = S3State(url, aws, cache_root=Path(opts["state_dir"]) / "s3")
             opts["state_dir"] = str(shared.local)
-        live = LiveProgress([s.key for s in dry.steps]) if interactive else None
-        subscribers: list[Any] = [live if live is not None else PlainProgress()]
+        live, progress = _progress([s.key for s in dry.steps], interactive)
+        # A person on a terminal is asked about manual steps, with or without the live table.
+        prompt = _prompt_on_tty(live.pause, live.resume) if live is not None else None
+        if live is None and interactive:
+            prompt = _prompt_on_tty()
         options = RunOptions(
             fail_fast=opts["fail_fast"],
             undo_timeout=parse_age(opts["cleanup_timeout"]).total_seconds(),
             approvals=Approvals(
                 steps=frozenset(opts["approve"]),
                 all=opts["approve_all"],
-                prompt=_prompt_on_tty(live.pause, live.resume) if live is not None else None,
+                prompt=prompt,
             ),
             allow_commands=opts["allow_commands"],
             plan_dir=Path(plan_path).parent,
@@ -441,7 +491,7 @@ def _run(
             notify_aws=notify_aws,
         )
         try:
-            result = run_plan(request, aws, subscribers)
+            result = run_plan(request, aws, [progress])
         finally:
             if live is not None:
                 live.close()
@@ -449,8 +499,51 @@ def _run(
     sys.exit(result.exit_code)
 
 
+#: What ``--quiet`` still shows of a run's events: failures and problems.
+_QUIET_EVENTS = frozenset({"step.failed", "undo.failed", "run.interrupted", "run.problem"})
+
+
+def _progress(steps: list[str], interactive: bool) -> tuple[Any, Any]:
+    """(the live table or None, the event subscriber that shows progress) for the verbosity:
+    ``--quiet`` shows only failures and problems, ``--verbose`` one line for every event (also on
+    a terminal), else a live table on a terminal and one line per event elsewhere (CI logs)."""
+    from drplan.report.progress import LiveProgress, PlainProgress, event_line
+
+    level = verbosity()
+    if level <= QUIET or level >= VERBOSE:
+        shown = _QUIET_EVENTS if level <= QUIET else None
+
+        def lines(event: Event) -> None:
+            # Raises on a closed stream, as PlainProgress does: the run switches the output off
+            # and journals that it did (docs/cli.md, "Outputs that stop working").
+            if shown is None or event.kind in shown:
+                sys.stderr.write(
+                    (_handle_line(event) if event.kind == "step.handle" else event_line(event)) + "\n"
+                )
+                sys.stderr.flush()
+
+        return None, lines
+    if not interactive:
+        return None, PlainProgress()
+    live = LiveProgress(steps)
+    if not use_color(stream=sys.stderr):
+        live.console.no_color = True  # rich reads NO_COLOR itself; --no-color is drplan's
+    return live, live
+
+
+def _handle_line(event: Event) -> str:
+    """``--verbose``: a step's AWS job handle (ids, tokens), as the journal keeps it."""
+    import json
+    from datetime import datetime
+
+    when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+    handle = json.dumps(event.data.get("handle"), sort_keys=True, default=str)
+    return f"{when}   {event.step} handle {handle}"
+
+
 def _render(result: Any, sandbox: bool) -> None:
-    """The summary a person reads at the end; the last line agrees with the exit code."""
+    """The summary a person reads at the end; the last line agrees with the exit code. With
+    ``--quiet``: problems, what is left to clean up, and the last line."""
     from drplan.report.evidence import objectives_text
     from drplan.report.progress import summary_table
 
@@ -460,7 +553,7 @@ def _render(result: Any, sandbox: bool) -> None:
         nl=False,
     )
     for problem in result.problems:
-        say(f"drplan: warning: {problem}")
+        warn(problem)
     if result.report is not None:
         say("\n" + objectives_text(result.report), nl=False)
         for check in result.report["verdict"]["unverified"]:
@@ -471,23 +564,25 @@ def _render(result: Any, sandbox: bool) -> None:
             say(f"resources kept ({result.cleanup_skipped}) until the sandbox stops, which is now")
         elif result.cleanup_skipped:
             say(
-                f"resources kept ({result.cleanup_skipped}); remove them with: drplan cleanup {result.run_id}"
+                f"resources kept ({result.cleanup_skipped}); remove them with: drplan cleanup {result.run_id}",
+                always=True,
             )
         elif result.cleanup_failed:
             left = ", ".join(
                 f"{r['kind']} {r['id']}" for r in (cleanup or {}).get("resources", []) if not r.get("deleted")
             )
             say(
-                f"cleanup INCOMPLETE{', still there: ' + left if left else ''}; retry with: drplan cleanup {result.run_id}"
+                f"cleanup INCOMPLETE{', still there: ' + left if left else ''}; retry with: drplan cleanup {result.run_id}",
+                always=True,
             )
         if result.evidence_dir is not None:
             say(
                 f"report: {result.evidence_dir / 'report.md'} (also report.json, report.html, junit.xml, metrics.prom)"
             )
     elif result.rollback_failed:
-        say("rollback INCOMPLETE, could not undo: " + ", ".join(result.rollback_failed))
+        say("rollback INCOMPLETE, could not undo: " + ", ".join(result.rollback_failed), always=True)
     say(f"journal: {result.directory / 'journal.jsonl'}")
-    say(result.final_line())
+    say(result.final_line(), always=True)
 
 
 def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -> tuple[Any, Any]:
@@ -500,7 +595,7 @@ def _aws_session(plan: Any, mode: str, opts: dict[str, Any], stack: ExitStack) -
         say("starting the sandbox (emulated AWS on loopback, seeded from the plan)...")
         sandbox = stack.enter_context(start_sandbox(plan))
         for problem in sandbox.seed_problems:
-            say(f"drplan: warning: {problem}")
+            warn(problem)
         return sandbox.session(region=region), sandbox
     return aws_session(opts, region=region, plan_aws=plan.aws), None
 
@@ -519,16 +614,22 @@ def _service_summary(result: Any) -> dict[str, dict[str, Any]]:
 
 
 @click.command()
-@click.argument("plan_name", metavar="PLAN")
+@click.argument("plan_name", metavar="PLAN", shell_complete=complete_locked_plans)
 @click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, type=click.Path(file_okay=False))
 @state_option
 @aws_options
+@output_options
 def unlock(plan_name: str, state_dir: str, state_url: str | None, **aws: Any) -> None:
     """Remove the lock of a plan whose run died (PLAN is the plan's name or its file).
 
     A run holds a lock on its plan and account so that no second run starts meanwhile; a lock left
     by a process that died expires by itself after 10 minutes. Exit 0 when a lock was removed, 1
     when there was none.
+
+    \b
+    Examples:
+      drplan unlock webshop
+      drplan unlock plans/webshop.json --state s3://dr-state/webshop
     """
     from drplan.engine.lock import read_holder
 
@@ -543,20 +644,21 @@ def unlock(plan_name: str, state_dir: str, state_url: str | None, **aws: Any) ->
         for holder in removed:
             say(
                 f"removed the lock of {name} in {shared.url}"
-                + (f", held by {holder.describe()}" if holder else "")
+                + (f", held by {holder.describe()}" if holder else ""),
+                always=True,
             )
         if not removed:
-            say(f"no lock for plan {name} in {shared.url}")
+            say(f"no lock for plan {name} in {shared.url}", always=True)
         sys.exit(0 if removed else 1)
     locks = sorted((Path(state_dir) / "locks").glob("*.json"))
     mine = [p for p in locks if p.stem.rsplit("@", 1)[0] == name]
     if not mine:
-        say(f"no lock for plan {name} under {state_dir}/locks")
+        say(f"no lock for plan {name} under {state_dir}/locks", always=True)
         sys.exit(1)
     for path in mine:
         holder = read_holder(path)
         path.unlink(missing_ok=True)
-        say(f"removed the lock of {name}" + (f", held by {holder.describe()}" if holder else ""))
+        say(f"removed the lock of {name}" + (f", held by {holder.describe()}" if holder else ""), always=True)
     sys.exit(0)
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from drplan.cli.common import CONTEXT_SETTINGS, fail, say, write_output
+from drplan.cli.common import (
+    CONTEXT_SETTINGS,
+    complete_plan_files,
+    fail,
+    note,
+    output_options,
+    say,
+    write_output,
+)
 from drplan.durations import humanize
 from drplan.errors import EXIT_USAGE
 
@@ -21,7 +29,13 @@ def export() -> None:
 
 
 @export.command("stepfunctions")
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
+)
+@output_options
 @click.option(
     "--mode",
     type=click.Choice(["recover", "drill"]),
@@ -68,7 +82,8 @@ def stepfunctions(
     whose action has no exact translation refuse the whole plan (exit 1), naming each step.
 
     \b
-      drplan export stepfunctions shop.json --mode drill -o build/shop-drill
+    Examples:
+      drplan export stepfunctions plans/webshop.json --mode drill -o build/shop-drill
       aws cloudformation deploy --template-file build/shop-drill/template.json \\
           --stack-name drplan-shop-drill --capabilities CAPABILITY_IAM
     """
@@ -99,12 +114,18 @@ def stepfunctions(
         f"{exported.states()} states, {exported.size()} bytes of definition "
         f"(Step Functions takes up to 1 MiB); {len(exported.sids)} steps"
     )
-    for note in exported.notes:
-        say(f"drplan: note: {note}")
+    for message in exported.notes:
+        note(message)
 
 
 @export.command("arc-region-switch")
-@click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
+)
+@output_options
 @click.option(
     "--mode",
     type=click.Choice(["recover"]),
@@ -179,10 +200,10 @@ def arc_region_switch(
     of ARC before anything is written.
 
     \b
-      drplan export arc-region-switch plans/shop.json -o build/shop-arc \\
-          --execution-role arn:aws:iam::111122223333:role/arc-shop \\
-          --primary-region us-east-1 --recovery-region us-west-2 \\
-          --recovery-approach activePassive
+    Examples:
+      drplan export arc-region-switch plans/webshop.json -o build/shop-arc --recovery-approach activePassive \\
+          --execution-role arn:aws:iam::111122223333:role/arc-shop --primary-region us-east-1 \\
+          --recovery-region us-west-2
     """
     from drplan.arcswitch import export_plan, settings
     from drplan.pipeline import load_plan

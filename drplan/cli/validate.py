@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from dataclasses import replace
@@ -11,7 +10,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from drplan.cli.common import emit, expand_plan_args, write_output
+from drplan.cli.common import (
+    complete_plan_files,
+    emit,
+    expand_plan_args,
+    output_options,
+    use_color,
+    verbosity_options,
+    write_output,
+)
 from drplan.config import (
     REPORT_FORMATS,
     ValidateSettings,
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("plans", nargs=-1, required=True, metavar="PLAN...")
+@click.argument("plans", nargs=-1, required=True, metavar="PLAN...", shell_complete=complete_plan_files)
 @click.option(
     "--format",
     "fmt",
@@ -63,8 +70,9 @@ if TYPE_CHECKING:
 @click.option(
     "--color/--no-color",
     default=None,
-    help="Colour the text format (default: on a terminal, unless NO_COLOR).",
+    help="Colour the text format (default: on a terminal, unless NO_COLOR is set).",
 )
+@verbosity_options
 def validate(
     plans: tuple[str, ...],
     fmt: str,
@@ -86,10 +94,10 @@ def validate(
 
     \b
     Examples:
-      drplan validate plans/shop.json
+      drplan validate plans/webshop.json
       drplan validate 'plans/*.json' --report sarif:drplan.sarif
-      drplan validate plans/shop.json --ignore DR303 --strict
-      cat plans/shop.json | drplan validate -
+      drplan validate plans/webshop.json --ignore DR303 --strict
+      cat plans/webshop.json | drplan validate -
     """
     from drplan.report.findings import FORMATTERS, Options
 
@@ -104,8 +112,9 @@ def validate(
     if not targets:  # e.g. a glob that matched only directories: validating nothing is not "valid"
         raise click.UsageError(f"no plan file matches {' '.join(plans)!r}")
     results = [_without(_validate_one(path, shown), ignored) for path, shown in targets]
-    if color is None:
-        color = fmt == "text" and output is None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if color is None and fmt == "text" and output is None:
+        color = use_color(None, sys.stdout)  # drplan --color/--no-color, NO_COLOR, FORCE_COLOR, a terminal
+    color = bool(color)
     options = Options(strict=strict, color=color, ignored=tuple(sorted(ignored)))
     for report in extra:
         write_output(report.path, FORMATTERS[report.format](results, replace(options, color=False)).encode())
@@ -176,8 +185,15 @@ def _debug() -> bool:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the schema to a file."
 )
+@output_options
 def schema(output: str | None) -> None:
-    """Print the plan JSON Schema (Draft 2020-12) that editors and CI can use."""
+    """Print the plan JSON Schema (Draft 2020-12) that editors and CI can use.
+
+    \b
+    Examples:
+      drplan schema -o plan.schema.json
+      drplan schema | check-jsonschema --schemafile /dev/stdin plans/webshop.json
+    """
     from drplan.schema import schema_text
 
     emit(schema_text(), output)
@@ -188,8 +204,16 @@ def schema(output: str | None) -> None:
     "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
 )
 @click.argument("names", nargs=-1, metavar="[ACTION...]")
+@output_options
 def actions(fmt: str, names: tuple[str, ...]) -> None:
-    """List the action catalogue: parameters, outputs and the IAM actions each needs."""
+    """List the action catalogue: parameters, outputs and the IAM actions each needs.
+
+    \b
+    Examples:
+      drplan actions
+      drplan actions aws.rds.restore_snapshot check.tcp
+      drplan actions --format markdown > docs/actions.md
+    """
     from drplan.actions import registry
     from drplan.report.catalogue import FORMATS
 

@@ -5,7 +5,8 @@
 - :mod:`drplan.render.dot` and :mod:`drplan.render.mermaid` write it as text (pure functions,
   byte-identical output for the same plan);
 - :mod:`drplan.render.style` holds the style tables (families, tiers, edges);
-- :mod:`drplan.render.graphviz` is the only module that calls Graphviz's ``dot`` binary.
+- :mod:`drplan.render.graphviz` is the only module that runs Graphviz's ``dot`` (through the
+  ``graphviz`` package).
 
 This module holds the format registry the CLI uses and :func:`diagram`, which turns a graph into
 the bytes of one format. Submodules are imported when used, so importing it costs nothing.
@@ -50,8 +51,10 @@ def diagram(
     level: str = "steps",
     markdown: bool = False,
     generated: str | None = None,
+    dpi: int | None = None,
 ) -> bytes:
-    """The diagram in one of :data:`FORMATS`; ``markdown`` wraps Mermaid in a ```mermaid fence.
+    """The diagram in one of :data:`FORMATS`; ``markdown`` wraps Mermaid in a ```mermaid fence;
+    ``dpi`` sets the resolution of a PNG (Graphviz's ``dpi``; its default is 96).
 
     Focus first with :func:`drplan.render.view.focus_graph` to draw one service and its upstream.
     Only SVG, PNG and PDF need Graphviz (:mod:`drplan.render.graphviz`).
@@ -74,4 +77,4 @@ def diagram(
         return source.encode("utf-8")
     from drplan.render.graphviz import render
 
-    return render(source, fmt)
+    return render(source, fmt, dpi=dpi)
