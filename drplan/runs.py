@@ -204,6 +204,12 @@ def _writable_dir(path: Path, what: str) -> None:
         ) from exc
 
 
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:  # innermost first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _open_events(path: Path) -> IO[str]:
     try:
         return path.open("w", encoding="utf-8")
@@ -266,8 +272,12 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                 hint="rehearse it against an AWS account, or a moto server (--endpoint-url)",
             )
         directory = run_dir(request.state_dir, run_id)
-        _writable_dir(directory, "the run's journal")
         evidence_dir = (request.report_dir or directory / "report") if mode == "drill" else None
+        made = [p for p in (evidence_dir, directory) if p is not None and not p.exists()]
+        # Folders made for a run that is then refused (account guard, lock, taken names) would be
+        # empty leftovers in `.drplan/runs/`: removed again (rmdir removes only what stayed empty).
+        stack.callback(_remove_if_empty, made)
+        _writable_dir(directory, "the run's journal")
         if evidence_dir is not None:
             _writable_dir(evidence_dir, "the drill's evidence")
         events = _open_events(request.events_path) if request.events_path else None

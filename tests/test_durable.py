@@ -111,6 +111,7 @@ def test_a_second_run_of_a_plan_is_refused_naming_the_holder(moto_server: str, t
     assert refused.returncode == 1, refused.stderr
     assert "drill run 0ther0ne by alice@ci-7" in refused.stderr
     assert tables(ddb) == ["carts", "orders"]  # refused before the first change
+    assert not list((state / "runs").iterdir())  # and no empty run folder left behind
 
     # A lock whose lease lapsed (its holder died without releasing it) is taken over.
     path = lock_path(state, "durable", "123456789012")
