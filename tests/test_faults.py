@@ -62,16 +62,20 @@ def assert_production_untouched(result: Result) -> None:
 
 @pytest.mark.parametrize(
     ("during", "parallelism"),
-    [("rds-create", None), ("ddb-create", 1), ("cleanup", None)],
-    ids=["inside-slow-rds-restore", "inside-slow-dynamodb-restore-p1", "inside-cleanup"],
+    [("rds-create", None), ("ddb-create", 1), ("dns-upsert", None), ("cleanup", None)],
+    ids=["inside-slow-rds-restore", "inside-slow-dynamodb-restore-p1", "inside-dns-upsert", "inside-cleanup"],
 )
 def test_after_kill9_cleanup_by_run_id_removes_everything_the_run_created(
     lab: Lab, during: str, parallelism: int | None
 ) -> None:
     """SIGKILL while restore calls are in flight (AWS has acted, the answer is late) or while cleanup
-    deletes; then `drplan cleanup RUN_ID`, then `drplan cleanup --sweep`."""
+    deletes; then `drplan resume RUN_ID` (which carries the drill on, re-attaching what the dead
+    process created, and cleans up), `drplan cleanup RUN_ID`, then `drplan cleanup --sweep`."""
     result = scenarios.kill9(lab, during=during, parallelism=parallelism, create_delay=2.0)
     assert result.run_id, "the drill had not journaled its run when killed\n" + explain(result)
+    resumed = [c for c in result.commands if c.startswith("resume ")]
+    assert resumed and all(": exit 0 " in c for c in resumed), "the resumed drill failed\n" + explain(result)
+    assert result.extra["after_resume"] == [], "resume left resources\n" + explain(result)
     assert result.after_id == [], "`drplan cleanup RUN_ID` left resources of the run\n" + explain(result)
     assert result.after_both == [], "resources survive cleanup by run id and the sweep\n" + explain(result)
     assert not [f for f in result.findings if "exited 0" in f], "cleanup claimed success\n" + explain(result)

@@ -306,6 +306,35 @@ class ChangeRecord(Action):
             )
         return handle
 
+    def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
+        """A drill's process died during its UPSERT: the record it meant to create exists. It is the
+        drill's own (the drill refused to start while the name existed) when it holds exactly what
+        this step writes; re-attached with no change id to wait for (the change was made before
+        the process died, and :meth:`poll` then checks the record itself). Anything else: None, so
+        the step starts again and refuses the taken name."""
+        if ctx.mode != "drill" or not found:
+            return None
+        zone_id, zone, fqdn = self._target(ctx)
+        record = self._desired(ctx, fqdn)
+        kind, set_id = record["Type"], record.get("SetIdentifier")
+        current, _ = record_sets(ctx, zone_id, fqdn, kind, set_id)
+        if current is None or _canonical(current) != _canonical(record):
+            return None
+        handle: Handle = {
+            "zone_id": zone_id,
+            "zone_name": zone["Name"],
+            "fqdn": fqdn.rstrip("."),
+            "type": kind,
+            "set_identifier": set_id,
+            "record": record,
+            "previous": None,
+            "change_id": None,
+            "wait": bool(ctx.params.get("wait", True)),
+        }
+        for resource in found:
+            add_resource(ctx, handle, resource)
+        return handle
+
     def _drill_record_taken(self, kind: str, name: str, current: Mapping[str, Any]) -> str:
         """A drill only creates DNS records, so its cleanup can delete them and two drills never
         share one: a drill record that exists was left by another drill (or is someone else's)."""
@@ -339,6 +368,13 @@ class ChangeRecord(Action):
 
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         what = f"{handle['type']} {handle['fqdn']}"
+        if handle.get("change_id") is None:  # re-attached after the process died (see adopt)
+            current, _ = record_sets(
+                ctx, handle["zone_id"], handle["fqdn"] + ".", handle["type"], handle.get("set_identifier")
+            )
+            if _canonical(current) == _canonical(handle["record"]):
+                return Poll.finished(f"{what} holds the drill's value (re-attached after a restart)")
+            return Poll.failure(f"{what} no longer holds the value this drill wrote")
         if not handle.get("wait", True):
             return Poll.finished(f"{what} changed (change {handle['change_id']}; not waiting for INSYNC)")
         if self._in_sync(ctx, handle["change_id"]):
