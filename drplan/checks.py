@@ -16,7 +16,15 @@ from functools import cached_property
 from typing import Any
 
 from drplan.actions.base import Action
-from drplan.diagnostics import Diagnostic, Related, Severity, diagnostic, join_pointer, shorten
+from drplan.diagnostics import (
+    Diagnostic,
+    Related,
+    Severity,
+    diagnostic,
+    join_pointer,
+    pointer_tokens,
+    shorten,
+)
 from drplan.durations import (
     MAX_DURATION,
     MAX_DURATION_WORDS,
@@ -27,7 +35,7 @@ from drplan.durations import (
     timestamp_problem,
 )
 from drplan.graph import Analysis, Cycle, RecoveryGraph, analyse, compile_graph, find_cycles, step_duration
-from drplan.model import MODES, Mode, Plan, Step, with_run_id
+from drplan.model import MODES, REGION_REFERENCE, Mode, Plan, Step, with_run_id
 from drplan.resources import KINDS, Target, name_problem, same_name_key
 
 
@@ -271,6 +279,7 @@ def regions(ctx: CheckContext) -> Iterator[Diagnostic]:
     zone is in the region its step runs in."""
     plan = ctx.plan
     named = [
+        *((f"`regions.{shorten(n)}`", join_pointer("/regions", n), r) for n, r in plan.regions.items()),
         ("`aws.region`", "/aws/region", plan.aws.region),
         ("`drill.region`", "/drill/region", plan.drill.region),
         *(
@@ -279,11 +288,15 @@ def regions(ctx: CheckContext) -> Iterator[Diagnostic]:
             if s.region
         ),
     ]
+    # A Region put in for `${regions.NAME}` is checked where `regions` defines it (above), and a
+    # name `regions` does not define is DR215's (region_names).
+    named = [n for n in named if n[2] is None or (n[1] not in plan.region_pointers and "${" not in n[2])]
     zones = [
         (step, typed)
         for step in plan.steps()
         for typed in ctx.typed_params.get(step.key, ())
-        if "availability-zone" in typed.kinds or "region" in typed.kinds
+        if "availability-zone" in typed.kinds
+        or ("region" in typed.kinds and typed.pointer not in plan.region_pointers)
     ]
     if not any(region for _, _, region in named) and not zones:
         return  # botocore's list is read only for a plan that names a region
@@ -316,6 +329,37 @@ def regions(ctx: CheckContext) -> Iterator[Diagnostic]:
             )
             continue
         yield from _zone_outside_region(ctx, step, typed, zone.group(1))
+
+
+def region_names(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR215: ``${regions.NAME}`` naming a Region the plan's ``regions`` does not define (the model
+    puts in those it defines, so any left are unknown)."""
+    plan = ctx.plan
+    found = [
+        (label, pointer, value)
+        for label, pointer, value in (
+            ("`aws.region`", "/aws/region", plan.aws.region),
+            ("`drill.region`", "/drill/region", plan.drill.region),
+        )
+        if value and "${" in value
+    ]
+    for step in plan.steps():
+        if step.region and "${" in step.region:
+            found.append((f"{_where(step)}: `region`", join_pointer(step.pointer, "region"), step.region))
+        for pointer, text in step.region_references():
+            label = ".".join(shorten(t) for t in pointer_tokens(pointer[len(step.pointer) :]))
+            found.append((f"{_where(step)}: `{label}`", pointer, text))
+    for who, pointer, text in found:
+        for match in REGION_REFERENCE.finditer(text):
+            name = match.group(1)
+            if plan.regions:
+                close = _closest(name, plan.regions)
+                defined = ", ".join(f"`{n}`" for n in plan.regions)
+                why = f"`regions` does not define `{shorten(name)}` (it defines {defined}"
+                why += f"; did you mean `{close}`?)" if close else ")"
+            else:
+                why = 'the plan has no `regions`: name its Regions there, e.g. `"regions": {"recovery": "us-west-2"}`'
+            yield ctx.diag("DR215", f"{who} holds `{shorten(match.group(0))}`, but {why}", pointer)
 
 
 def _unknown_region(region: str, known: Any) -> str:
@@ -597,6 +641,35 @@ def parameters(ctx: CheckContext) -> Iterator[Diagnostic]:
                     "DR211", f"{_where(step)}, in drills (`with` + `drill_with`): {d.message}", d.pointer
                 )
         yield from _bad_regexes(ctx, step, schema)
+
+
+#: Actions whose `drill_with` must move them onto other resources than `with` names: the parameter.
+_DRILL_ONLY_TARGETS = {
+    "aws.rds.switchover_global_cluster": "global_cluster",
+    "aws.rds.failover_global_cluster": "global_cluster",
+}
+
+
+def drill_redirects(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR211: a `drill_with` that leaves an Aurora global database switch on the production global
+    cluster: the drill would move production's primary (drills skip the step without `drill_with`)."""
+    for step in ctx.plan.steps():
+        parameter = _DRILL_ONLY_TARGETS.get(step.uses)
+        if parameter is None or step.drill_params is None or not step.runs_in("drill"):
+            continue
+        drill_value = step.drill_params.get(parameter)
+        if drill_value is not None and drill_value != step.params.get(parameter):
+            continue
+        block = "drill_with" if drill_value is not None else "with"
+        yield ctx.diag(
+            "DR211",
+            f"{_where(step)}: in drills, `{parameter}` is `{shorten(str(step.params.get(parameter)))}` as in a "
+            f"real recovery, so a drill would switch production; give `drill_with.{parameter}` a drill-only one "
+            "(or remove `drill_with`: drills then skip the step)",
+            join_pointer(step.pointer, block, parameter)
+            if drill_value is not None
+            else join_pointer(step.pointer, "drill_with"),
+        )
 
 
 def _bad_regexes(ctx: CheckContext, step: Step, schema: Mapping[str, object]) -> Iterator[Diagnostic]:
@@ -891,6 +964,7 @@ CHECKS: tuple[Check, ...] = (
     timestamps,
     future_timestamps,
     regions,
+    region_names,
     unknown_services,
     unknown_actions,
     duplicate_steps,
@@ -901,6 +975,7 @@ CHECKS: tuple[Check, ...] = (
     undeclared_dependencies,
     commands_allowed,
     parameters,
+    drill_redirects,
     aws_names,
     name_clashes,
     fault_steps,

@@ -159,6 +159,12 @@ RULES: dict[str, Rule] = _rules(
         E,
         "Two steps would create AWS resources with the same name in the same run.",
     ),
+    Rule(
+        "DR215",
+        "unknown-region-name",
+        E,
+        "`${regions.NAME}` names a Region the plan's `regions` does not define.",
+    ),
     # DR3xx: objectives and operability
     Rule(
         "DR301",

@@ -186,6 +186,15 @@ def _resources(
     if service == "iam" and verb == "PassRole":
         role = params.get("iam_role_arn")
         return [_name(role)] if role else [where.arn("iam", "role/*", region=False)]
+    if service == "rds" and verb in ("SwitchoverGlobalCluster", "FailoverGlobalCluster"):
+        # Authorized against the global cluster and the member DB clusters the primary moves
+        # between: the target and the primary now, in another Region (undo switches back).
+        source = _name(params.get("source_cluster") or "*").lower()
+        primary = (
+            source if source.startswith("arn:") else f"arn:{where.partition}:rds:*:{where.account}:cluster:{source}"
+        )
+        global_cluster = _name(params.get("global_cluster", "*")).lower()
+        return sorted({where.arn("rds", f"global-cluster:{global_cluster}", region=False), *created, primary})
     if service == "rds":
         mine = [a for a in created if a.split(":")[2] == "rds"] or [
             where.arn("rds", "db:*"),

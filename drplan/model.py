@@ -23,6 +23,9 @@ MODES: tuple[Mode, ...] = ("recover", "drill")
 #: ``${service.step.output}``; anything else inside ``${...}`` is reported (DR209).
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 REFERENCE_PARTS = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.([a-z0-9][a-z0-9_-]*)\.([A-Za-z0-9_]+)$")
+#: ``${regions.NAME}``: one of the plan's named Regions (``regions``), put in by :func:`build_plan`.
+#: One that is left (a name the plan does not define) is reported as DR215, never as DR209.
+REGION_REFERENCE = re.compile(r"\$\{regions\.([^}]*)\}")
 
 DEFAULT_DRILL_SUFFIX = "-drill-{run_id}"
 
@@ -210,7 +213,16 @@ class Step:
         return [
             (pointer, text)
             for _, _, pointer, text, parts in self._expressions
-            if parts is None and not is_secret_reference(text[2:-1])
+            if parts is None and not is_secret_reference(text[2:-1]) and not REGION_REFERENCE.fullmatch(text)
+        ]
+
+    def region_references(self) -> list[tuple[str, str]]:
+        """(pointer, text) of every ``${regions.NAME}`` left in the parameters: :func:`build_plan`
+        puts in the Regions the plan names, so those left name none of them."""
+        return [
+            (pointer, text)
+            for _, _, pointer, text, _ in self._expressions
+            if REGION_REFERENCE.fullmatch(text)
         ]
 
     def unresolved_references(self) -> list[tuple[str, str, bool]]:
@@ -247,6 +259,11 @@ class Plan:
     run: RunSettings = RunSettings()
     tags: Mapping[str, str] = field(default_factory=dict)
     allow_commands: bool = False
+    #: The plan's named Regions (``regions``): name -> region, such as ``recovery`` -> ``us-west-2``.
+    regions: Mapping[str, str] = field(default_factory=dict)
+    #: Pointers of the values where ``build_plan`` put a Region in for ``${regions.NAME}``: the
+    #: Region is checked where ``regions`` defines it, not again at every use.
+    region_pointers: frozenset[str] = frozenset()
 
     def steps(self) -> Iterator[Step]:
         for service in self.services.values():
@@ -276,7 +293,16 @@ def with_run_id(value: Any, run_id: str) -> Any:
 
 
 def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "") -> Plan:
-    """Build the model from schema-valid data (the schema guarantees the shapes used here)."""
+    """Build the model from schema-valid data (the schema guarantees the shapes used here).
+
+    ``${regions.NAME}`` is replaced by the Region the plan's ``regions`` gives it, in the regions of
+    ``aws``, ``drill`` and steps and in every string of ``with`` and ``drill_with``, so that
+    everything after this sees real Regions. A name ``regions`` does not define is left as written,
+    for validation to report (DR215)."""
+    named = dict(data.get("regions", {}))
+    resolved: set[str] = set()
+    if named:
+        data = _with_regions(data, named, resolved)
     services = {sid: _service(sid, raw) for sid, raw in data["services"].items()}
     drill = data.get("drill", {})
     aws = data.get("aws", {})
@@ -302,7 +328,46 @@ def build_plan(data: Mapping[str, Any], *, path: str = "<plan>", sha256: str = "
         run=RunSettings(parallelism=run.get("parallelism"), state=run.get("state")),
         tags=dict(data.get("tags", {})),
         allow_commands=bool(data.get("allow_commands", False)),
+        regions=named,
+        region_pointers=frozenset(resolved),
     )
+
+
+def _with_regions(data: Mapping[str, Any], named: Mapping[str, str], resolved: set[str]) -> dict[str, Any]:
+    """``data`` with ``${regions.NAME}`` replaced wherever a plan may write it (see :func:`build_plan`);
+    ``resolved`` gets the pointer of every value changed. Only what changes is copied."""
+
+    def put(value: Any, pointer: str) -> Any:
+        if isinstance(value, str):
+            if "${regions." not in value:
+                return value
+            out = REGION_REFERENCE.sub(lambda m: named.get(m.group(1), m.group(0)), value)
+            if out != value:
+                resolved.add(pointer)
+            return out
+        if isinstance(value, Mapping):
+            return {k: put(v, join_pointer(pointer, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [put(v, join_pointer(pointer, i)) for i, v in enumerate(value)]
+        return value
+
+    out = dict(data)
+    for block in ("aws", "drill"):
+        if isinstance(out.get(block), Mapping) and "region" in out[block]:
+            out[block] = {**out[block], "region": put(out[block]["region"], f"/{block}/region")}
+    services = {}
+    for sid, service in out["services"].items():
+        steps = []
+        for index, raw in enumerate(service["steps"]):
+            pointer = join_pointer("/services", sid, "steps", index)
+            step = dict(raw)
+            for key in ("region", "with", "drill_with"):
+                if key in step:
+                    step[key] = put(step[key], join_pointer(pointer, key))
+            steps.append(step)
+        services[sid] = {**service, "steps": steps}
+    out["services"] = services
+    return out
 
 
 def _service(sid: str, raw: Mapping[str, Any]) -> Service:

@@ -56,6 +56,8 @@ ACTIONS: dict[str, int] = {
     "aws.eks.scale_nodegroup": 2,
     "aws.lambda.invoke": 2,
     "aws.rds.promote_read_replica": 2,
+    "aws.rds.switchover_global_cluster": 2,
+    "aws.rds.failover_global_cluster": 1,
     "check.cloudwatch_alarm": 2,
     "check.route53_health": 2,
     "aws.arc.set_routing_control": 2,
@@ -121,6 +123,27 @@ OUTPUT_KINDS: dict[str, dict[str, str]] = {
         "port": "port",
         "arn": "arn",
         "instance_id": "rds_instance",
+    },
+    "aws.rds.switchover_global_cluster": {
+        "endpoint": "host",
+        "reader_endpoint": "host",
+        "port": "port",
+        "cluster_arn": "arn",
+        "cluster_id": "rds_cluster",
+        "previous_primary_arn": "arn",
+        "global_endpoint": "host",
+    },
+    "aws.rds.failover_global_cluster": {
+        **{
+            "endpoint": "host",
+            "reader_endpoint": "host",
+            "port": "port",
+            "cluster_arn": "arn",
+            "cluster_id": "rds_cluster",
+            "previous_primary_arn": "arn",
+            "global_endpoint": "host",
+        },
+        "replication_lag_seconds": "seconds",
     },
     "check.cloudwatch_alarm": {"alarm": "text", "state": "text", "since": "text"},
     "check.route53_health": {
@@ -702,6 +725,12 @@ def params_for(
             w["backup_window"] = draw(st.sampled_from(["03:00-03:30", "23:30-00:00"]))
         if draw(st.integers(0, 2)) != 0:
             drill_with = {"instance": d.name()}
+    elif uses in ("aws.rds.switchover_global_cluster", "aws.rds.failover_global_cluster"):
+        w = {"global_cluster": d.name(), "target_cluster": d.ref({"rds_cluster"}, only=only) or d.name()}
+        if draw(st.booleans()):
+            w["source_cluster"] = d.name()
+        if draw(st.integers(0, 2)) != 0:
+            drill_with = {"global_cluster": d.name(), "target_cluster": d.name()}
     elif uses == "check.cloudwatch_alarm":
         w = {
             "alarm": d.ref({"text"}, only=only, chance=8)
