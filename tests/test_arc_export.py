@@ -523,3 +523,87 @@ def test_a_botocore_without_the_model_is_explained(monkeypatch: pytest.MonkeyPat
     finally:
         monkeypatch.undo()
         request.input_shape.cache_clear()
+
+
+# --- the example plan: an Aurora global database switchover ----------------------------------------------
+
+
+def test_the_failover_example_exports_its_aurora_switchover_and_the_request_is_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plans/failover.json (regions by name, an Aurora global switchover, ECS, DNS, ARC, an approval):
+    its switchover becomes ARC's Aurora global database block listing both member clusters, and the
+    request passes botocore's model and the template cfn-lint."""
+    from botocore.stub import Stubber
+
+    example = HERE.parent / "plans" / "failover.json"
+    out = tmp_path / "arc"
+    code, err = run(
+        capsys,
+        *[
+            "export",
+            "arc-region-switch",
+            str(example),
+            "-o",
+            str(out),
+            *REQUIRED,
+            "--approval-role",
+            APPROVERS,
+        ],
+    )
+    assert code == 0, err
+    request = json.loads((out / "create-plan.json").read_text())
+    blocks = [
+        step["executionBlockConfiguration"]
+        for stage in request["workflows"][0]["steps"]
+        for step in (
+            [stage]
+            if stage["executionBlockType"] != "Parallel"
+            else stage["executionBlockConfiguration"]["parallelConfig"]["steps"]
+        )
+    ]
+    aurora = [b["globalAuroraConfig"] for b in blocks if "globalAuroraConfig" in b]
+    assert len(aurora) == 1
+    assert aurora[0]["behavior"] == "switchoverOnly" and "ungraceful" not in aurora[0]
+    plan = json.loads(example.read_text())
+    switch = next(
+        s for s in plan["services"]["db"]["steps"] if s["uses"] == "aws.rds.switchover_global_cluster"
+    )
+    assert aurora[0]["globalClusterIdentifier"] == switch["with"]["global_cluster"]
+    assert sorted(arn.split(":")[3] for arn in aurora[0]["databaseClusterArns"]) == ["us-east-1", "us-west-2"]
+    client = stubbed_client(tmp_path, monkeypatch)
+    with Stubber(client) as stubber:
+        stubber.add_response("create_plan", created(request), expected_params=request)
+        client.create_plan(**request)
+    assert problems(request) == []
+    assert lint(json.loads((out / "template.json").read_text())) == []
+
+
+def test_a_failover_step_is_an_ungraceful_aurora_block() -> None:
+    plan = build_plan(
+        {
+            "drplan": 1,
+            "name": "aurora",
+            "aws": {"region": "us-west-2", "account_id": ACCOUNT},
+            "services": {
+                "db": {
+                    "steps": [
+                        {
+                            "id": "failover",
+                            "uses": "aws.rds.failover_global_cluster",
+                            "with": {"global_cluster": "orders-global", "target_cluster": "orders-west"},
+                            "estimate": "PT10M",
+                        }
+                    ]
+                }
+            },
+        }
+    )
+    exported = export_plan(plan, the_settings())
+    (block,) = exported.blocks.values()
+    config = block.config
+    assert block.block_type == "AuroraGlobalDatabase"
+    assert config["behavior"] == "failover" and config["ungraceful"] == {"ungraceful": "failover"}
+    assert config["databaseClusterArns"] == [f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:orders-west"]
+    assert any("--peer db.failover=ARN" in c for c in block.caveats)  # the primary's cluster is missing
+    assert any("always fails over" in c for c in block.caveats)

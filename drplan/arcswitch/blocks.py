@@ -82,6 +82,45 @@ def promote_read_replica(ctx: Context) -> Block:
     return Block(ctx.key, "RdsPromoteReadReplica", "rdsPromoteReadReplicaConfig", config, tuple(caveats))
 
 
+def global_aurora(ctx: Context) -> Block:
+    """Both drplan actions are ARC's Aurora global database block: a switchover with the behaviour
+    `switchoverOnly`; a failover with `failover` and the ungraceful setting `failover` (ARC's
+    ungraceful executions call FailoverGlobalCluster with AllowDataLoss)."""
+    failover = ctx.prepared.step.uses == "aws.rds.failover_global_cluster"
+    target = ctx.text("target_cluster")
+    arn = ctx.own_arn(target) or (
+        target
+        if target.startswith("arn:")
+        else f"arn:{ctx.partition}:rds:{ctx.region}:{ctx.account}:cluster:{target}"
+    )
+    arns = [arn]
+    caveats = []
+    source = ctx.params.get("source_cluster")
+    peer = ctx.peer() or (str(source) if isinstance(source, str) and source.startswith("arn:") else None)
+    if peer:
+        in_other_region(ctx, peer, "DB cluster")
+        arns.append(peer)
+    else:
+        caveats.append(
+            f"only the DB cluster in {ctx.region} is listed: give --peer {ctx.key}=ARN (or an ARN as "
+            f"`source_cluster`) for the cluster in {ctx.other_region}, so that the plan also switches back"
+        )
+    config: dict[str, Any] = {
+        "timeoutMinutes": ctx.timeout_minutes(),
+        **ctx.cross_account(),
+        "behavior": "failover" if failover else "switchoverOnly",
+        "globalClusterIdentifier": ctx.text("global_cluster"),
+        "databaseClusterArns": sorted(arns),
+    }
+    if failover:
+        config["ungraceful"] = {"ungraceful": "failover"}
+        caveats.append(
+            "ARC fails over (FailoverGlobalCluster with AllowDataLoss) in an ungraceful execution and switches "
+            "over in a graceful one; drplan's action always fails over"
+        )
+    return Block(ctx.key, "AuroraGlobalDatabase", "globalAuroraConfig", config, tuple(caveats))
+
+
 def autoscaling_capacity(ctx: Context) -> Block:
     group = ctx.text("group")
     desired = literal_number(ctx, "desired")
@@ -221,6 +260,8 @@ def approval(ctx: Context) -> Block:
 TRANSLATIONS: dict[str, Callable[[Context], Block]] = {
     "aws.arc.set_routing_control": routing_control,
     "aws.rds.promote_read_replica": promote_read_replica,
+    "aws.rds.switchover_global_cluster": global_aurora,
+    "aws.rds.failover_global_cluster": global_aurora,
     "aws.autoscaling.set_capacity": autoscaling_capacity,
     "aws.ecs.set_capacity": ecs_capacity,
     "aws.lambda.invoke": lambda_invoke,
