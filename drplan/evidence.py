@@ -157,6 +157,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             }
         )
 
+    run_kind = "drill" if prepared.mode == "drill" else "recovery"
     ran_ok = outcome.ok
     plan_status = "succeeded" if ran_ok else ("interrupted" if outcome.interrupted else "failed")
     backs = [s for s in services if s["rto"]["measured_seconds"] is not None]
@@ -173,7 +174,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
             cause=(
                 f"every service back when `{last_back['id']}` was: {last_back['rto']['cause']}"
                 if ran_ok and last_back
-                else f"the drill {plan_status} before every service was back"
+                else f"the {run_kind} {plan_status} before every service was back"
             ),
         ),
         "rpo": _objective(
@@ -194,7 +195,7 @@ def build_report(result: RunResult, *, sandbox: bool = False) -> dict[str, Any]:
     unverified = [
         {"key": k, "reason": records[k].reason or "not verifiable here"} for k in outcome.unverified
     ]
-    passed, reasons = _verdict(plan_status, services, plan_objectives, cleanup)
+    passed, reasons = _verdict(run_kind, plan_status, services, plan_objectives, cleanup)
     header = result.header
     return {
         "format_version": REPORT_FORMAT_VERSION,
@@ -303,11 +304,15 @@ def _cleanup(result: RunResult, records: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verdict(
-    status: str, services: list[dict[str, Any]], plan_objectives: dict[str, Any], cleanup: dict[str, Any]
+    run_kind: str,
+    status: str,
+    services: list[dict[str, Any]],
+    plan_objectives: dict[str, Any],
+    cleanup: dict[str, Any],
 ) -> tuple[bool, list[str]]:
     reasons = []
     if status != "succeeded":
-        reasons.append(f"the drill {status}")
+        reasons.append(f"the {run_kind} {status}")
     for s in services:
         for kind in ("rto", "rpo"):
             o = s[kind]

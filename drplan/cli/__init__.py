@@ -50,6 +50,8 @@ COMMAND_MODULES = {
     "iam-policy": "drplan.cli.iam",
     "init": "drplan.cli.init",
     "export": "drplan.cli.stepfunctions",
+    "deploy": "drplan.cli.sfn",
+    "start": "drplan.cli.sfn",
 }
 
 

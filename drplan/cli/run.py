@@ -329,6 +329,12 @@ def _resume_run(run_id: str, plan_path: str | None, *, confirm: bool, **opts: An
         raise UsageError(
             f"run {run_id} ran in the sandbox, which stopped with its process: there is nothing to carry on"
         )
+    if state.header.get("engine") == "stepfunctions":  # its steps run in AWS: resuming here would redo them
+        arn = state.header.get("execution_arn")
+        raise UsageError(
+            f"run {run_id} is a Step Functions execution ({arn}): it runs in AWS, not in a drplan process",
+            hint=f"follow it with drplan start PLAN --engine stepfunctions --follow-only {arn}",
+        )
     path = plan_path or str(state.header.get("plan_path"))
     mode = str(state.header.get("mode"))
     opts["region"] = opts["region"] or state.header.get("region")

@@ -1,4 +1,5 @@
-"""Run a plan on AWS Step Functions: ``drplan export stepfunctions`` (docs/stepfunctions.md).
+"""Run a plan on AWS Step Functions: ``drplan export stepfunctions``, ``drplan deploy``, ``drplan start``
+(docs/stepfunctions.md).
 
 - :mod:`~drplan.stepfunctions.export`: the plan, prepared as a local run prepares it, into the
   three files (definition, role policy, CloudFormation template); refuses what it cannot translate;
@@ -8,7 +9,11 @@
 - :mod:`~drplan.stepfunctions.tasks`: one translation per action, through ``aws-sdk:`` integrations;
 - :mod:`~drplan.stepfunctions.builder`: state names, scopes and parameter values;
 - :mod:`~drplan.stepfunctions.iam` and :mod:`~drplan.stepfunctions.template`: the role's policy and
-  the CloudFormation template.
+  the CloudFormation template;
+- :mod:`~drplan.stepfunctions.deploy`: the template as a CloudFormation stack (``drplan deploy``);
+- :mod:`~drplan.stepfunctions.history` and :mod:`~drplan.stepfunctions.follow`: an execution
+  started and followed (``drplan start --engine stepfunctions``), its history projected onto
+  drplan's run events, journal and evidence.
 """
 
 from drplan.stepfunctions.builder import Untranslatable

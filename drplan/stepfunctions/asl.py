@@ -39,7 +39,7 @@ import networkx as nx
 
 from drplan.durations import humanize
 from drplan.engine.records import RunOptions
-from drplan.stepfunctions.builder import Path, Scope, State, machine, merge_expression
+from drplan.stepfunctions.builder import Path, Scope, State, machine, merge_expression, role
 from drplan.stepfunctions.tasks import (
     StepInfo,
     Translation,
@@ -352,15 +352,19 @@ def step_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
         psid = enc.infos[pred].sid
         skip = scope.add(
             f"{key} skipped ({pred})",
-            pass_state(
-                {
-                    "status": "skipped",
-                    "root": Path(f"$.s.{psid}.root"),
-                    "reason": Path(f"States.Format('`{{}}` did not succeed', $.s.{psid}.root)"),
-                    "out": {},
-                },
-                then,
-                result=f"$.s.{sid}",
+            role(
+                pass_state(
+                    {
+                        "status": "skipped",
+                        "root": Path(f"$.s.{psid}.root"),
+                        "reason": Path(f"States.Format('`{{}}` did not succeed', $.s.{psid}.root)"),
+                        "out": {},
+                    },
+                    then,
+                    result=f"$.s.{sid}",
+                ),
+                "record",
+                key,
             ),
         )
         rules.append({"Not": {"Variable": f"$.s.{psid}.status", "StringEquals": "succeeded"}, "Next": skip})
@@ -375,24 +379,32 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
     translation = enc.translations[info.step.uses]
     ok = scope.add(
         f"{key} succeeded",
-        pass_state(
-            {"status": "succeeded", "out": Path("States.StringToJson($.w.race.Cause)"), "root": key},
-            then,
-            result=f"$.s.{sid}",
+        role(
+            pass_state(
+                {"status": "succeeded", "out": Path("States.StringToJson($.w.race.Cause)"), "root": key},
+                then,
+                result=f"$.s.{sid}",
+            ),
+            "record",
+            key,
         ),
     )
     failed = scope.add(
         f"{key} failed",
-        pass_state(
-            {
-                "status": "failed",
-                "error": Path("$.w.race.Error"),
-                "cause": Path("$.w.race.Cause"),
-                "root": key,
-                "out": {},
-            },
-            then,
-            result=f"$.s.{sid}",
+        role(
+            pass_state(
+                {
+                    "status": "failed",
+                    "error": Path("$.w.race.Error"),
+                    "cause": Path("$.w.race.Cause"),
+                    "root": key,
+                    "out": {},
+                },
+                then,
+                result=f"$.s.{sid}",
+            ),
+            "record",
+            key,
         ),
     )
     work = scope.branch()
@@ -408,6 +420,7 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
     return scope.add(
         f"{key} run",
         {
+            "Comment": f"drplan:step {key}",
             "Type": "Parallel",
             "Branches": [machine(work, work_start), machine(timer, timer_start)],
             "ResultSelector": {"Error": "drplan.Internal", "Cause": "the step ended without an outcome"},
@@ -445,6 +458,7 @@ def _attempts(enc: Encoder, info: StepInfo, translation: Translation, scope: Sco
     scope.put(
         attempt,
         {
+            "Comment": f"drplan:attempt {key}",
             "Type": "Parallel",
             "Branches": [machine(body, fresh(body, f"{key} attempt starts", translation.work(info, body)))],
             "ResultSelector": {"out.$": "$[0]"},
@@ -490,7 +504,13 @@ def _attempts(enc: Encoder, info: StepInfo, translation: Translation, scope: Sco
 
 
 def _undo_branch(
-    enc: Encoder, info: StepInfo, translation: Translation, scope: Scope, then: str, why: str
+    enc: Encoder,
+    info: StepInfo,
+    translation: Translation,
+    scope: Scope,
+    then: str,
+    why: str,
+    comment: str | None = None,
 ) -> str | None:
     """The action's undo in its own Parallel (its states cannot reach the caller's), its outcome at
     ``$.w.undo``: ``{"status": "removed"}``, or the error."""
@@ -507,17 +527,15 @@ def _undo_branch(
             result="$.w.undo",
         ),
     )
-    return scope.add(
-        f"{info.key} undo ({why})",
-        {
-            "Type": "Parallel",
-            "Branches": [machine(body, start)],
-            "ResultSelector": {"status": "removed"},
-            "ResultPath": "$.w.undo",
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.undo", "Next": failed}],
-            "Next": then,
-        },
-    )
+    state: State = {
+        "Type": "Parallel",
+        "Branches": [machine(body, start)],
+        "ResultSelector": {"status": "removed"},
+        "ResultPath": "$.w.undo",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.undo", "Next": failed}],
+        "Next": then,
+    }
+    return scope.add(f"{info.key} undo ({why})", {"Comment": comment, **state} if comment else state)
 
 
 def undo_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
@@ -529,16 +547,22 @@ def undo_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
     translation = enc.translations[info.step.uses]
     if translation.undo(info, scope.branch()) is None:
         return scope.add(
-            f"{key} nothing to clean up", pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}")
+            f"{key} nothing to clean up",
+            role(pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}"), "undone", key),
         )
     record = scope.add(
         f"{key} cleanup outcome",
-        {"Type": "Pass", "InputPath": "$.w.undo", "ResultPath": f"$.u.{sid}", "Next": then},
+        role(
+            {"Type": "Pass", "InputPath": "$.w.undo", "ResultPath": f"$.u.{sid}", "Next": then},
+            "undone",
+            key,
+        ),
     )
-    undo = _undo_branch(enc, info, translation, scope, record, "cleanup")
+    undo = _undo_branch(enc, info, translation, scope, record, "cleanup", f"drplan:undo {key}")
     assert undo is not None
     never = scope.add(
-        f"{key} never started", pass_state({"status": "not started"}, then, result=f"$.u.{sid}")
+        f"{key} never started",
+        role(pass_state({"status": "not started"}, then, result=f"$.u.{sid}"), "undone", key),
     )
     return scope.add(
         f"{key} started?",

@@ -90,6 +90,18 @@ class Scope:
         return Scope(self.names)
 
 
+#: Where a state's ``Comment`` tells a follower (``drplan start``, :mod:`drplan.stepfunctions.history`)
+#: what the state marks in a step's life: ``drplan:step KEY`` (the step starts), ``drplan:record
+#: KEY`` (its outcome is written), ``drplan:attempt KEY``, ``drplan:undo KEY`` and ``drplan:undone
+#: KEY`` (a drill's cleanup of the step), ``drplan:kept`` and ``drplan:cleanup-stopped``.
+ROLE_PREFIX = "drplan:"
+
+
+def role(state: State, kind: str, key: str | None = None) -> State:
+    """``state`` with the ``Comment`` that names its role for followers of the execution's history."""
+    return {"Comment": f"{ROLE_PREFIX}{kind}" + (f" {key}" if key is not None else ""), **state}
+
+
 def goto(state: State, then: str | None) -> State:
     """``state`` continuing at ``then``, or ending its scope when ``then`` is None."""
     return {**state, "Next": then} if then is not None else {**state, "End": True}

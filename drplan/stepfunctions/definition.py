@@ -32,7 +32,7 @@ from drplan.stepfunctions.asl import (
     step_block,
     undo_block,
 )
-from drplan.stepfunctions.builder import Names, Path, Scope, machine
+from drplan.stepfunctions.builder import Names, Path, Scope, machine, role
 from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state
 
 
@@ -232,9 +232,10 @@ def build_definition(
             id_choice,
         ),
     )
+    sha = f", plan sha256 {plan.sha256}" if plan.sha256 else ""
     comment = (
-        f"drplan {mode} of plan {plan.name} ({len(infos)} steps), exported by drplan export stepfunctions; "
-        "see docs/stepfunctions.md"
+        f"drplan {mode} of plan {plan.name} ({len(infos)} steps{sha}), exported by drplan export "
+        "stepfunctions; see docs/stepfunctions.md"
     )
     return machine(top, first, comment), Shape(tree, coordinated, cleanup_tree)
 
@@ -262,7 +263,10 @@ def _cleanup(
         "Cleanup ended",
         pass_state({"v": Path("States.StringToJson($.w.clean.Cause)")}, keep_records, result="$.w.cu"),
     )
-    gave_up = top.add("Cleanup stopped", pass_state({"incomplete": Path("$.w.clean")}, then, result="$.u"))
+    gave_up = top.add(
+        "Cleanup stopped",
+        role(pass_state({"incomplete": Path("$.w.clean")}, then, result="$.u"), "cleanup-stopped"),
+    )
     body = top.branch()
     encoder = Encoder(infos, translations, reverse, "u", undo_block, table, options)
     out = body.add(
@@ -296,7 +300,7 @@ def _cleanup(
             "Next": gave_up,
         },
     )
-    kept = top.add("Resources kept", pass_state({"kept": True}, then, result="$.u"))
+    kept = top.add("Resources kept", role(pass_state({"kept": True}, then, result="$.u"), "kept"))
     rules: list[dict[str, Any]] = [{"Variable": "$.run.keep", "BooleanEquals": True, "Next": kept}]
     if plan.drill.cleanup == "on_success":
         failed = [{"Variable": f"$.s.{info.sid}.status", "StringEquals": "failed"} for info in infos.values()]

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 from drplan.engine.records import RunOptions
 from drplan.model import Mode, Step
-from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, Values, goto, template
+from drplan.resources import Resource
+from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, Values, goto, role, template
 
 SDK = "arn:aws:states:::aws-sdk"
 
@@ -223,11 +224,15 @@ def newest(
     created: Sequence[str],
     missing: str,
     then: str,
+    point: str | None = None,
 ) -> str:
     """``drplan.actions._aws.newest`` over every page of a list call: the item with the latest
     creation time among those whose ``status`` field has the wanted value, kept at ``$.w.best.v``.
     ``created`` lists the creation-time fields in order of preference (a copied RDS snapshot keeps
-    its original time). ASL cannot sort, so this is a loop: about three transitions per item."""
+    its original time). ASL cannot sort, so this is a loop: about three transitions per item.
+    ``point`` names the item's field that identifies the recovery point, as the local action
+    records it: the state that finds the choice says so (``drplan:point KEY FIELD``), so the
+    evidence of an execution measures the RPO from its history."""
     first = scope.reserve(info.label(f"list {what}"))
     again = scope.reserve(info.label(f"list more {what}"))
     count = scope.reserve(info.label(f"count {what}"))
@@ -314,7 +319,8 @@ def newest(
         )
     scope.put(paged, choice([{"Variable": f"$.w.page.{token_out}", "IsPresent": True, "Next": again}], found))
     missing_state = scope.add(info.label(f"no {what}"), fail(missing))
-    scope.put(found, choice([{"Variable": "$.w.best", "IsPresent": True, "Next": then}], missing_state))
+    found_state = choice([{"Variable": "$.w.best", "IsPresent": True, "Next": then}], missing_state)
+    scope.put(found, role(found_state, "point", f"{info.key} {point}") if point else found_state)
     return first
 
 
@@ -404,6 +410,13 @@ class Translation:
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
         """The first state of the undo (ends with ``End`` or ``Succeed``), or None: nothing to undo."""
         return None
+
+    def created(
+        self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
+    ) -> list[Resource]:
+        """What a step that succeeded with ``outputs`` created, as the local action records it (the
+        evidence's cleanup proof lists it); ``params`` as prepared for the run."""
+        return []
 
     def extra_iam(self, params: Mapping[str, Any], arn: str) -> list[tuple[str, str]]:
         """(IAM action, resource ARN) the fragments need beyond the action's own ``iam`` list.
@@ -507,6 +520,13 @@ class _TableRestore(Translation):
         data = ("BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query", "Scan", "UpdateItem")
         return [("dynamodb:ListTagsOfResource", table)] + [(f"dynamodb:{a}", table) for a in data]
 
+    def created(
+        self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
+    ) -> list[Resource]:
+        if not outputs.get("table_name"):
+            return []
+        return [Resource("dynamodb:table", str(outputs["table_name"]), region, outputs.get("table_arn"))]
+
     def restore_call(self, info: StepInfo, action: str, parameters: Mapping[str, Any], then: str) -> State:
         billing = info.params.get("billing_mode")
         call = {**parameters, "TargetTableName": info.v(info.params["target"])}
@@ -606,6 +626,7 @@ class DynamoRestoreBackup(_TableRestore):
                 created=("BackupCreationDateTime",),
                 missing=f"table {source} has no available backups",
                 then=restore,
+                point="BackupArn",
             )
         else:
             arn = backup
@@ -715,6 +736,13 @@ class RdsRestoreSnapshot(Translation):
         if port is not None and not isinstance(port, int):
             raise Untranslatable("`port` must be a number known when the plan is exported")
 
+    def created(
+        self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
+    ) -> list[Resource]:
+        if not outputs.get("instance_id"):
+            return []
+        return [Resource("rds:db", str(outputs["instance_id"]), region, outputs.get("arn"))]
+
     def options(self, info: StepInfo) -> dict[str, Any]:
         """``InstanceRestore._options``: where and how the restored instance runs."""
         p = info.params
@@ -754,6 +782,7 @@ class RdsRestoreSnapshot(Translation):
                 created=("OriginalSnapshotCreateTime", "SnapshotCreateTime"),
                 missing=f"DB instance {p['source_instance']} has no available DB snapshots",
                 then=restore,
+                point="DBSnapshotIdentifier",
             )
         else:
             first = self._named(info, scope, str(snapshot), restore)
@@ -948,6 +977,25 @@ class Route53ChangeRecord(Translation):
             raise Untranslatable(
                 "retries in a recovery put the previous record back between attempts: not translated yet"
             )
+
+    def created(
+        self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
+    ) -> list[Resource]:
+        """A drill's record (it refuses one that exists, so it created it). A recovery may have
+        changed a record that was there: like the local action, it claims nothing it cannot know."""
+        from drplan.actions.route53.record import bare_zone_id
+
+        if mode != "drill" or not outputs.get("fqdn"):
+            return []
+        zone, kind, fqdn = bare_zone_id(params["zone_id"]), str(params.get("type", "CNAME")), outputs["fqdn"]
+        return [
+            Resource(
+                "route53:record",
+                f"{zone}/{fqdn}/{kind}",
+                region,
+                extra={"zone_id": zone, "name": f"{fqdn}.", "type": kind},
+            )
+        ]
 
     # The record's absolute name, as ``fqdn_in_zone``: the zone's name is only known once read, so
     # each zone the name could be in is a Choice rule (a name ending with it is absolute); any

@@ -1,0 +1,320 @@
+"""``drplan deploy`` and ``drplan start --engine stepfunctions``: a plan exported to AWS Step
+Functions, deployed as a CloudFormation stack, started and followed with the same live progress,
+journal and evidence as a local run (docs/stepfunctions.md).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from drplan.cli.common import (
+    CONTEXT_SETTINGS,
+    aws_options,
+    aws_session,
+    complete_plan_files,
+    fail,
+    output_options,
+    say,
+)
+from drplan.engine.journal import DEFAULT_STATE_DIR
+from drplan.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from drplan.model import Mode
+
+
+@click.command("deploy", context_settings=CONTEXT_SETTINGS)
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    shell_complete=complete_plan_files,
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["recover", "drill"]),
+    default="recover",
+    show_default=True,
+    help="Deploy the real recovery, or a drill into isolated copies that cleans up after itself.",
+)
+@click.option(
+    "--stack-name", required=True, help="The CloudFormation stack (created, or updated when it exists)."
+)
+@click.option(
+    "--state-machine-name", metavar="NAME", help="Name of the state machine (default: drplan-PLAN-MODE)."
+)
+@click.option(
+    "--s3-bucket",
+    metavar="BUCKET",
+    help="Upload the template here first: needed when it is over the 51,200 bytes CloudFormation takes "
+    "in a request (as for aws cloudformation deploy).",
+)
+@click.option(
+    "--coordination-table",
+    metavar="NAME",
+    help="DynamoDB table for steps that wait through coordination records (default: drplan-PLAN-coordination).",
+)
+@aws_options
+@output_options
+def deploy(
+    plan_path: str,
+    mode: str,
+    stack_name: str,
+    state_machine_name: str | None,
+    s3_bucket: str | None,
+    coordination_table: str | None,
+    **opts: Any,
+) -> None:
+    """Export PLAN to AWS Step Functions and deploy it as a CloudFormation stack: the state
+    machine's role (least privilege), the coordination table when the graph needs one, and the
+    state machine. Prints the state machine's ARN on standard output.
+
+    Deploy in the account and region the plan restores in (a drill's `drill.region`); the account
+    is checked against the plan's `aws.account_id`. Exit 0 when the stack is up to date, 1 when the
+    plan cannot be exported or CloudFormation failed (with its reasons).
+
+    \b
+    Examples:
+      drplan deploy shop.json --mode drill --stack-name drplan-shop-drill
+      drplan deploy shop.json --stack-name drplan-shop --s3-bucket my-templates --region eu-west-1
+    """
+    from drplan.pipeline import load_plan
+    from drplan.stepfunctions import export_plan
+    from drplan.stepfunctions.deploy import deploy_stack
+    from drplan.stepfunctions.export import ExportRefused, ExportTooLarge
+
+    plan, _ = load_plan(_existing(plan_path))
+    chosen: Mode = "drill" if mode == "drill" else "recover"
+    try:
+        exported = export_plan(plan, chosen, coordination_table=coordination_table)
+    except (ExportRefused, ExportTooLarge) as refused:
+        fail(str(refused), refused.exit_code)
+    region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region
+    aws = aws_session(opts, region=region, plan_aws=plan.aws)
+    account = aws.guard_account(plan.aws.account_id)
+    where = aws.region_of(None)
+    say(f"deploying the {chosen} of {plan.name} as stack {stack_name} (account {account}, region {where})...")
+    deployed = deploy_stack(
+        aws.client("cloudformation"),
+        exported,
+        stack_name,
+        state_machine_name=state_machine_name,
+        s3=aws.client("s3") if s3_bucket else None,
+        bucket=s3_bucket,
+        region=where,
+    )
+    for note in exported.notes:
+        say(f"drplan: note: {note}")
+    say(f"stack {stack_name} {deployed.action}; state machine:")
+    click.echo(deployed.state_machine_arn)
+    say(f"start it with: drplan start {plan_path} --engine stepfunctions --stack-name {stack_name}")
+
+
+@click.command("start", context_settings=CONTEXT_SETTINGS)
+@click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(dir_okay=False),
+    shell_complete=complete_plan_files,
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["stepfunctions"]),
+    required=True,
+    help="Where the plan runs: stepfunctions (the state machine drplan deploy made).",
+)
+@click.option("--state-machine", "state_machine_arn", metavar="ARN", help="The state machine to start.")
+@click.option("--stack-name", help="Start the state machine of this stack (drplan deploy --stack-name).")
+@click.option(
+    "--follow-only",
+    "follow_arn",
+    metavar="EXECUTION_ARN",
+    help="Start nothing: follow this execution (started here or elsewhere) to its end.",
+)
+@click.option("--run-id", help="The run's id: 8 lowercase hex digits (default: a new one).")
+@click.option(
+    "--keep", is_flag=True, help="Drills: leave the restored copies (drplan cleanup RUN_ID removes them)."
+)
+@click.option("--no-follow", is_flag=True, help="Start the execution and return: print how to follow it.")
+@click.option(
+    "--stop-on-interrupt",
+    is_flag=True,
+    help="On Ctrl-C, stop the execution (StopExecution) instead of only stopping to follow it.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.05, 300),
+    default=5.0,
+    show_default=True,
+    help="Seconds between readings of the execution's history.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation before starting a recovery.")
+@click.option(
+    "--state-dir",
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the run's journal and report go.",
+)
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(dir_okay=False),
+    help="Write every event as a JSON line to FILE.",
+)
+@aws_options
+@output_options
+def start(
+    plan_path: str,
+    engine: str,
+    state_machine_arn: str | None,
+    stack_name: str | None,
+    follow_arn: str | None,
+    run_id: str | None,
+    keep: bool,
+    no_follow: bool,
+    stop_on_interrupt: bool,
+    poll_interval: float,
+    yes: bool,
+    state_dir: str,
+    events_file: str | None,
+    **opts: Any,
+) -> None:
+    """Start PLAN on AWS Step Functions and follow it with the same live progress as a local run.
+
+    The execution is named after the run id. Following reads the execution's history; when it
+    ends, the journal and the report (timeline, measured RTO and RPO, cleanup proof) are in the local run
+    index: drplan runs and drplan show RUN_ID show them like a local run's. Ctrl-C stops following,
+    not the execution (--stop-on-interrupt stops it); --follow-only EXECUTION_ARN follows it again,
+    from any machine.
+
+    Exit 0 when every step succeeded and every objective was met, 1 when a step failed or an
+    objective was missed, 2 when nothing was started (usage, confirmation), 3 when following was
+    interrupted, the execution was stopped, or a drill's cleanup is incomplete.
+
+    \b
+    Examples:
+      drplan start shop.json --engine stepfunctions --stack-name drplan-shop-drill
+      drplan start shop.json --engine stepfunctions --state-machine ARN --yes --no-follow
+      drplan start shop.json --engine stepfunctions --follow-only EXECUTION_ARN
+    """
+    from drplan.engine.prepare import new_run_id
+    from drplan.pipeline import load_plan
+    from drplan.stepfunctions.follow import check_plan, check_run_free, start_execution
+    from drplan.stepfunctions.history import read_machine
+
+    if sum(x is not None for x in (state_machine_arn, stack_name, follow_arn)) != 1:
+        raise click.UsageError("give one of --state-machine, --stack-name or --follow-only")
+    if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
+        raise click.BadParameter(
+            f"{run_id!r}: a run id is 8 lowercase hex digits (a drill's names end with it)",
+            param_hint="--run-id",
+        )
+    plan, _ = load_plan(_existing(plan_path))
+    arn_region = (state_machine_arn or follow_arn or "").split(":")[3:4]
+    region = opts["region"] or (arn_region[0] if arn_region else None) or plan.aws.region
+    aws = aws_session(opts, region=region, plan_aws=plan.aws)
+    sfn = aws.client("stepfunctions")
+    execution_arn = follow_arn
+    if execution_arn is None:
+        if state_machine_arn is None:
+            from drplan.stepfunctions.deploy import state_machine_of
+
+            state_machine_arn = state_machine_of(aws.client("cloudformation"), str(stack_name))
+        described = sfn.describe_state_machine(stateMachineArn=state_machine_arn)
+        machine = read_machine(described["definition"])
+        check_plan(plan, machine, state_machine_arn)
+        if machine.mode == "recover" and not yes:
+            if not (sys.stdin.isatty() and sys.stderr.isatty()):
+                fail("refusing to start a real recovery without confirmation: pass --yes", EXIT_USAGE)
+            if not click.confirm(f"Start the recovery of {plan.name} on Step Functions?", err=True):
+                fail("not started", EXIT_USAGE)
+        run_id = run_id or new_run_id()
+        check_run_free(Path(state_dir), run_id)
+        run_id, execution_arn = start_execution(sfn, state_machine_arn, run_id=run_id, keep=keep)
+        say(f"started execution {execution_arn} (run {run_id})")
+        if no_follow:
+            say(
+                f"follow it with: drplan start {plan_path} --engine stepfunctions --follow-only {execution_arn}"
+            )
+            sys.exit(EXIT_OK)
+    sys.exit(
+        _follow(
+            sfn, plan, execution_arn, Path(state_dir), opts, poll_interval, stop_on_interrupt, events_file
+        )
+    )
+
+
+def _existing(path: str) -> str:
+    """PLAN must be a file (checked when the command runs, so that --help's examples parse)."""
+    if not Path(path).is_file():
+        raise click.BadParameter(f"{path!r} is not a file", param_hint="'PLAN'")
+    return path
+
+
+def _follow(
+    sfn: Any,
+    plan: Any,
+    execution_arn: str,
+    state_dir: Path,
+    opts: dict[str, Any],
+    interval: float,
+    stop_on_interrupt: bool,
+    events_file: str | None,
+) -> int:
+    """Follow to the end and render like a local run; the exit code."""
+    from contextlib import ExitStack
+
+    from drplan.cli.run import _progress, _render
+    from drplan.engine.events import JsonLinesWriter
+    from drplan.stepfunctions.follow import Follower
+
+    with ExitStack() as stack:
+        follower = Follower(sfn, plan, execution_arn, state_dir, endpoint_url=opts.get("endpoint_url"))
+        live, progress = _progress(list(follower.prepared.steps), sys.stdin.isatty() and sys.stderr.isatty())
+        if live is not None:
+            stack.callback(live.close)
+        follower.bus.subscribe(progress)
+        if events_file:
+            stream = stack.enter_context(Path(events_file).open("w", encoding="utf-8"))
+            follower.bus.subscribe(JsonLinesWriter(stream))
+        try:
+            followed = follower.follow(interval)
+        except KeyboardInterrupt:
+            if not stop_on_interrupt:
+                follower.detach()
+                if live is not None:
+                    live.close()
+                say(
+                    f"stopped following; execution {execution_arn} keeps running in AWS. Follow it again with:\n"
+                    f"  drplan start {plan.path} --engine stepfunctions --follow-only {execution_arn}"
+                )
+                return EXIT_INTERRUPTED
+            sfn.stop_execution(
+                executionArn=execution_arn,
+                error="drplan.Interrupted",
+                cause="stopped from drplan start (Ctrl-C)",
+            )
+            say(
+                f"asked AWS to stop execution {execution_arn}; following it to its end (Ctrl-C again to leave)"
+            )
+            try:
+                followed = follower.follow(interval)
+            except KeyboardInterrupt:
+                follower.detach(stopped=True)
+                return EXIT_INTERRUPTED
+        if live is not None:
+            live.close()
+    _render(followed.result, False)
+    if followed.result.prepared.mode != "drill" and followed.evidence_dir is not None:
+        say(f"report: {followed.evidence_dir / 'report.md'} (also report.json)")
+    say(f"execution {execution_arn} ended {followed.status}")
+    return followed.exit_code
+
+
+COMMANDS = (deploy, start)

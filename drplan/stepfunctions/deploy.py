@@ -1,0 +1,164 @@
+"""``drplan deploy``: the exported CloudFormation template (role, coordination table, state machine)
+as a stack, created or updated, and waited for: what ``aws cloudformation deploy`` does, without
+writing the files first.
+
+CloudFormation takes a template of up to 51,200 bytes in the request; a larger one (a plan of more
+than a few steps) goes through S3 (``--s3-bucket``), as with ``aws cloudformation deploy``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from drplan.errors import DrplanError, UsageError
+from drplan.stepfunctions.export import Exported
+
+#: CloudFormation's limit on a template passed in the request (``TemplateBody``).
+TEMPLATE_BODY_LIMIT = 51_200  # bytes
+
+#: Stack states from which no update can start: the stack must be deleted first.
+_DEAD = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"}
+
+
+class DeployFailed(DrplanError):
+    """CloudFormation could not create or update the stack (the reasons it gave are in the message)."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    stack_name: str
+    action: Literal["created", "updated", "unchanged"]
+    state_machine_arn: str
+    role_arn: str | None
+
+
+def deploy_stack(
+    cfn: Any,
+    exported: Exported,
+    stack_name: str,
+    *,
+    state_machine_name: str | None = None,
+    s3: Any = None,
+    bucket: str | None = None,
+    region: str | None = None,
+    delay: int = 5,
+) -> Deployed:
+    """Create the stack, or update it to this export; wait until CloudFormation is done."""
+    from botocore.exceptions import ClientError, WaiterError
+
+    body = json.dumps(exported.template, separators=(",", ":"))
+    template = _template_argument(body, stack_name, s3, bucket, region)
+    parameters = (
+        [{"ParameterKey": "StateMachineName", "ParameterValue": state_machine_name}]
+        if state_machine_name
+        else []
+    )
+    common: dict[str, Any] = {
+        "StackName": stack_name,
+        **template,
+        "Parameters": parameters,
+        "Capabilities": ["CAPABILITY_IAM"],
+        "Tags": [
+            {"Key": "drplan:plan", "Value": exported.plan.name},
+            {"Key": "drplan:mode", "Value": exported.mode},
+        ],
+    }
+    status = stack_status(cfn, stack_name)
+    if status in _DEAD:
+        raise DeployFailed(
+            f"stack {stack_name} is {status}: CloudFormation cannot update it",
+            hint=f"delete it (aws cloudformation delete-stack --stack-name {stack_name}) and deploy again",
+        )
+    action: Literal["created", "updated", "unchanged"]
+    try:
+        if status is None:
+            cfn.create_stack(**common)
+            action, waiter = "created", "stack_create_complete"
+        else:
+            cfn.update_stack(**common)
+            action, waiter = "updated", "stack_update_complete"
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", exc))
+        if "No updates are to be performed" not in message:
+            raise DeployFailed(f"CloudFormation refused stack {stack_name}: {message}") from exc
+        action, waiter = "unchanged", ""
+    if waiter:
+        try:
+            cfn.get_waiter(waiter).wait(
+                StackName=stack_name, WaiterConfig={"Delay": delay, "MaxAttempts": 720}
+            )
+        except WaiterError as exc:
+            reasons = failure_reasons(cfn, stack_name)
+            raise DeployFailed(
+                f"stack {stack_name} was not {action}: {stack_status(cfn, stack_name) or exc}"
+                + ("".join(f"\n  {r}" for r in reasons))
+            ) from exc
+    outputs = stack_outputs(cfn, stack_name)
+    if "StateMachineArn" not in outputs:
+        raise DeployFailed(f"stack {stack_name} has no StateMachineArn output: it was not made by drplan")
+    return Deployed(stack_name, action, outputs["StateMachineArn"], outputs.get("RoleArn"))
+
+
+def _template_argument(
+    body: str, stack_name: str, s3: Any, bucket: str | None, region: str | None
+) -> dict[str, str]:
+    size = len(body.encode("utf-8"))
+    if size <= TEMPLATE_BODY_LIMIT:
+        return {"TemplateBody": body}
+    if s3 is None or not bucket:
+        raise UsageError(
+            f"the template is {size} bytes, over the {TEMPLATE_BODY_LIMIT} bytes CloudFormation takes in a "
+            "request: it must go through S3",
+            hint="pass --s3-bucket BUCKET (a bucket in the stack's region, as for aws cloudformation deploy)",
+        )
+    key = f"drplan/{stack_name}/template-{hashlib.sha256(body.encode('utf-8')).hexdigest()[:16]}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+    host = f"s3.{region}.amazonaws.com" if region else "s3.amazonaws.com"
+    return {"TemplateURL": f"https://{bucket}.{host}/{key}"}
+
+
+def stack_status(cfn: Any, stack_name: str) -> str | None:
+    """The stack's status, or None when there is no such stack."""
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    return str(stacks[0]["StackStatus"]) if stacks else None
+
+
+def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:
+    stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in (stacks[0].get("Outputs") or [])} if stacks else {}
+
+
+def state_machine_of(cfn: Any, stack_name: str) -> str:
+    """The ARN of the state machine a drplan stack deployed."""
+    status = stack_status(cfn, stack_name)
+    if status is None:
+        raise UsageError(
+            f"no stack {stack_name}", hint="deploy it first: drplan deploy PLAN --stack-name NAME"
+        )
+    arn = stack_outputs(cfn, stack_name).get("StateMachineArn")
+    if not arn:
+        raise UsageError(f"stack {stack_name} ({status}) has no StateMachineArn output")
+    return arn
+
+
+def failure_reasons(cfn: Any, stack_name: str, limit: int = 5) -> list[str]:
+    """What CloudFormation said about the resources that failed, newest first."""
+    try:
+        events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
+    except Exception:  # the reasons are a courtesy: the failure itself is reported anyway
+        return []
+    failed = [e for e in events if str(e.get("ResourceStatus", "")).endswith("FAILED")]
+    return [
+        f"{e.get('LogicalResourceId')} {e.get('ResourceStatus')}: {e.get('ResourceStatusReason', '')}"
+        for e in failed[:limit]
+    ]
