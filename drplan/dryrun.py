@@ -81,6 +81,8 @@ class PlannedStep:
     slack: timedelta
     critical: bool
     waits_for: tuple[str, ...]  # direct predecessors in the graph, plan order
+    #: The action the plan names when the run uses another (``--ungraceful``: its failover variant).
+    instead_of: str | None = None
     #: Read-only checks of the step against the account (a later ``--preflight``): None when not
     #: run; formatters print them when present.
     preflight: tuple[PreflightResult, ...] | None = None
@@ -203,6 +205,7 @@ def build_dry_run(
     generated_at: datetime | None = None,
     parallelism: int | None = None,
     compiled: Compiled | None = None,
+    ungraceful: bool = False,
 ) -> DryRun:
     """The dry run of a valid, acyclic plan in ``mode`` (``parallelism`` as ``--parallelism`` would
     set it for the run). Touches nothing; imports no AWS library."""
@@ -215,7 +218,12 @@ def build_dry_run(
         actions = registry()
     reuse = compiled if compiled is not None and mode == "recover" else None
     prepared = prepare(
-        plan, mode, actions, parallelism=parallelism, graph=reuse.recover_graph if reuse else None
+        plan,
+        mode,
+        actions,
+        parallelism=parallelism,
+        graph=reuse.recover_graph if reuse else None,
+        ungraceful=ungraceful,
     )
     rg = prepared.graph
     if (
@@ -239,12 +247,15 @@ def build_dry_run(
             continue
         params = mask_sensitive(prepared.steps[step.key].params)
         timeout = prepared.steps[step.key].timeout
+        runs = prepared.steps[step.key].action
+        if runs.name != step.uses:  # --ungraceful: the variant says what happens
+            action = runs
         timing = analysis.steps[step.key]
         planned.append(
             PlannedStep(
                 key=step.key,
                 step=step,
-                uses=step.uses,
+                uses=runs.name,
                 family=action.family if action is not None else None,
                 what=_what(action, step, params),
                 params=params,
@@ -258,6 +269,7 @@ def build_dry_run(
                 slack=timing.slack,
                 critical=timing.critical,
                 waits_for=tuple(sorted(rg.graph.predecessors(step.key), key=position.__getitem__)),
+                instead_of=step.uses if runs.name != step.uses else None,
             )
         )
     # The order they would start; a predecessor starts no later and is in an earlier wave.

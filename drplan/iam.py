@@ -191,7 +191,9 @@ def _resources(
         # between: the target and the primary now, in another Region (undo switches back).
         source = _name(params.get("source_cluster") or "*").lower()
         primary = (
-            source if source.startswith("arn:") else f"arn:{where.partition}:rds:*:{where.account}:cluster:{source}"
+            source
+            if source.startswith("arn:")
+            else f"arn:{where.partition}:rds:*:{where.account}:cluster:{source}"
         )
         global_cluster = _name(params.get("global_cluster", "*")).lower()
         return sorted({where.arn("rds", f"global-cluster:{global_cluster}", region=False), *created, primary})

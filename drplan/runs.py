@@ -74,6 +74,7 @@ class RunRequest:
     state_dir: Path
     options: RunOptions = field(default_factory=RunOptions)
     parallelism: int | None = None  # --parallelism; else the plan's run.parallelism; else 16
+    ungraceful: bool = False  # --ungraceful: each step's variant for a primary Region that is down
     keep: bool = False  # drills: leave the resources (drplan cleanup RUN_ID removes them later)
     rollback_on_failure: bool = False  # recoveries: undo completed steps when the run fails
     report_dir: Path | None = None  # drills: where the evidence goes (default: the run's folder)
@@ -252,7 +253,14 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
     with stop_on_signals(stop), ExitStack() as stack:
         plan, mode = request.plan, request.mode
         run_id = request.resume.run_id if request.resume else (request.run_id or new_run_id())
-        prepared = prepare(plan, mode, registry(), run_id=run_id, parallelism=request.parallelism)
+        prepared = prepare(
+            plan,
+            mode,
+            registry(),
+            run_id=run_id,
+            parallelism=request.parallelism,
+            ungraceful=request.ungraceful,
+        )
         refused = refusals(prepared, request.options)
         if refused:
             raise MissingFlags("refusing to start: " + "; ".join(refused))
@@ -361,6 +369,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             "steps": list(prepared.steps),
             "skipped": prepared.skipped,
             "parallelism": prepared.limits.parallelism,
+            "ungraceful": request.ungraceful or None,
             "sandbox": request.sandbox or None,
             "endpoint_url": aws.endpoint_url,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -223,7 +223,7 @@ def test_offsets() -> None:
 def test_json_is_stable_and_carries_seconds() -> None:
     plan = plan_of({"a": {"steps": [step("a1", "PT1H30M", timeout="PT2H")]}}, objectives={"rto": "PT2H"})
     doc = json.loads(format_json(build_dry_run(plan)))
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert "generated_at" not in doc
     (a1,) = doc["steps"]
     assert (a1["duration"], a1["duration_seconds"]) == ("PT1H30M", 5400)

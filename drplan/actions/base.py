@@ -224,6 +224,9 @@ class Action:
     params_schema: ClassVar[Mapping[str, Any] | None] = None
     #: Whether :meth:`undo` can reverse the step (rollback and drill cleanup).
     undoable: ClassVar[bool] = False
+    #: The action an *ungraceful* run uses instead (``--ungraceful``, as ARC's ungraceful mode): a
+    #: planned switchover's failover, for a primary Region that is down. None: the same in both.
+    ungraceful: ClassVar[str | None] = None
 
     # --- static knowledge (used by validate, plan, graph, docs; no AWS) ---------------------------
 

@@ -89,6 +89,11 @@ def _now(date: bool) -> datetime | None:
     help="Also check every step against AWS, read-only: backups exist, their age vs the RPO, target names free.",
 )
 @click.option("--sandbox", is_flag=True, help="With --preflight: check against the embedded AWS emulator.")
+@click.option(
+    "--ungraceful",
+    is_flag=True,
+    help="Show the run `recover --ungraceful` would make (each step's variant for a primary Region that is down).",
+)
 @aws_options
 @output_options
 @click.pass_context
@@ -103,6 +108,7 @@ def plan(
     parallelism: int | None,
     preflight: bool,
     sandbox: bool,
+    ungraceful: bool,
     **aws: str | None,
 ) -> None:
     """Dry run: show what a recovery would do, in order, and whether it meets its objectives.
@@ -125,10 +131,17 @@ def plan(
     from drplan.report.dryrun import FORMATS
 
     loaded, compiled = _load(plan)
-    dry = build_dry_run(loaded, mode, generated_at=_now(date), parallelism=parallelism, compiled=compiled)  # type: ignore[arg-type]
+    dry = build_dry_run(
+        loaded,
+        mode,  # type: ignore[arg-type]
+        generated_at=_now(date),
+        parallelism=parallelism,
+        compiled=compiled,
+        ungraceful=ungraceful,
+    )
     failed = False
     if preflight:
-        report = _preflight(loaded, mode, sandbox, aws)
+        report = _preflight(loaded, mode, sandbox, aws, ungraceful)
         dry = dry.with_preflight(report.results)
         failed = not report.ok
     elif sandbox:
@@ -137,7 +150,9 @@ def plan(
     ctx.exit(EXIT_OK if dry.ok and not failed else EXIT_FINDINGS)
 
 
-def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None]) -> PreflightReport:
+def _preflight(
+    loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None], ungraceful: bool
+) -> PreflightReport:
     from contextlib import ExitStack
 
     from drplan.actions import registry
@@ -146,7 +161,7 @@ def _preflight(loaded: Plan, mode: str, sandbox: bool, aws: dict[str, str | None
     from drplan.engine.records import RunOptions
 
     # A drill's names are checked as a real drill would make them: with a run id, not a placeholder.
-    prepared = prepare(loaded, mode, registry(), run_id=new_run_id())  # type: ignore[arg-type]
+    prepared = prepare(loaded, mode, registry(), run_id=new_run_id(), ungraceful=ungraceful)  # type: ignore[arg-type]
     region = aws["region"] or prepared.region
     with ExitStack() as stack:
         options = RunOptions()

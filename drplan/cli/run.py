@@ -80,6 +80,12 @@ def run_options(func: Any) -> Any:
         ),
         click.option("--fail-fast", is_flag=True, help="Start no new step after the first failure."),
         click.option(
+            "--ungraceful",
+            is_flag=True,
+            help="The primary Region is down: run each step's ungraceful variant (an Aurora global database "
+            "failover instead of its switchover), as ARC's ungraceful mode; the dry run shows which.",
+        ),
+        click.option(
             "--approve",
             "approve",
             multiple=True,
@@ -337,6 +343,13 @@ def _resume_run(run_id: str, plan_path: str | None, *, confirm: bool, **opts: An
         )
     path = plan_path or str(state.header.get("plan_path"))
     mode = str(state.header.get("mode"))
+    if opts["ungraceful"] and not state.header.get("ungraceful"):
+        raise UsageError(
+            f"run {run_id} started without --ungraceful: resume carries it on as it started "
+            "(a step already under way cannot change its action)",
+            hint="let it finish, or roll it back, then start an ungraceful recovery",
+        )
+    opts["ungraceful"] = bool(state.header.get("ungraceful"))
     opts["region"] = opts["region"] or state.header.get("region")
     opts["endpoint_url"] = opts["endpoint_url"] or state.header.get("endpoint_url")
     opts["parallelism"] = opts["parallelism"] or state.header.get("parallelism")
@@ -438,7 +451,7 @@ def _run(
             hint="pass --plan with the plan as it was, or clean up with drplan cleanup RUN_ID",
         )
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    dry = build_dry_run(plan, mode, parallelism=opts["parallelism"])  # type: ignore[arg-type]
+    dry = build_dry_run(plan, mode, parallelism=opts["parallelism"], ungraceful=opts["ungraceful"])  # type: ignore[arg-type]
     # The same dry run as `drplan plan`; --quiet leaves it out, unless a person is asked to confirm it.
     say(format_text(dry), nl=False, always=confirm)
     if confirm:
@@ -484,6 +497,7 @@ def _run(
             state_dir=Path(opts["state_dir"]),
             options=options,
             parallelism=opts["parallelism"],
+            ungraceful=opts["ungraceful"],
             keep=keep,
             rollback_on_failure=rollback_on_failure,
             report_dir=Path(report_dir) if report_dir else None,

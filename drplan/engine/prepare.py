@@ -73,11 +73,13 @@ def prepare(
     parallelism: int | None = None,
     limit_overrides: Mapping[str, int] | None = None,
     graph: RecoveryGraph | None = None,
+    ungraceful: bool = False,
 ) -> Prepared:
     """What a run of ``plan`` in ``mode`` executes. ``parallelism`` (``--parallelism``) overrides the
-    plan's ``run.parallelism``; ``limit_overrides`` the actions' own concurrency limits."""
+    plan's ``run.parallelism``; ``limit_overrides`` the actions' own concurrency limits;
+    ``ungraceful`` (``--ungraceful``) runs each step whose action has an ungraceful variant with it."""
     run_id = run_id or RUN_ID_PLACEHOLDER
-    steps, skipped = prepare_steps(plan, mode, actions, run_id=run_id)
+    steps, skipped = prepare_steps(plan, mode, actions, run_id=run_id, ungraceful=ungraceful)
     # ``graph``: the mode's graph, already compiled (validation's); copied before it is changed.
     graph = graph if graph is not None else compile_graph(plan, mode)
     if any(key in graph.graph for key in skipped):
@@ -99,7 +101,12 @@ def prepare(
 
 
 def prepare_steps(
-    plan: Plan, mode: Mode, actions: Mapping[str, Action], *, run_id: str = RUN_ID_PLACEHOLDER
+    plan: Plan,
+    mode: Mode,
+    actions: Mapping[str, Action],
+    *,
+    run_id: str = RUN_ID_PLACEHOLDER,
+    ungraceful: bool = False,
 ) -> tuple[dict[str, PreparedStep], dict[str, str]]:
     """The steps that run in ``mode`` with their parameters, and why each other step does not:
     everything of :func:`prepare` but the graph (the runbook compares modes with it)."""
@@ -114,6 +121,8 @@ def prepare_steps(
         if step.key in skipped:
             continue
         action = actions[step.uses]
+        if ungraceful and action.ungraceful:  # same parameters, the variant for a Region that is down
+            action = actions[action.ungraceful]
         params: Mapping[str, Any] | None = step.params_for(mode)
         if mode == "drill":
             merged = with_run_id(step.params_for(mode), run_id)

@@ -20,7 +20,7 @@ from typing import Any
 from drplan.dryrun import DryRun, PlannedStep, ServiceOutcome, Status, offset
 from drplan.durations import format_duration, humanize
 
-JSON_FORMAT_VERSION = "1.1"  # 1.1: limits, critical_path_rto next to predicted_rto
+JSON_FORMAT_VERSION = "1.2"  # 1.1: limits, critical_path_rto next to predicted_rto; 1.2: steps[].instead_of
 
 MODE_WORDS = {"recover": "real recovery", "drill": "drill"}
 STATUS_WORDS: dict[Status, str] = {
@@ -151,7 +151,8 @@ def format_text(dry: DryRun) -> str:
         out.append(pad + s.what)
         if s.step.description:
             out.append(pad + s.step.description)
-        facts = [f"uses {s.uses}", f"takes {_duration_words(s)}"]
+        uses = f"uses {s.uses}" + (f" (--ungraceful, instead of {s.instead_of})" if s.instead_of else "")
+        facts = [uses, f"takes {_duration_words(s)}"]
         facts.append(f"timeout {humanize(s.timeout)}" + (" (default)" if s.step.timeout is None else ""))
         if s.step.retries:
             facts.append(f"retries {s.step.retries}")
@@ -223,6 +224,7 @@ def _step_json(s: PlannedStep) -> dict[str, Any]:
         "name": step.name,
         "description": step.description,
         "uses": s.uses,
+        "instead_of": s.instead_of,
         "family": s.family,
         "what": s.what,
         "params": dict(s.params),

@@ -328,6 +328,7 @@ class GlobalClusterSwitch(Action):
 
 class SwitchoverGlobalCluster(GlobalClusterSwitch):
     name = "aws.rds.switchover_global_cluster"
+    ungraceful = "aws.rds.failover_global_cluster"  # the primary Region is down: no switchover possible
     summary = "Switch an Aurora global database over to a secondary DB cluster, with no data loss; undo switches back"
     iam = ("rds:DescribeGlobalClusters", "rds:DescribeDBClusters", "rds:SwitchoverGlobalCluster")
     default_estimate = timedelta(minutes=5)
