@@ -86,8 +86,19 @@ def write_dot(view: View) -> str:
         "height=0.4, penwidth=1];"
     )
     add(f'  edge [color="{style.EDGE_COLOUR}", arrowsize=0.7];')
+    for region, text in view.regions:  # the plan's Regions around their services
+        add(f"  subgraph {quote('cluster_region_' + region)} {{")
+        add(
+            f'    graph [label={quote(text)}, style="dashed", color="{style.EDGE_COLOUR}", '
+            f'fontcolor="{style.EDGE_COLOUR}", fontsize=12];'
+        )
+        for cluster in view.clusters:
+            if cluster.region == region:
+                _cluster(add, cluster, "    ")
+        add("  }")
     for cluster in view.clusters:
-        _cluster(add, cluster)
+        if cluster.region is None or not view.regions:
+            _cluster(add, cluster)
     for node in view.nodes:
         add("  " + _service_node(node))
     for edge in view.edges:
@@ -97,18 +108,18 @@ def write_dot(view: View) -> str:
     return "\n".join(out) + "\n"
 
 
-def _cluster(add: Add, cluster: Cluster) -> None:
+def _cluster(add: Add, cluster: Cluster, indent: str = "  ") -> None:
     tier = style.tier_style(cluster.tier)
     fontcolor = f', fontcolor="{style.MISSED}"' if cluster.missed else ""
-    add(f"  subgraph {quote('cluster_' + cluster.id)} {{")
+    add(f"{indent}subgraph {quote('cluster_' + cluster.id)} {{")
     add(
-        f"    graph [label={label(cluster.lines)}, tooltip={quote(cluster.tooltip)}, "
+        f"{indent}  graph [label={label(cluster.lines)}, tooltip={quote(cluster.tooltip)}, "
         f'style="rounded,filled", fillcolor="{tier.fill}", color="{tier.border}", penwidth={tier.penwidth}, '
         f"fontsize=11{fontcolor}];"
     )
     for node in cluster.nodes:
-        add("    " + _step_node(node))
-    add("  }")
+        add(f"{indent}  " + _step_node(node))
+    add(f"{indent}}}")
 
 
 def _step_node(node: Node) -> str:

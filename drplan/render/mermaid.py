@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from drplan.render import style
-from drplan.render.view import Node, View, build_view
+from drplan.render.view import Cluster, Node, View, build_view
 
 if TYPE_CHECKING:
     from drplan.graph import Analysis, RecoveryGraph
@@ -98,11 +98,21 @@ def write_mermaid(view: View, *, title: bool = True) -> str:
         if n.critical:
             critical.append(nid)
 
-    for cluster in view.clusters:
-        add(f"  subgraph {ids(cluster.id, 's_')}[{label(cluster.lines)}]")
+    def subgraph(cluster: Cluster, indent: str) -> None:
+        add(f"{indent}subgraph {ids(cluster.id, 's_')}[{label(cluster.lines)}]")
         for n in cluster.nodes:
-            node(n, "    ")
+            node(n, indent + "  ")
+        add(f"{indent}end")
+
+    for region, text in view.regions:  # the plan's Regions around their services
+        add(f"  subgraph {ids(region, 'r_')}[{label((text,))}]")
+        for cluster in view.clusters:
+            if cluster.region == region:
+                subgraph(cluster, "    ")
         add("  end")
+    for cluster in view.clusters:
+        if cluster.region is None or not view.regions:
+            subgraph(cluster, "  ")
     for n in view.nodes:
         node(n, "  ")
 

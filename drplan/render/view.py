@@ -9,6 +9,7 @@ plan gives byte-identical output on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -51,6 +52,9 @@ class Cluster:
     missed: bool  # predicted RTO over the objective
     tooltip: str
     nodes: tuple[Node, ...]
+    #: The Region all the service's steps run in, when the plan spans several: the diagram draws
+    #: the plan's Regions as clusters around their services. None: one Region, or a service in two.
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class View:
     families: tuple[str, ...]  # present, in legend order
     tiers: tuple[int | None, ...]  # present, sorted (None last)
     critical: bool  # something is on the critical path
+    #: (Region, label) of each Region cluster, in plan order: only when the plan spans several.
+    regions: tuple[tuple[str, str], ...] = ()
 
 
 def build_view(
@@ -191,6 +197,7 @@ def _steps_view(rg: RecoveryGraph, analysis: Analysis, title: tuple[str, ...]) -
         lines, missed = _service_lines(plan, sid, analysis.service_rto.get(sid))
         service = plan.services[sid]
         clusters.append(Cluster(sid, lines, service.tier, missed, service.description or sid, tuple(nodes)))
+    clusters, regions = _in_regions(rg, clusters)
 
     position = {step.key: i for i, step in enumerate(plan.steps())}
     critical_edges = set(pairwise(analysis.critical_path))
@@ -223,7 +230,32 @@ def _steps_view(rg: RecoveryGraph, analysis: Analysis, title: tuple[str, ...]) -
         families=tuple(f for f in FAMILIES if f in present_families),
         tiers=_sorted_tiers(tiers),
         critical=bool(on_path),
+        regions=regions,
     )
+
+
+def _in_regions(
+    rg: RecoveryGraph, clusters: list[Cluster]
+) -> tuple[list[Cluster], tuple[tuple[str, str], ...]]:
+    """The clusters with the Region each service runs in, and the Regions' labels (``us-west-2
+    (recovery)`` with the plan's own name for it), when the steps drawn run in more than one
+    Region. A service whose steps run in two Regions stays outside the Region clusters."""
+    plan = rg.plan
+    per_service: dict[str, set[str]] = {}
+    for cluster in clusters:
+        steps = [s for s in plan.services[cluster.id].steps if s.key in rg.graph]
+        per_service[cluster.id] = {r for s in steps if (r := s.region or plan.aws.region)}
+    seen = [r for c in clusters for r in sorted(per_service[c.id])]
+    order = list(dict.fromkeys(seen))
+    if len(order) < 2:
+        return clusters, ()
+    names = {region: name for name, region in plan.regions.items()}
+    labels = tuple((r, f"{r} ({names[r]})" if r in names else r) for r in order)
+    placed = [
+        dataclasses.replace(c, region=next(iter(per_service[c.id]))) if len(per_service[c.id]) == 1 else c
+        for c in clusters
+    ]
+    return placed, labels
 
 
 def _edge_kind(reasons: list[Why], across: bool) -> EdgeKind:
