@@ -38,7 +38,7 @@ REGION = "us-east-1"
 SFN = {"stepfunctions": {"execute_state_machine": True}}
 #: The exported machine's timings in tests: moto restores and deletes at once.
 FAST = RunOptions(poll_initial=1, poll_max=1, retry_delay=2, undo_timeout=120)
-deploy, start = COMMANDS
+deploy, start, _ = COMMANDS
 runs, show, _ = HISTORY
 
 
@@ -453,8 +453,9 @@ def test_the_commands_register_in_the_drplan_group_with_examples_that_parse(
 
     monkeypatch.setitem(cli_module.COMMAND_MODULES, "deploy", "drplan.cli.sfn")
     monkeypatch.setitem(cli_module.COMMAND_MODULES, "start", "drplan.cli.sfn")
+    monkeypatch.setitem(cli_module.COMMAND_MODULES, "approve", "drplan.cli.sfn")
     group = cli_module.cli
-    for name in ("deploy", "start"):
+    for name in ("deploy", "start", "approve"):
         shown = CliRunner().invoke(group, [name, "--help"], terminal_width=100)
         assert shown.exit_code == 0, shown.output
         block = shown.stdout.split("\n  Examples:\n", 1)[1].split("\n\n", 1)[0]

@@ -331,7 +331,7 @@ def test_steps_without_a_translation_are_refused_by_name() -> None:
                         "uses": "check.http",
                         "with": {"url": "https://shop.example.com/health"},
                     },
-                    {"id": "approve", "uses": "manual", "with": {"instructions": "Approve"}},
+                    {"id": "run", "uses": "command", "with": {"run": ["true"]}},
                     restore(
                         "old",
                         "users",
@@ -346,7 +346,7 @@ def test_steps_without_a_translation_are_refused_by_name() -> None:
         export_plan(build_plan(data), "recover")
     message = str(refused.value)
     assert "web.healthy (check.http): this action has no Step Functions translation yet" in message
-    assert "web.approve (manual)" in message
+    assert "web.run (command): this action has no Step Functions translation yet" in message
     assert "web.old (aws.dynamodb.restore_backup): `max_age`" in message
     assert "  db.restore" not in message
     assert refused.value.exit_code == 1

@@ -52,6 +52,7 @@ COMMAND_MODULES = {
     "export": "drplan.cli.stepfunctions",
     "deploy": "drplan.cli.sfn",
     "start": "drplan.cli.sfn",
+    "approve": "drplan.cli.sfn",
 }
 
 

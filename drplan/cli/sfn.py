@@ -1,6 +1,7 @@
-"""``drplan deploy`` and ``drplan start --engine stepfunctions``: a plan exported to AWS Step
-Functions, deployed as a CloudFormation stack, started and followed with the same live progress,
-journal and evidence as a local run (docs/stepfunctions.md).
+"""``drplan deploy``, ``drplan start --engine stepfunctions`` and ``drplan approve``: a plan exported
+to AWS Step Functions, deployed as a CloudFormation stack, started and followed with the same live
+progress, journal and evidence as a local run, its manual steps approved from any machine
+(docs/stepfunctions.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from drplan.cli.common import (
     aws_options,
     aws_session,
     complete_plan_files,
+    complete_run_ids,
     fail,
     output_options,
     say,
@@ -112,6 +114,12 @@ def deploy(
         say(f"drplan: note: {note}")
     say(f"stack {stack_name} {deployed.action}; state machine:")
     click.echo(deployed.state_machine_arn)
+    if deployed.approvals_topic_arn:
+        say(
+            f"manual steps ask for approval on SNS topic {deployed.approvals_topic_arn}; subscribe the "
+            f"approvers, e.g. aws sns subscribe --topic-arn {deployed.approvals_topic_arn} --protocol email "
+            "--notification-endpoint oncall@example.com"
+        )
     say(f"start it with: drplan start {plan_path} --engine stepfunctions --stack-name {stack_name}")
 
 
@@ -317,4 +325,96 @@ def _follow(
     return followed.exit_code
 
 
-COMMANDS = (deploy, start)
+@click.command("approve", context_settings=CONTEXT_SETTINGS)
+@click.argument("run_id", metavar="RUN_ID", shell_complete=complete_run_ids)
+@click.argument("step", metavar="STEP")
+@click.option("--reject", is_flag=True, help="Reject instead: the step fails and its dependents are skipped.")
+@click.option("--reason", metavar="TEXT", help="Why it is rejected (recorded with the step's failure).")
+@click.option(
+    "--execution-arn",
+    metavar="ARN",
+    help="The execution (the approval message gives it); default: found from the run id.",
+)
+@click.option(
+    "--stack-name",
+    metavar="NAME",
+    help="The execution is RUN_ID of this stack's state machine (drplan deploy).",
+)
+@click.option(
+    "--state-machine",
+    "state_machine_arn",
+    metavar="ARN",
+    help="The execution is RUN_ID of this state machine.",
+)
+@click.option(
+    "--state-dir",
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Without the options above: the run index where drplan start recorded RUN_ID's execution.",
+)
+@aws_options
+@output_options
+def approve(
+    run_id: str,
+    step: str,
+    reject: bool,
+    reason: str | None,
+    execution_arn: str | None,
+    stack_name: str | None,
+    state_machine_arn: str | None,
+    state_dir: str,
+    **opts: Any,
+) -> None:
+    """Approve (or reject) manual step STEP of run RUN_ID, which waits for approval on AWS Step
+    Functions.
+
+    The step's task token is found in the execution's history and answered with SendTaskSuccess
+    (--reject: SendTaskFailure). The run's evidence records who approved: user@host and the AWS
+    principal, as a local run does. The execution is --execution-arn, else RUN_ID of the state
+    machine of --stack-name or --state-machine, else the execution drplan start recorded for RUN_ID
+    in --state-dir.
+
+    Exit 0 when the answer was sent, 1 when the step is not waiting for approval (not yet, already
+    answered, timed out, or the execution ended), 2 for a usage error.
+
+    \b
+    Examples:
+      drplan approve 3f9c2a71 web.approve
+      drplan approve 3f9c2a71 web.approve --stack-name drplan-shop --region eu-west-1
+      drplan approve 3f9c2a71 web.approve --reject --reason "orders table is a day old" \\
+          --execution-arn arn:aws:states:eu-west-1:123456789012:execution:drplan-shop:3f9c2a71
+    """
+    from drplan.runs import user_identity
+    from drplan.stepfunctions.approve import answer, execution_in_index, execution_of
+
+    if sum(x is not None for x in (execution_arn, stack_name, state_machine_arn)) > 1:
+        raise click.UsageError("give at most one of --execution-arn, --stack-name and --state-machine")
+    if reason is not None and not reject:
+        raise click.UsageError("--reason goes with --reject (an approval records who approved)")
+    if execution_arn is None and state_machine_arn is None and stack_name is None:
+        execution_arn = execution_in_index(state_dir, run_id)
+    given_arn = execution_arn or state_machine_arn
+    arn_region = given_arn.split(":")[3:4] if given_arn else []
+    aws = aws_session(opts, region=opts["region"] or (arn_region[0] if arn_region else None))
+    if execution_arn is None:
+        if state_machine_arn is None:
+            from drplan.stepfunctions.deploy import state_machine_of
+
+            state_machine_arn = state_machine_of(aws.client("cloudformation"), str(stack_name))
+        execution_arn = execution_of(state_machine_arn, run_id)
+    elif execution_arn.rsplit(":", 1)[-1] != run_id:
+        raise click.BadParameter(
+            f"{execution_arn} is not the execution of run {run_id} (drplan start names executions after runs)",
+            param_hint="--execution-arn",
+        )
+    aws.account_id()  # who is approving: the AWS principal goes into the evidence
+    who = user_identity() + (f" ({aws.caller_arn})" if aws.caller_arn else "")
+    sent = answer(aws.client("stepfunctions"), execution_arn, step, by=who, reject=reject, reason=reason)
+    if sent.verdict == "approved":
+        say(f"approved {step} of run {run_id} as {who}: the execution carries on")
+    else:
+        say(f"rejected {step} of run {run_id} as {who}: the step fails and its dependents are skipped")
+
+
+COMMANDS = (deploy, start, approve)

@@ -7,13 +7,16 @@
   records where the graph is not series-parallel) and the step wrapper (skip, retries, timeout);
 - :mod:`~drplan.stepfunctions.definition`: the whole machine (run id, steps, drill cleanup, verdict);
 - :mod:`~drplan.stepfunctions.tasks`: one translation per action, through ``aws-sdk:`` integrations;
+  :mod:`~drplan.stepfunctions.approval`: manual steps, an approval through a task token (SNS);
+  :mod:`~drplan.stepfunctions.translations`: the registry of them;
 - :mod:`~drplan.stepfunctions.builder`: state names, scopes and parameter values;
 - :mod:`~drplan.stepfunctions.iam` and :mod:`~drplan.stepfunctions.template`: the role's policy and
   the CloudFormation template;
 - :mod:`~drplan.stepfunctions.deploy`: the template as a CloudFormation stack (``drplan deploy``);
 - :mod:`~drplan.stepfunctions.history` and :mod:`~drplan.stepfunctions.follow`: an execution
   started and followed (``drplan start --engine stepfunctions``), its history projected onto
-  drplan's run events, journal and evidence.
+  drplan's run events, journal and evidence;
+- :mod:`~drplan.stepfunctions.approve`: a waiting approval answered (``drplan approve``).
 """
 
 from drplan.stepfunctions.builder import Untranslatable

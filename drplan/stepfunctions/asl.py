@@ -414,9 +414,8 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
         f"{key} timed out",
         fail(f"timed out after {humanize(info.timeout)}", TIMEOUT),
     )
-    timer_start = timer.add(
-        f"{key} timeout", {"Type": "Wait", "Seconds": max(1, round(info.timeout)), "Next": expired}
-    )
+    seconds = max(1, round(info.timeout)) + translation.timer_grace
+    timer_start = timer.add(f"{key} timeout", {"Type": "Wait", "Seconds": seconds, "Next": expired})
     return scope.add(
         f"{key} run",
         {

@@ -93,7 +93,8 @@ class Scope:
 #: Where a state's ``Comment`` tells a follower (``drplan start``, :mod:`drplan.stepfunctions.history`)
 #: what the state marks in a step's life: ``drplan:step KEY`` (the step starts), ``drplan:record
 #: KEY`` (its outcome is written), ``drplan:attempt KEY``, ``drplan:undo KEY`` and ``drplan:undone
-#: KEY`` (a drill's cleanup of the step), ``drplan:kept`` and ``drplan:cleanup-stopped``.
+#: KEY`` (a drill's cleanup of the step), ``drplan:approval KEY`` (a manual step waits for its
+#: approval), ``drplan:kept`` and ``drplan:cleanup-stopped``.
 ROLE_PREFIX = "drplan:"
 
 

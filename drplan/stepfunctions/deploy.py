@@ -33,6 +33,7 @@ class Deployed:
     action: Literal["created", "updated", "unchanged"]
     state_machine_arn: str
     role_arn: str | None
+    approvals_topic_arn: str | None = None  # where manual steps ask for approval (subscribe to it)
 
 
 def deploy_stack(
@@ -99,7 +100,13 @@ def deploy_stack(
     outputs = stack_outputs(cfn, stack_name)
     if "StateMachineArn" not in outputs:
         raise DeployFailed(f"stack {stack_name} has no StateMachineArn output: it was not made by drplan")
-    return Deployed(stack_name, action, outputs["StateMachineArn"], outputs.get("RoleArn"))
+    return Deployed(
+        stack_name,
+        action,
+        outputs["StateMachineArn"],
+        outputs.get("RoleArn"),
+        outputs.get("ApprovalsTopicArn"),
+    )
 
 
 def _template_argument(

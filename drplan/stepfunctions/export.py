@@ -20,9 +20,11 @@ from drplan.engine.records import RunOptions
 from drplan.engine.schedule import simulate
 from drplan.errors import DrplanError
 from drplan.model import Mode, Plan
+from drplan.stepfunctions.approval import ManualApproval, approval_topic
 from drplan.stepfunctions.builder import RUN_ID_MARKER, Path, Untranslatable, Values
 from drplan.stepfunctions.definition import Shape, build_definition
-from drplan.stepfunctions.tasks import TRANSLATIONS, StepInfo
+from drplan.stepfunctions.tasks import StepInfo
+from drplan.stepfunctions.translations import TRANSLATIONS
 
 #: Step Functions' limit on a definition (docs/stepfunctions.md#limits).
 DEFINITION_LIMIT = 1024 * 1024  # bytes of the definition
@@ -68,6 +70,7 @@ class Exported:
     sids: dict[str, str]
     coordination_table: str | None
     notes: list[str] = field(default_factory=list)
+    approvals_topic: str | None = None  # the SNS topic manual steps ask through, when there are any
 
     def definition_text(self) -> str:
         return json.dumps(self.definition, indent=2) + "\n"
@@ -112,13 +115,16 @@ def export_plan(
     mode: Mode,
     *,
     coordination_table: str | None = None,
+    approvals_topic: str | None = None,
     account_id: str | None = None,
     region: str | None = None,
     options: RunOptions | None = None,
 ) -> Exported:
     """Translate ``plan`` for ``mode``; raises :class:`ExportRefused` naming every step that has no
     exact translation. ``options`` are the local engine's timings the state machine copies (polling
-    intervals, retry delay, undo deadline): the defaults of a real run unless given."""
+    intervals, retry delay, undo deadline): the defaults of a real run unless given.
+    ``approvals_topic`` names the SNS topic manual steps ask through (default
+    ``drplan-PLAN-MODE-approvals``)."""
     from drplan.actions import registry
     from drplan.stepfunctions.iam import role_policy
     from drplan.stepfunctions.template import build_template
@@ -132,6 +138,7 @@ def export_plan(
     tags["drplan:created"] = Path("$.run.created")
     problems: list[tuple[str, str, str]] = []
     infos: dict[str, StepInfo] = {}
+    approvals = approval_topic(plan, mode, approvals_topic)
     for key in order:
         step = prepared.steps[key]
         translation = TRANSLATIONS.get(step.step.uses)
@@ -149,6 +156,7 @@ def export_plan(
             estimate=step.estimate.total_seconds(),
             timeout=step.timeout.total_seconds(),
             options=options or RunOptions(),
+            approvals=approvals,
         )
         try:
             if step.step.region or step.step.role_arn:
@@ -168,10 +176,14 @@ def export_plan(
         plan, mode, graph, infos, TRANSLATIONS, coordination=table, options=options
     )
     used_table = table if shape.coordinated else None
+    manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
+    topic = approvals.name if manual else None
     where = region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
-    policy = role_policy(plan, mode, used_table, account_id=account_id, region=where)
-    template = build_template(plan, mode, definition, used_table)
-    exported = Exported(plan, mode, definition, policy, template, shape, sids, used_table)
+    policy = role_policy(plan, mode, used_table, topic, account_id=account_id, region=where)
+    template = build_template(plan, mode, definition, used_table, topic)
+    exported = Exported(
+        plan, mode, definition, policy, template, shape, sids, used_table, approvals_topic=topic
+    )
     if exported.size() > DEFINITION_LIMIT:
         raise ExportTooLarge(plan.name, exported.size())
     exported.notes.extend(_notes(exported, prepared.skipped, prepared.limits.parallelism, prepared))
@@ -207,6 +219,13 @@ def _notes(
                 f"up to {most} {action} steps may run at once, over its limit of {limit} (AWS's quota): "
                 "the state machine does not queue them (not enforced yet)"
             )
+    if exported.approvals_topic:
+        manual = [k for k, s in prepared.steps.items() if s.step.uses == ManualApproval.action]
+        notes.append(
+            f"{len(manual)} manual step(s) wait for approval: each publishes a message to the SNS topic "
+            f"{exported.approvals_topic} (the template creates it; subscribe the approvers) and waits until "
+            "someone answers with drplan approve RUN_ID STEP"
+        )
     if exported.plan.drill.faults and exported.mode == "drill":
         notes.append("drill.faults are not rehearsed by the exported state machine")
     return notes

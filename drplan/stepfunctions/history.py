@@ -2,8 +2,9 @@
 
 The exporter marks the states that matter with a ``Comment`` (:func:`~drplan.stepfunctions.builder.role`):
 where a step starts (``drplan:step KEY``, the Parallel that races its attempts against its timeout),
-each attempt, where its record is written (``drplan:record KEY``), and a drill's cleanup of it
-(``drplan:undo KEY``, ``drplan:undone KEY``). :func:`read_machine` finds them in the definition the
+each attempt, where its record is written (``drplan:record KEY``), where a manual step waits for
+its approval (``drplan:approval KEY``), and a drill's cleanup of it (``drplan:undo KEY``,
+``drplan:undone KEY``). :func:`read_machine` finds them in the definition the
 execution ran (``DescribeStateMachineForExecution``), so following needs no state names: they are
 shortened to 80 characters and numbered when they repeat.
 
@@ -28,9 +29,11 @@ from drplan.engine.prepare import Prepared
 from drplan.engine.records import RunOutcome, StepRecord
 from drplan.errors import UsageError
 from drplan.model import Mode
+from drplan.stepfunctions.approval import REJECTED
 from drplan.stepfunctions.asl import TIMEOUT
 from drplan.stepfunctions.builder import ROLE_PREFIX
-from drplan.stepfunctions.tasks import STEP_FAILED, TRANSLATIONS
+from drplan.stepfunctions.tasks import STEP_FAILED
+from drplan.stepfunctions.translations import TRANSLATIONS
 
 #: How an execution can end, and what drplan calls it.
 ENDINGS = {
@@ -50,7 +53,7 @@ class NotDrplanMachine(UsageError):
 
 @dataclass(frozen=True)
 class StateRole:
-    kind: str  # step, attempt, record, undo, undone, kept, cleanup-stopped, point
+    kind: str  # step, attempt, record, undo, undone, kept, cleanup-stopped, point, approval
     key: str | None
     slot: tuple[str, ...] = ()  # where the state writes its record: ("s", sid) or ("u", sid)
     field: str | None = None  # point: the chosen item's field that identifies the recovery point
@@ -145,7 +148,7 @@ def _json(text: Any) -> Any:
 def step_error(error: Any, cause: Any) -> str:
     """The failure as the local engine words it: drplan's own errors carry the message in the cause
     (``table x has no available backups``, ``timed out after 20m``); AWS's keep their name."""
-    if error in (STEP_FAILED, TIMEOUT) and cause:
+    if error in (STEP_FAILED, TIMEOUT, REJECTED) and cause:
         return str(cause)
     return f"{error}: {cause}" if cause else str(error or "failed")
 
@@ -252,6 +255,11 @@ class Projection:
                 self.bus.emit("step.retrying", role.key, attempt=rec.attempts, error=rec.error)
         elif role.kind == "undo" and rec is not None:
             self.bus.emit("undo.started", role.key, reason="drill cleanup")
+        elif role.kind == "approval" and rec is not None:
+            # The approval's task waits for its token: say who must do what, and how.
+            note = f"waiting for approval: drplan approve {self.bus.run_id} {role.key}"
+            rec.notes.append(note)
+            self.bus.emit("step.progress", role.key, note=note)
         elif role.kind == "point" and rec is not None and role.field:
             self._point(rec, _dig(_json(text), ("w", "best")), role.field)
         elif role.kind == "kept":
@@ -272,6 +280,11 @@ class Projection:
 
     def _exited(self, name: str, text: Any) -> None:
         role = self.machine.roles.get(name)
+        if role is not None and role.kind == "approval" and role.key in self.records:
+            answer = _dig(_json(text), ("w", "answer"))
+            who = answer.get("approved_by") if isinstance(answer, Mapping) else None
+            self.bus.emit("step.progress", role.key, note=f"approved by {who or 'an unnamed approver'}")
+            return
         if role is None or role.key is None or role.key not in self.records:
             if role is not None and role.kind == "cleanup-stopped":
                 why = _dig(_json(text), ("u", "incomplete")) or {}

@@ -7,7 +7,9 @@ leaves out what only a local run calls (``sts:GetCallerIdentity`` for the accoun
 
 - each translation's extra calls (:meth:`~drplan.stepfunctions.tasks.Translation.extra_iam`: the
   tags its undo reads before deleting, the item writes AWS checks on a restored table);
-- ``GetItem``/``PutItem`` on the coordination table, when the graph needs it.
+- ``GetItem``/``PutItem`` on the coordination table, when the graph needs it;
+- ``sns:Publish`` on the approvals topic, when the plan has manual steps (the approval's message;
+  the answer comes back through ``SendTaskSuccess``, which the approver calls, not the role).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def role_policy(
     plan: Plan,
     mode: Mode,
     table: str | None,
+    approvals_topic: str | None = None,
     *,
     account_id: str | None = None,
     region: str | None = None,
@@ -31,7 +34,7 @@ def role_policy(
     from drplan.actions import registry
     from drplan.engine.prepare import prepare_steps
     from drplan.iam import RUN_ID_MARKER
-    from drplan.stepfunctions.tasks import TRANSLATIONS
+    from drplan.stepfunctions.translations import TRANSLATIONS
 
     document = build_policy(plan, mode, account_id=account_id, region=region).document
     statements: list[dict[str, Any]] = []
@@ -72,6 +75,15 @@ def role_policy(
                 "Effect": "Allow",
                 "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
                 "Resource": f"{arn}:dynamodb:{where}:{account}:table/{table}",
+            }
+        )
+    if approvals_topic is not None:
+        statements.append(
+            {
+                "Sid": "Approvals",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": f"{arn}:sns:{where}:{account}:{approvals_topic}",
             }
         )
     return {"Version": POLICY_VERSION, "Statement": statements}

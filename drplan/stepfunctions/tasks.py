@@ -59,6 +59,17 @@ STEP_FAILED = "drplan.StepFailed"
 
 
 @dataclass(frozen=True)
+class ApprovalTopic:
+    """Where ``manual`` steps ask for approval (:mod:`drplan.stepfunctions.approval`): the SNS topic
+    the stack creates, by name (its ARN is worked out at run time from the execution's), the plan's
+    name and its contacts by role (``name <contact>``), for the message."""
+
+    name: str
+    plan: str
+    contacts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StepInfo:
     """What a translation knows about its step: everything the local engine's context gives."""
 
@@ -72,6 +83,7 @@ class StepInfo:
     estimate: float
     timeout: float
     options: RunOptions = field(default_factory=RunOptions)  # polling and retry timings (tests shorten them)
+    approvals: ApprovalTopic | None = None  # where manual steps ask for approval
 
     def v(self, value: Any) -> Any:
         return self.values.of(value)
@@ -393,6 +405,9 @@ class Translation:
     action: ClassVar[str]
     #: Parameters the translation understands; any other one in ``with`` refuses the step.
     understood: ClassVar[frozenset[str]] = frozenset()
+    #: Seconds the step's timer waits beyond its timeout: a fragment that times itself out (an
+    #: approval's TimeoutSeconds) ends with its own message rather than the timer's.
+    timer_grace: ClassVar[int] = 0
 
     def check(self, info: StepInfo) -> None:
         """Raise :class:`Untranslatable` for what this translation does not do (yet)."""
@@ -1289,15 +1304,3 @@ class Route53ChangeRecord(Translation):
         )
         listed = self._current(info, scope, want, gone, tag="undo: ")
         return self._names(info, scope, listed, undo=gone)
-
-
-TRANSLATIONS: dict[str, Translation] = {
-    t.action: t
-    for t in (
-        WaitStep(),
-        DynamoRestoreBackup(),
-        DynamoRestorePointInTime(),
-        RdsRestoreSnapshot(),
-        Route53ChangeRecord(),
-    )
-}

@@ -1,6 +1,7 @@
 """A CloudFormation template that deploys the exported state machine: its role (with the policy
 of :mod:`drplan.stepfunctions.iam`, scoped to the stack's own account and region), the
-coordination table when the graph needs one, and the Standard state machine itself.
+coordination table when the graph needs one, the approvals topic when the plan has manual steps,
+and the Standard state machine itself.
 
 ``aws cloudformation deploy --template-file template.json --stack-name NAME
 --capabilities CAPABILITY_IAM`` deploys it (docs/stepfunctions.md).
@@ -16,10 +17,16 @@ ACCOUNT = "${AWS::AccountId}"
 REGION = "${AWS::Region}"
 
 
-def build_template(plan: Plan, mode: Mode, definition: dict[str, Any], table: str | None) -> dict[str, Any]:
+def build_template(
+    plan: Plan,
+    mode: Mode,
+    definition: dict[str, Any],
+    table: str | None,
+    approvals_topic: str | None = None,
+) -> dict[str, Any]:
     from drplan.stepfunctions.iam import role_policy
 
-    policy = _substituted(role_policy(plan, mode, table, account_id=ACCOUNT, region=REGION))
+    policy = _substituted(role_policy(plan, mode, table, approvals_topic, account_id=ACCOUNT, region=REGION))
     resources: dict[str, Any] = {
         "Role": {
             "Type": "AWS::IAM::Role",
@@ -66,6 +73,32 @@ def build_template(plan: Plan, mode: Mode, definition: dict[str, Any], table: st
             },
         }
         resources["StateMachine"]["DependsOn"] = ["CoordinationTable"]
+    outputs: dict[str, Any] = {
+        "StateMachineArn": {
+            "Description": "Start executions of this state machine",
+            "Value": {"Ref": "StateMachine"},
+        },
+        "RoleArn": {"Description": "The state machine's role", "Value": {"Fn::GetAtt": ["Role", "Arn"]}},
+    }
+    if approvals_topic is not None:
+        # The execution works the topic's ARN out from its own (drplan/stepfunctions/approval.py):
+        # the name must be this one, in the stack's account and region.
+        resources["ApprovalsTopic"] = {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {
+                "TopicName": approvals_topic,
+                "DisplayName": "drplan approvals",
+                "Tags": [{"Key": "drplan:plan", "Value": plan.name}],
+            },
+        }
+        resources["StateMachine"]["DependsOn"] = [
+            *resources["StateMachine"].get("DependsOn", []),
+            "ApprovalsTopic",
+        ]
+        outputs["ApprovalsTopicArn"] = {
+            "Description": "Manual steps ask for approval here: subscribe the approvers",
+            "Value": {"Ref": "ApprovalsTopic"},
+        }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"drplan: the {mode} of plan {plan.name} as an AWS Step Functions state machine",
@@ -77,13 +110,7 @@ def build_template(plan: Plan, mode: Mode, definition: dict[str, Any], table: st
             }
         },
         "Resources": resources,
-        "Outputs": {
-            "StateMachineArn": {
-                "Description": "Start executions of this state machine",
-                "Value": {"Ref": "StateMachine"},
-            },
-            "RoleArn": {"Description": "The state machine's role", "Value": {"Fn::GetAtt": ["Role", "Arn"]}},
-        },
+        "Outputs": outputs,
     }
 
 

@@ -1,0 +1,26 @@
+"""Every action the exporter translates, by name: the registry the exporter, the role's policy and
+the history's projection look translations up in."""
+
+from __future__ import annotations
+
+from drplan.stepfunctions.approval import ManualApproval
+from drplan.stepfunctions.tasks import (
+    DynamoRestoreBackup,
+    DynamoRestorePointInTime,
+    RdsRestoreSnapshot,
+    Route53ChangeRecord,
+    Translation,
+    WaitStep,
+)
+
+TRANSLATIONS: dict[str, Translation] = {
+    t.action: t
+    for t in (
+        WaitStep(),
+        DynamoRestoreBackup(),
+        DynamoRestorePointInTime(),
+        RdsRestoreSnapshot(),
+        Route53ChangeRecord(),
+        ManualApproval(),
+    )
+}
