@@ -3,7 +3,6 @@ services (DOT and Mermaid); a plan in one Region is drawn as before."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
