@@ -266,9 +266,15 @@ def test_seed_creates_the_cluster_and_an_empty_service_that_the_step_scales():
 
 
 def test_a_preflight_aws_will_not_answer_is_an_error_finding_not_a_crash():
+    """Through the engine's preflight, as a drill runs it: the action raises, the engine reports."""
+    from drplan.engine.preflight import run_preflight
+
     client = boto3.client("ecs", region_name="us-east-1")
-    ctx = step_context(
-        one_step(ACTION, {"cluster": "prod", "service": "web", "desired": 4}), aws=_Stubbed(client)
+    prepared = prepare(
+        build_plan(one_step(ACTION, {"cluster": "prod", "service": "web", "desired": 4})),
+        "recover",
+        registry(),
+        run_id="t35t1d",
     )
     with Stubber(client) as stub:
         stub.add_client_error(
@@ -277,8 +283,8 @@ def test_a_preflight_aws_will_not_answer_is_an_error_finding_not_a_crash():
             "User is not authorized to perform: ecs:DescribeServices",
             400,
         )
-        [finding] = registry()[ACTION].preflight(ctx)
-    assert finding.status == "error"
+        [finding] = run_preflight(prepared, _Stubbed(client)).results["svc.s"]
+    assert finding.status == "error" and finding.checked  # a scaled service is no name a drill could take
     assert finding.message == (
         "could not check: DescribeServices: AccessDeniedException: User is not authorized to perform: "
         "ecs:DescribeServices"

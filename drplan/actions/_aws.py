@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from drplan.actions.base import Handle, PreflightResult, StepContext, add_handle_resource, set_recovery_point
-from drplan.aws import describe_error
 from drplan.aws import is_not_found as is_not_found  # re-exported: the actions import it from here
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
@@ -108,10 +107,3 @@ def target_free(exists: bool, kind: str, name: str) -> PreflightResult:
             "error", f"{kind} {name} already exists; the restore would fail", {"target": name}, name=name
         )
     return PreflightResult("ok", f"{kind} name {name} is free", {"target": name}, name=name)
-
-
-def unchecked(exc: BaseException) -> PreflightResult:
-    """The finding of a step that creates nothing when AWS would not answer its preflight (access
-    denied, an endpoint down): an error the run will meet too, but no name that could be taken, so
-    it does not stop a drill the way an unverifiable target does."""
-    return PreflightResult("error", f"could not check: {describe_error(exc)}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from drplan.actions.base import PreflightResult
 from drplan.aws import AwsAccess, describe_error
-from drplan.engine.prepare import Prepared
+from drplan.engine.prepare import Prepared, PreparedStep
 from drplan.engine.records import RunOptions
 from drplan.engine.signals import Stop
 from drplan.engine.worker import StepContexts, resolve
@@ -50,6 +50,15 @@ def _has_reference(value: object) -> bool:
     return False
 
 
+def _creates_anything(step: PreparedStep) -> bool:
+    """Whether the step makes a resource of a name it declares (a restore), rather than only change
+    or read existing ones (a promotion, a capacity, a check). Unknown: assume it does."""
+    try:
+        return any(t.creates for t in step.action.targets(step.params))
+    except Exception:
+        return True
+
+
 def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None = None) -> PreflightReport:
     contexts = StepContexts(prepared, aws, options or RunOptions(), Stop(), None)
 
@@ -69,6 +78,10 @@ def run_preflight(prepared: Prepared, aws: AwsAccess, options: RunOptions | None
                         f"({describe_error(exc)})",
                     )
                 ]
+            if not _creates_anything(step):
+                # AWS would not answer (access denied, an endpoint down): an error the run will meet
+                # too, but no name the step makes could be taken, so it does not stop a drill.
+                return key, [PreflightResult("error", f"could not check: {describe_error(exc)}")]
             # Could not look: for a drill that means the isolated names are not known to be free.
             return key, [PreflightResult("error", f"preflight failed: {describe_error(exc)}", checked=False)]
 

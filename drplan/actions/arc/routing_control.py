@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unchecked, unresolved
+from drplan.actions._aws import unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code, error_message, is_unreachable
 from drplan.errors import StepFailed
@@ -139,12 +139,6 @@ class SetRoutingControl(Action):
     # --- running ------------------------------------------------------------------------------------
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         arn = ctx.params["routing_control_arn"]
         if unresolved(arn):
             return [

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unchecked, unresolved
+from drplan.actions._aws import unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import THROTTLING_CODES, ResponseLost, describe_error, error_code, is_not_found, is_retryable
 from drplan.errors import StepFailed
@@ -137,12 +137,6 @@ class Invoke(Action):
     # --- read only ----------------------------------------------------------------------------------
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         findings: list[PreflightResult] = []
         try:
             size = len(encode(ctx, ctx.params.get("payload", {})))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.actions._aws import as_utc, unchecked, unresolved
+from drplan.actions._aws import as_utc, unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.durations import humanize, parse_duration
 from drplan.errors import StepFailed
@@ -58,12 +58,6 @@ class AlarmCheck(Action):
         )
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         name = ctx.params["alarm"]
         if unresolved(name):
             return [PreflightResult("ok", f"the alarm comes from {name}; checked when the step runs")]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.actions._aws import as_utc, unchecked, unresolved
+from drplan.actions._aws import as_utc, unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
@@ -111,12 +111,6 @@ class SetServiceCapacity(Action):
         return service
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         cluster, name = ctx.params["cluster"], ctx.params["service"]
         if unresolved(cluster) or unresolved(name):
             return [

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unchecked, unresolved
+from drplan.actions._aws import unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code, error_message, is_not_found
 from drplan.errors import StepFailed
@@ -109,12 +109,6 @@ class ScaleNodegroup(Action):
         return nodegroup
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         cluster, name = ctx.params["cluster"], ctx.params["nodegroup"]
         if unresolved(cluster) or unresolved(name):
             return [

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from drplan.actions._aws import is_not_found, recovery_point, unchecked, unresolved
+from drplan.actions._aws import is_not_found, recovery_point, unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.actions.rds.lookup import describe_cluster, state_fault
 from drplan.aws import error_code, error_message
@@ -201,12 +201,6 @@ class GlobalClusterSwitch(Action):
         return global_cluster, target, writer
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         if unresolved(ctx.params["global_cluster"]) or unresolved(ctx.params["target_cluster"]):
             return [
                 PreflightResult(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unchecked, unresolved
+from drplan.actions._aws import unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.actions.rds.lookup import BROKEN, describe_instance, state_fault
 from drplan.aws import error_message
@@ -88,12 +88,6 @@ class PromoteReadReplica(Action):
         return source
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         name = ctx.params["instance"]
         if unresolved(name):
             return [PreflightResult("ok", f"the replica comes from {name}; checked when the step runs")]

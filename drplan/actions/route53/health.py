@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unchecked, unresolved
+from drplan.actions._aws import unresolved
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.durations import parse_duration
@@ -76,12 +76,6 @@ class HealthCheck(Action):
         return check
 
     def preflight(self, ctx: StepContext) -> list[PreflightResult]:
-        try:
-            return self._preflight(ctx)
-        except Exception as exc:
-            return [unchecked(exc)]
-
-    def _preflight(self, ctx: StepContext) -> list[PreflightResult]:
         health_check_id = ctx.params["health_check_id"]
         if unresolved(health_check_id):
             return [
