@@ -248,6 +248,40 @@ class ReadOnlyViolation(AwsError):
     """A read-only session (``plan --preflight``) was asked to make a call that changes something."""
 
 
+_LOADERS: dict[str | None, Any] = {}  # botocore's `data_path` setting -> its loader
+_LOADER_LOCK = threading.Lock()
+
+
+def _botocore_session(profile: str | None = None) -> Any:
+    """A new botocore session that reads AWS's API models through the process's one data loader
+    (per ``data_path`` setting): each service's model (EC2's takes ~50 ms to read) and the endpoint
+    data are read once per process, not once per session (a run makes several: per role, per Region
+    and mode in the sandbox). The loader only reads the files botocore ships; credentials, profile
+    and Region stay the session's own."""
+    import botocore.session
+    from botocore.loaders import create_loader
+
+    core = botocore.session.get_session()
+    if profile is not None:
+        core.set_config_variable("profile", profile)
+    data_path = core.get_config_variable("data_path")
+    with _LOADER_LOCK:
+        if data_path not in _LOADERS:
+            _LOADERS[data_path] = create_loader(data_path)
+        loader = _LOADERS[data_path]
+    core.register_component("data_loader", loader)
+    return core
+
+
+def _tidy_loaders() -> None:
+    """boto3 adds its own data folder to the loader's search path with every session it opens;
+    once is enough for a shared loader."""
+    with _LOADER_LOCK:
+        for loader in _LOADERS.values():
+            paths = loader.search_paths
+            paths[:] = list(dict.fromkeys(paths))
+
+
 @dataclass(frozen=True)
 class ApiCall:
     service: str
@@ -287,12 +321,20 @@ class AwsSession:
                 if self.credentials is not None:
                     key, secret = self.credentials
                     self._session = boto3.Session(
-                        aws_access_key_id=key, aws_secret_access_key=secret, region_name=self.region
+                        aws_access_key_id=key,
+                        aws_secret_access_key=secret,
+                        region_name=self.region,
+                        botocore_session=_botocore_session(),
                     )
                 else:
-                    self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+                    self._session = boto3.Session(
+                        profile_name=self.profile,
+                        region_name=self.region,
+                        botocore_session=_botocore_session(self.profile),
+                    )
             except Exception as exc:  # ProfileNotFound and friends
                 raise AwsError(f"cannot open AWS profile {self.profile!r}: {exc}") from exc
+            _tidy_loaders()
         return self._session
 
     def region_of(self, region: str | None) -> str:
@@ -357,7 +399,6 @@ class AwsSession:
         session duration (one hour by default) keeps working."""
         if role_arn not in self._sessions_by_role:
             import boto3
-            import botocore.session
             from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
             base = self._base_session()
@@ -378,13 +419,14 @@ class AwsSession:
                 fetcher.fetch_credentials()  # fail now, with a clear message, not in the first step
             except Exception as exc:
                 raise AwsError(f"cannot assume role {role_arn}: {describe_error(exc)}") from exc
-            core = botocore.session.get_session()
+            core = _botocore_session()
             core._credentials = DeferredRefreshableCredentials(
                 method="assume-role", refresh_using=fetcher.fetch_credentials
             )
             self._sessions_by_role[role_arn] = boto3.Session(
                 botocore_session=core, region_name=base.region_name
             )
+            _tidy_loaders()
         return self._sessions_by_role[role_arn]
 
     def account_id(self) -> str:

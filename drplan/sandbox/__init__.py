@@ -9,9 +9,11 @@ its own clearly named module, and never used outside the sandbox: AWS Backup rec
 restore jobs (:mod:`.backup_emulator`) and the applications behind the plan's checks
 (:mod:`.standin`). The ids moto chose for what seeding created are hidden from the run by
 :mod:`.ids`. Where moto answers otherwise than AWS in a way a step's wait depends on, it is
-corrected (:mod:`.emulator_fixes`); Lambda functions run without Docker, each answering the payload
-it was given (:data:`MOTO_CONFIG`); and calls to a service nothing emulates (Route 53 ARC) get an
-error saying so (:data:`NOT_EMULATED`).
+corrected (:mod:`.emulator_fixes`); look-ups moto's server repeats on every request are made once
+(:mod:`.emulator_speedups`, answers unchanged); Lambda functions run without Docker, each answering
+the payload it was given (:data:`MOTO_CONFIG`), and no catalogue of public images is loaded
+(:data:`MOTO_ENVIRONMENT`); and calls to a service nothing emulates (Route 53 ARC) get an error
+saying so (:data:`NOT_EMULATED`).
 
 moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 """
@@ -20,18 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from drplan.actions.base import Route
-from drplan.aws import AwsSession
+from drplan.aws import AwsSession, error_code, is_not_found
 from drplan.errors import UsageError
 from drplan.model import Plan
-from drplan.sandbox import emulator_fixes
+from drplan.sandbox import emulator_fixes, emulator_speedups
 from drplan.sandbox.backup_emulator import BackupEmulator
 from drplan.sandbox.ids import EmulatedIds, new_seed_state
 from drplan.sandbox.standin import StandIn
@@ -113,35 +116,47 @@ class Sandbox:
             )
         return Route("127.0.0.1", self.standin.port, False)
 
-    def _resolves_to_emulated(self, host: str, depth: int) -> bool:
+    def _resolves_to_emulated(self, host: str, depth: int, zones: list[dict[str, Any]] | None = None) -> bool:
         if depth > 5:
             return False
         name = host.rstrip(".").lower()
         if name.endswith(".rds.amazonaws.com"):
             return self._available_database(name)
-        return any(self._resolves_to_emulated(target, depth + 1) for target in self._dns_targets(name))
+        if zones is None:  # one look at the hosted zones per resolution, as a resolver would cache them
+            zones = self.client("route53", "us-east-1").list_hosted_zones().get("HostedZones", [])
+        return any(
+            self._resolves_to_emulated(target, depth + 1, zones) for target in self._dns_targets(name, zones)
+        )
 
     def _available_database(self, address: str) -> bool:
+        """Whether ``address`` is the endpoint of an available DB instance or cluster. RDS names
+        endpoints after their instance or cluster (``<id>.<hash>.<region>.rds.amazonaws.com``,
+        ``<id>.cluster-[ro-]<hash>...``), so it is described by that identifier, not by listing
+        every database in the Region on every check."""
         parts = address.split(".")
         region = parts[-4] if len(parts) >= 4 else "us-east-1"
         rds = self.client("rds", region)
-        for db in rds.describe_db_instances().get("DBInstances", []):
+        identifier = parts[0]
+        for db in _described(
+            lambda: rds.describe_db_instances(DBInstanceIdentifier=identifier), "DBInstances"
+        ):
             if db.get("Endpoint", {}).get("Address", "").lower() == address:
                 return bool(db.get("DBInstanceStatus") == "available")
-        for cluster in rds.describe_db_clusters().get("DBClusters", []):
+        for cluster in _described(
+            lambda: rds.describe_db_clusters(DBClusterIdentifier=identifier), "DBClusters"
+        ):
             if address in (cluster.get("Endpoint", "").lower(), cluster.get("ReaderEndpoint", "").lower()):
                 return bool(cluster.get("Status") == "available")
         return False
 
-    def _dns_targets(self, name: str) -> list[str]:
+    def _dns_targets(self, name: str, zones: list[dict[str, Any]]) -> list[str]:
         route53 = self.client("route53", "us-east-1")
         targets = []
-        for zone in route53.list_hosted_zones().get("HostedZones", []):
+        for zone in zones:
             if not (name + ".").endswith("." + zone["Name"].lower()) and name + "." != zone["Name"].lower():
                 continue
-            records = route53.list_resource_record_sets(HostedZoneId=zone["Id"]).get("ResourceRecordSets", [])
-            for record in records:
-                if record["Name"].rstrip(".").lower() == name and record["Type"] in ("CNAME", "A", "AAAA"):
+            for record in _records_named(route53, zone["Id"], name):
+                if record["Type"] in ("CNAME", "A", "AAAA"):
                     targets += [r["Value"].rstrip(".").lower() for r in record.get("ResourceRecords", [])]
                     if "AliasTarget" in record:
                         targets.append(record["AliasTarget"]["DNSName"].rstrip(".").lower())
@@ -151,6 +166,38 @@ class Sandbox:
         if self._server is not None:
             self._server.shutdown()
         self.standin.stop()
+
+
+def _records_named(route53: Any, zone_id: str, name: str) -> Iterator[dict[str, Any]]:
+    """The record sets of ``name`` in a zone, every type: Route 53 lists a zone's records in order
+    of name, so the listing starts at the name and ends where the next name begins (not a whole
+    zone per check, and no record missed past a first page of a big zone)."""
+    kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": name + ".", "MaxItems": "20"}
+    while True:
+        page = route53.list_resource_record_sets(**kwargs)
+        for record in page.get("ResourceRecordSets", []):
+            if record["Name"].rstrip(".").lower() != name:
+                return
+            yield record
+        if not page.get("IsTruncated"):
+            return
+        kwargs["StartRecordName"], kwargs["StartRecordType"] = page["NextRecordName"], page["NextRecordType"]
+        if page.get("NextRecordIdentifier"):
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+        else:
+            kwargs.pop("StartRecordIdentifier", None)
+
+
+def _described(call: Callable[[], dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """What a describe-by-identifier call answers under ``key``; nothing when AWS says there is no
+    such database, or that the name cannot be one (a host that only looks like an RDS endpoint)."""
+    try:
+        found: list[dict[str, Any]] = call().get(key, [])
+    except Exception as exc:
+        if is_not_found(exc) or (error_code(exc) or "").startswith("InvalidParameter"):
+            return []
+        raise
+    return found
 
 
 @contextlib.contextmanager
@@ -167,6 +214,9 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call is noise
     moto_app = DomainDispatcherApplication(create_backend_app)
+    emulator_speedups.memoize_dispatch(moto_app)
+    emulator_speedups.memoize_error_shapes()
+    emulator_speedups.memoize_action_names()
     holder: dict[str, Any] = {}
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
@@ -196,7 +246,9 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     thread.start()
     sandbox._thread = thread
     restore_config: dict[str, Any] | None = None
+    restore_environment = {name: os.environ.get(name) for name in MOTO_ENVIRONMENT}
     try:
+        os.environ.update(MOTO_ENVIRONMENT)
         _reset(endpoint)
         restore_config = _configure(endpoint)
         emulator_fixes.apply(uses={step.uses for step in plan.steps()})
@@ -209,6 +261,11 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         if restore_config is not None:
             with contextlib.suppress(Exception):  # moto's process-wide settings, as they were
                 _moto_api(endpoint, "config", restore_config)
+        for name, value in restore_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         sandbox.stop()
 
 
@@ -249,6 +306,14 @@ POLL_INTERVAL = 0.05
 #: moto's settings the sandbox needs: Lambda functions run without Docker, each answering the
 #: payload it was given (an echo), whatever its code.
 MOTO_CONFIG = {"lambda": {"use_docker": False}}
+
+
+#: moto's settings read from the environment, for the life of the sandbox: no catalogue of public
+#: images (moto loads ~1,200 AMIs, each with a volume and a snapshot, into every Region's EC2 the
+#: first time it is used). The account the sandbox emulates is the plan's: nothing in it launches
+#: or looks up a public image, and a real account's own snapshots (``OwnerIds=self``) never include
+#: them.
+MOTO_ENVIRONMENT = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
 
 def _configure(endpoint: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from drplan.sandbox.seeders.context import SeedContext
 
 #: Items put in a seeded table.
 ITEMS = 25
+#: Items written per BatchWriteItem call (DynamoDB's maximum).
+BATCH = 25
 
 
 def seed_table(ctx: SeedContext, name: str) -> None:
@@ -20,8 +22,16 @@ def seed_table(ctx: SeedContext, name: str) -> None:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    for i in range(ITEMS):
-        client.put_item(TableName=name, Item={"pk": {"S": f"item-{i:03d}"}, "value": {"N": str(i)}})
+    items = [{"pk": {"S": f"item-{i:03d}"}, "value": {"N": str(i)}} for i in range(ITEMS)]
+    for start in range(0, len(items), BATCH):  # the same items, BATCH to a call instead of one each
+        pending = [{"PutRequest": {"Item": item}} for item in items[start : start + BATCH]]
+        for _ in range(5):
+            if not pending:
+                break
+            answer = client.batch_write_item(RequestItems={name: pending})
+            pending = answer.get("UnprocessedItems", {}).get(name, [])
+        if pending:
+            raise RuntimeError(f"DynamoDB left {len(pending)} seed item(s) of {name} unwritten")
 
 
 def seed_backup(ctx: SeedContext) -> None:
