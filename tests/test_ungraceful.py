@@ -5,9 +5,13 @@ and the dry run says so for each step it changes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from drplan.actions import registry
@@ -110,3 +114,36 @@ def test_recover_and_drill_take_the_option() -> None:
     for name in ("recover", "drill", "resume"):
         command = cli.all_commands[name]
         assert any("--ungraceful" in p.opts for p in command.params), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ungraceful", [False, True], ids=["graceful", "ungraceful"])
+def test_a_sandbox_recovery_runs_the_variant_the_dry_run_named(tmp_path: Path, ungraceful: bool) -> None:
+    """End to end in the sandbox (which emulates both Aurora calls): the journal's header records
+    the choice and the step's recovery point says which call ran; the failover measures its lag."""
+    data = two_region_plan()
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    args = [sys.executable, "-m", "drplan", "recover", str(path), "--sandbox", "--yes"]
+    done = subprocess.run(
+        [*args, "--ungraceful"] if ungraceful else args,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    shown = (
+        "uses aws.rds.failover_global_cluster (--ungraceful, instead of aws.rds.switchover_global_cluster)"
+    )
+    assert (shown in done.stderr) is ungraceful
+    (journal,) = (tmp_path / ".drplan" / "runs").glob("*/journal.jsonl")
+    events = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    started = next(e for e in events if e["kind"] == "run.started")
+    assert bool(started["data"].get("ungraceful")) is ungraceful
+    handle = next(
+        e["data"]["handle"] for e in events if e.get("step") == "db.switch" and "handle" in e["data"]
+    )
+    assert ("failover" in handle["recovery_point"]["id"]) is ungraceful
+    assert ("replication_lag_seconds" in handle) is ungraceful

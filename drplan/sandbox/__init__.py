@@ -36,6 +36,7 @@ from drplan.errors import UsageError
 from drplan.model import Plan
 from drplan.sandbox import emulator_fixes, emulator_speedups
 from drplan.sandbox.backup_emulator import BackupEmulator
+from drplan.sandbox.global_emulator import GlobalClusterEmulator
 from drplan.sandbox.ids import EmulatedIds, new_seed_state
 from drplan.sandbox.standin import StandIn
 
@@ -218,11 +219,14 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     emulator_speedups.memoize_error_shapes()
     emulator_speedups.memoize_action_names()
     holder: dict[str, Any] = {}
+    global_clusters = GlobalClusterEmulator()  # Aurora global switchover/failover: moto has neither
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         emulator: BackupEmulator = holder["backup"]
         if emulator.handles(environ):
             return emulator(environ, start_response)
+        if global_clusters.handles(environ):
+            return global_clusters(environ, start_response)
         missing = not_emulated(environ)
         if missing is not None:
             return _refuse(missing, start_response)

@@ -20,6 +20,7 @@ An action from another package gets sandbox support by registering its seeder, n
 
 from __future__ import annotations
 
+from drplan.sandbox.global_emulator import seed_global_cluster
 from drplan.sandbox.seeders import (
     autoscaling,
     awslambda,
@@ -49,6 +50,8 @@ SEEDERS: dict[str, Seeder] = {
     "aws.s3.restore_versions": s3.seed_bucket,
     "aws.route53.change_record": route53.seed_zone_and_record,
     "aws.rds.promote_read_replica": rds.seed_read_replica,
+    "aws.rds.switchover_global_cluster": seed_global_cluster,
+    "aws.rds.failover_global_cluster": seed_global_cluster,
     "aws.autoscaling.set_capacity": autoscaling.seed_group,
     "aws.ecs.set_capacity": ecs.seed_service,
     "aws.eks.scale_nodegroup": eks.seed_nodegroup,
