@@ -13,21 +13,17 @@ Rewrite it, or check that it is current (tests/test_docs_guides.py does), with::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 from drplan.model import Mode
+from drplan.report.generated import END as END  # re-exported: the markers of the section
+from drplan.report.generated import Section, refresh_main
 
 BEGIN = "<!-- BEGIN GENERATED: drplan.report.iampage -->"
-END = "<!-- END GENERATED -->"
 PROG = "python -m drplan.report.iampage"
 MODES: tuple[Mode, ...] = ("drill", "recover")
-
-
-class MarkersMissing(ValueError):
-    pass
 
 
 def _actions(document: dict[str, Any]) -> set[str]:
@@ -93,48 +89,27 @@ def render_page() -> str:
     return "\n\n".join([intro, *sections])
 
 
+SECTION = Section(BEGIN, "\n\n", "policies")
+
+
 def split_document(text: str) -> tuple[str, str, str]:
     """(before and including BEGIN, the generated text, END and after)."""
-    start = text.find(BEGIN)
-    end = text.find(END, start + len(BEGIN)) if start >= 0 else -1
-    if start < 0 or end < 0:
-        raise MarkersMissing(f"the document needs a {BEGIN} ... {END} section")
-    head = start + len(BEGIN)
-    return text[:head], text[head:end], text[end:]
+    return SECTION.split(text)
 
 
 def update_document(text: str) -> str:
-    before, _, after = split_document(text)
-    return before + "\n\n" + render_page() + "\n\n" + after
+    return SECTION.update(text, render_page())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return refresh_main(
+        argv,
         prog=PROG,
         description="Rewrite (or, with --check, verify) the example plans' IAM policies in a Markdown file.",
+        example="docs/iam.md",
+        section=SECTION,
+        render=render_page,
     )
-    parser.add_argument("document", type=Path, help="the Markdown file, e.g. docs/iam.md")
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 when the section is out of date; change nothing"
-    )
-    args = parser.parse_args(argv)
-    try:
-        text = args.document.read_text(encoding="utf-8")
-        fresh = update_document(text)
-    except (OSError, MarkersMissing) as exc:
-        print(f"{PROG}: error: {args.document}: {exc}", file=sys.stderr)
-        return 2
-    if fresh == text:
-        return 0
-    if args.check:
-        print(
-            f"{args.document}: the generated policies are out of date; run: {PROG} {args.document}",
-            file=sys.stderr,
-        )
-        return 1
-    args.document.write_text(fresh, encoding="utf-8")
-    print(f"{args.document}: policies updated", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,17 +15,16 @@ here; they have their own generated page (``drplan actions --format markdown``, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from drplan.durations import MAX_DURATION_WORDS
+from drplan.report.generated import END as END  # re-exported: the markers of the section
+from drplan.report.generated import Section, refresh_main
 
 BEGIN = "<!-- BEGIN GENERATED: drplan.report.reference -->"
-END = "<!-- END GENERATED -->"
 
 #: The objects documented, in order: (``$defs`` name or "" for the plan itself, heading).
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -251,56 +250,32 @@ def render_reference(schema: dict[str, Any]) -> str:
 
 # --- the generated section of a document ----------------------------------------------------------
 
-
-class MarkersMissing(ValueError):
-    pass
+SECTION = Section(BEGIN, "\n", "reference")
 
 
 def split_document(text: str) -> tuple[str, str, str]:
     """(before and including BEGIN, the generated text, END and after)."""
-    start = text.find(BEGIN)
-    end = text.find(END, start + len(BEGIN)) if start >= 0 else -1
-    if start < 0 or end < 0:
-        raise MarkersMissing(f"the document needs a {BEGIN} ... {END} section")
-    head = start + len(BEGIN)
-    return text[:head], text[head:end], text[end:]
+    return SECTION.split(text)
 
 
 def update_document(text: str, schema: dict[str, Any]) -> str:
-    before, _, after = split_document(text)
-    return before + "\n" + render_reference(schema) + "\n" + after
+    return SECTION.update(text, render_reference(schema))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    def render() -> str:
+        from drplan.schema import plan_schema
+
+        return render_reference(plan_schema())
+
+    return refresh_main(
+        argv,
         prog="python -m drplan.report.reference",
         description="Rewrite (or, with --check, verify) the plan format reference in a Markdown file.",
+        example="docs/plan-format.md",
+        section=SECTION,
+        render=render,
     )
-    parser.add_argument("document", type=Path, help="the Markdown file, e.g. docs/plan-format.md")
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 when the section is out of date; change nothing"
-    )
-    args = parser.parse_args(argv)
-
-    from drplan.schema import plan_schema
-
-    try:
-        text = args.document.read_text(encoding="utf-8")
-        fresh = update_document(text, plan_schema())
-    except (OSError, MarkersMissing) as exc:
-        print(f"{parser.prog}: error: {args.document}: {exc}", file=sys.stderr)
-        return 2
-    if fresh == text:
-        return 0
-    if args.check:
-        print(
-            f"{args.document}: the generated reference is out of date; run: {parser.prog} {args.document}",
-            file=sys.stderr,
-        )
-        return 1
-    args.document.write_text(fresh, encoding="utf-8")
-    print(f"{args.document}: reference updated", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -281,17 +281,7 @@ class ChangeRecord(Action):
             raise StepFailed(ctx.step.key, self._drill_record_taken(kind, fqdn.rstrip("."), previous))
         change = {"Action": "UPSERT", "ResourceRecordSet": record}
         change_id = self._change(ctx, zone_id, change, f"drplan run {ctx.run_id}: {ctx.step.key}")
-        handle: Handle = {
-            "zone_id": zone_id,
-            "zone_name": zone["Name"],
-            "fqdn": fqdn.rstrip("."),
-            "type": kind,
-            "set_identifier": set_id,
-            "record": record,
-            "previous": previous,
-            "change_id": change_id,
-            "wait": bool(ctx.params.get("wait", True)),
-        }
+        handle = self._handle(ctx, zone_id, zone, fqdn, record, previous, change_id)
         if previous is None:
             record_id = f"{zone_id}/{handle['fqdn']}/{kind}" + (f"/{set_id}" if set_id else "")
             add_resource(
@@ -305,6 +295,28 @@ class ChangeRecord(Action):
                 ),
             )
         return handle
+
+    @staticmethod
+    def _handle(
+        ctx: StepContext,
+        zone_id: str,
+        zone: Mapping[str, Any],
+        fqdn: str,
+        record: Mapping[str, Any],
+        previous: Mapping[str, Any] | None,
+        change_id: str | None,
+    ) -> Handle:
+        return {
+            "zone_id": zone_id,
+            "zone_name": zone["Name"],
+            "fqdn": fqdn.rstrip("."),
+            "type": record["Type"],
+            "set_identifier": record.get("SetIdentifier"),
+            "record": record,
+            "previous": previous,
+            "change_id": change_id,
+            "wait": bool(ctx.params.get("wait", True)),
+        }
 
     def adopt(self, ctx: StepContext, found: list[Resource]) -> Handle | None:
         """A drill's process died during its UPSERT: the record it meant to create exists. It is the
@@ -320,17 +332,7 @@ class ChangeRecord(Action):
         current, _ = record_sets(ctx, zone_id, fqdn, kind, set_id)
         if current is None or _canonical(current) != _canonical(record):
             return None
-        handle: Handle = {
-            "zone_id": zone_id,
-            "zone_name": zone["Name"],
-            "fqdn": fqdn.rstrip("."),
-            "type": kind,
-            "set_identifier": set_id,
-            "record": record,
-            "previous": None,
-            "change_id": None,
-            "wait": bool(ctx.params.get("wait", True)),
-        }
+        handle = self._handle(ctx, zone_id, zone, fqdn, record, None, None)
         for resource in found:
             add_resource(ctx, handle, resource)
         return handle
