@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -305,6 +305,11 @@ class AwsSession:
     emulated: bool = False  # the sandbox: its account is moto's, so the plan's account guard does not apply
     caller_arn: str | None = None  # who these credentials are (learnt by the account guard)
     external_id: str | None = None  # for roles that require one (a third party's account)
+    #: Per role, the external ID its trust policy requires (a plan's steps say it), over ``external_id``.
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+    #: The session name of every assumed role, in CloudTrail: a run sets ``drplan-MODE-RUNID`` so
+    #: what a recovery did in another account can be told from anything else that assumed the role.
+    session_name: str = f"drplan-{__version__}"
     role_duration: int | None = None  # seconds; the role's own maximum otherwise (refreshed anyway)
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[tuple[str, str, str | None, str | None], Any] = field(
@@ -405,9 +410,10 @@ class AwsSession:
             source = base.get_credentials()
             if source is None:
                 raise AwsError(f"cannot assume role {role_arn}: no AWS credentials to assume it with")
-            extra: dict[str, Any] = {"RoleSessionName": f"drplan-{__version__}"}
-            if self.external_id:
-                extra["ExternalId"] = self.external_id
+            extra: dict[str, Any] = {"RoleSessionName": self.session_name}
+            external_id = self.external_ids.get(role_arn, self.external_id)
+            if external_id:
+                extra["ExternalId"] = external_id
             if self.role_duration:
                 extra["DurationSeconds"] = self.role_duration
 

@@ -957,6 +957,25 @@ def _path_words(analysis: Analysis, path: tuple[str, ...]) -> str:
 
 
 #: Run in this order; findings keep it within a file before sorting by position.
+def external_ids_agree(ctx: CheckContext) -> Iterator[Diagnostic]:
+    """DR216: two steps assume one role with different external IDs. A role's trust policy names the
+    one it requires, and a run assumes each role once (one set of credentials per role)."""
+    first: dict[str, Step] = {}
+    for step in ctx.plan.steps():
+        if not (step.role_arn and step.external_id):
+            continue
+        earlier = first.setdefault(step.role_arn, step)
+        if earlier.external_id != step.external_id:
+            yield ctx.diag(
+                "DR216",
+                f"{_where(step)} assumes {shorten(step.role_arn)} with `external_id` "
+                f"`{shorten(step.external_id)}`, but {_where(earlier)} gives it `{shorten(earlier.external_id or '')}`: "
+                "a role's trust policy requires one external ID",
+                join_pointer(step.pointer, "external_id"),
+                related=(Related("the other external ID", join_pointer(earlier.pointer, "external_id")),),
+            )
+
+
 CHECKS: tuple[Check, ...] = (
     durations_within_limit,  # first: it stops the others (see run_checks)
     zero_timeouts,
@@ -986,7 +1005,9 @@ CHECKS: tuple[Check, ...] = (
     drill_needs_recover_steps,
     recover_needs_drill_steps,
     max_age_needs_rpo,
+    external_ids_agree,
 )
+
 
 #: Checks whose errors stop the checks after them, as schema errors stop all of them: a duration
 #: over the limit is held as a stand-in value that the other checks would compute with.

@@ -165,6 +165,12 @@ RULES: dict[str, Rule] = _rules(
         E,
         "`${regions.NAME}` names a Region the plan's `regions` does not define.",
     ),
+    Rule(
+        "DR216",
+        "conflicting-external-id",
+        E,
+        "Two steps assume the same role with different `external_id`s; a role's trust policy requires one.",
+    ),
     # DR3xx: objectives and operability
     Rule(
         "DR301",

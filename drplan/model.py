@@ -131,6 +131,7 @@ class Step:
     after: tuple[str, ...] | None = None  # as written: "step" or "service.step"
     region: str | None = None
     role_arn: str | None = None
+    external_id: str | None = None  # what role_arn's trust policy requires
 
     @property
     def key(self) -> str:
@@ -269,6 +270,11 @@ class Plan:
         for service in self.services.values():
             yield from service.steps
 
+    def external_ids(self) -> dict[str, str]:
+        """The external ID each role needs, from the steps that assume it (validation makes sure two
+        steps never give one role two different IDs: DR216)."""
+        return {s.role_arn: s.external_id for s in self.steps() if s.role_arn and s.external_id}
+
     def step(self, key: str) -> Step:
         service, _, step_id = key.partition(".")
         for step in self.services[service].steps:
@@ -401,6 +407,7 @@ def _step(service: str, index: int, raw: Mapping[str, Any], service_pointer: str
         after=tuple(raw["after"]) if "after" in raw else None,
         region=raw.get("region"),
         role_arn=raw.get("role_arn"),
+        external_id=raw.get("external_id"),
     )
 
 

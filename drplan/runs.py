@@ -294,6 +294,10 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
 
         if prepared.region and not aws.region:
             aws.region = prepared.region
+        # Roles in other accounts: the IDs their trust policies require, and a session name that
+        # says in their CloudTrail which run assumed them.
+        aws.external_ids = {**plan.external_ids(), **aws.external_ids}
+        aws.session_name = f"drplan-{mode}-{run_id}"
         account = aws.guard_account(plan.aws.account_id)
         identity = user_identity() + (f" ({aws.caller_arn})" if aws.caller_arn else "")
         options = dataclasses.replace(

@@ -208,6 +208,7 @@ def test_drill_quiet_prints_the_last_line_and_verbose_every_event(tmp_path: Path
 
 # --- examples in every --help -----------------------------------------------------------------------
 
+
 def _commands() -> list[Any]:
     out = []
     for name, command in cli.all_commands.items():

@@ -381,6 +381,79 @@ def test_the_external_id_a_third_partys_role_requires_is_sent_when_assuming_it(
     ]
 
 
+def test_a_steps_role_is_assumed_with_its_external_id_and_a_session_name_naming_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A step's `role_arn` with `external_id` (a role in a DR account): the run assumes it with that
+    ID (over --external-id, which still serves other roles) and with `drplan-MODE-RUNID` as the
+    session name, so the other account's CloudTrail says which run did what."""
+    from botocore.credentials import AssumeRoleCredentialFetcher
+    from click.testing import CliRunner
+    from moto import mock_aws
+
+    from drplan.cli import cli
+
+    sent: list[dict[str, Any]] = []
+    original = AssumeRoleCredentialFetcher.__init__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append({"role": args[2], **(kwargs.get("extra_args") or {})})
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AssumeRoleCredentialFetcher, "__init__", recording)
+    dr_role, other_role = "arn:aws:iam::123456789012:role/dr-restore", "arn:aws:iam::123456789012:role/ops"
+    plan = {
+        "drplan": 1,
+        "name": "dr-account",
+        "aws": {"region": REGION},
+        "objectives": {"rto": "PT1H"},
+        "services": {
+            "orders": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "orders", "target": "orders-restored"},
+                        "role_arn": dr_role,
+                        "external_id": "acme-dr-7f3a",
+                        "estimate": "PT5M",
+                    },
+                    {
+                        "id": "again",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "orders", "target": "orders-again"},
+                        "role_arn": other_role,
+                        "estimate": "PT5M",
+                    },
+                ]
+            }
+        },
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.create_backup(TableName="orders", BackupName="orders-nightly")
+        result = CliRunner().invoke(
+            cli, ["recover", str(path), "--yes", "--external-id", "ops-1234", "--state-dir", "state"]
+        )
+        assert result.exit_code == 0, result.output
+    (journal,) = (tmp_path / "state" / "runs").glob("*/journal.jsonl")
+    run_id = journal.parent.name
+    assumed = {s["role"]: (s.get("ExternalId"), s["RoleSessionName"]) for s in sent}
+    assert assumed == {
+        dr_role: ("acme-dr-7f3a", f"drplan-recover-{run_id}"),  # the step's own ID
+        other_role: ("ops-1234", f"drplan-recover-{run_id}"),  # --external-id for the others
+    }
+
+
 # --- fault rehearsal: losing the orchestrator ------------------------------------------------------------
 
 

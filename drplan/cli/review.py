@@ -173,6 +173,7 @@ def _preflight(
             options = RunOptions(**box.run_options())
         else:
             session = aws_session(aws, region=region, plan_aws=loaded.aws, read_only=True)
+            session.external_ids = loaded.external_ids()
         session.guard_account(loaded.aws.account_id)
         return run_preflight(prepared, session, options)
 
