@@ -140,3 +140,92 @@ def test_only_taken_names_and_unanswered_lookups_are_collisions():
         "dns.cutover: preflight failed: AccessDenied",
     ]
     assert not report.ok
+
+
+# --- a step's own role ------------------------------------------------------------------------------
+
+
+def _role_plan(role: str) -> dict:
+    return {
+        "drplan": 1,
+        "name": "dr-account",
+        "aws": {"region": "us-east-1"},
+        "objectives": {"rto": "PT1H"},
+        "services": {
+            "orders": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "orders", "target": "orders-restored"},
+                        "role_arn": role,
+                        "external_id": "acme-dr-7f3a",
+                        "estimate": "PT10M",
+                    },
+                    {
+                        "id": "scale",
+                        "uses": "aws.ecs.set_capacity",
+                        "with": {"cluster": "dr", "service": "orders", "desired": 2},
+                        "role_arn": role,
+                        "estimate": "PT5M",
+                    },
+                ]
+            }
+        },
+    }
+
+
+class _NoRole(AwsSession):
+    """AWS where every role is refused (a trust policy that does not name the caller)."""
+
+    def client(self, service, *, region=None, role_arn=None, endpoint_url=None):  # type: ignore[no-untyped-def]
+        if role_arn:
+            from drplan.errors import AwsError
+
+            raise AwsError(
+                f"cannot assume role {role_arn}: AccessDenied: not authorized to perform sts:AssumeRole"
+            )
+        return super().client(service, region=region, role_arn=role_arn, endpoint_url=endpoint_url)
+
+
+def test_a_role_that_cannot_be_assumed_is_found_before_the_run_and_stops_a_drill_that_creates(tmp_path):
+    from drplan.model import build_plan
+
+    role = "arn:aws:iam::444455556666:role/dr-restore"
+    # Recover mode, where the scaling step runs too (a drill skips it without drill_with); the
+    # collisions are what a drill refuses on, whatever the mode.
+    prepared = prepare(build_plan(_role_plan(role)), "recover", registry(), run_id="abcd1234")
+    with mock_aws():
+        report = run_preflight(prepared, _NoRole(region="us-east-1", read_only=True))
+    restore, scale = report.results["orders.restore"], report.results["orders.scale"]
+    assert len(restore) == 1 and restore[0].status == "error"  # the action is not asked: it would fail alike
+    assert (
+        restore[0].message.startswith(f"cannot assume role {role}:") and "AccessDenied" in restore[0].message
+    )
+    assert restore[0].checked is False  # its isolated names cannot be checked: the drill refuses
+    assert scale[0].status == "error" and scale[0].checked  # scaling makes no name: an error, no refusal
+    assert any(c.startswith("orders.restore: cannot assume role") for c in report.collisions())
+    assert not any(c.startswith("orders.scale") for c in report.collisions())
+
+
+def test_an_assumable_role_is_said_first_and_the_step_is_checked_as_that_role():
+    from drplan.model import build_plan
+
+    role = "arn:aws:iam::123456789012:role/dr-restore"
+    prepared = prepare(build_plan(_role_plan(role)), "recover", registry(), run_id="abcd1234")
+    with mock_aws():
+        boto3.client("dynamodb", region_name="us-east-1").create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        report = run_preflight(prepared, AwsSession(region="us-east-1", read_only=True))
+    first = report.results["orders.restore"][0]
+    assert (first.status, first.message) == ("ok", f"assumes role {role} (account 123456789012)")
+    assert "assumed-role/dr-restore" in first.facts["as"]
+    # Then the action's own findings, as that role: the table has no backup yet.
+    assert any(
+        r.status == "error" and "no available backups" in r.message
+        for r in report.results["orders.restore"][1:]
+    )
