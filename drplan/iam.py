@@ -38,6 +38,10 @@ RUN_ID_MARKER = "r0u1n2i3"
 
 DESTRUCTIVE = ("Delete", "Terminate", "Modify", "Detach")
 READ = ("Describe", "List", "Get")
+#: Reads of *data*, not of metadata: scoped to the step's own resources like its writes.
+DATA_READS = frozenset({"dynamodb:GetItem"})
+#: Item writes a DynamoDB restore makes into its new table.
+ITEM_WRITES = frozenset({"dynamodb:DeleteItem"})
 
 #: Services whose authorization evaluates ``aws:ResourceTag/...`` on the resources drplan deletes.
 TAG_CONDITIONS = frozenset(
@@ -181,7 +185,7 @@ def _resources(
         return sorted(
             where.arn("s3", f"{b}/*" if object_level else b, region=False, account=False) for b in buckets
         )
-    if verb.startswith(READ):
+    if verb.startswith(READ) and action not in DATA_READS:
         return ["*"]
     if service == "iam" and verb == "PassRole":
         role = params.get("iam_role_arn")
@@ -310,7 +314,10 @@ def build_policy(
                 # DynamoDB table never changes (or reads) S3, RDS or EBS resources.
                 continue
             resources = _resources(iam_action, service, targets, sources, prepared.params, where)
-            destructive = verb.startswith(DESTRUCTIVE)
+            # Item deletes are part of writing a restored table (AWS checks them when the restore
+            # starts, before the new table has drplan's tags): scoped to the target table's name,
+            # not conditioned on its tags.
+            destructive = verb.startswith(DESTRUCTIVE) and iam_action not in ITEM_WRITES
             if service == "ec2" and verb in ("AttachVolume", "DetachVolume"):
                 instances = _instance_arns(prepared.params, where) or [where.arn("ec2", "instance/*")]
                 grants.append(_Grant(frozenset({iam_action}), frozenset(instances), ""))

@@ -150,6 +150,20 @@ class _TableRestore(Action):
         return Poll.running(f"table {handle['table']} is {table.get('TableStatus')}")
 
 
+#: A restore writes the items into the new table as the caller: AWS requires read and write
+#: permissions on the target table besides the restore permission itself (DynamoDB developer guide,
+#: "Using IAM with DynamoDB backup and restore"). drplan's policy scopes them to the target table.
+RESTORE_WRITES = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+)
+
+
 class RestoreBackup(_TableRestore):
     name = "aws.dynamodb.restore_backup"
     summary = "Create a DynamoDB table from an on-demand backup"
@@ -158,7 +172,9 @@ class RestoreBackup(_TableRestore):
         "dynamodb:ListBackups",
         "dynamodb:DescribeBackup",
         "dynamodb:RestoreTableFromBackup",
+        *RESTORE_WRITES,
         "dynamodb:DescribeTable",
+        "dynamodb:ListTagsOfResource",
         "dynamodb:TagResource",
         "dynamodb:DeleteTable",
     )
@@ -235,7 +251,9 @@ class RestorePointInTime(_TableRestore):
     iam = (
         "dynamodb:DescribeContinuousBackups",
         "dynamodb:RestoreTableToPointInTime",
+        *RESTORE_WRITES,
         "dynamodb:DescribeTable",
+        "dynamodb:ListTagsOfResource",
         "dynamodb:TagResource",
         "dynamodb:DeleteTable",
     )
