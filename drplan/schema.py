@@ -285,6 +285,10 @@ def validate_schema(data: Any, file: str, *, integral_floats: bool | None = None
         for explained in _explained(error):
             for diag in _describe(explained, data, file):
                 found.setdefault((diag.pointer or "", diag.message), diag)
+    # A value of the wrong type satisfies no rule about its contents: `with: null` breaks "exactly
+    # one of `values` or `alias`" vacuously. Its type is the one thing to say about it.
+    mistyped = {d.pointer for d in found.values() if d.code == "DR103"}
+    found = {k: d for k, d in found.items() if d.code == "DR103" or d.pointer not in mistyped}
     if not found:
         # The two validators disagree. Never let the plan pass as valid because of that.
         return [
@@ -481,6 +485,11 @@ def _describe(
         message = f"{who}{what} `{shorten(str(key))}` {custom or 'is not allowed'}"
         return [diagnostic("DR104", message, file, key_ptr, at_key=True)]
     hint = _value_hint(schema, error.instance, where_path)
+    if keyword == "not" and isinstance(value, dict) and value.get("required"):
+        # A property another one rules out (`iops` with a gp2 volume): said at that property.
+        present = [p for p in value["required"] if isinstance(error.instance, dict) and p in error.instance]
+        text = custom or "cannot be set here"
+        return [say(_join(field, p), text, join_pointer(pointer, p), c="DR104") for p in present]
     if custom and keyword not in _RANGE_KEYWORDS:  # a value of the right type out of range: say the range
         return [say(field, custom + hint)]
     if keyword == "type":

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 
 from drplan import schema as drplan_schema
+from drplan.actions import registry
 from drplan.cli import cli
 from drplan.schema import SCHEMA_ID, is_valid, plan_schema, validate_against, validate_schema
 
@@ -368,3 +369,26 @@ def test_run_settings() -> None:
         ("DR104", "/run/state"),
         ("DR105", "/run/parallelism"),
     ]
+
+
+@pytest.mark.parametrize("action", sorted(registry()), ids=str)
+def test_a_null_with_is_a_type_finding_for_every_action(action: str) -> None:
+    """`with: null` (found by the mutation property test) is one DR103, never the generic DR100 of a
+    conditional rule (`if`/`then`) that a non-object satisfies vacuously."""
+    data = json.loads((ROOT / "plans" / "status-page.json").read_text(encoding="utf-8"))
+    step = data["services"][next(iter(data["services"]))]["steps"][0]
+    step["uses"], step["with"] = action, None
+    step.pop("drill_with", None)
+    findings = [(d.code, d.pointer) for d in validate_schema(data, "p.json")]
+    assert findings == [("DR103", "/services/incidents/steps/0/with")], findings
+
+
+def test_iops_on_a_volume_type_that_has_none_is_said_at_iops() -> None:
+    data = json.loads((ROOT / "plans" / "webshop.json").read_text(encoding="utf-8"))
+    volume = data["services"]["media"]["steps"][0]["with"]
+    volume.update(volume_type="gp2", iops=3000)
+    (finding,) = validate_schema(data, "p.json")
+    assert (finding.code, finding.pointer) == ("DR104", "/services/media/steps/0/with/iops")
+    assert finding.message.endswith(
+        "`with.iops` can be set only for gp3, io1 and io2 volumes (IOPS of gp2, st1, sc1 and standard volumes follow their size)"
+    )
