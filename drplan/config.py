@@ -27,11 +27,6 @@ from typing import Any
 from drplan.diagnostics import RULES, Severity
 from drplan.errors import UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 #: The formats ``--report`` and ``reports`` can write (the ones ``--format`` knows).
 REPORT_FORMATS = ("text", "json", "sarif", "github", "junit")
 _KEYS = ("ignore", "strict", "reports")
@@ -132,6 +127,11 @@ def _drplan_table(pyproject: dict[str, Any]) -> object:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: a pull-request check of a repository without settings never pays for it.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         with path.open("rb") as f:
             data: dict[str, Any] = tomllib.load(f)
