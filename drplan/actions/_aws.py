@@ -107,3 +107,21 @@ def target_free(exists: bool, kind: str, name: str) -> PreflightResult:
             "error", f"{kind} {name} already exists; the restore would fail", {"target": name}, name=name
         )
     return PreflightResult("ok", f"{kind} name {name} is free", {"target": name}, name=name)
+
+
+def with_sizes(
+    ctx: StepContext, current: Mapping[str, int], keys: tuple[tuple[str, str], ...]
+) -> dict[str, int]:
+    """``current`` sizes (an Auto Scaling group's, a node group's) with the step's parameters put in:
+    each ``(param, key)`` of ``keys`` given in the step replaces ``key``; min and max stay as they
+    are when not given. A value that is not an integer fails the step, naming the parameter."""
+    target = dict(current)
+    for param, key in keys:
+        value = ctx.params.get(param)
+        if value is None:
+            continue
+        try:
+            target[key] = int(value)
+        except (TypeError, ValueError):
+            raise StepFailed(ctx.step.key, f"`{param}` must be an integer, got {value!r}") from None
+    return target

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from drplan.actions._aws import as_utc
+from drplan.actions._aws import as_utc, with_sizes
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code
 from drplan.errors import StepFailed
@@ -70,15 +70,7 @@ class SetCapacity(Action):
 
     def _target(self, ctx: StepContext, current: Mapping[str, int]) -> dict[str, int]:
         """The capacity after the change (min/max unchanged when not given), or StepFailed."""
-        target = dict(current)
-        for param, key in _KEYS:
-            value = ctx.params.get(param)
-            if value is None:
-                continue
-            try:
-                target[key] = int(value)
-            except (TypeError, ValueError):
-                raise StepFailed(ctx.step.key, f"`{param}` must be an integer, got {value!r}") from None
+        target = with_sizes(ctx, current, _KEYS)
         group = ctx.params["group"]
         if target["MinSize"] > target["MaxSize"]:
             problem = f"min size {target['MinSize']} is above max size {target['MaxSize']}"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from drplan.actions._aws import unresolved
+from drplan.actions._aws import unresolved, with_sizes
 from drplan.actions.base import Action, Handle, Poll, PreflightResult, StepContext
 from drplan.aws import error_code, error_message, is_not_found
 from drplan.errors import StepFailed
@@ -75,15 +75,7 @@ class ScaleNodegroup(Action):
 
     def _target(self, ctx: StepContext, current: Mapping[str, int]) -> dict[str, int]:
         """The sizes after the change (min/max unchanged when not given), or StepFailed."""
-        target = dict(current)
-        for param, key in _KEYS:
-            value = ctx.params.get(param)
-            if value is None:
-                continue
-            try:
-                target[key] = int(value)
-            except (TypeError, ValueError):
-                raise StepFailed(ctx.step.key, f"`{param}` must be an integer, got {value!r}") from None
+        target = with_sizes(ctx, current, _KEYS)
         name = ctx.params["nodegroup"]
         if target["maxSize"] < 1:
             problem = "the max size must be at least 1"
