@@ -351,6 +351,15 @@ def complete_plan_files(ctx: click.Context, param: click.Parameter, incomplete: 
         return []
 
 
+#: ``PLAN``: an existing plan file, completed on the shell (commands that read a plan from a path).
+plan_path_argument = click.argument(
+    "plan_path",
+    metavar="PLAN",
+    type=click.Path(exists=True, dir_okay=False),
+    shell_complete=complete_plan_files,
+)
+
+
 def _state_dir_of(ctx: click.Context) -> Path:
     from drplan.engine.journal import DEFAULT_STATE_DIR
 

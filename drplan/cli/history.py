@@ -10,10 +10,10 @@ import click
 
 from drplan.cli.common import (
     aws_options,
-    complete_plan_files,
     complete_run_ids,
     emit,
     output_options,
+    plan_path_argument,
     s3_state,
     say,
     state_option,
@@ -127,12 +127,7 @@ def show(run_id: str, fmt: str, state_dir: str, state_url: str | None, **aws: An
 
 
 @click.command()
-@click.argument(
-    "plan_path",
-    metavar="PLAN",
-    type=click.Path(exists=True, dir_okay=False),
-    shell_complete=complete_plan_files,
-)
+@plan_path_argument
 @click.option("--percentile", type=click.FloatRange(1, 100), default=90, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_state_option

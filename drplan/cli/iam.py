@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import click
 
-from drplan.cli.common import complete_plan_files, emit, note, output_options, warn
+from drplan.cli.common import emit, note, output_options, plan_path_argument, warn
 
 
 @click.command("iam-policy")
-@click.argument(
-    "plan_path",
-    metavar="PLAN",
-    type=click.Path(exists=True, dir_okay=False),
-    shell_complete=complete_plan_files,
-)
+@plan_path_argument
 @click.option(
     "--mode",
     type=click.Choice(["drill", "recover"]),

@@ -12,10 +12,10 @@ import click
 
 from drplan.cli.common import (
     CONTEXT_SETTINGS,
-    complete_plan_files,
     fail,
     note,
     output_options,
+    plan_path_argument,
     say,
     write_output,
 )
@@ -29,12 +29,7 @@ def export() -> None:
 
 
 @export.command("stepfunctions")
-@click.argument(
-    "plan_path",
-    metavar="PLAN",
-    type=click.Path(exists=True, dir_okay=False),
-    shell_complete=complete_plan_files,
-)
+@plan_path_argument
 @output_options
 @click.option(
     "--mode",
@@ -119,12 +114,7 @@ def stepfunctions(
 
 
 @export.command("arc-region-switch")
-@click.argument(
-    "plan_path",
-    metavar="PLAN",
-    type=click.Path(exists=True, dir_okay=False),
-    shell_complete=complete_plan_files,
-)
+@plan_path_argument
 @output_options
 @click.option(
     "--mode",
