@@ -341,3 +341,33 @@ def test_a_rollback_that_cannot_undo_everything_exits_3(ddb, tmp_path):
     assert result.rollback_failed == ["a.restore"]
     assert result.exit_code == 3
     assert "orders-restored" in ddb.list_tables()["TableNames"]
+
+
+def test_a_rollback_reports_undone_only_the_steps_whose_undo_does_something(tmp_path):
+    """``command`` and ``aws.lambda.invoke`` undo only with their optional ``undo`` parameters: a
+    step without them has nothing to reverse, and the rollback must not call it undone."""
+    marker = tmp_path / "undone.txt"
+    data = plan_data(
+        {
+            "a": {
+                "steps": [
+                    {
+                        "id": "with-undo",
+                        "uses": "command",
+                        "with": {"run": ["true"], "undo": ["touch", str(marker)]},
+                    },
+                    {"id": "without-undo", "uses": "command", "with": {"run": ["true"]}},
+                ]
+            },
+            "b": {
+                "depends_on": ["a"],
+                "steps": [{"id": "fails", "uses": "command", "with": {"run": ["false"]}}],
+            },
+        },
+        allow_commands=True,
+    )
+    run = run_plan(data, allow_commands=True)
+    assert run.outcome.records["b.fails"].status == "failed"
+    assert run.runner.rollback() == []
+    assert [e.step for e in run.events if e.kind.startswith("undo.")] == ["a.with-undo", "a.with-undo"]
+    assert marker.exists()

@@ -230,6 +230,12 @@ class Action:
 
     # --- static knowledge (used by validate, plan, graph, docs; no AWS) ---------------------------
 
+    def undoes(self, params: Mapping[str, Any]) -> bool:
+        """Whether :meth:`undo` reverses a step with these parameters: an action whose undo is
+        optional (a command's ``undo``, a Lambda's ``undo_function``) has nothing to undo without
+        it, and a run must not report such a step "undone"."""
+        return self.undoable
+
     def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:
         return self.outputs
 

@@ -182,6 +182,9 @@ class Command(Action):
             )
         return out
 
+    def undoes(self, params: Mapping[str, Any]) -> bool:
+        return bool(params.get("undo"))
+
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
         argv = ctx.params.get("undo")
         if not argv:

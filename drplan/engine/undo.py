@@ -76,7 +76,7 @@ class Undoer:
         rec = self.records[key]
         action = self.prepared.steps[key].action
         ok = True
-        if handle and action.undoable:
+        if handle and action.undoes(ctx.params):
             ok = self._undo_handle(key, ctx, handle, deadline, reason=reason)
         recorded = handle_resources(handle)
         in_handle = {r.key for r in recorded}
@@ -213,7 +213,8 @@ class Undoer:
     def _has_work(self, key: str) -> bool:
         rec = self.records[key]
         action = self.prepared.steps[key].action
-        return bool((rec.handle and action.undoable) or rec.resources or self.intents.get(key))
+        params = self.prepared.steps[key].params
+        return bool((rec.handle and action.undoes(params)) or rec.resources or self.intents.get(key))
 
     def _undo_record(self, key: str, deadline: float, reason: str) -> bool:
         rec = self.records[key]

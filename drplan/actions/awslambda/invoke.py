@@ -131,7 +131,7 @@ class Invoke(Action):
             if params.get(param)
         )
 
-    def _has_undo(self, params: Mapping[str, Any]) -> bool:
+    def undoes(self, params: Mapping[str, Any]) -> bool:
         return "undo_function" in params or "undo_payload" in params
 
     # --- read only ----------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ class Invoke(Action):
     # --- undo ---------------------------------------------------------------------------------------
 
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
-        if not self._has_undo(ctx.params):
+        if not self.undoes(ctx.params):
             return {}
         function = str(ctx.params.get("undo_function") or ctx.params["function"])
         call_id = self._invoke(ctx, function, ctx.params.get("undo_payload", {}), "undo_payload")
