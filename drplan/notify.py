@@ -75,6 +75,9 @@ class SnsTarget:
     def describe(self) -> str:
         return f"SNS topic {self.topic_arn}"
 
+    def spec(self) -> str:
+        return f"sns:{self.topic_arn}"
+
 
 @dataclass(frozen=True)
 class EventBridgeTarget:
@@ -88,6 +91,9 @@ class EventBridgeTarget:
     def describe(self) -> str:
         return f"EventBridge bus {self.bus}"
 
+    def spec(self) -> str:
+        return f"eventbridge:{self.bus}"
+
 
 @dataclass(frozen=True)
 class WebhookTarget:
@@ -98,8 +104,21 @@ class WebhookTarget:
     def describe(self) -> str:
         return f"webhook (${self.env})" if self.env else "webhook"
 
+    def spec(self) -> str | None:
+        """The ``--notify`` value that finds this webhook again; none for a URL given as such,
+        which is a secret and must not be written into the journal."""
+        return f"webhook:env:{self.env}" if self.env else None
+
 
 NotifyTarget = SnsTarget | EventBridgeTarget | WebhookTarget
+
+
+def recorded_targets(targets: tuple[NotifyTarget, ...]) -> tuple[list[str], int]:
+    """What a run's journal keeps of its ``--notify`` targets, so that ``drplan resume`` notifies
+    the same places: each target's value, and how many it cannot keep (webhooks given by URL)."""
+    specs = [target.spec() for target in targets]
+    return [s for s in specs if s is not None], sum(s is None for s in specs)
+
 
 USAGE = "write sns:TOPIC_ARN, eventbridge:BUS_NAME_OR_ARN, webhook:URL or webhook:env:VARIABLE"
 

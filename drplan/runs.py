@@ -50,7 +50,7 @@ from drplan.engine.signals import Stop, stop_on_signals
 from drplan.engine.state import S3State
 from drplan.errors import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_OK, DrplanError, UsageError
 from drplan.model import Fault, Mode, Plan
-from drplan.notify import Notifier, NotifyTarget
+from drplan.notify import Notifier, NotifyTarget, recorded_targets
 
 
 class RunRefused(DrplanError):
@@ -378,6 +378,12 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             "endpoint_url": aws.endpoint_url,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        notify, unrecorded = recorded_targets(request.notify)
+        header.update(
+            notify=notify or None,
+            notify_unrecorded=unrecorded or None,
+            pushgateway=_recordable(request.pushgateway),
+        )
         if request.resume is not None:
             header = {**request.resume.header, "resumed_by": identity, "resumed": header["started"]}
             bus.emit("run.resumed", **header)
@@ -525,3 +531,10 @@ def _evidence(
             push_metrics(result.report, request.pushgateway, last_success=previous)
         except OSError as exc:
             result.problems.append(f"metrics: could not push to {request.pushgateway}: {exc}")
+
+
+def _recordable(url: str | None) -> str | None:
+    """A URL the journal may keep (for ``drplan resume``): not one carrying a password."""
+    from urllib.parse import urlsplit
+
+    return url if url and urlsplit(url).password is None else None

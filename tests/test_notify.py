@@ -443,3 +443,31 @@ def test_notice_text_and_detail_carry_the_objectives_and_leftovers() -> None:
     assert detail["event"] == "cleanup-incomplete" and detail["passed"] is False
     assert detail["leftovers"] == ["rds:db shop-orders-restored-drill-3f9c2a71 (us-east-1)"]
     json.dumps(detail)  # EventBridge takes it as JSON
+
+
+def test_resume_notifies_where_the_run_started_and_never_journals_a_webhook_url(
+    moto_server: str, tmp_path: Path, webhook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drill killed mid-run: its ``--notify`` targets are in its journal by the value that finds
+    them again (``webhook:env:NAME``), so ``drplan resume`` sends the end notice there without being
+    told; a webhook given by URL is not journaled (a secret), and resume says it was not notified."""
+    from tests.test_durable import _kill_when, seed_tables, write_plan
+
+    seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json", wait="PT8S")
+    state = tmp_path / "state"
+    monkeypatch.setenv("DR_HOOK", webhook.url + "/by-env")
+    args = ["drill", str(plan), "--endpoint-url", moto_server, "--state-dir", str(state)]
+    args += ["--notify", "webhook:env:DR_HOOK", "--notify", f"webhook:{webhook.url}/by-url"]
+    journal = _kill_when(args, tmp_path, state, {"step.started:orders.settle"})
+    started = [h["path"] for h in webhook.received]
+    assert sorted(started) == [f"/services/{SECRET}/by-env", f"/services/{SECRET}/by-url"]
+
+    resumed = drplan("resume", journal.parent.name, "--state-dir", str(state), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 webhook(s) the run notified were given by URL" in resumed.stderr
+    after = webhook.received[len(started) :]
+    # The resumed process announces that it carries the run on, then its end: both by-env only.
+    assert [h["path"] for h in after] == [f"/services/{SECRET}/by-env"] * 2
+    assert "resumed" in after[0]["text"] and "PASSED" in after[1]["text"], after
+    assert SECRET not in everything_written(state)

@@ -296,7 +296,8 @@ def resume(
 
     Steps that succeeded are not run again; steps that started are re-attached to their AWS jobs
     by the ids, tokens and names in the journal, never started twice; steps that failed stay
-    failed. A drill then cleans up and writes its evidence as usual. Exit codes as for recover and
+    failed. A drill then cleans up and writes its evidence as usual. Notifications and a drill's
+    Pushgateway go where the run's start went, unless given again. Exit codes as for recover and
     drill; 0 with nothing done when the run had finished.
 
     \b
@@ -353,7 +354,30 @@ def _resume_run(run_id: str, plan_path: str | None, *, confirm: bool, **opts: An
     opts["region"] = opts["region"] or state.header.get("region")
     opts["endpoint_url"] = opts["endpoint_url"] or state.header.get("endpoint_url")
     opts["parallelism"] = opts["parallelism"] or state.header.get("parallelism")
+    opts["notify"] = opts["notify"] or _recorded_notify(state.header)
+    if mode == "drill":
+        opts["pushgateway"] = opts.get("pushgateway") or state.header.get("pushgateway")
     _run(path, mode, confirm=mode == "recover" and confirm, resume=state, **opts)
+
+
+def _recorded_notify(header: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``--notify`` targets the run started with, so that its end is announced where its start
+    was; a target that no longer works (its variable unset) is a warning, not a reason to leave
+    the run unfinished."""
+    from drplan.notify import NotifyConfigError, parse_target
+
+    targets = []
+    for spec in header.get("notify") or []:
+        try:
+            targets.append(parse_target(str(spec)))
+        except NotifyConfigError as exc:
+            warn(f"not notifying {spec} as the run started doing: {exc}")
+    if header.get("notify_unrecorded"):
+        warn(
+            f"{header['notify_unrecorded']} webhook(s) the run notified were given by URL, which is not "
+            "recorded (it is a secret): pass --notify again to notify them"
+        )
+    return tuple(targets)
 
 
 #: Set by a crash rehearsal for its child process: the run id the child's drill must use.
