@@ -514,3 +514,63 @@ def test_a_crash_rehearsal_is_refused_in_the_sandbox_before_anything_runs(tmp_pa
     assert done.returncode == 2, done.stderr
     assert "cannot rehearse a crash (orders.restore) in the sandbox" in done.stderr
     assert not list((tmp_path / "s").glob("runs/*/report"))  # refused: no drill, no evidence
+
+
+def test_a_recovery_killed_during_its_dns_change_still_knows_the_record_it_replaced(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """The record's value before the recovery is journaled before the UPSERT: a process killed
+    during the call leaves the record changed, and the resumed start must not take the run's own
+    value for the previous one (undo and rollback put the previous one back)."""
+    route53 = boto3.client("route53", endpoint_url=moto_server, region_name=REGION)
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference="durable-dns")["HostedZone"]["Id"]
+    zone_id = zone.split("/")[-1]
+
+    def upsert(target: str) -> None:
+        record = {
+            "Name": "api.example.com.",
+            "Type": "CNAME",
+            "TTL": 60,
+            "ResourceRecords": [{"Value": target}],
+        }
+        route53.change_resource_record_sets(
+            HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]}
+        )
+
+    upsert("old.example.net")
+    plan = {
+        "drplan": 1,
+        "name": "dns",
+        "aws": {"region": REGION},
+        "services": {
+            "web": {
+                "steps": [
+                    {
+                        "id": "dns",
+                        "uses": "aws.route53.change_record",
+                        "with": {"zone_id": zone_id, "name": "api", "values": ["new.example.net"], "ttl": 60},
+                    },
+                    {"id": "settle", "uses": "wait", "with": {"duration": "PT1S"}},
+                ]
+            }
+        },
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan), encoding="utf-8")
+    state = tmp_path / "state"
+    args = ["recover", str(path), "--yes", "--endpoint-url", moto_server, "--state-dir", str(state)]
+    done = drplan(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The journal as a process killed during the UPSERT leaves it: the change made in AWS, the
+    # journal ending with the step's memo (nothing after it was written).
+    journal = _journal(state)
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    [memo_at] = [i for i, line in enumerate(lines) if '"step.memo"' in line]
+    journal.write_text("".join(lines[: memo_at + 1]), encoding="utf-8")
+    assert not [e for e in read_journal(journal).events if e.kind == "step.started"]
+
+    resumed = drplan("resume", journal.parent.name, "--yes", "--state-dir", str(state), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    [started] = [e for e in read_journal(journal).events if e.kind == "step.started" and e.step == "web.dns"]
+    previous = started.data["handle"]["previous"]
+    assert previous["ResourceRecords"] == [{"Value": "old.example.net"}], previous

@@ -182,6 +182,12 @@ class StepContext:
     #: Journal a created resource at once (before start() returns): if start() fails after its
     #: create call, the run still knows what to clean up.
     record: Callable[[Resource], None] = lambda resource: None
+    #: What this step remembered in this run (:meth:`remember`), also by a process that died:
+    #: ``drplan resume`` reads it back from the journal.
+    memo: Mapping[str, Any] = field(default_factory=dict)
+    #: Journal ``name = value`` before a change the step could not otherwise undo after a crash
+    #: (the value a DNS record had before the run changed it): written before it returns.
+    remember: Callable[[str, Any], None] = lambda name, value: None
     approvals: Approvals = field(default_factory=Approvals)
     allow_commands: bool = False  # --allow-commands (the plan must allow them too)
     plan_dir: Path = Path(".")  # commands run relative to the plan's folder

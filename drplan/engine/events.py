@@ -39,6 +39,7 @@ EventKind = Literal[
     "step.unverified",  # a check that could not be verified here (the sandbox cannot vouch for it)
     "step.resource",  # a step created something (what cleanup will delete)
     "step.handle",  # a poll changed the step's handle (written version ids, attachments): journaled again
+    "step.memo",  # a step journals what it must not forget before a change (a DNS record's old value)
     "undo.started",
     "undo.succeeded",
     "undo.failed",

@@ -139,6 +139,7 @@ class JournalState:
     attempts: dict[str, int] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)  # step -> seconds, as measured
     intents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (step, target) in order
+    memos: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> what it remembered
     created: list[tuple[str, Resource]] = field(default_factory=list)  # (step, resource), creation order
     removed: set[tuple[str, str]] = field(default_factory=set)  # (kind, id) verified gone
     undone: set[str] = field(default_factory=set)  # steps whose undo was verified
@@ -203,6 +204,8 @@ def _apply(state: JournalState, event: Event) -> None:
     elif event.kind == "run.resumed":
         state.header = state.header or dict(data)
         state.finished = None
+    elif event.kind == "step.memo" and step and isinstance(data.get("name"), str):
+        state.memos.setdefault(step, {})[data["name"]] = data.get("value")
     elif event.kind == "step.intent" and step:
         for target in data.get("targets", []):
             state.intents.append((step, dict(target)))

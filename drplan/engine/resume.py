@@ -51,6 +51,8 @@ def carry_over(
     if isinstance(started, str):
         out.started = datetime.fromisoformat(started).timestamp()
     out.cleanup_begun = state.cleanup_begun
+    for step, memo in state.memos.items():
+        contexts.memos.setdefault(step, {}).update(memo)
     for step, resource in state.created:
         if step in records.by_key and (resource.kind, resource.id) not in state.removed:
             records[step].resources.append(resource)

@@ -74,6 +74,9 @@ class StepContexts:
         self.stop = stop
         self.records = records
         self.started_at = started_at or datetime.now(timezone.utc)
+        #: step -> what it remembered (StepContext.remember), shared by its attempts and contexts;
+        #: a resumed run starts from the journal's.
+        self.memos: dict[str, dict[str, Any]] = {}
 
     def token(self, key: str, attempt: int = 1) -> str:
         """The idempotency token of a step's attempt: stable across processes of one run (resume
@@ -81,6 +84,11 @@ class StepContexts:
         AWS hand back what was just deleted)."""
         base = f"drplan-{self.prepared.run_id}-{key}"[:64]
         return base if attempt == 1 else f"{base[:60]}-{attempt}"
+
+    def _remember(self, key: str, name: str, value: Any) -> None:
+        self.memos.setdefault(key, {})[name] = value
+        if self.records is not None:
+            self.records.bus.emit("step.memo", key, name=name, value=value)
 
     def _note(self, key: str, message: str) -> None:
         if self.records is not None:
@@ -104,6 +112,8 @@ class StepContexts:
             record=(lambda resource: records.note_resource(key, resource))
             if records is not None
             else (lambda resource: None),
+            memo=self.memos.setdefault(key, {}),
+            remember=lambda name, value: self._remember(key, name, value),
             approvals=self.options.approvals,
             allow_commands=self.options.allow_commands,
             plan_dir=self.options.plan_dir,

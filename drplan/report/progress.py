@@ -101,7 +101,7 @@ class PlainProgress:
 
     def __call__(self, event: Event) -> None:
         if (
-            event.kind in ("step.handle", "step.intent")
+            event.kind in ("step.handle", "step.intent", "step.memo")
             or (event.kind == "preflight.result" and event.data.get("status") == "ok")
             or (self.quiet_progress and event.kind in ("step.progress", "step.throttled"))
         ):
