@@ -208,6 +208,17 @@ class StepContext:
     def client(self, service: str) -> Any:
         return self.aws.client(service, region=self.step.region, role_arn=self.step.role_arn)
 
+    def first_seen(self, name: str, current: Any) -> Any:
+        """What ``name`` was the first time this step of this run looked (before its change), which
+        undo puts back: ``current`` the first time, journaled before the change is made; the
+        journaled value ever after, in this process or a resumed one. Without it, a process killed
+        during the change call leaves AWS changed, and the step started again would take its own
+        value for the one to restore."""
+        if name in self.memo:
+            return self.memo[name]
+        self.remember(name, current)
+        return current
+
 
 class Action:
     """Base class of every action. Subclasses set the class attributes and override the methods."""

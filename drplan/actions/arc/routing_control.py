@@ -167,8 +167,9 @@ class SetRoutingControl(Action):
 
     def start(self, ctx: StepContext) -> Handle:
         arn, wanted = str(ctx.params["routing_control_arn"]), str(ctx.params["state"])
-        previous, index = self._state(ctx, arn)
-        if previous != wanted:
+        current, index = self._state(ctx, arn)
+        previous = ctx.first_seen(f"previous state {arn}", current)
+        if current != wanted:
             index = self._set(ctx, arn, wanted, index)
         return {"routing_control_arn": arn, "previous": previous, "state": wanted, "endpoint": index}
 

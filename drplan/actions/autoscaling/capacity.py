@@ -118,8 +118,8 @@ class SetCapacity(Action):
         group = describe_group(ctx, name)
         if group is None:
             raise StepFailed(ctx.step.key, f"Auto Scaling group {name} does not exist")
-        previous = _capacity(group)
-        target = self._target(ctx, previous)
+        previous = ctx.first_seen(f"previous capacity {name}", _capacity(group))
+        target = self._target(ctx, _capacity(group))
         given = {key for param, key in _KEYS if ctx.params.get(param) is not None}
         self._update(ctx, name, {k: v for k, v in target.items() if k in given})
         return {

@@ -140,12 +140,15 @@ class SetServiceCapacity(Action):
         desired = self._desired(ctx)
         service = self._service(ctx)
         cluster, name = str(ctx.params["cluster"]), str(ctx.params["service"])
+        previous = int(
+            ctx.first_seen(f"previous desiredCount {cluster}/{name}", service.get("desiredCount", 0))
+        )
         self._update(ctx, cluster, name, desired)
         return {
             "cluster": cluster,
             "service": name,
             "service_arn": service.get("serviceArn"),
-            "previous": int(service.get("desiredCount", 0)),
+            "previous": previous,
             "desired": desired,
             "wait": bool(ctx.params.get("wait_steady", True)),
             "since": datetime.now(timezone.utc).isoformat(),

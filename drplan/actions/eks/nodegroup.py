@@ -156,9 +156,9 @@ class ScaleNodegroup(Action):
 
     def start(self, ctx: StepContext) -> Handle:
         nodegroup = self._nodegroup(ctx)
-        previous = sizes(nodegroup)
-        target = self._target(ctx, previous)
         cluster, name = str(ctx.params["cluster"]), str(ctx.params["nodegroup"])
+        previous = ctx.first_seen(f"previous sizes {cluster}/{name}", sizes(nodegroup))
+        target = self._target(ctx, sizes(nodegroup))
         update_id = self._update(ctx, cluster, name, target, ctx.client_token)
         if update_id is None:
             raise StepFailed(

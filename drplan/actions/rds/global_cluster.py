@@ -253,18 +253,24 @@ class GlobalClusterSwitch(Action):
     def start(self, ctx: StepContext) -> Handle:
         global_cluster, target, writer = self._situation(ctx)
         name, arn = str(global_cluster["GlobalClusterIdentifier"]), str(target["DBClusterArn"])
+        memo = f"previous primary {name}"
+        asked_before = memo in ctx.memo  # by this run: a process that died, or a lost answer
+        previous = str(ctx.first_seen(memo, writer))
         handle: Handle = {
             "global_cluster": name,
             "target_arn": arn,
             "target": target["DBClusterIdentifier"],
-            "previous_primary_arn": writer,
+            "previous_primary_arn": previous,
             "started": datetime.now(timezone.utc).isoformat(),
         }
+        busy = in_progress(global_cluster)
+        if asked_before and previous.lower() != arn.lower() and (busy or writer.lower() == arn.lower()):
+            ctx.note(f"re-attached to this run's {self.verb} of {name}")
+            return handle  # the call was made: wait for it, never ask twice
         if writer.lower() == arn.lower():
             ctx.note(f"{arn} is already the primary of {name}; nothing to {self.verb}")
             handle["unchanged"] = True
             return handle
-        busy = in_progress(global_cluster)
         if busy:
             raise StepFailed(
                 ctx.step.key, f"Aurora global database {name} is {busy} already; not starting another"

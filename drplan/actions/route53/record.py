@@ -279,8 +279,8 @@ class ChangeRecord(Action):
             raise StepFailed(ctx.step.key, conflict)
         if ctx.mode == "drill" and previous is not None:
             raise StepFailed(ctx.step.key, self._drill_record_taken(kind, fqdn.rstrip("."), previous))
-        if ctx.mode == "recover":
-            previous = self._before_this_run(ctx, f"previous {fqdn} {kind} {set_id or ''}".strip(), previous)
+        if ctx.mode == "recover":  # a drill only creates records, on names that were free
+            previous = ctx.first_seen(f"previous {fqdn} {kind} {set_id or ''}".strip(), previous)
         change = {"Action": "UPSERT", "ResourceRecordSet": record}
         change_id = self._change(ctx, zone_id, change, f"drplan run {ctx.run_id}: {ctx.step.key}")
         handle = self._handle(ctx, zone_id, zone, fqdn, record, previous, change_id)
@@ -297,17 +297,6 @@ class ChangeRecord(Action):
                 ),
             )
         return handle
-
-    @staticmethod
-    def _before_this_run(ctx: StepContext, memo: str, current: Mapping[str, Any] | None) -> Any:
-        """The record as it was before this run first changed it, which undo puts back: journaled
-        before the UPSERT, because a process killed during the call leaves the record already
-        changed, and a resumed (or retried) start would otherwise read its own value as the
-        previous one. A drill never needs it: it only creates records, on names that were free."""
-        if memo in ctx.memo:
-            return ctx.memo[memo]
-        ctx.remember(memo, current)
-        return current
 
     @staticmethod
     def _handle(
