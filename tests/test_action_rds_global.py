@@ -366,6 +366,22 @@ def test_a_target_that_is_the_primary_already_is_left_alone_and_nothing_is_undon
     )
 
 
+def test_a_start_after_this_runs_own_switch_re_attaches_to_it_and_undo_switches_back():
+    """The process died during (or lost the answer of) its switchover call: the journaled memo
+    names the primary before the run, so the start again neither calls the switched cluster
+    "unchanged" (nothing would be undone) nor refuses the switch in progress as someone else's."""
+    action = registry()[SWITCH]
+    with Stubbed() as aws:
+        ctx = step_context(data(), aws)
+        ctx.memo = {f"previous primary {GLOBAL}": EAST}  # what the first process journaled
+        expect_situation(aws.rds, writer=WEST)  # AWS already switched
+        handle = action.start(ctx)  # no second switchover call: the Stubber would fail on one
+        assert "unchanged" not in handle and handle["previous_primary_arn"] == EAST
+        expect_situation(aws.rds, writer=EAST, state=state("switching-over"))  # still switching
+        handle = action.start(ctx)
+        assert "unchanged" not in handle and handle["previous_primary_arn"] == EAST
+
+
 def test_refusals_and_a_switch_that_never_happens_fail_the_step():
     action = registry()[SWITCH]
     with Stubbed() as aws:
