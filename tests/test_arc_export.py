@@ -175,7 +175,13 @@ def test_what_maps_and_what_does_not(tmp_path: Path, capsys: pytest.CaptureFixtu
     }
     assert warm["customActionLambdaConfig"]["regionToRun"] == "activatingRegion"
     off = next(s for s in steps if s["name"] == "edge.primary_off")["executionBlockConfiguration"]
-    assert list(off["arcRoutingControlConfig"]["regionAndRoutingControls"]) == ["us-east-1"]
+    states = {
+        region: [c["state"] for c in controls]
+        for region, controls in off["arcRoutingControlConfig"]["regionAndRoutingControls"].items()
+    }
+    # ARC sets the states listed under the Region a workflow activates: Off when the recovery
+    # activates us-west-2, On again when the failback activates us-east-1.
+    assert states == {"us-west-2": ["Off"], "us-east-1": ["On"]}
 
 
 def _peers() -> dict[str, Any]:
@@ -607,3 +613,249 @@ def test_a_failover_step_is_an_ungraceful_aurora_block() -> None:
     assert config["databaseClusterArns"] == [f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:orders-west"]
     assert any("--peer db.failover=ARN" in c for c in block.caveats)  # the primary's cluster is missing
     assert any("always fails over" in c for c in block.caveats)
+
+
+# --- the failback workflow -----------------------------------------------------------------------------
+
+
+def test_the_failback_activates_the_primary_with_the_blocks_that_act_both_ways(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.stub import Stubber
+
+    exported = export_plan(build_plan(json.loads(PLAN.read_text())), the_settings(**_peers()))
+    recovery, failback = exported.request["workflows"]
+    assert (recovery["workflowTargetAction"], recovery["workflowTargetRegion"]) == ("activate", "us-west-2")
+    assert (failback["workflowTargetAction"], failback["workflowTargetRegion"]) == ("activate", "us-east-1")
+    # With every peer given, each block acts both ways: the failback keeps the recovery's stages.
+    assert exported.failback is not None and exported.failback.stages == exported.mapped.stages
+    assert exported.not_back == {}
+    by_name = {
+        s["name"]: s
+        for stage in failback["steps"]
+        for s in (
+            [stage]
+            if stage["executionBlockType"] != "Parallel"
+            else stage["executionBlockConfiguration"]["parallelConfig"]["steps"]
+        )
+    }
+    assert set(by_name) == set(exported.blocks)
+    # The same block in both workflows (ARC acts on the Region each one targets) ...
+    recovered = {s["name"]: s for s in recovery["steps"]}
+    assert (
+        by_name["db.promote"]["executionBlockConfiguration"]
+        == recovered["db.promote"]["executionBlockConfiguration"]
+    )
+    # ... with a description of the way back, not of the recovery.
+    assert by_name["db.promote"]["description"].startswith(
+        "Failback to us-east-1, the way back of db.promote"
+    )
+    assert "must be a read replica again" in by_name["db.promote"]["description"]
+    client = stubbed_client(tmp_path, monkeypatch)
+    with Stubber(client) as stubber:
+        stubber.add_response("create_plan", created(exported.request), expected_params=exported.request)
+        client.create_plan(**exported.request)
+    assert problems(exported.request) == []
+    assert lint(exported.template) == []
+    report = exported.report()
+    assert "the failback, *activate* us-east-1, of 6 stage(s)" in report
+    assert "| failback workflow (its steps, in the same order) | 7 | 25m | 25m | 27m | 2m (+8%) |" in report
+
+
+def test_without_peers_no_step_after_one_that_cannot_go_back_is_in_the_failback() -> None:
+    exported = export_plan(build_plan(json.loads(PLAN.read_text())), the_settings())
+    # The promotion names no instance in us-east-1 and the Lambda no function there: the routing
+    # controls after them would move traffic back before the database, so they are left out too,
+    # and an approval alone is no failback.
+    assert exported.failback is None and len(exported.request["workflows"]) == 1
+    assert exported.not_back == {
+        "gate.approve": "no block but approvals would be in the failback workflow, so none is written",
+        "db.promote": "no instance in us-east-1 is listed: give --peer db.promote=ARN",
+        "app.warm": (
+            "the failback's activatingRegion is us-east-1, where no function is listed: give --peer app.warm=ARN"
+        ),
+        "edge.primary_off": "it comes after `db.promote` and `app.warm` in the recovery, and they are not in the failback",
+        "edge.recovery_on": "it comes after `db.promote` and `app.warm` in the recovery, and they are not in the failback",
+    }
+    assert (
+        "## Failback workflow\n\nNot written: no block but approvals acts on the way back"
+        in exported.report()
+    )
+
+
+def test_a_partial_failback_keeps_the_steps_before_the_one_that_cannot_go_back() -> None:
+    # All peers but the Lambda's: everything up to the capacity goes back; the Lambda and the
+    # routing controls after it do not.
+    peers = _peers()
+    peers["peers"] = [p for p in peers["peers"] if not p.startswith("app.warm=")]
+    exported = export_plan(build_plan(json.loads(PLAN.read_text())), the_settings(**peers))
+    assert exported.failback is not None
+    assert exported.failback.stages == (("gate.approve",), ("db.promote",), ("app.tasks", "app.workers"))
+    assert set(exported.not_back) == {"app.warm", "edge.primary_off", "edge.recovery_on"}
+    assert problems(exported.request) == []
+
+
+def test_active_active_fails_back_by_activating_the_primary_and_turning_its_control_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.stub import Stubber
+
+    exported = export_plan(
+        build_plan(json.loads(PLAN.read_text())),
+        the_settings(approach="activeActive", name="shop-aa", **_peers()),
+    )
+    recovery, failback = exported.request["workflows"]
+    assert (recovery["workflowTargetAction"], recovery["workflowTargetRegion"]) == ("deactivate", "us-east-1")
+    assert (failback["workflowTargetAction"], failback["workflowTargetRegion"]) == ("activate", "us-east-1")
+    off = exported.blocks["edge.primary_off"]
+    controls = off.config["regionAndRoutingControls"]
+    assert list(controls) == ["us-east-1"] and controls["us-east-1"][0]["state"] == "Off"
+    assert off.back is not None and off.back["regionAndRoutingControls"]["us-east-1"][0]["state"] == "On"
+    # The recovery Region's control stays On when the primary takes traffic again (both are active).
+    assert exported.blocks["edge.recovery_on"].back is None
+    assert "stays On when us-east-1 is activated again" in exported.not_back["edge.recovery_on"]
+    client = stubbed_client(tmp_path, monkeypatch)
+    with Stubber(client) as stubber:
+        stubber.add_response("create_plan", created(exported.request), expected_params=exported.request)
+        client.create_plan(**exported.request)
+    assert problems(exported.request) == []
+    assert lint(exported.template) == []
+
+
+# --- associated alarms -----------------------------------------------------------------------------------
+
+
+def alarm_plan() -> dict[str, Any]:
+    """A Lambda step (so that something maps) and the checks whose alarms may become associatedAlarms."""
+    data = lambda_plan({}, {"a": 1})
+    checks = [
+        {"id": "healthy", "uses": "check.cloudwatch_alarm", "with": {"alarm": "shop-5xx", "for": "PT5M"}},
+        {
+            "id": "healthy_again",
+            "uses": "check.cloudwatch_alarm",
+            "with": {"alarm": "shop-5xx", "state": "OK"},
+            "after": ["healthy"],
+        },
+        {
+            "id": "payments",
+            "uses": "check.cloudwatch_alarm",
+            "with": {"alarm": "payments-errors"},
+            "region": "us-east-1",
+            "role_arn": "arn:aws:iam::444455556666:role/drplan-dr",
+            "external_id": "shop-dr-2026",
+        },
+        {"id": "alarming", "uses": "check.cloudwatch_alarm", "with": {"alarm": "canary", "state": "ALARM"}},
+        {
+            "id": "from_output",
+            "uses": "check.cloudwatch_alarm",
+            "with": {"alarm": "${svc.a.name}"},
+            "after": ["a"],
+        },
+        {
+            "id": "dns",
+            "uses": "check.route53_health",
+            "with": {"health_check_id": "7c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"},
+        },
+    ]
+    data["services"]["svc"]["steps"][0]["with"]["outputs"] = ["name"]
+    data["services"]["checks"] = {"steps": checks}
+    return data
+
+
+def test_alarm_checks_become_application_health_alarms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.stub import Stubber
+
+    exported = export_plan(build_plan(alarm_plan()), the_settings())
+    assert exported.request["associatedAlarms"] == {
+        "shop-5xx": {
+            "resourceIdentifier": f"arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:shop-5xx",
+            "alarmType": "applicationHealth",
+        },
+        # In the other Region and account: the step's role, with its external ID.
+        "payments-errors": {
+            "resourceIdentifier": "arn:aws:cloudwatch:us-east-1:444455556666:alarm:payments-errors",
+            "alarmType": "applicationHealth",
+            "crossAccountRole": "arn:aws:iam::444455556666:role/drplan-dr",
+            "externalId": "shop-dr-2026",
+        },
+    }
+    assert exported.alarms["shop-5xx"].steps == ("checks.healthy", "checks.healthy_again")
+    assert exported.not_associated == {
+        "checks.alarming": (
+            "it waits for the alarm to be ALARM: ARC reads an application health alarm as healthy when it is OK"
+        ),
+        "checks.from_output": "`alarm` is '${svc.a.name}': ARC steps cannot read another step's outputs or a secret",
+        "checks.dns": (
+            "a Route 53 health check is not a CloudWatch alarm: ARC's associatedAlarms hold alarms only (an alarm "
+            "on the check's HealthCheckStatus metric, AWS/Route53 in us-east-1, could be one)"
+        ),
+    }
+    # The checks themselves stay steps ARC cannot run, and say where their alarm went.
+    assert exported.unmapped["checks.healthy"].endswith(
+        "its alarm is the plan's application health alarm `shop-5xx`"
+    )
+    assert "application health alarm" not in exported.unmapped["checks.alarming"]
+    assert "triggers" not in exported.request
+    client = stubbed_client(tmp_path, monkeypatch)
+    with Stubber(client) as stubber:
+        stubber.add_response("create_plan", created(exported.request), expected_params=exported.request)
+        client.create_plan(**exported.request)
+    assert problems(exported.request) == []
+    props = exported.template["Resources"]["Plan"]["Properties"]
+    assert props["AssociatedAlarms"]["payments-errors"] == {
+        "ResourceIdentifier": "arn:aws:cloudwatch:us-east-1:444455556666:alarm:payments-errors",
+        "AlarmType": "applicationHealth",
+        "CrossAccountRole": "arn:aws:iam::444455556666:role/drplan-dr",
+        "ExternalId": "shop-dr-2026",
+    }
+    assert lint(exported.template) == []
+    report = exported.report()
+    assert (
+        f"| `shop-5xx` | `arn:aws:cloudwatch:us-west-2:{ACCOUNT}:alarm:shop-5xx` | `checks.healthy`, `checks.healthy_again` |"
+        in report
+    )
+    broken = copy.deepcopy(exported.request)
+    broken["associatedAlarms"]["shop-5xx"]["alarmType"] = "health"
+    assert problems(broken) == [
+        "associatedAlarms['shop-5xx'].alarmType: 'health' is not one of applicationHealth, trigger"
+    ]
+
+
+def test_a_cross_account_block_carries_the_steps_external_id() -> None:
+    data = lambda_plan({}, {"a": 1})
+    step = data["services"]["svc"]["steps"][0]
+    step["role_arn"] = "arn:aws:iam::444455556666:role/drplan-dr"
+    step["external_id"] = "shop-dr-2026"
+    (block,) = export_plan(build_plan(data), the_settings()).blocks.values()
+    assert block.config["lambdas"] == [
+        {
+            "arn": "arn:aws:lambda:us-west-2:444455556666:function:fn-a",
+            "crossAccountRole": "arn:aws:iam::444455556666:role/drplan-dr",
+            "externalId": "shop-dr-2026",
+        }
+    ]
+
+
+# --- ARC's execution blocks, all of them ----------------------------------------------------------------
+
+
+def test_every_execution_block_of_the_model_is_mapped_or_says_why_not_here_and_in_the_docs() -> None:
+    from drplan.arcswitch.blocks import EXECUTION_BLOCKS
+    from drplan.arcswitch.request import input_shape
+
+    step = input_shape().members["workflows"].member.members["steps"].member
+    types = set(step.members["executionBlockType"].enum)
+    union = step.members["executionBlockConfiguration"]
+    assert len(union.members) == len(types) == 14  # one configuration member per type
+    assert set(EXECUTION_BLOCKS) == types
+    docs = (HERE.parent / "docs" / "arc-region-switch.md").read_text(encoding="utf-8")
+    section = docs.split("### Every ARC execution block", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line for line in section.splitlines() if line.startswith("| `")
+    }
+    assert set(rows) == types
+    for block_type, source in EXECUTION_BLOCKS.items():
+        said = "mapped" if source.startswith("from") else "not mapped"
+        assert f"| {said}" in rows[block_type], block_type

@@ -2,7 +2,8 @@
 
 A translation reads the step's parameters and returns the block (its type, the configuration
 member it fills, and the *caveats*: where ARC's block behaves differently from the drplan action
-in a way the person exporting must know). A step with no block of the same meaning raises
+in a way the person exporting must know), with its configuration in the failback workflow (the way
+back: the primary Region activated again) or why it has no place there. A step with no block of the same meaning raises
 :class:`Unmappable` with the reason; :data:`NOT_MAPPED` gives the reason for whole families of
 actions (restores from backups and snapshots, checks, local commands ...). The table in
 docs/arc-region-switch.md is this module in prose.
@@ -11,21 +12,35 @@ ARC's blocks act on *both* Regions of the plan: a capacity block scales the Regi
 to a percentage of the same resource in the Region being left, a Lambda block names a function per
 Region. drplan's step names one resource, in the Region it runs in; the other is given with
 ``--peer STEP=ARN`` where ARC needs it. ARNs drplan cannot derive from a name (an Auto Scaling
-group's ARN contains a UUID) are given with ``--arn STEP=ARN``.
+group's ARN contains a UUID) are given with ``--arn STEP=ARN``. A block that names its resource in
+both Regions acts the same way in both directions, so the failback workflow holds the same block;
+one that names only the recovery Region's resource has nothing to act on in the primary.
+
+:data:`EXECUTION_BLOCKS` says, for every execution block type of ARC's model, which drplan action
+it comes from or why none does (the tests compare it with botocore's model and the docs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
 
-from drplan.arcswitch.context import Block, Context, Unmappable, in_other_region, literal_number, partition_of
+from drplan.arcswitch.context import (
+    Block,
+    Context,
+    Unmappable,
+    in_other_region,
+    literal_number,
+    partition_of,
+    region_of,
+)
 from drplan.arcswitch.settings import Settings
 from drplan.engine.prepare import PreparedStep
 from drplan.model import Plan
 
-__all__ = ["NOT_MAPPED", "TRANSLATIONS", "Block", "Unmappable", "translate"]
+__all__ = ["EXECUTION_BLOCKS", "NOT_MAPPED", "TRANSLATIONS", "Block", "Unmappable", "translate"]
 
 
 # --- the translations -------------------------------------------------------------------------------
@@ -38,24 +53,61 @@ def routing_control(ctx: Context) -> Block:
         )
     arn = ctx.text("routing_control_arn")
     state = ctx.text("state")
+    flipped = "Off" if state == "On" else "On"
     s = ctx.settings
-    # ARC groups the controls by the Region they route to: the control turned On is the recovery
-    # Region's (traffic goes there), the one turned Off the primary's (traffic leaves it).
-    region = s.recovery_region if state == "On" else s.primary_region
-    config: dict[str, Any] = {
-        "timeoutMinutes": ctx.timeout_minutes(),
-        **ctx.cross_account(),
-        "regionAndRoutingControls": {region: [{"routingControlArn": arn, "state": state}]},
-    }
+    primary, recovery = s.primary_region, s.recovery_region
+    # ARC keys the states by the Region a workflow targets: the states listed under a Region are the
+    # ones set when a workflow activates it (or, active/active, deactivates it). The step's state is
+    # the recovery's: a control turned On routes traffic to the recovery Region, one turned Off
+    # away from the primary.
+    endpoints = "ARC picks its own cluster endpoint, `cluster_endpoints` are not used"
+
+    def config(controls: dict[str, str]) -> dict[str, Any]:
+        return {
+            "timeoutMinutes": ctx.timeout_minutes(),
+            **ctx.cross_account(),
+            "regionAndRoutingControls": {
+                region: [{"routingControlArn": arn, "state": value}] for region, value in controls.items()
+            },
+        }
+
+    if s.approach == "activePassive":
+        # One block for both workflows: activating the recovery Region sets the step's state,
+        # activating the primary again (the failback) the opposite one.
+        both = config({recovery: state, primary: flipped})
+        return Block(
+            ctx.key,
+            "ARCRoutingControl",
+            "arcRoutingControlConfig",
+            both,
+            (
+                f"{state} under {recovery} (set when a workflow activates {recovery}) and {flipped} under "
+                f"{primary} (set when a workflow activates {primary}, as the failback does); {endpoints}",
+            ),
+            back=both,
+            back_note=f"the same block: turns the control {flipped} when the failback activates {primary}",
+        )
+    # Active/active: the recovery deactivates the primary; the failback activates it again.
+    caveat = f"{state} under {primary} (set when a workflow deactivates {primary}); {endpoints}"
+    if state == "Off":
+        return Block(
+            ctx.key,
+            "ARCRoutingControl",
+            "arcRoutingControlConfig",
+            config({primary: state}),
+            (caveat,),
+            back=config({primary: "On"}),
+            back_note=f"turns the control On again when the failback activates {primary}",
+        )
     return Block(
         ctx.key,
         "ARCRoutingControl",
         "arcRoutingControlConfig",
-        config,
-        (
-            f"listed under {region} (the Region a control turned {state} routes "
-            f"{'to' if state == 'On' else 'away from'}); ARC picks its own cluster endpoint, "
-            "`cluster_endpoints` are not used",
+        config({primary: state}),
+        (caveat,),
+        back_note=(
+            f"it turns a control On for {recovery}, which stays On when {primary} is activated again "
+            "(active/active: both Regions take traffic)"
         ),
     )
 
@@ -79,7 +131,25 @@ def promote_read_replica(ctx: Context) -> Block:
             "`backup_retention_days` and `backup_window` are not passed: ARC promotes with RDS's defaults"
         )
     config = {"timeoutMinutes": ctx.timeout_minutes(), **ctx.cross_account(), "dbInstanceArnMap": arns}
-    return Block(ctx.key, "RdsPromoteReadReplica", "rdsPromoteReadReplicaConfig", config, tuple(caveats))
+    primary = ctx.settings.primary_region
+    if primary in arns:
+        back: dict[str, Any] | None = config
+        note = (
+            f"the same block: promotes the instance listed for {primary}, which must be a read replica "
+            "again by then; nothing exported makes it one (ARC's RdsCreateCrossRegionReplica block, for "
+            "post-recovery workflows, has no drplan step to come from)"
+        )
+    else:
+        back, note = None, f"no instance in {primary} is listed: give --peer {ctx.key}=ARN"
+    return Block(
+        ctx.key,
+        "RdsPromoteReadReplica",
+        "rdsPromoteReadReplicaConfig",
+        config,
+        tuple(caveats),
+        back=back,
+        back_note=note,
+    )
 
 
 def global_aurora(ctx: Context) -> Block:
@@ -118,7 +188,25 @@ def global_aurora(ctx: Context) -> Block:
             "ARC fails over (FailoverGlobalCluster with AllowDataLoss) in an ungraceful execution and switches "
             "over in a graceful one; drplan's action always fails over"
         )
-    return Block(ctx.key, "AuroraGlobalDatabase", "globalAuroraConfig", config, tuple(caveats))
+    primary = ctx.settings.primary_region
+    if any(region_of(a) == primary for a in arns):
+        back: dict[str, Any] | None = config
+        note = f"the same block: makes the cluster in {primary} the writer again"
+    else:
+        back = None
+        note = (
+            f"no cluster in {primary} is listed to switch back to: give --peer {ctx.key}=ARN or an ARN as "
+            "`source_cluster`"
+        )
+    return Block(
+        ctx.key,
+        "AuroraGlobalDatabase",
+        "globalAuroraConfig",
+        config,
+        tuple(caveats),
+        back=back,
+        back_note=note,
+    )
 
 
 def autoscaling_capacity(ctx: Context) -> Block:
@@ -153,6 +241,8 @@ def autoscaling_capacity(ctx: Context) -> Block:
             f"ARC scales to 100% of the other Region's running capacity (never down), not to desired {desired}; "
             "`min` and `max` are not set",
         ),
+        back=config,
+        back_note=_capacity_back(ctx, "group"),
     )
 
 
@@ -199,6 +289,16 @@ def ecs_capacity(ctx: Context) -> Block:
         "ecsCapacityIncreaseConfig",
         config,
         (f"ARC scales to 100% of the other Region's running tasks (never down), not to desired {desired}",),
+        back=config,
+        back_note=_capacity_back(ctx, "service"),
+    )
+
+
+def _capacity_back(ctx: Context, what: str) -> str:
+    s = ctx.settings
+    return (
+        f"the same block: scales the {what} in {s.primary_region} to 100% of the one in {s.recovery_region}; "
+        f"the {what} in {s.recovery_region} is not scaled down"
     )
 
 
@@ -232,13 +332,31 @@ def lambda_invoke(ctx: Context) -> Block:
     if ctx.params.get("outputs"):
         caveats.append("the function's result gives no outputs: ARC steps do not pass values on")
     caveats.append("ARC retries a failed invocation every minute until the timeout, not `retries` times")
+    to_run = ctx.region_to_run()
     config = {
         "timeoutMinutes": ctx.timeout_minutes(),
         "lambdas": lambdas,
         "retryIntervalMinutes": 1.0,
-        "regionToRun": ctx.region_to_run(),
+        "regionToRun": to_run,
     }
-    return Block(ctx.key, "CustomActionLambda", "customActionLambdaConfig", config, tuple(caveats))
+    # On the way back the primary is the Region activated, the recovery Region the one left.
+    s = ctx.settings
+    back_region = s.primary_region if to_run == "activatingRegion" else s.recovery_region
+    if any(region_of(str(item["arn"])) == back_region for item in lambdas):
+        back: dict[str, Any] | None = config
+        note = f"the same block: runs the function in {back_region} (the {to_run} of the failback)"
+    else:
+        back = None
+        note = f"the failback's {to_run} is {back_region}, where no function is listed: give --peer {ctx.key}=ARN"
+    return Block(
+        ctx.key,
+        "CustomActionLambda",
+        "customActionLambdaConfig",
+        config,
+        tuple(caveats),
+        back=back,
+        back_note=note,
+    )
 
 
 def approval(ctx: Context) -> Block:
@@ -254,6 +372,8 @@ def approval(ctx: Context) -> Block:
         (
             "the instructions become the step's description; ARC asks for an approval, not for the work itself",
         ),
+        back=config,
+        back_note="the same approval, before the failback goes on",
     )
 
 
@@ -293,7 +413,8 @@ NOT_MAPPED: dict[str, str] = {
     ),
     "check.route53_health": (
         "ARC's Route 53 health check block changes health-check states to move traffic; it does not wait for "
-        "a health check to report healthy"
+        "a health check to report healthy, and a health check is not a CloudWatch alarm the plan's "
+        "associatedAlarms could hold (an alarm on its HealthCheckStatus metric could be)"
     ),
     "check.cloudwatch_alarm": (
         "ARC has no step that waits for an alarm; alarms are attached to the plan as a whole (associatedAlarms), "
@@ -320,14 +441,59 @@ def translate(prepared: PreparedStep, settings: Settings, plan: Plan) -> Block:
         )
     block = translation(ctx)
     if prepared.step.retries and block.block_type != "CustomActionLambda":
-        block = Block(
-            block.key,
-            block.block_type,
-            block.member,
-            block.config,
-            (
+        block = dataclasses.replace(
+            block,
+            caveats=(
                 *block.caveats,
                 f"`retries: {prepared.step.retries}` is not carried over: ARC blocks do not retry",
             ),
         )
     return block
+
+
+#: The block type each translation writes.
+_BLOCK_TYPE: dict[Callable[[Context], Block], str] = {
+    routing_control: "ARCRoutingControl",
+    promote_read_replica: "RdsPromoteReadReplica",
+    global_aurora: "AuroraGlobalDatabase",
+    autoscaling_capacity: "EC2AutoScaling",
+    ecs_capacity: "ECSServiceScaling",
+    lambda_invoke: "CustomActionLambda",
+    approval: "ManualApproval",
+}
+
+
+def _from(block_type: str) -> str:
+    actions = [uses for uses, translation in TRANSLATIONS.items() if _BLOCK_TYPE[translation] == block_type]
+    return "from " + ", ".join(f"`{a}`" for a in actions)
+
+
+#: Every execution block type of ARC's model (``ExecutionBlockType``): the drplan actions it comes
+#: from, or why no step becomes one.
+EXECUTION_BLOCKS: dict[str, str] = {
+    **{block_type: _from(block_type) for block_type in _BLOCK_TYPE.values()},
+    "Parallel": "from the graph: a stage of several steps that wait for none of each other",
+    "ARCRegionSwitchPlan": (
+        "not mapped: it runs another ARC plan (a child plan, by the ARN ARC gives it when it is created, "
+        "with the same Regions and approach, nested one level only); no drplan step runs another plan, "
+        "and the exporter writes one plan: it does not split chains into child plans"
+    ),
+    "EKSResourceScaling": (
+        "not mapped: it scales Kubernetes workloads (a Deployment and its HPA, by namespace and name, in "
+        "an EKS cluster per Region) to a percentage of the other Region's; `aws.eks.scale_nodegroup` sets "
+        "a managed node group's sizes"
+    ),
+    "Route53HealthCheck": (
+        "not mapped: it changes the health-check states behind failover records (hosted zone, record "
+        "name, record sets per Region) to move traffic; `aws.route53.change_record` writes a record and "
+        "`check.route53_health` waits for a health check"
+    ),
+    "DocumentDb": ("not mapped: no drplan action switches or fails over a DocumentDB global cluster"),
+    "RdsCreateCrossRegionReplica": (
+        "not mapped: it creates a cross-Region read replica after a recovery (ARC documents it for "
+        "post-recovery workflows); no drplan action creates one, and no post-recovery workflow is written"
+    ),
+    "LambdaEventSourceMapping": (
+        "not mapped: it enables or disables Lambda event source mappings per Region; no drplan action does"
+    ),
+}

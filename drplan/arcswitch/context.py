@@ -1,6 +1,10 @@
 """What a translation of :mod:`drplan.arcswitch.blocks` works with: the step, where it runs (its
 Region, account and partition), and the helpers that refuse what ARC cannot express (references,
 peers in the wrong Region).
+
+A :class:`Block` holds the step's configuration twice: for the recovery workflow (``config``) and
+for the failback workflow (``back``: the way back to the primary Region), or, when the step has no
+place on the way back, why not (``back_note``).
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ class Block:
     key: str  # the drplan step
     block_type: str  # ARC's executionBlockType
     member: str  # the member of executionBlockConfiguration it fills
-    config: Mapping[str, Any]
+    config: Mapping[str, Any]  # in the recovery workflow
     caveats: tuple[str, ...] = ()
+    back: Mapping[str, Any] | None = None  # in the failback workflow; None: not in it
+    back_note: str = ""  # what it does on the way back, or why it is not in the failback workflow
 
-    def step(self, description: str) -> dict[str, Any]:
-        """The ARC ``Step`` of the request."""
+    def step(self, description: str, *, failback: bool = False) -> dict[str, Any]:
+        """The ARC ``Step`` of the recovery workflow (of the failback workflow with ``failback``)."""
+        config = self.back if failback else self.config
+        assert config is not None, f"{self.key} is not in the failback workflow"
         return {
             "name": self.key,
             "description": description,
             "executionBlockType": self.block_type,
-            "executionBlockConfiguration": {self.member: dict(self.config)},
+            "executionBlockConfiguration": {self.member: dict(config)},
         }
 
 
@@ -82,10 +90,17 @@ class Context:
         return max(1, math.ceil(self.prepared.timeout.total_seconds() / 60))
 
     def cross_account(self) -> dict[str, str]:
-        """``crossAccountRole`` for a step that sets ``role_arn``. ARC's blocks take an external id
-        beside it; drplan's steps have none yet, so none is written."""
-        role = self.prepared.step.role_arn
-        return {"crossAccountRole": role} if role else {}
+        """``crossAccountRole`` for a step that sets ``role_arn``, with ``externalId`` when the step
+        gives the ``external_id`` the role's trust policy requires. (``--external-id``, which a run
+        uses for roles whose steps give none, is not an export option: such a role is written
+        without one.)"""
+        step = self.prepared.step
+        if not step.role_arn:
+            return {}
+        extra = {"crossAccountRole": step.role_arn}
+        if step.external_id:
+            extra["externalId"] = step.external_id
+        return extra
 
     def text(self, name: str) -> str:
         """A string parameter written literally: ARC steps have no outputs to read, and ARC reads
@@ -121,13 +136,13 @@ def partition_of(region: str) -> str:
     return "aws"
 
 
-def _region_of(arn: str) -> str | None:
+def region_of(arn: str) -> str | None:
     parts = arn.split(":")
     return parts[3] if len(parts) > 5 and parts[3] else None
 
 
 def in_other_region(ctx: Context, peer: str, what: str) -> None:
-    region = _region_of(peer)
+    region = region_of(peer)
     if region != ctx.other_region:
         raise Unmappable(
             f"--peer {ctx.key}={peer} must be the {what} in {ctx.other_region} (the other Region of the plan), "

@@ -4,8 +4,11 @@ into an ARC Region switch ``CreatePlan`` request, a CloudFormation template and 
 Steps whose action has a block of the same meaning become blocks (:mod:`~drplan.arcswitch.blocks`);
 the others are reported with the reason, and their place in the order is kept (two mapped steps
 ordered through an unmapped one stay ordered). The graph of the mapped steps becomes ARC's
-stages (:mod:`~drplan.arcswitch.structure`). The request is validated against botocore's model
-before anything is written (:mod:`~drplan.arcswitch.request`).
+stages (:mod:`~drplan.arcswitch.structure`): once for the recovery workflow, and once, of the
+blocks that act in both directions, for the failback workflow (the same order, the way back).
+The alarms of ``check.cloudwatch_alarm`` steps become the plan's application health alarms
+(:mod:`~drplan.arcswitch.alarms`). The request is validated against botocore's model before
+anything is written (:mod:`~drplan.arcswitch.request`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import networkx as nx
 
+from drplan.arcswitch.alarms import Alarm, associated_alarms
 from drplan.arcswitch.blocks import Block, Unmappable, translate
 from drplan.arcswitch.request import build_request, problems
 from drplan.arcswitch.settings import Settings
@@ -63,9 +67,18 @@ class ArcExport:
     waiting: dict[str, tuple[str, ...]]  # unmapped step -> the first mapped steps that wait for it
     skipped: dict[str, str]  # steps that do not run in a recovery
     durations: dict[str, float]
-    mapped: Makespan
+    mapped: Makespan  # the recovery workflow
     whole: Makespan
+    failback: Makespan | None = None  # the failback workflow; None: not written
+    not_back: dict[str, str] = field(default_factory=dict)  # mapped step -> why it is not in the failback
+    alarms: dict[str, Alarm] = field(default_factory=dict)  # associatedAlarms, by their key
+    not_associated: dict[str, str] = field(default_factory=dict)  # alarm or health check step -> why
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def back(self) -> dict[str, Block]:
+        """The blocks of the failback workflow (plan order)."""
+        return {k: b for k, b in self.blocks.items() if k not in self.not_back}
 
     def report(self) -> str:
         from drplan.arcswitch.report import render
@@ -114,8 +127,31 @@ def export_plan(plan: Plan, settings: Settings) -> ArcExport:
     mapped_graph = restrict(graph, blocks)
     whole = makespan(graph, durations, order, limits=prepared.limits, group_of=group_of)
     mapped = makespan(mapped_graph, durations, order, limits=prepared.limits, group_of=group_of)
+    not_back = _not_back(mapped_graph, blocks, order)
+    back_keys = [key for key in blocks if key not in not_back]
+    failback = None
+    if any(blocks[key].block_type != "ManualApproval" for key in back_keys):
+        failback = makespan(
+            restrict(graph, back_keys), durations, order, limits=prepared.limits, group_of=group_of
+        )
+    else:
+        for key in back_keys:
+            not_back[key] = "no block but approvals would be in the failback workflow, so none is written"
+    alarms, not_associated = associated_alarms({k: prepared.steps[k] for k in keys}, settings, plan)
+    for alarm in alarms.values():
+        for key in alarm.steps:
+            if key in unmapped:
+                unmapped[key] += f"; its alarm is the plan's application health alarm `{alarm.name}`"
     descriptions = {key: _description(prepared.steps[key]) for key in blocks}
-    request = build_request(plan, settings, blocks, mapped.stages, descriptions)
+    request = build_request(
+        plan,
+        settings,
+        blocks,
+        mapped.stages,
+        descriptions,
+        back=failback.stages if failback else (),
+        alarms=alarms,
+    )
     found = problems(request)
     if found:
         raise InvalidRequest(plan.name, found)
@@ -132,7 +168,32 @@ def export_plan(plan: Plan, settings: Settings) -> ArcExport:
         durations=durations,
         mapped=mapped,
         whole=whole,
+        failback=failback,
+        not_back=not_back,
+        alarms=alarms,
+        not_associated=not_associated,
     )
+
+
+def _not_back(mapped: nx.DiGraph, blocks: Mapping[str, Block], order: Mapping[str, int]) -> dict[str, str]:
+    """The mapped steps that are not in the failback workflow, and why: a block that does not act on
+    the way back, and every block after one in the recovery's order (the failback keeps that order,
+    so traffic never moves back before the data and capacity it waited for in the recovery)."""
+    out = {key: block.back_note for key, block in blocks.items() if block.back is None}
+    for key in nx.lexicographical_topological_sort(mapped, key=order.__getitem__):
+        if key in out:
+            continue
+        before = sorted(
+            (p for p in nx.ancestors(mapped, key) if p in blocks and blocks[p].back is None),
+            key=order.__getitem__,
+        )
+        if before:
+            names = " and ".join(f"`{p}`" for p in before)
+            out[key] = (
+                f"it comes after {names} in the recovery, and {'it is' if len(before) == 1 else 'they are'} "
+                "not in the failback"
+            )
+    return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 
 
 def _description(step: PreparedStep) -> str:

@@ -1,5 +1,10 @@
 """The ``CreatePlan`` request of ARC Region switch, and its validation against botocore's model.
 
+The request holds two workflows: the recovery (active/passive: *activate* the recovery Region;
+active/active: *deactivate* the primary) and the failback, the way back (*activate* the primary
+Region again), of the steps whose blocks act in both directions; and the plan's CloudWatch alarms
+as ``associatedAlarms`` (:mod:`~drplan.arcswitch.alarms`).
+
 The request is checked twice, both from the ``arc-region-switch`` service model that botocore
 ships (no network, no credentials): botocore's own parameter validation (required members, types,
 minimum lengths and values: what a client refuses before sending), and the constraints botocore
@@ -13,8 +18,10 @@ import functools
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from drplan.arcswitch.alarms import Alarm
 from drplan.arcswitch.blocks import Block
 from drplan.arcswitch.settings import Settings
 from drplan.arcswitch.structure import Stages
@@ -36,21 +43,63 @@ def plan_name(plan: Plan, settings: Settings) -> str:
     return name or "drplan"
 
 
-def workflow(settings: Settings, steps: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    """The one workflow the drplan plan becomes. Active/passive: *activate* the recovery Region.
-    Active/active: *deactivate* the primary Region (traffic stays in the recovery Region)."""
+@dataclass(frozen=True)
+class Direction:
+    """One workflow: what it does to which Region."""
+
+    action: str  # ARC's workflowTargetAction
+    region: str  # its workflowTargetRegion
+    failback: bool
+
+    @property
+    def what(self) -> str:
+        done = f"{self.action} {self.region}"
+        return f"fail back: {done}" if self.failback else done
+
+
+def directions(settings: Settings) -> tuple[Direction, Direction]:
+    """(recovery, failback). Active/passive: the recovery *activates* the recovery Region, the failback
+    *activates* the primary again. Active/active: the recovery *deactivates* the primary (traffic
+    stays in the recovery Region), the failback *activates* it again."""
     if settings.approach == "activePassive":
-        action, region = "activate", settings.recovery_region
-        what = f"activate {settings.recovery_region}"
+        recovery = Direction("activate", settings.recovery_region, failback=False)
     else:
-        action, region = "deactivate", settings.primary_region
-        what = f"deactivate {settings.primary_region}"
+        recovery = Direction("deactivate", settings.primary_region, failback=False)
+    return recovery, Direction("activate", settings.primary_region, failback=True)
+
+
+def workflow(direction: Direction, steps: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return {
-        "workflowTargetAction": action,
-        "workflowTargetRegion": region,
-        "workflowDescription": f"drplan plan {plan.name}: {what} (drplan export arc-region-switch)",
+        "workflowTargetAction": direction.action,
+        "workflowTargetRegion": direction.region,
+        "workflowDescription": f"drplan plan {plan.name}: {direction.what} (drplan export arc-region-switch)",
         "steps": steps,
     }
+
+
+def workflow_steps(
+    blocks: Mapping[str, Block], chosen: Stages, descriptions: Mapping[str, str], *, failback: bool = False
+) -> list[dict[str, Any]]:
+    """The stages as ARC steps: a stage of one step is its block, a stage of several a Parallel block."""
+    steps: list[dict[str, Any]] = []
+    prefix = "failback-stage" if failback else "stage"
+    for number, stage in enumerate(chosen, start=1):
+        if len(stage) == 1:
+            steps.append(blocks[stage[0]].step(descriptions[stage[0]], failback=failback))
+            continue
+        steps.append(
+            {
+                "name": f"{prefix}-{number}",
+                "description": f"{len(stage)} steps side by side: {', '.join(stage)}",
+                "executionBlockType": "Parallel",
+                "executionBlockConfiguration": {
+                    "parallelConfig": {
+                        "steps": [blocks[k].step(descriptions[k], failback=failback) for k in stage]
+                    }
+                },
+            }
+        )
+    return steps
 
 
 def build_request(
@@ -59,21 +108,23 @@ def build_request(
     blocks: Mapping[str, Block],
     chosen: Stages,
     descriptions: Mapping[str, str],
+    *,
+    back: Stages = (),
+    alarms: Mapping[str, Alarm] | None = None,
 ) -> dict[str, Any]:
-    steps: list[dict[str, Any]] = []
-    for number, stage in enumerate(chosen, start=1):
-        if len(stage) == 1:
-            steps.append(blocks[stage[0]].step(descriptions[stage[0]]))
-            continue
-        steps.append(
-            {
-                "name": f"stage-{number}",
-                "description": f"{len(stage)} steps side by side: {', '.join(stage)}",
-                "executionBlockType": "Parallel",
-                "executionBlockConfiguration": {
-                    "parallelConfig": {"steps": [blocks[k].step(descriptions[k]) for k in stage]}
-                },
-            }
+    """The request: the recovery workflow of the ``chosen`` stages, the failback workflow of the
+    ``back`` stages (none when empty), and the ``alarms`` as ``associatedAlarms``."""
+    recovery, failback = directions(settings)
+    workflows = [workflow(recovery, workflow_steps(blocks, chosen, descriptions), plan)]
+    if back:
+        # A step's own description says what it does in the recovery: the failback's says the way back.
+        back_descriptions = {
+            key: f"Failback to {failback.region}, the way back of {key}: {blocks[key].back_note}"[:1024]
+            for stage in back
+            for key in stage
+        }
+        workflows.append(
+            workflow(failback, workflow_steps(blocks, back, back_descriptions, failback=True), plan)
         )
     request: dict[str, Any] = {
         "name": plan_name(plan, settings),
@@ -81,9 +132,11 @@ def build_request(
         "executionRole": settings.execution_role,
         "regions": [settings.primary_region, settings.recovery_region],
         "recoveryApproach": settings.approach,
-        "workflows": [workflow(settings, steps, plan)],
+        "workflows": workflows,
         "tags": {**plan.tags, "drplan:plan": plan.name},
     }
+    if alarms:
+        request["associatedAlarms"] = {name: dict(alarm.entry) for name, alarm in alarms.items()}
     if settings.approach == "activePassive":
         request["primaryRegion"] = settings.primary_region
     rto = plan.objectives.rto
