@@ -147,6 +147,7 @@ def test_the_command_says_what_it_wrote_and_the_two_predictions(
     ]
     assert "7 of 11 steps are ARC blocks, in 6 stage(s); 4 cannot run in ARC (see report.md)" in err
     assert "predicted: 27m in ARC's stages, 25m with drplan's scheduler" in err
+    assert "failback workflow: 7 of 7 blocks" in err.splitlines()
 
 
 def test_what_maps_and_what_does_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -230,6 +230,22 @@ def arc_region_switch(
         f"predicted: {humanize(mapped.arc)} in ARC's stages, {humanize(mapped.drplan)} with drplan's scheduler "
         "(the mapped steps, same estimates)"
     )
+    if exported.failback is not None:
+        say(
+            f"failback workflow: {len(exported.back)} of {len(exported.blocks)} blocks"
+            + (f" ({len(exported.not_back)} cannot go back, see report.md)" if exported.not_back else "")
+        )
+    else:
+        say("no failback workflow (see report.md for why)")
+    if exported.alarms or exported.not_associated:
+        say(
+            f"{len(exported.alarms)} associated alarm(s)"
+            + (
+                f"; {len(exported.not_associated)} check(s) not associated (see report.md)"
+                if exported.not_associated
+                else ""
+            )
+        )
 
 
 COMMANDS = (export,)
