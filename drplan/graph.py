@@ -60,6 +60,16 @@ class RecoveryGraph:
         why: list[Why] = self.graph.edges[upstream, downstream]["why"]
         return why
 
+    def deadlines(self) -> dict[str, float]:
+        """What the scheduler aims for: each step's service RTO in seconds (the service's own, else
+        the plan's); steps of a service without one have none."""
+        out: dict[str, float] = {}
+        for key, data in self.graph.nodes(data=True):
+            rto = self.plan.objectives_of(data["step"].service).rto
+            if rto is not None:
+                out[key] = rto.total_seconds()
+        return out
+
     def services(self) -> list[str]:
         """Services that have at least one step in this graph, in plan order."""
         present = {data["step"].service for _, data in self.graph.nodes(data=True)}
@@ -214,7 +224,7 @@ class Analysis:
     Two figures, because a run has limits: ``critical_rto`` is the critical path (every step at its
     earliest start, as if any number of steps could run at once); ``predicted_rto`` simulates the
     scheduler that really runs, with the run's parallelism and per-action limits (AWS quotas) and
-    its critical-path priority (:func:`drplan.engine.schedule.simulate`). Objectives are judged on
+    its priority, least slack against the services' RTOs (:func:`drplan.engine.schedule.simulate`). Objectives are judged on
     ``predicted_rto``; the two are equal when the limits never make a ready step wait.
     """
 
@@ -319,6 +329,7 @@ def analyse(rg: RecoveryGraph, actions: Mapping[str, Action], limits: Limits | N
         limits=limits,
         group_of={k: g.nodes[k]["step"].uses for k in g.nodes},
         order=position,
+        deadlines=rg.deadlines(),
     )
     scheduled_start = {k: timedelta(seconds=v) for k, v in schedule.start.items()}
     scheduled_finish = {k: timedelta(seconds=v) for k, v in schedule.finish.items()}

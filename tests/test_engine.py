@@ -371,3 +371,32 @@ def test_a_rollback_reports_undone_only_the_steps_whose_undo_does_something(tmp_
     assert run.runner.rollback() == []
     assert [e.step for e in run.events if e.kind.startswith("undo.")] == ["a.with-undo", "a.with-undo"]
     assert marker.exists()
+
+
+def test_the_run_starts_the_step_with_the_least_slack_first():
+    """Parallelism 1: the run starts the tier-1 step (RTO 30 min, estimated 20 min) before the head
+    of a longer chain whose service has 6 hours, as the prediction does (tests/test_prediction.py
+    works the figures out); the waits themselves are short, the estimates decide."""
+
+    def wait(step: str, minutes: int, **extra):
+        return {
+            "id": step,
+            "uses": "wait",
+            "with": {"duration": "PT0.05S"},
+            "estimate": f"PT{minutes}M",
+            **extra,
+        }
+
+    data = plan_data(
+        {
+            "analytics": {
+                "objectives": {"rto": "PT6H"},
+                "steps": [wait("load", 60), wait("index", 60, after=["load"])],
+            },
+            "payments": {"objectives": {"rto": "PT30M"}, "steps": [wait("restore", 20)]},
+        },
+        run={"parallelism": 1},
+    )
+    run = run_plan(data)
+    started = [e.step for e in run.events if e.kind == "step.started"]
+    assert started == ["payments.restore", "analytics.load", "analytics.index"]

@@ -131,3 +131,50 @@ def test_plan_and_validate_judge_the_limited_prediction(tmp_path) -> None:  # ty
     validated = runner.invoke(cli, ["validate", str(path)])
     assert validated.exit_code == 1
     assert "DR302" in validated.stdout and "1h 1m" in validated.stdout
+
+
+def test_a_short_tier_1_service_is_not_starved_by_a_long_chain_without_its_urgency() -> None:
+    """Parallelism 1. `payments` (RTO 30 min) is one 20-minute step; `analytics` (RTO 6 h) is a
+    chain of two 60-minute steps, the longest remaining path in the plan.
+
+    Critical-path priority would start analytics.load first (120 min left against 20), then
+    analytics.index (60 against 20): payments would run 120-140, missing its 30 minutes.
+    Least slack: payments must start by 30-20 = 10 min, analytics.load by 360-120 = 240 min, so
+    payments runs 0-20 (met), then analytics 20-80 and 80-140 (met: 140 min < 6 h).
+    The run and the prediction share the scheduler, so `plan` predicts what the run will do."""
+
+    def wait(step: str, minutes: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": step,
+            "uses": "wait",
+            "with": {"duration": f"PT{minutes}M"},
+            "estimate": f"PT{minutes}M",
+            **extra,
+        }
+
+    data = {
+        "drplan": 1,
+        "name": "tiers",
+        "aws": {"region": "us-east-1"},
+        "run": {"parallelism": 1},
+        "services": {
+            "analytics": {
+                "objectives": {"rto": "PT6H"},
+                "steps": [wait("load", 60), wait("index", 60, after=["load"])],
+            },
+            "payments": {"objectives": {"rto": "PT30M"}, "steps": [wait("restore", 20)]},
+        },
+    }
+    rg = compile_graph(build_plan(data), "recover")
+    analysis = analyse(rg, registry(), Limits(parallelism=1))
+    minutes = {k: t.finish.total_seconds() / 60 for k, t in analysis.steps.items()}
+    assert minutes == {"payments.restore": 20, "analytics.load": 80, "analytics.index": 140}
+
+    durations = {k: 3600.0 for k in ("analytics.load", "analytics.index")} | {"payments.restore": 1200.0}
+    by_path = simulate(rg.graph, durations, limits=Limits(parallelism=1))  # critical-path priority
+    assert by_path.finish["payments.restore"] / 60 == 140  # after both analytics steps (serial chain)
+
+    assert analysis.service_rto["payments"].total_seconds() / 60 == 20
+
+    result = CliRunner().invoke(cli, ["plan", "-"], input=json.dumps(data))
+    assert result.exit_code == 0, result.output

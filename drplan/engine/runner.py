@@ -117,6 +117,7 @@ class Runner:
             p.limits,
             {k: s.action.name for k, s in p.steps.items()},
             order={k: i for i, k in enumerate(p.order())},
+            deadlines=p.graph.deadlines(),
         )
         resumed: dict[str, dict[str, object]] = {}
         stopped_why = "the run stopped (--fail-fast)"

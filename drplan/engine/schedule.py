@@ -1,9 +1,11 @@
 """The scheduling policy, without threads or clocks: which step starts next.
 
 A step becomes ready the moment all its predecessors are done (no wave barriers). Among ready
-steps, the one with the longest remaining path to the end of the plan starts first (ties: plan
-order), within a global parallelism bound and per-group limits (e.g. AWS Backup's concurrent
-restore jobs). On 1,000 simulated steps at parallelism 32 this finishes within 0.2% of its lower
+steps, the one with the least slack against the objectives starts first: the one that must start
+soonest for every service it leads to to meet its RTO (:func:`least_slack`); when every service has
+the same RTO, or none has one, that is the step with the longest remaining path to the end of the
+plan (critical-path priority; ties: plan order). All within a global parallelism bound and
+per-group limits (e.g. AWS Backup's concurrent restore jobs). On 1,000 simulated steps at parallelism 32 this finishes within 0.2% of its lower
 bound (the larger of the critical path and total work over the parallelism), where wave barriers
 take 3.3x (benchmarks/bench_scheduler.py drives this same class through :func:`simulate`).
 
@@ -61,8 +63,30 @@ def remaining_path(graph: nx.DiGraph, duration: Mapping[str, float]) -> dict[str
     return out
 
 
+def least_slack(
+    deadline: Mapping[str, float],
+) -> Callable[[nx.DiGraph, Mapping[str, float]], dict[str, float]]:
+    """Priority by latest start time, least slack first. ``deadline``: step -> seconds from the
+    run's start by which it must be done (its service's RTO). A step must start by the earliest of
+    its own deadline and its successors' latest starts, less its duration, so a step feeding a
+    tier-1 service inherits that service's urgency. Steps without a deadline come after every
+    deadline, among themselves by their remaining path: a plan whose services share one RTO (or
+    have none) is scheduled exactly by critical-path priority. Without this, a short tier-1 service
+    could wait behind a long tier-3 chain and miss an RTO the run could have met."""
+
+    def priority(graph: nx.DiGraph, duration: Mapping[str, float]) -> dict[str, float]:
+        none = sum(duration.values()) + max(deadline.values(), default=0.0) + 1.0
+        latest: dict[str, float] = {}
+        for key in reversed(list(nx.topological_sort(graph))):
+            due = min([deadline.get(key, none), *(latest[s] for s in graph.successors(key))])
+            latest[key] = due - duration.get(key, 0.0)
+        return {key: -start for key, start in latest.items()}
+
+    return priority
+
+
 class ReadyQueue:
-    """Dependency-driven ready queue with critical-path priority and concurrency limits."""
+    """Dependency-driven ready queue by priority (highest first), with concurrency limits."""
 
     def __init__(
         self,
@@ -194,13 +218,16 @@ def ready_queue(
     group_of: Mapping[str, str | None],
     *,
     order: Mapping[str, int] | None = None,
+    deadlines: Mapping[str, float] | None = None,
     priority: Callable[[nx.DiGraph, Mapping[str, float]], Mapping[str, float]] | None = None,
 ) -> ReadyQueue:
-    """The queue a run is scheduled with: critical-path priority from the estimates, the run's limits.
-    The runner and :func:`simulate` (hence the predicted RTO) both build it here."""
+    """The queue a run is scheduled with: least slack against ``deadlines`` (each step's service
+    RTO, in seconds) from the estimates, else critical-path priority; the run's limits. The runner
+    and :func:`simulate` (hence the predicted RTO) both build it here."""
+    chosen = priority or (least_slack(deadlines) if deadlines else remaining_path)
     return ReadyQueue(
         graph,
-        (priority or remaining_path)(graph, duration),
+        chosen(graph, duration),
         order=order,
         parallelism=limits.parallelism,
         group_of=group_of,
@@ -224,13 +251,20 @@ def simulate(
     limits: Limits | None = None,
     group_of: Mapping[str, str | None] | None = None,
     order: Mapping[str, int] | None = None,
+    deadlines: Mapping[str, float] | None = None,
     priority: Callable[[nx.DiGraph, Mapping[str, float]], Mapping[str, float]] | None = None,
 ) -> Schedule:
     """Run ``graph`` through the scheduler's own :class:`ReadyQueue` in virtual time: every step
     takes exactly its ``duration``. With ``limits=None`` nothing bounds concurrency, and the
     makespan is the critical path."""
     queue = ready_queue(
-        graph, duration, limits or Limits(None), group_of or {}, order=order, priority=priority
+        graph,
+        duration,
+        limits or Limits(None),
+        group_of or {},
+        order=order,
+        deadlines=deadlines,
+        priority=priority,
     )
     now = 0.0
     start: dict[str, float] = {}
