@@ -25,6 +25,13 @@ outcome is the step's record: ``succeeded`` with its outputs, ``failed`` with th
 ``skipped`` with the reason. A failure never fails the execution's structure: independent
 branches carry on, dependents are skipped, exactly like the local runner.
 
+**Limits** (``run.parallelism``, an action's concurrency limit) are enforced only where the graph
+could exceed them (:func:`width`): a step then takes a slot of each :class:`Semaphore` (a counter in
+the coordination table, a conditional update) before its attempts start, polling while every slot
+is taken, and gives the slots back once its record is written, on every path (the race's Catch takes
+every error to the record). A freed slot goes to the first step that polls, not by critical-path
+priority as in the local scheduler.
+
 **Drills** then clean up whatever happened (also after an unexpected error inside the run): the
 undo of every step that may have created something, dependents first (the same decomposition of
 the reversed graph), within the local engine's overall undo deadline.
@@ -52,6 +59,8 @@ from drplan.stepfunctions.tasks import (
 
 DONE = "drplan.Done"
 TIMEOUT = "drplan.Timeout"
+#: What Step Functions calls a conditional update refused: every slot of the semaphore is taken.
+SLOTS_TAKEN = "DynamoDb.ConditionalCheckFailedException"
 
 
 # --- decomposition --------------------------------------------------------------------------------
@@ -149,6 +158,42 @@ def general_parts(tree: Tree | None) -> list[General]:
     return [g for part in tree.parts for g in general_parts(part)]
 
 
+# --- concurrency limits --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Semaphore:
+    """A limit on how many steps run at once, enforced inside the state machine: ``run.parallelism``
+    (``name`` ``run``) or an action's concurrency limit (``name`` the action). A counter item in the
+    coordination table counts the slots taken; a step takes one with a conditional update before its
+    attempts start and gives it back once its record is written. ``waits`` are the polling intervals
+    of a step that found every slot taken (:func:`~drplan.stepfunctions.tasks.poll_waits`)."""
+
+    name: str
+    limit: int
+    waits: tuple[int, ...]
+
+
+def width(graph: nx.DiGraph, among: Sequence[str] | None = None) -> int:
+    """The most steps of ``among`` (default: all) that can run at the same time, whatever their
+    durations: the largest set of them no two of which are ordered (a maximum antichain of the
+    graph's order; Dilworth: its size is the number of steps less a maximum matching of the
+    comparability pairs)."""
+    keys = list(graph.nodes) if among is None else [k for k in among if k in graph]
+    if len(keys) < 2:
+        return len(keys)
+    wanted = set(keys)
+    bipartite = nx.Graph()
+    left = [("a", k) for k in keys]
+    bipartite.add_nodes_from(left)
+    bipartite.add_nodes_from(("b", k) for k in keys)
+    for key in keys:
+        for later in nx.descendants(graph, key) & wanted:
+            bipartite.add_edge(("a", key), ("b", later))
+    matching = nx.bipartite.hopcroft_karp_matching(bipartite, top_nodes=left)
+    return len(keys) - len(matching) // 2
+
+
 # --- encoding ---------------------------------------------------------------------------------------
 
 
@@ -166,8 +211,12 @@ class Encoder:
     graph: nx.DiGraph  # the graph the blocks are ordered by (reversed for cleanup)
     records: str
     block: BlockBuilder
-    coordination: str | None = None  # DynamoDB table for General parts
+    coordination: str | None = None  # DynamoDB table for General parts and semaphores
     options: RunOptions = field(default_factory=RunOptions)
+    #: The semaphores each step takes before it starts, in the order it takes them (an action's
+    #: limit before ``run.parallelism``: every step takes them in the same order, so no two steps
+    #: can each hold what the other waits for). Steps not here start without one.
+    slots: Mapping[str, tuple[Semaphore, ...]] = field(default_factory=dict)
 
     def encode(self, tree: Tree, scope: Scope, then: str) -> str:
         if isinstance(tree, Leaf):
@@ -335,6 +384,114 @@ class Encoder:
             pass_state({"i": 0, "d": waits[0], "seq": waits}, get, result=f"$.w.{slot}"),
         )
 
+    # --- semaphores ---------------------------------------------------------------------------------
+
+    def counter_key(self, sem: Semaphore) -> Path:
+        """The counter item of ``sem`` in this execution (each execution counts its own slots)."""
+        return Path(f"States.Format('{{}}#{{}}#slots#{sem.name}', $.run.id, $.run.execution)")
+
+    def _count(self, sem: Semaphore, delta: int, then: str, limit: int | None = None) -> State:
+        """An update adding ``delta`` to ``sem``'s counter; with ``limit``, only while it is below."""
+        values = {":d": {"N": str(delta)}}
+        condition = {}
+        if limit is not None:
+            values[":limit"] = {"N": str(limit)}
+            condition["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :limit"
+        return task(
+            "dynamodb",
+            "updateItem",
+            {
+                "TableName": self.coordination,
+                "Key": {"id": {"S": self.counter_key(sem)}},
+                "UpdateExpression": "ADD #n :d",
+                **condition,
+                "ExpressionAttributeNames": {"#n": "n"},
+                "ExpressionAttributeValues": values,
+            },
+            then,
+        )
+
+    def acquire(self, info: StepInfo, sem: Semaphore, scope: Scope, then: str, release: str) -> str:
+        """Take a slot of ``sem``: add one to its counter if it is below the limit (a conditional
+        update, atomic in DynamoDB), else wait (the growing intervals of ``sem.waits``) and try again.
+        Any other error fails the step (its record says why) and gives back the slots it holds
+        (``release``)."""
+        if self.coordination is None:
+            raise AssertionError("a semaphore needs the coordination table")
+        key = info.key
+        slot = f"q_{_ident(sem.name)}"
+        what = "a slot" if sem.name == "run" else f"a slot ({sem.name})"
+        take = scope.reserve(f"{key} take {what}")
+        full = scope.reserve(f"{key} longest wait for {what}?")
+        wait = scope.reserve(f"{key} wait for {what}")
+        wait_same = scope.reserve(f"{key} wait as long for {what}")
+        unavailable = scope.add(
+            f"{key} failed to take {what}",
+            role(
+                pass_state(
+                    {
+                        "status": "failed",
+                        "error": Path("$.w.qerr.Error"),
+                        "cause": Path("$.w.qerr.Cause"),
+                        "root": key,
+                        "out": {},
+                    },
+                    release,
+                    result=f"$.s.{info.sid}",
+                ),
+                "record",
+                key,
+            ),
+        )
+        bump = scope.add(
+            f"{key} next interval for {what}",
+            pass_state(
+                {
+                    "i": Path(f"States.MathAdd($.w.{slot}.i, 1)"),
+                    "d": Path(f"States.ArrayGetItem($.w.{slot}.seq, States.MathAdd($.w.{slot}.i, 1))"),
+                    "seq": Path(f"$.w.{slot}.seq"),
+                },
+                take,
+                result=f"$.w.{slot}",
+            ),
+        )
+        state = self._count(sem, 1, then, limit=sem.limit)
+        state["Catch"] = [
+            {"ErrorEquals": [SLOTS_TAKEN], "ResultPath": "$.w.qfull", "Next": full},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.qerr", "Next": unavailable},
+        ]
+        scope.put(take, state)
+        scope.put(
+            full,
+            choice(
+                [
+                    {
+                        "Variable": f"$.w.{slot}.i",
+                        "NumericGreaterThanEquals": len(sem.waits) - 1,
+                        "Next": wait_same,
+                    }
+                ],
+                wait,
+            ),
+        )
+        scope.put(wait, {"Type": "Wait", "SecondsPath": f"$.w.{slot}.d", "Next": bump})
+        scope.put(wait_same, {"Type": "Wait", "SecondsPath": f"$.w.{slot}.d", "Next": take})
+        return scope.add(
+            f"{key} ask for {what}",
+            pass_state({"i": 0, "d": sem.waits[0], "seq": list(sem.waits)}, take, result=f"$.w.{slot}"),
+        )
+
+    def release(self, info: StepInfo, sem: Semaphore, scope: Scope, then: str) -> str:
+        """Give the slot back (subtract one from the counter). Reached from every way the step ends
+        once it holds the slot; not caught: a counter that cannot be written fails the whole run
+        (its branches stop) rather than leave a slot taken that the other steps would wait for."""
+        what = "the slot" if sem.name == "run" else f"the slot ({sem.name})"
+        return scope.add(f"{info.key} give back {what}", self._count(sem, -1, then))
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
 
 # --- the blocks -------------------------------------------------------------------------------------
 
@@ -343,7 +500,15 @@ def step_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
     """One step of the run: skip, or attempts racing the timeout; the outcome in ``$.s.<sid>``."""
     info = enc.infos[key]
     sid = info.sid
-    race = _race(enc, info, scope, then)
+    # With semaphores: take each slot, run, write the record, give the slots back (last taken
+    # first). ``given_back[i]`` gives back the first ``i`` slots: where a failure to take slot i goes.
+    semaphores = enc.slots.get(key, ())
+    given_back = [then]
+    for sem in semaphores:
+        given_back.append(enc.release(info, sem, scope, given_back[-1]))
+    race = _race(enc, info, scope, given_back[-1])
+    for i in reversed(range(len(semaphores))):
+        race = enc.acquire(info, semaphores[i], scope, race, given_back[i])
     preds = sorted(enc.graph.predecessors(key), key=lambda k: list(enc.infos).index(k))
     if not preds:
         return race

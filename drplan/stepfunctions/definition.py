@@ -15,7 +15,7 @@ CloudWatch alarms on failed executions then cover recoveries and drills alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from drplan.model import Mode, Plan
 from drplan.stepfunctions.asl import (
     DONE,
     Encoder,
+    Semaphore,
     Tree,
     decompose,
     general_parts,
@@ -43,6 +44,9 @@ class Shape:
     tree: Tree | None
     coordinated: tuple[str, ...]  # steps inside General parts (polling coordination records)
     cleanup_tree: Tree | None
+    #: The limits enforced inside the machine (only those the graph could exceed), and the steps
+    #: that take a slot of each.
+    semaphores: tuple[tuple[Semaphore, tuple[str, ...]], ...] = ()
 
 
 def build_definition(
@@ -54,7 +58,10 @@ def build_definition(
     *,
     coordination: str,
     options: RunOptions | None = None,
+    semaphores: Sequence[tuple[Semaphore, Sequence[str]]] = (),
 ) -> tuple[dict[str, Any], Shape]:
+    """The definition, and how the graph was encoded. ``semaphores``: the limits to enforce, each
+    with the steps that take a slot of it (in the order given, a step takes them in turn)."""
     order = {key: i for i, key in enumerate(infos)}
     options = options or RunOptions()
     names = Names()
@@ -63,7 +70,11 @@ def build_definition(
     reverse = graph.reverse(copy=True)
     cleanup_tree = decompose(reverse, order) if mode == "drill" else None
     coordinated = tuple(k for g in general_parts(tree) + general_parts(cleanup_tree) for k in g.keys)
-    table = coordination if coordinated else None
+    table = coordination if coordinated or semaphores else None
+    slots: dict[str, tuple[Semaphore, ...]] = {}
+    for sem, members in semaphores:
+        for key in members:
+            slots[key] = (*slots.get(key, ()), sem)
 
     sids = [info.sid for info in infos.values()]
     summary = top.add(
@@ -154,7 +165,7 @@ def build_definition(
         pass_state({"run": Path("$.run"), "s": {}, "crash": Path("$.crash")}, after_steps),
     )
     body = top.branch()
-    encoder = Encoder(infos, translations, graph, "s", step_block, table, options)
+    encoder = Encoder(infos, translations, graph, "s", step_block, table, options, slots)
     out = body.add("Records", pass_state({"s": Path("$.s")}, None))
     start = encoder.encode(tree, body, out) if tree is not None else out
     title = "Recovery" if mode == "recover" else "Drill"
@@ -237,7 +248,10 @@ def build_definition(
         f"drplan {mode} of plan {plan.name} ({len(infos)} steps{sha}), exported by drplan export "
         "stepfunctions; see docs/stepfunctions.md"
     )
-    return machine(top, first, comment), Shape(tree, coordinated, cleanup_tree)
+    shape = Shape(
+        tree, coordinated, cleanup_tree, tuple((sem, tuple(members)) for sem, members in semaphores)
+    )
+    return machine(top, first, comment), shape
 
 
 def _cleanup(

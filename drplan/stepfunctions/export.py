@@ -10,20 +10,24 @@ own ``isolate``); the state machine puts the execution's run id in the marker's 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
 from drplan.engine.prepare import prepare
 from drplan.engine.records import RunOptions
-from drplan.engine.schedule import simulate
+from drplan.engine.schedule import Limits
 from drplan.errors import DrplanError
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
+from drplan.stepfunctions.asl import Semaphore, width
 from drplan.stepfunctions.builder import RUN_ID_MARKER, Path, Untranslatable, Values
 from drplan.stepfunctions.definition import Shape, build_definition
-from drplan.stepfunctions.tasks import StepInfo
+from drplan.stepfunctions.tasks import StepInfo, poll_waits
 from drplan.stepfunctions.translations import TRANSLATIONS
 
 #: Step Functions' limit on a definition (docs/stepfunctions.md#limits).
@@ -119,18 +123,24 @@ def export_plan(
     account_id: str | None = None,
     region: str | None = None,
     options: RunOptions | None = None,
+    parallelism: int | None = None,
+    limit_overrides: Mapping[str, int] | None = None,
 ) -> Exported:
     """Translate ``plan`` for ``mode``; raises :class:`ExportRefused` naming every step that has no
     exact translation. ``options`` are the local engine's timings the state machine copies (polling
     intervals, retry delay, undo deadline): the defaults of a real run unless given.
     ``approvals_topic`` names the SNS topic manual steps ask through (default
-    ``drplan-PLAN-MODE-approvals``)."""
+    ``drplan-PLAN-MODE-approvals``). ``parallelism`` and ``limit_overrides`` are the local run's
+    ``--parallelism`` and per-action limit overrides: the limits the state machine enforces where
+    the graph could exceed them (:func:`semaphores`)."""
     from drplan.actions import registry
     from drplan.stepfunctions.iam import role_policy
     from drplan.stepfunctions.template import build_template
 
     actions = registry()
-    prepared = prepare(plan, mode, actions, run_id=RUN_ID_MARKER)
+    prepared = prepare(
+        plan, mode, actions, run_id=RUN_ID_MARKER, parallelism=parallelism, limit_overrides=limit_overrides
+    )
     order = prepared.order()
     sids = {key: sid_of(i, key) for i, key in enumerate(order)}
     values = Values(sids)
@@ -172,29 +182,31 @@ def export_plan(
 
     graph = prepared.graph.graph
     table = coordination_table or default_table(plan)
+    limits = semaphores(graph, infos, prepared.limits, options or RunOptions())
     definition, shape = build_definition(
-        plan, mode, graph, infos, TRANSLATIONS, coordination=table, options=options
+        plan, mode, graph, infos, TRANSLATIONS, coordination=table, options=options, semaphores=limits
     )
-    used_table = table if shape.coordinated else None
+    used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
     topic = approvals.name if manual else None
     where = region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
-    policy = role_policy(plan, mode, used_table, topic, account_id=account_id, region=where)
-    template = build_template(plan, mode, definition, used_table, topic)
+    counters = bool(shape.semaphores)
+    policy = role_policy(
+        plan, mode, used_table, topic, account_id=account_id, region=where, counters=counters
+    )
+    template = build_template(plan, mode, definition, used_table, topic, counters=counters)
     exported = Exported(
         plan, mode, definition, policy, template, shape, sids, used_table, approvals_topic=topic
     )
     if exported.size() > DEFINITION_LIMIT:
         raise ExportTooLarge(plan.name, exported.size())
-    exported.notes.extend(_notes(exported, prepared.skipped, prepared.limits.parallelism, prepared))
+    exported.notes.extend(_notes(exported, prepared.skipped, prepared))
     return exported
 
 
-def _notes(
-    exported: Exported, skipped: Mapping[str, str], parallelism: int | None, prepared: Any
-) -> list[str]:
-    """What the person exporting should know: steps left out, limits the state machine does not
-    enforce, quotas the definition comes near."""
+def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> list[str]:
+    """What the person exporting should know: steps left out, steps that wait through coordination
+    records, limits enforced by semaphores, manual steps."""
     notes = [f"{key} does not run in a {exported.mode}: {why}" for key, why in skipped.items()]
     if exported.shape.coordinated:
         notes.append(
@@ -202,22 +214,19 @@ def _notes(
             f"expresses; they wait for each other through the DynamoDB table {exported.coordination_table} "
             "(the template creates it)"
         )
-    graph = prepared.graph.graph
-    durations = {k: s.estimate.total_seconds() for k, s in prepared.steps.items()}
-    schedule = simulate(graph, durations)
-    peak = _peak(schedule.start, schedule.finish)
-    if parallelism is not None and peak > parallelism:
-        notes.append(
-            f"Step Functions starts every ready step at once: up to {peak} steps run together where "
-            f"local runs start at most {parallelism} (run.parallelism is not enforced yet)"
-        )
-    for action, limit in sorted(prepared.limits.per_action.items()):
-        members = {k for k, s in prepared.steps.items() if s.step.uses == action}
-        most = _peak({k: v for k, v in schedule.start.items() if k in members}, schedule.finish)
-        if most > limit:
+    for sem, members in exported.shape.semaphores:
+        if sem.name == "run":
             notes.append(
-                f"up to {most} {action} steps may run at once, over its limit of {limit} (AWS's quota): "
-                "the state machine does not queue them (not enforced yet)"
+                f"up to {width(prepared.graph.graph)} steps could run at once, over run.parallelism "
+                f"({sem.limit}): each step takes one of {sem.limit} slots (a counter in the DynamoDB table "
+                f"{exported.coordination_table}) before it starts; a step that finds none waits, polling "
+                f"every {_intervals(sem)}"
+            )
+        else:
+            notes.append(
+                f"up to {width(prepared.graph.graph, members)} {sem.name} steps could run at once, over its "
+                f"limit of {sem.limit} (AWS's quota): each takes one of {sem.limit} slots before it starts, "
+                f"polling every {_intervals(sem)} when none is free"
             )
     if exported.approvals_topic:
         manual = [k for k, s in prepared.steps.items() if s.step.uses == ManualApproval.action]
@@ -231,10 +240,34 @@ def _notes(
     return notes
 
 
-def _peak(start: Mapping[str, float], finish: Mapping[str, float]) -> int:
-    events = sorted([(t, 1) for t in start.values()] + [(finish[k], -1) for k in start])
-    most = running = 0
-    for _, delta in events:
-        running += delta
-        most = max(most, running)
-    return most
+def _intervals(sem: Semaphore) -> str:
+    waits = sem.waits
+    return f"{waits[0]} s" if len(waits) == 1 else f"{waits[0]} s growing to {waits[-1]} s"
+
+
+def semaphores(
+    graph: nx.DiGraph, infos: Mapping[str, StepInfo], limits: Limits, options: RunOptions
+) -> list[tuple[Semaphore, list[str]]]:
+    """The limits of a local run (``run.parallelism``, each action's concurrency limit) that the
+    graph could exceed whatever the steps' durations (more steps than the limit that no dependency
+    orders: :func:`~drplan.stepfunctions.asl.width`), each with the steps that take its slots.
+    Action limits come first: a step takes its action's slot, then the run's. A limit the graph
+    cannot exceed costs nothing: no semaphore, the definition is unchanged.
+
+    A step that finds every slot taken polls with the local job polling's growing intervals, set by
+    the shortest estimate among the steps sharing the semaphore (a slot is given back, at the
+    soonest, when the shortest of them ends)."""
+    keys = list(infos)
+
+    def semaphore(name: str, limit: int, members: list[str]) -> Semaphore:
+        shortest = min(infos[k].estimate for k in members)
+        return Semaphore(name, limit, tuple(poll_waits(options, shortest, math.inf)))
+
+    out: list[tuple[Semaphore, list[str]]] = []
+    for action, limit in sorted(limits.per_action.items()):
+        members = [k for k in keys if infos[k].step.uses == action]
+        if members and width(graph, members) > limit:
+            out.append((semaphore(action, limit, members), members))
+    if limits.parallelism is not None and keys and width(graph, keys) > limits.parallelism:
+        out.append((semaphore("run", limits.parallelism, keys), keys))
+    return out

@@ -7,7 +7,8 @@ leaves out what only a local run calls (``sts:GetCallerIdentity`` for the accoun
 
 - each translation's extra calls (:meth:`~drplan.stepfunctions.tasks.Translation.extra_iam`: the
   tags its undo reads before deleting, the item writes AWS checks on a restored table);
-- ``GetItem``/``PutItem`` on the coordination table, when the graph needs it;
+- ``GetItem``/``PutItem`` on the coordination table, when the graph needs it (and ``UpdateItem``
+  when the definition enforces concurrency limits with counters);
 - ``sns:Publish`` on the approvals topic, when the plan has manual steps (the approval's message;
   the answer comes back through ``SendTaskSuccess``, which the approver calls, not the role).
 """
@@ -30,6 +31,7 @@ def role_policy(
     *,
     account_id: str | None = None,
     region: str | None = None,
+    counters: bool = False,
 ) -> dict[str, Any]:
     from drplan.actions import registry
     from drplan.engine.prepare import prepare_steps
@@ -73,7 +75,9 @@ def role_policy(
             {
                 "Sid": "CoordinationRecords",
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                # UpdateItem: the semaphores' counters, when the definition enforces limits.
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"]
+                + (["dynamodb:UpdateItem"] if counters else []),
                 "Resource": f"{arn}:dynamodb:{where}:{account}:table/{table}",
             }
         )

@@ -23,10 +23,15 @@ def build_template(
     definition: dict[str, Any],
     table: str | None,
     approvals_topic: str | None = None,
+    *,
+    counters: bool = False,
 ) -> dict[str, Any]:
+    """``counters``: the definition takes slots of semaphores (updates counters in ``table``)."""
     from drplan.stepfunctions.iam import role_policy
 
-    policy = _substituted(role_policy(plan, mode, table, approvals_topic, account_id=ACCOUNT, region=REGION))
+    policy = _substituted(
+        role_policy(plan, mode, table, approvals_topic, account_id=ACCOUNT, region=REGION, counters=counters)
+    )
     resources: dict[str, Any] = {
         "Role": {
             "Type": "AWS::IAM::Role",

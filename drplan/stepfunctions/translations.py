@@ -4,6 +4,7 @@ the history's projection look translations up in."""
 from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
+from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.tasks import (
     DynamoRestoreBackup,
     DynamoRestorePointInTime,
@@ -22,5 +23,6 @@ TRANSLATIONS: dict[str, Translation] = {
         RdsRestoreSnapshot(),
         Route53ChangeRecord(),
         ManualApproval(),
+        LambdaInvoke(),
     )
 }
