@@ -264,3 +264,43 @@ def test_a_counter_that_cannot_be_written_fails_the_steps_instead_of_hanging() -
     assert {doc["steps"][sid]["error"] for sid in exported.sids.values()} == {
         "DynamoDb.ResourceNotFoundException"
     }
+
+
+def test_export_and_deploy_take_the_parallelism_from_the_command_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`--parallelism 2` on three independent services adds the semaphore the plan alone (16) does
+    not need, and says so."""
+    from click.testing import CliRunner
+
+    from drplan.cli import cli
+
+    data = plan_data(
+        {name: {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}]} for name in "abc"}
+    )
+    plan = tmp_path / "wide.json"
+    plan.write_text(json.dumps(data), encoding="utf-8")
+    limited = CliRunner().invoke(
+        cli, ["export", "stepfunctions", str(plan), "-o", str(tmp_path / "two"), "--parallelism", "2"]
+    )
+    assert limited.exit_code == 0, limited.output
+    assert "each step takes one of 2 slots" in limited.output
+    free = CliRunner().invoke(cli, ["export", "stepfunctions", str(plan), "-o", str(tmp_path / "free")])
+    assert free.exit_code == 0, free.output
+
+    assert any("take a slot" in s for s in _all_states(tmp_path / "two"))
+    assert not any("take a slot" in s for s in _all_states(tmp_path / "free"))
+    refused = CliRunner().invoke(cli, ["deploy", str(plan), "--stack-name", "s", "--parallelism", "0"])
+    assert refused.exit_code == 2 and "--parallelism" in refused.output
+
+
+def _all_states(folder) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every state name in a definition, nested Parallel branches included."""
+    names: list[str] = []
+
+    def walk(machine: Mapping[str, Any]) -> None:
+        for name, state in machine.get("States", {}).items():
+            names.append(name)
+            for branch in state.get("Branches", []):
+                walk(branch)
+
+    walk(json.loads((folder / "definition.asl.json").read_text()))
+    return names

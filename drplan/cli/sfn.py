@@ -61,6 +61,11 @@ if TYPE_CHECKING:
     metavar="NAME",
     help="DynamoDB table for steps that wait through coordination records (default: drplan-PLAN-coordination).",
 )
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
+)
 @aws_options
 @output_options
 def deploy(
@@ -70,6 +75,7 @@ def deploy(
     state_machine_name: str | None,
     s3_bucket: str | None,
     coordination_table: str | None,
+    parallelism: int | None,
     **opts: Any,
 ) -> None:
     """Export PLAN to AWS Step Functions and deploy it as a CloudFormation stack: the state
@@ -93,7 +99,7 @@ def deploy(
     plan, _ = load_plan(_existing(plan_path))
     chosen: Mode = "drill" if mode == "drill" else "recover"
     try:
-        exported = export_plan(plan, chosen, coordination_table=coordination_table)
+        exported = export_plan(plan, chosen, coordination_table=coordination_table, parallelism=parallelism)
     except (ExportRefused, ExportTooLarge) as refused:
         fail(str(refused), refused.exit_code)
     region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region

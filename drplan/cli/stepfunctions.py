@@ -60,6 +60,11 @@ def export() -> None:
     metavar="NAME",
     help="DynamoDB table for steps that wait through coordination records (default: drplan-PLAN-coordination).",
 )
+@click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
+)
 def stepfunctions(
     plan_path: str,
     mode: str,
@@ -67,6 +72,7 @@ def stepfunctions(
     account_id: str | None,
     region: str | None,
     coordination_table: str | None,
+    parallelism: int | None,
 ) -> None:
     """Write PLAN as an AWS Step Functions state machine: its Amazon States Language definition,
     the least-privilege policy of its role, and a CloudFormation template that deploys both.
@@ -94,6 +100,7 @@ def stepfunctions(
             account_id=account_id,
             region=region,
             coordination_table=coordination_table,
+            parallelism=parallelism,
         )
     except (ExportRefused, ExportTooLarge) as refused:
         fail(str(refused), refused.exit_code)
