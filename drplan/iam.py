@@ -50,6 +50,7 @@ TAG_CONDITIONS = frozenset(
         "dynamodb",
         "ec2",
         "elasticfilesystem",
+        "fsx",
         "autoscaling",
         "ecs",
         "eks",
@@ -60,7 +61,7 @@ TAG_CONDITIONS = frozenset(
 )
 
 #: Services whose resources steps create and name (targets): a step changes only the ones it names.
-_RESOURCE_SERVICES = frozenset({"rds", "dynamodb", "ec2", "s3", "elasticfilesystem"})
+_RESOURCE_SERVICES = frozenset({"rds", "dynamodb", "ec2", "s3", "elasticfilesystem", "fsx"})
 _KIND_SERVICES = {"efs": "elasticfilesystem"}
 
 POLICY_VERSION = "2012-10-17"
@@ -138,6 +139,8 @@ def _target_arns(kind: str, name: str, extra: Mapping[str, str], where: _Where) 
         return [where.arn("ec2", "instance/*")]
     if kind == "efs:filesystem":
         return [where.arn("elasticfilesystem", "file-system/*")]
+    if kind == "fsx:filesystem":  # named by a Name tag; AWS picks the id
+        return [where.arn("fsx", "file-system/*")]
     if kind == "route53:record":
         zone = extra.get("zone_id", "*")
         return [where.arn("route53", f"hostedzone/{_name(zone)}", region=False, account=False)]
@@ -233,6 +236,8 @@ def _resources(
         return [where.arn("backup", "recovery-point:*")]
     if service == "elasticfilesystem":
         return [where.arn("elasticfilesystem", "file-system/*")]
+    if service == "fsx":
+        return [where.arn("fsx", "file-system/*")]
     mine = [a for a in created if a.split(":")[2] == service]
     return sorted(set(mine)) or ["*"]
 

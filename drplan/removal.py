@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from drplan.aws import error_code, error_message, is_not_found
+from drplan.resources import RESTORE_JOB_PREFIX, native_id
 
 #: ``client("rds")``: a boto3 client of that service for the resource's region.
 Client = Callable[[str], Any]
@@ -194,6 +195,32 @@ def remove_file_system(client: Client, fs_id: str) -> str | None:
     return f"file system {fs_id} is {fs.get('LifeCycleState')}"
 
 
+#: FSx deletes take the file system type's own options: no final backup of a copy drplan made (a
+#: drill's, or a failed recovery's), and an OpenZFS file system's child volumes and snapshots with it.
+_FSX_DELETE: dict[str, dict[str, Any]] = {
+    "WINDOWS": {"WindowsConfiguration": {"SkipFinalBackup": True}},
+    "LUSTRE": {"LustreConfiguration": {"SkipFinalBackup": True}},
+    "OPENZFS": {
+        "OpenZFSConfiguration": {"SkipFinalBackup": True, "Options": ["DELETE_CHILD_VOLUMES_AND_SNAPSHOTS"]}
+    },
+}
+
+
+def remove_fsx_file_system(client: Client, fs_id: str) -> str | None:
+    """An FSx for Windows File Server, Lustre or OpenZFS file system, without a final backup. (FSx for
+    ONTAP wants its volumes and storage virtual machines deleted first: FSx says so, and drplan
+    reports it.)"""
+    fsx = client("fsx")
+    found = lookup(lambda: fsx.describe_file_systems(FileSystemIds=[fs_id])["FileSystems"]) or []
+    fs = found[0] if found else None
+    if fs is None or fs.get("Lifecycle") == "DELETED":
+        return None
+    if fs.get("Lifecycle") != "DELETING":
+        options = _FSX_DELETE.get(str(fs.get("FileSystemType")), {})
+        _delete(lambda: fsx.delete_file_system(FileSystemId=fs_id, **options))
+    return f"FSx file system {fs_id} is {fs.get('Lifecycle')}"
+
+
 def remove_bucket(client: Client, name: str) -> str | None:
     """One page at a time (each call deletes up to 1000 object versions), then the bucket."""
     s3 = client("s3")
@@ -323,6 +350,23 @@ def _find_file_system(client: Client, name: str, run_id: str, drill: bool, extra
     ]
 
 
+def _find_fsx_file_system(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
+    """FSx file systems are named by their Name tag: those with our run id too are ours."""
+    fsx = client("fsx")
+    found: list[str] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = fsx.describe_file_systems(**kwargs)
+        for fs in page.get("FileSystems", []):
+            tags = _tags(fs.get("Tags"))
+            ours = tags.get("Name") == name and tags.get("drplan:run-id") == run_id
+            if ours and fs.get("Lifecycle") not in ("DELETING", "DELETED"):
+                found.append(str(fs["FileSystemId"]))
+        if not page.get("NextToken"):
+            return found
+        kwargs = {"NextToken": page["NextToken"]}
+
+
 def _find_record(client: Client, name: str, run_id: str, drill: bool, extra: Any) -> list[str]:
     """A drill's DNS record: drills refuse to start when their record name exists, so one that exists
     after the drill began is the drill's. Records carry no tags: never looked up outside drills."""
@@ -358,8 +402,33 @@ FINDERS: dict[str, Finder] = {
     "ec2:volume": _find_tagged_ec2("volume"),
     "ec2:instance": _find_tagged_ec2("instance"),
     "efs:filesystem": _find_file_system,
+    "fsx:filesystem": _find_fsx_file_system,
     "route53:record": _find_record,
 }
+
+
+def created_by_restore_job(remover: Remover) -> Remover:
+    """``remover``, also for a resource known only as the AWS Backup restore job creating it
+    (``backup-restore-job:<id>``, :data:`drplan.resources.RESTORE_JOB_PREFIX`): the job's
+    ``CreatedResourceArn`` names what to delete, never a guess from a name; a job that ended
+    without creating anything leaves nothing to delete, and a running one is waited for."""
+
+    def remove(client: Client, ident: str) -> str | None:
+        if not ident.startswith(RESTORE_JOB_PREFIX):
+            return remover(client, ident)
+        job_id = ident[len(RESTORE_JOB_PREFIX) :]
+        job = lookup(lambda: client("backup").describe_restore_job(RestoreJobId=job_id))
+        if job is None:
+            return None
+        created = job.get("CreatedResourceArn")
+        if created:
+            return remover(client, native_id(str(created)))
+        status = job.get("Status")
+        if status in ("PENDING", "RUNNING"):
+            return f"restore job {job_id} is {status}: waiting to delete what it creates"
+        return None  # COMPLETED naming nothing, ABORTED, FAILED: nothing was created
+
+    return remove
 
 
 #: The remover of each resource kind (``Resource.kind``).
@@ -367,9 +436,10 @@ REMOVERS: dict[str, Remover] = {
     "rds:db": remove_db_instance,
     "rds:cluster": remove_db_cluster,
     "dynamodb:table": remove_table,
-    "ec2:volume": remove_volume,
-    "ec2:instance": remove_instance,
-    "efs:filesystem": remove_file_system,
+    "ec2:volume": created_by_restore_job(remove_volume),
+    "ec2:instance": created_by_restore_job(remove_instance),
+    "efs:filesystem": created_by_restore_job(remove_file_system),
+    "fsx:filesystem": created_by_restore_job(remove_fsx_file_system),
     "s3:bucket": remove_bucket,
     "route53:record": remove_record,
 }

@@ -229,6 +229,11 @@ def efs_creation_token(name: str) -> str | None:
 
 # --- the registry ----------------------------------------------------------------------------------
 
+#: The id of a resource an AWS Backup restore job is creating, whose own id AWS picks (an instance,
+#: a volume, a file system): ``backup-restore-job:<job id>`` until the job names it. The removers of
+#: those kinds (:mod:`drplan.removal`) ask the job what it created.
+RESTORE_JOB_PREFIX = "backup-restore-job:"
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -256,6 +261,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("ec2:instance", "EC2 instance (Name tag)", ec2_name_tag, 256, "ec2", "instance/"),
     Kind("efs:filesystem", "EFS file system (creation token)", efs_creation_token, 64,
          "elasticfilesystem", "file-system/"),
+    Kind("fsx:filesystem", "FSx file system (Name tag)", ec2_name_tag, 256, "fsx", "file-system/"),
     Kind("s3:bucket", "S3 bucket", s3_bucket, 63, "s3", ""),
     Kind("route53:record", "DNS record", dns_name, 253, tagged=False, case_sensitive=False),
     Kind("autoscaling:group", "Auto Scaling group", autoscaling_group, 255, tagged=False),

@@ -331,6 +331,11 @@ ARNS = {
     "EC2": (f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0abc", "i-0abc"),
     "EFS": (f"arn:aws:elasticfilesystem:us-east-1:{ACCOUNT}:file-system/fs-0abc", "fs-0abc"),
     "S3": ("arn:aws:s3:::payments-files", "payments-files"),
+    "FSx": (f"arn:aws:fsx:us-east-1:{ACCOUNT}:file-system/fs-0def", "fs-0def"),
+    # DB cluster ARNs look alike: without resource_type they read as Aurora (the recovery point's
+    # own ResourceType tells DocumentDB and Neptune apart)
+    "DocumentDB": (f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:catalogue", "catalogue"),
+    "Neptune": (f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:graph", "graph"),
 }
 
 
@@ -341,7 +346,7 @@ def test_each_type_is_a_resource_kind_with_an_arn_and_a_remover(rtype):
     arn, native = ARNS[rtype]
     kind = TYPES[rtype].kind
     assert kind in KINDS and kind in REMOVERS
-    assert type_from_arn(arn) == rtype
+    assert type_from_arn(arn) == ("Aurora" if kind == "rds:cluster" else rtype)
     assert native_id(arn) == native
     found = resource_from_arn(arn, "us-east-1")
     assert found is not None and (found.kind, found.id, found.region, found.arn) == (
@@ -426,10 +431,12 @@ def test_poll_running_then_completed_with_endpoint(aws):
     assert handle["resources"][0]["arn"] == RESTORED_DB
     assert ACTION.result(ctx, handle) == {
         "resource_arn": RESTORED_DB,
+        "resource_id": "ledger-dr",
         "recovery_point_arn": rp("p1"),
         "restore_job_id": "job-1",
         "name": "ledger-dr",
         "endpoint": "ledger-dr.c1.us-east-1.rds.amazonaws.com",
+        "port": 3306,
     }
 
 
@@ -598,6 +605,7 @@ def test_one_step_plan_through_the_real_runner_and_undo(aws):
     assert rec.status == "succeeded", rec.error
     assert rec.outputs == {
         "resource_arn": RESTORED_TABLE,
+        "resource_id": "idem-dr",
         "recovery_point_arn": rp("t1"),
         "restore_job_id": "job-1",
         "name": "idem-dr",

@@ -3,13 +3,18 @@
 moto implements AWS Backup vaults and plans but answers "Not yet implemented" for recovery points
 and restore jobs. So that a plan restoring from AWS Backup can be drilled end to end in the
 sandbox, this module answers those calls itself and carries out each restore with the native
-service that moto *does* emulate: a recovery point is backed by a real (emulated) RDS snapshot,
-DynamoDB backup or EBS snapshot, and a restore job restores from it through moto. It speaks AWS
-Backup's REST-JSON protocol, so drplan's own ``aws.backup.restore`` action talks to it exactly as
-it would to AWS. It is never used outside ``--sandbox``.
+service that moto *does* emulate: a recovery point is backed by a real (emulated) RDS snapshot, DB
+cluster snapshot, DynamoDB backup, EBS snapshot or AMI, and a restore job restores from it through
+moto, so that what the job creates is there for the plan's checks, for undo and for cleanup. It
+speaks AWS Backup's REST-JSON protocol, so drplan's own ``aws.backup.restore`` action talks to it
+exactly as it would to AWS. It is never used outside ``--sandbox``.
 
-Emulated resource types: RDS (DB instances), DynamoDB and EBS; other types fail their restore job
-with a clear message.
+Emulated resource types (:data:`EMULATED_TYPES`): RDS (DB instances), Aurora (DB clusters, from a
+cluster snapshot), DynamoDB, EBS, EC2 (an instance launched from the recovery point's AMI), EFS (a
+new file system, ``CreationToken`` as the restore asked) and FSx (a new file system of the
+recovery point's type). DocumentDB and Neptune, which moto does not emulate, fail their restore
+job with a clear message. Network and key metadata (subnets, security groups, KMS keys: the ids of
+another account) are accepted and not applied: the emulator's network has ids of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from drplan.actions.backup.targets import type_from_arn
 from drplan.resources import native_id
 
 ACCOUNT = "123456789012"  # moto's default account
-EMULATED_TYPES = ("RDS", "DynamoDB", "EBS")
+EMULATED_TYPES = ("RDS", "Aurora", "DynamoDB", "EBS", "EC2", "EFS", "FSx")
+#: The image the source instance of an EC2 recovery point boots (moto launches it unregistered).
+SOURCE_IMAGE = "ami-12345678"
 
 _SERVICE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 
@@ -69,6 +76,11 @@ class RestoreJob:
     message: str = ""
     created_arn: str | None = None
     polls: int = 0
+
+
+def _get(metadata: dict[str, str], key: str) -> str | None:
+    """A restore metadata value; keys match case-insensitively, as in AWS Backup."""
+    return next((v for k, v in metadata.items() if k.lower() == key.lower()), None)
 
 
 def _vault_arn(region: str, vault: str) -> str:
@@ -148,6 +160,27 @@ class BackupEmulator:
             snapshot = ec2.create_snapshot(VolumeId=volume, Description=f"AWS Backup of {name}")["SnapshotId"]
             ec2.delete_volume(VolumeId=volume)
             return str(snapshot)
+        if kind == "Aurora":
+            rds = self.native("rds", region)
+            rds.create_db_cluster(
+                DBClusterIdentifier=helper,
+                Engine="aurora-postgresql",
+                MasterUsername="postgres",
+                MasterUserPassword="sandbox-only-password",
+            )
+            snapshot = f"awsbackup-{uuid.uuid4().hex[:12]}"
+            rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot, DBClusterIdentifier=helper)
+            rds.delete_db_cluster(DBClusterIdentifier=helper, SkipFinalSnapshot=True)
+            return snapshot
+        if kind == "EC2":  # an EC2 recovery point is an AMI of the instance (and its volumes)
+            ec2 = self.native("ec2", region)
+            source = ec2.run_instances(ImageId=SOURCE_IMAGE, InstanceType="t3.micro", MinCount=1, MaxCount=1)
+            instance = source["Instances"][0]["InstanceId"]
+            image = ec2.create_image(InstanceId=instance, Name=f"AWS Backup {name} {uuid.uuid4().hex[:8]}")
+            ec2.terminate_instances(InstanceIds=[instance])
+            return str(image["ImageId"])
+        if kind == "FSx":
+            return "LUSTRE"  # the file system type the restore creates
         return ""
 
     # --- HTTP ------------------------------------------------------------------------------------
@@ -223,6 +256,19 @@ class BackupEmulator:
             },
             "DynamoDB": {"targetTableName": native_id(point.resource_arn)},
             "EBS": {"availabilityZone": f"{point.region}a", "volumeType": "gp3", "encrypted": "false"},
+            "Aurora": {
+                "DBClusterIdentifier": native_id(point.resource_arn),
+                "Engine": "aurora-postgresql",
+                "Port": "5432",
+            },
+            "EC2": {"InstanceType": "t3.micro", "DisableApiTermination": "false"},
+            "EFS": {
+                "file-system-id": native_id(point.resource_arn),
+                "Encrypted": "false",
+                "PerformanceMode": "generalPurpose",
+                "CreationToken": native_id(point.resource_arn),
+            },
+            "FSx": {"FileSystemType": point.backing or "LUSTRE", "StorageCapacity": "1200"},
         }.get(point.resource_type, {})
         return 200, {
             "BackupVaultArn": _vault_arn(point.region, point.vault),
@@ -256,30 +302,62 @@ class BackupEmulator:
 
     def _restore(self, point: RecoveryPoint, metadata: dict[str, str]) -> str:
         if point.resource_type == "RDS":
-            target = metadata["DBInstanceIdentifier"]
-            kwargs: dict[str, Any] = {"DBInstanceIdentifier": target, "DBSnapshotIdentifier": point.backing}
-            if metadata.get("DBInstanceClass"):
-                kwargs["DBInstanceClass"] = metadata["DBInstanceClass"]
-            if metadata.get("MultiAZ"):
-                kwargs["MultiAZ"] = metadata["MultiAZ"].lower() == "true"
+            kwargs: dict[str, Any] = {
+                "DBInstanceIdentifier": _get(metadata, "DBInstanceIdentifier"),
+                "DBSnapshotIdentifier": point.backing,
+            }
+            if _get(metadata, "DBInstanceClass"):
+                kwargs["DBInstanceClass"] = _get(metadata, "DBInstanceClass")
+            if _get(metadata, "MultiAZ"):
+                kwargs["MultiAZ"] = (_get(metadata, "MultiAZ") or "").lower() == "true"
             db = self.native("rds", point.region).restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
             return str(db["DBInstanceArn"])
         if point.resource_type == "DynamoDB":
-            target = metadata["targetTableName"]
             table = self.native("dynamodb", point.region).restore_table_from_backup(
-                TargetTableName=target, BackupArn=point.backing
+                TargetTableName=_get(metadata, "targetTableName"), BackupArn=point.backing
             )
             return str(table["TableDescription"]["TableArn"])
         if point.resource_type == "EBS":
             ec2 = self.native("ec2", point.region)
             kwargs = {
                 "SnapshotId": point.backing,
-                "AvailabilityZone": metadata.get("availabilityZone", f"{point.region}a"),
+                "AvailabilityZone": _get(metadata, "availabilityZone") or f"{point.region}a",
             }
-            if metadata.get("volumeType"):
-                kwargs["VolumeType"] = metadata["volumeType"]
+            if _get(metadata, "volumeType"):
+                kwargs["VolumeType"] = _get(metadata, "volumeType")
             volume = ec2.create_volume(**kwargs)["VolumeId"]
             return f"arn:aws:ec2:{point.region}:{ACCOUNT}:volume/{volume}"
+        if point.resource_type == "Aurora":
+            cluster = self.native("rds", point.region).restore_db_cluster_from_snapshot(
+                DBClusterIdentifier=_get(metadata, "DBClusterIdentifier"),
+                SnapshotIdentifier=point.backing,
+                Engine=_get(metadata, "Engine") or "aurora-postgresql",
+            )["DBCluster"]
+            return str(cluster["DBClusterArn"])
+        if point.resource_type == "EC2":
+            instance = self.native("ec2", point.region).run_instances(
+                ImageId=point.backing,
+                InstanceType=_get(metadata, "InstanceType") or "t3.micro",
+                MinCount=1,
+                MaxCount=1,
+            )["Instances"][0]
+            return f"arn:aws:ec2:{point.region}:{ACCOUNT}:instance/{instance['InstanceId']}"
+        if point.resource_type == "EFS":
+            if (_get(metadata, "newFileSystem") or "").lower() != "true":
+                raise RuntimeError("the sandbox emulates EFS restores into a new file system only")
+            fs = self.native("efs", point.region).create_file_system(
+                CreationToken=_get(metadata, "CreationToken") or str(uuid.uuid4()),
+                PerformanceMode=_get(metadata, "PerformanceMode") or "generalPurpose",
+                Encrypted=(_get(metadata, "Encrypted") or "").lower() == "true",
+            )
+            return str(fs["FileSystemArn"])
+        if point.resource_type == "FSx":
+            fs = self.native("fsx", point.region).create_file_system(
+                FileSystemType=_get(metadata, "FileSystemType") or "LUSTRE",
+                StorageCapacity=int(_get(metadata, "StorageCapacity") or 1200),
+                SubnetIds=["subnet-12345678"],  # the emulator's own: a DR account's subnets are not here
+            )["FileSystem"]
+            return str(fs["ResourceARN"])
         raise RuntimeError(
             f"the sandbox emulates AWS Backup restores of {', '.join(EMULATED_TYPES)} only, not {point.resource_type}"
         )

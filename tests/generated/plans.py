@@ -105,10 +105,18 @@ OUTPUT_KINDS: dict[str, dict[str, str]] = {
     "aws.autoscaling.set_capacity": {"group": "asg", "desired": "count"},
     "aws.backup.restore": {
         "resource_arn": "arn",
+        "resource_id": "text",
         "recovery_point_arn": "recovery_point",
         "restore_job_id": "text",
         "name": "text",
         "endpoint": "host",
+        "reader_endpoint": "host",
+        "port": "port",
+        "instance_id": "text",
+        "private_ip": "text",
+        "volume_id": "text",
+        "file_system_id": "text",
+        "dns_name": "text",
     },
     "check.http": {"status": "count", "url": "url"},
     "check.tcp": {"address": "text"},
@@ -560,15 +568,35 @@ def params_for(
                 drill_with["min"] = 0
                 drill_with["max"] = 3
     elif uses == "aws.backup.restore":
-        kind = draw(st.sampled_from(["RDS", "DynamoDB", "EBS", "EBS", "Aurora", "S3", "EFS"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "RDS",
+                    "DynamoDB",
+                    "EBS",
+                    "EBS",
+                    "Aurora",
+                    "S3",
+                    "EFS",
+                    "EC2",
+                    "FSx",
+                    "DocumentDB",
+                    "Neptune",
+                ]
+            )
+        )
         name = d.name(long_ok=False)
         arn = {
             "RDS": f"arn:aws:rds:{region}:{ACCOUNT}:db:{name}",
             "Aurora": f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{name}",
+            "DocumentDB": f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{name}",
+            "Neptune": f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{name}",
             "DynamoDB": f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{name}",
             "EBS": f"arn:aws:ec2:{region}:{ACCOUNT}:volume/vol-0a1b2c3d4e5f60718",
+            "EC2": f"arn:aws:ec2:{region}:{ACCOUNT}:instance/i-0a1b2c3d4e5f60718",
             "S3": f"arn:aws:s3:::{name}",
             "EFS": f"arn:aws:elasticfilesystem:{region}:{ACCOUNT}:file-system/fs-0123456789abcdef0",
+            "FSx": f"arn:aws:fsx:{region}:{ACCOUNT}:file-system/fs-0fedcba9876543210",
         }[kind]
         w = {
             "iam_role_arn": ROLE,
@@ -581,12 +609,17 @@ def params_for(
             w["recovery_point"] = point
         elif draw(st.booleans()):
             w["recovery_point"] = "latest"
-        if draw(st.booleans()):
+        if draw(st.booleans()) or kind in ("DocumentDB", "Neptune"):  # their ARNs read as Aurora
             w["resource_type"] = kind
-        if kind == "EBS" and draw(st.booleans()):
-            w["metadata"] = {"availabilityZone": f"{region}a", "volumeType": "gp3"}
+        w.update(_backup_overrides(d, kind, region))
+        if kind == "EBS" and draw(st.booleans()):  # the raw escape hatch, next to the typed parameters
+            w["metadata"] = {"volumeType": "gp3"}
+            if "availability_zone" not in w:
+                w["metadata"]["availabilityZone"] = f"{region}a"
         elif kind == "RDS" and draw(st.booleans()):
-            w["metadata"] = {"DBInstanceClass": "db.m6g.large", "MultiAZ": "false"}
+            w["metadata"] = {"MultiAZ": "false"}
+            if "instance_type" not in w:
+                w["metadata"]["DBInstanceClass"] = "db.m6g.large"
         w.update(_max_age(d, service_rpo))
         if draw(st.integers(0, 4)) == 0:
             w["tags"] = _tags(d)
@@ -786,6 +819,31 @@ def available_actions() -> list[str]:
     from drplan.actions import registry
 
     return [name for name in ACTIONS if name in registry()]
+
+
+def _backup_overrides(d: Draw, kind: str, region: str) -> dict[str, Any]:
+    """Some of the typed parameters an ``aws.backup.restore`` of ``kind`` takes (a DR account's key
+    and network), never one of another type's (validate refuses those)."""
+    from drplan.actions.backup.targets import OVERRIDES
+
+    key = f"arn:aws:kms:{region}:210987654321:key/2f1c6a0e-8d55-4c11-9b1e-1f2a3b4c5d6e"
+    values: dict[str, Any] = {
+        "kms_key": d.draw(st.sampled_from([key, "alias/dr-restore"])),
+        "subnet": "subnet-0a1b2c3d4e5f60718",
+        "subnets": d.draw(
+            st.sampled_from([["subnet-0a1b2c3d4e5f60718"], ["subnet-0a1b2c3d", "subnet-1b2c3d4e"]])
+        ),
+        "subnet_group": d.draw(st.sampled_from(["dr-private", "default"])),
+        "security_groups": d.draw(
+            st.sampled_from([["sg-0a1b2c3d4e5f60718"], ["sg-0a1b2c3d", "sg-1b2c3d4e"]])
+        ),
+        "instance_type": "db.r6g.large" if kind == "RDS" else "t3.large",
+        "instance_profile": "web-dr",
+        "availability_zone": f"{region}b",
+    }
+    allowed = sorted(OVERRIDES.get(kind, {}))
+    chosen = d.draw(st.lists(st.sampled_from(allowed), unique=True, max_size=3)) if allowed else []
+    return {param: values[param] for param in chosen}
 
 
 def outputs_of(uses: str, params: dict[str, Any]) -> dict[str, str]:

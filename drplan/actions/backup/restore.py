@@ -8,40 +8,74 @@ since every AWS Backup lookup needs the vault). It then starts one restore job a
 
 AWS Backup creates the resource itself, so drplan shapes the job's *restore metadata*: it starts
 from ``GetRecoveryPointRestoreMetadata`` (the resource's configuration when it was backed up),
-names the new resource after ``target``, applies the step's ``metadata`` overrides last, then
-drops the derived keys AWS would refuse next to them.
+names the new resource after ``target``, applies the step's typed parameters (``kms_key``,
+``subnet``, ``security_groups``... below), then its raw ``metadata`` overrides, then drops the
+derived keys AWS would refuse next to them.
 
-=========  ==============  =======================  ====================  ===========================
-type       resource kind   ``target`` is set as     drplan also sets      removed (unless you set it)
-=========  ==============  =======================  ====================  ===========================
-RDS        rds:db          DBInstanceIdentifier     -                     AvailabilityZone [1]
-Aurora     rds:cluster     DBClusterIdentifier      -                     -
-DynamoDB   dynamodb:table  targetTableName          -                     -
-EBS        ec2:volume      tag ``Name`` [2]         -                     -
-EC2        ec2:instance    tag ``Name`` [2]         -                     NetworkInterfaces [3]
-EFS        efs:filesystem  CreationToken            newFileSystem=true    -
-S3         s3:bucket       DestinationBucketName    NewBucket=true        -
-=========  ==============  =======================  ====================  ===========================
+==========  ==============  =======================  ====================  ==========================
+type        resource kind   ``target`` is set as     drplan also sets      removed (unless you set it)
+==========  ==============  =======================  ====================  ==========================
+RDS         rds:db          DBInstanceIdentifier     -                     AvailabilityZone [1]
+Aurora      rds:cluster     DBClusterIdentifier      -                     -
+DocumentDB  rds:cluster     DBClusterIdentifier      -                     -
+Neptune     rds:cluster     DBClusterIdentifier      -                     -
+DynamoDB    dynamodb:table  targetTableName          -                     -
+EBS         ec2:volume      tag ``Name`` [2]         -                     -
+EC2         ec2:instance    tag ``Name`` [2]         -                     NetworkInterfaces [3]
+EFS         efs:filesystem  CreationToken            newFileSystem=true    -
+FSx         fsx:filesystem  tag ``Name`` [2]         -                     -
+S3          s3:bucket       DestinationBucketName    NewBucket=true        -
+==========  ==============  =======================  ====================  ==========================
 
 [1] when ``MultiAZ`` is ``true``: RDS refuses an availability zone for a Multi-AZ instance.
-[2] restore metadata has no name for volumes and instances: drplan tags the result ``Name=target``.
-[3] when you set ``SubnetId`` or ``SecurityGroupIds``: RunInstances refuses them next to the
-    source's network interfaces.
+[2] restore metadata has no name for volumes, instances and FSx file systems: drplan tags the
+    result ``Name=target``.
+[3] when you set ``SubnetId`` or ``SecurityGroupIds`` (``subnet``, ``security_groups``):
+    RunInstances refuses them next to the source's network interfaces.
 
-The name key and the "new resource" flags cannot be overridden through ``metadata``: a drill
-renames ``target`` to keep away from production, and drplan never restores into (nor, on undo,
-deletes) a resource it did not create. Keys are matched case-insensitively, as AWS Backup does.
+Typed parameters, for restores in another account or Region (a DR account restoring vault copies
+has its own network and keys), and the metadata key each sets per type (a list is written as a
+JSON array in the string value, the form the StartRestoreJob reference shows for EFS's
+``itemsToRestore``):
 
-Notes per type: an Aurora restore creates the DB *cluster* only (AWS Backup adds no DB instances;
-the ``endpoint`` output is the cluster endpoint, usable once a later step adds an instance). An
-EFS restore puts the data in an ``aws-backup-restore_<timestamp>`` directory at the root of the
-new file system. EBS and EC2 restores take the source's availability zone / subnet from the
-metadata: restoring a cross-region copy needs ``metadata.availabilityZone`` (preflight warns).
+==================  ==================================================================================
+parameter           metadata key
+==================  ==================================================================================
+kms_key             KmsKeyId (Aurora, DocumentDB, Neptune, FSx; EFS also Encrypted=true),
+                    kmsMasterKeyArn (DynamoDB, also encryptionType=KMS), kmsKeyId (EBS, also
+                    encrypted=true)
+subnet              SubnetId (EC2)
+subnets             SubnetIds (FSx)
+subnet_group        DBSubnetGroupName (RDS, Aurora, DocumentDB, Neptune)
+security_groups     SecurityGroupIds (EC2, FSx), VpcSecurityGroupIds (RDS, Aurora, DocumentDB, Neptune)
+instance_type       InstanceType (EC2), DBInstanceClass (RDS)
+instance_profile    IamInstanceProfileName (EC2)
+availability_zone   availabilityZone (EBS), AvailabilityZone (RDS)
+==================  ==================================================================================
+
+A typed parameter that does not apply to the type is an error, and so is ``metadata`` setting a
+key a typed parameter sets too. The name key and the "new resource" flags cannot be overridden
+through ``metadata``: a drill renames ``target`` to keep away from production, and drplan never
+restores into (nor, on undo, deletes) a resource it did not create. Keys are matched
+case-insensitively, as AWS Backup does; where the recovery point spells a key, its spelling is kept.
+
+Notes per type: Aurora, DocumentDB and Neptune restores create the DB *cluster* only (AWS Backup
+adds no DB instances; ``endpoint`` and ``reader_endpoint`` are the cluster's, usable once a later
+step adds an instance). Their ARNs look alike (``arn:aws:rds:…:cluster:…``): without
+``resource_type`` the recovery point's own type decides. An EFS restore puts the data in an
+``aws-backup-restore_<timestamp>`` directory at the root of the new file system and creates no
+mount targets. EBS and EC2 restores take the source's availability zone / subnet from the
+metadata: restoring a cross-region copy needs ``availability_zone`` / ``subnet`` (preflight warns
+about a volume's zone).
 
 AWS Backup takes no tags for the restored resource, so drplan tags it (run tags, step ``tags``)
-once the job completes. Undo deletes what the job reports as ``CreatedResourceArn`` with the
-resource's own service API (deletion protection of a resource drplan created is turned off
-first), and verifies it is gone.
+once the job completes. Volumes, instances and file systems, whose ids AWS picks, are journaled as
+the restore job itself (``backup-restore-job:<id>``) until then: cleanup, even of a run that died
+mid-restore, asks the job what it created (``CreatedResourceArn``) instead of guessing from a
+name. Undo deletes what the job reports as ``CreatedResourceArn`` with the resource's own service
+API (deletion protection of a resource drplan created is turned off first, DB clusters lose their
+instances first, with no final snapshot, file systems their mount targets, FSx file systems no
+final backup), and verifies it is gone.
 """
 
 from __future__ import annotations
@@ -63,13 +97,15 @@ from drplan.actions._aws import (
     target_free,
 )
 from drplan.actions.backup.targets import (
+    BY_RESTORE_JOB,
+    OVERRIDES,
     TYPES,
-    ResourceType,
     build_metadata,
     db_cluster,
     db_instance,
     meta_key,
     type_from_arn,
+    typed_overrides,
 )
 from drplan.actions.base import (
     Action,
@@ -83,7 +119,7 @@ from drplan.actions.base import (
 from drplan.aws import error_code, error_message
 from drplan.errors import StepFailed
 from drplan.removal import lookup
-from drplan.resources import Resource, Target, native_id
+from drplan.resources import RESTORE_JOB_PREFIX, Resource, Target, native_id
 
 #: Recovery point states that can be restored (AVAILABLE is the newer name of a finished backup).
 USABLE = ("COMPLETED", "AVAILABLE")
@@ -104,6 +140,16 @@ class _Point:
     resource_arn: str | None
 
 
+def _set(params: Mapping[str, Any], param: str, key: str) -> bool:
+    """Did the step set ``key`` of the restore metadata (by ``param`` or in raw ``metadata``)?"""
+    return param in params or meta_key(params.get("metadata", {}), key) is not None
+
+
+def _dns_suffix(region: str) -> str:
+    """The domain of AWS endpoints in a region's partition (EFS mount names are built on it)."""
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
 class _Deferred(Exception):
     """A parameter is a reference to another step's output, unknown before the run (preflight)."""
 
@@ -114,11 +160,33 @@ class BackupRestore(Action):
     summary = "Restore a resource from an AWS Backup recovery point"
     outputs = {
         "resource_arn": "ARN of the restored resource",
+        "resource_id": "Id of the restored resource in its own service (instance, volume or file system id, "
+        "DB identifier, table or bucket name)",
         "recovery_point_arn": "ARN of the recovery point that was restored",
         "restore_job_id": "AWS Backup restore job id",
         "name": "Name of the restored resource",
-        "endpoint": "Endpoint address of a restored database (RDS and Aurora)",
+        "endpoint": "Endpoint address of a restored database (RDS; the cluster endpoint of Aurora, DocumentDB "
+        "and Neptune)",
+        "reader_endpoint": "Reader endpoint of a restored DB cluster (Aurora, DocumentDB, Neptune)",
+        "port": "Port of a restored database",
+        "instance_id": "Id of a restored EC2 instance",
+        "private_ip": "Private IP address of a restored EC2 instance",
+        "volume_id": "Id of a restored EBS volume",
+        "file_system_id": "Id of a restored EFS or FSx file system",
+        "dns_name": "DNS name to mount a restored EFS or FSx file system by",
     }
+    #: The outputs of each resource type beyond the common ones.
+    TYPE_OUTPUTS = {
+        "RDS": ("endpoint", "port"),
+        "Aurora": ("endpoint", "reader_endpoint", "port"),
+        "DocumentDB": ("endpoint", "reader_endpoint", "port"),
+        "Neptune": ("endpoint", "reader_endpoint", "port"),
+        "EC2": ("instance_id", "private_ip"),
+        "EBS": ("volume_id",),
+        "EFS": ("file_system_id", "dns_name"),
+        "FSx": ("file_system_id", "dns_name"),
+    }
+    COMMON_OUTPUTS = ("resource_arn", "resource_id", "recovery_point_arn", "restore_job_id", "name")
     # AWS Backup itself, then per resource type: the target name check, tagging, and undo.
     iam = (
         "backup:ListRecoveryPointsByBackupVault", "backup:ListRecoveryPointsByResource",
@@ -132,6 +200,7 @@ class BackupRestore(Action):
         "elasticfilesystem:DescribeFileSystems", "elasticfilesystem:DescribeMountTargets",
         "elasticfilesystem:TagResource", "elasticfilesystem:DeleteMountTarget",
         "elasticfilesystem:DeleteFileSystem",
+        "fsx:DescribeFileSystems", "fsx:TagResource", "fsx:DeleteFileSystem",
         "s3:ListBucket", "s3:GetBucketTagging", "s3:PutBucketTagging", "s3:ListBucketVersions",
         "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
     )  # fmt: skip
@@ -165,10 +234,15 @@ class BackupRestore(Action):
         return (Target(kind, str(params["target"]), "target"),) if kind is not None else ()
 
     def declared_outputs(self, params: Mapping[str, Any]) -> Mapping[str, str]:
+        """The common outputs and the type's own; every output while the type is not known yet (an
+        ARN from another step, a recovery point only)."""
         rtype = params.get("resource_type") or type_from_arn(str(params.get("resource_arn", "")))
-        if rtype is not None and rtype not in ("RDS", "Aurora"):
-            return {k: v for k, v in self.outputs.items() if k != "endpoint"}
-        return self.outputs
+        if rtype is None or rtype not in TYPES:
+            return self.outputs
+        if TYPES[rtype].kind == "rds:cluster" and not params.get("resource_type"):
+            rtype = "Aurora"  # any of the DB cluster types: the same outputs
+        names = (*self.COMMON_OUTPUTS, *self.TYPE_OUTPUTS.get(rtype, ()))
+        return {k: v for k, v in self.outputs.items() if k in names}
 
     # --- choosing the recovery point --------------------------------------------------------------
 
@@ -236,6 +310,9 @@ class BackupRestore(Action):
     def _type(self, ctx: StepContext, point: _Point) -> str:
         declared = ctx.params.get("resource_type")
         actual = point.resource_type or type_from_arn(point.resource_arn or "")
+        same_kind = declared in TYPES and actual in TYPES and TYPES[declared].kind == TYPES[actual].kind
+        if same_kind and not point.resource_type:
+            actual = declared  # a DB cluster ARN: Aurora, DocumentDB or Neptune, as declared
         if declared and actual and declared != actual:
             raise StepFailed(ctx.step.key, f"resource_type is {declared}, but {point.arn} backs up {actual}")
         name = declared or actual
@@ -244,14 +321,19 @@ class BackupRestore(Action):
             raise StepFailed(ctx.step.key, f"cannot restore {name or 'this resource'} ({supported} only)")
         return str(name)
 
-    def _metadata(self, ctx: StepContext, point: _Point, rtype: ResourceType) -> dict[str, str]:
+    def _metadata(self, ctx: StepContext, point: _Point, type_name: str) -> dict[str, str]:
+        rtype = TYPES[type_name]
+        try:
+            typed = typed_overrides(type_name, ctx.params)
+        except ValueError as exc:
+            raise StepFailed(ctx.step.key, str(exc)) from exc
         backup = ctx.client("backup")
         found = backup.get_recovery_point_restore_metadata(
             BackupVaultName=point.vault, RecoveryPointArn=point.arn
         )
         target, overrides = str(ctx.params["target"]), ctx.params.get("metadata", {})
         try:
-            return build_metadata(rtype, found.get("RestoreMetadata", {}), target, overrides)
+            return build_metadata(rtype, found.get("RestoreMetadata", {}), target, overrides, typed)
         except ValueError as exc:
             raise StepFailed(ctx.step.key, str(exc)) from exc
 
@@ -263,10 +345,12 @@ class BackupRestore(Action):
         rtype = TYPES.get(ctx.params.get("resource_type") or type_from_arn(source) or "")
         try:
             point = self._pick(ctx)
-            rtype = TYPES[self._type(ctx, point)]
-            metadata = self._metadata(ctx, point, rtype)
+            type_name = self._type(ctx, point)
+            rtype = TYPES[type_name]
+            metadata = self._metadata(ctx, point, type_name)
         except _Deferred as exc:
             results.insert(0, PreflightResult("warning", str(exc)))
+            results.extend(self._typed_result(ctx))
         except StepFailed as exc:
             results.insert(0, PreflightResult("error", exc.reason))
         else:
@@ -275,12 +359,32 @@ class BackupRestore(Action):
             results.append(PreflightResult("ok", note, {"metadata": metadata}))
             zone = metadata.get(meta_key(metadata, "availabilityZone") or "")
             if rtype.kind == "ec2:volume" and zone and not zone.startswith(ctx.region):
-                note = f"the volume would be made in {zone}, not {ctx.region}: set metadata.availabilityZone"
+                note = f"the volume would be made in {zone}, not {ctx.region}: set `availability_zone`"
+                results.append(PreflightResult("warning", note))
+            source_region = (point.resource_arn or "").split(":")[3:4]
+            moved = bool(source_region and source_region[0] and source_region[0] != ctx.region)
+            if type_name == "EC2" and moved and not _set(ctx.params, "subnet", "SubnetId"):
+                note = (
+                    f"the instance was backed up in {source_region[0]}: its subnet is not in {ctx.region}; "
+                    "set `subnet`"
+                )
                 results.append(PreflightResult("warning", note))
         target = str(ctx.params.get("target", ""))
         if rtype is not None and rtype.exists is not None and target and "${" not in target:
             results.append(target_free(rtype.exists(ctx, target), rtype.noun, target))
         return results
+
+    def _typed_result(self, ctx: StepContext) -> list[PreflightResult]:
+        """Typed parameters that do not apply to the type the step declares (or its ARN implies),
+        when the recovery point cannot be looked at yet."""
+        name = ctx.params.get("resource_type") or type_from_arn(str(ctx.params.get("resource_arn", "")))
+        if name not in OVERRIDES:
+            return []
+        try:
+            typed_overrides(str(name), ctx.params)
+        except ValueError as exc:
+            return [PreflightResult("error", str(exc))]
+        return []
 
     def _role_result(self, ctx: StepContext) -> PreflightResult:
         role = str(ctx.params.get("iam_role_arn", ""))
@@ -295,7 +399,7 @@ class BackupRestore(Action):
         require_fresh(ctx, point.created, f"recovery point {point.arn}")
         type_name = self._type(ctx, point)
         rtype, target = TYPES[type_name], str(ctx.params["target"])
-        metadata = self._metadata(ctx, point, rtype)
+        metadata = self._metadata(ctx, point, type_name)
         if rtype.exists is not None and rtype.exists(ctx, target):
             raise StepFailed(ctx.step.key, f"{rtype.noun} {target} already exists; refusing to overwrite it")
         try:
@@ -322,7 +426,16 @@ class BackupRestore(Action):
             "tagged": False,
         }
         recovery_point(handle, point.arn, point.created)
-        add_resource(ctx, handle, Resource(rtype.kind, target, ctx.region, extra={"restore_job_id": job}))
+        if type_name in BY_RESTORE_JOB:  # AWS picks the id: cleanup asks the job what it made
+            resource = Resource(
+                rtype.kind,
+                RESTORE_JOB_PREFIX + job,
+                ctx.region,
+                extra={"name": target, "restore_job_id": job},
+            )
+        else:
+            resource = Resource(rtype.kind, target, ctx.region, extra={"restore_job_id": job})
+        add_resource(ctx, handle, resource)
         return handle
 
     def _job(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
@@ -358,20 +471,44 @@ class BackupRestore(Action):
         return Poll.finished(f"restored {rtype.noun} {handle['target']} ({arn})")
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
+        arn = handle["resource_arn"]
+        native = native_id(arn)
         out: dict[str, Any] = {
-            "resource_arn": handle["resource_arn"],
+            "resource_arn": arn,
+            "resource_id": native,
             "recovery_point_arn": handle["recovery_point_arn"],
             "restore_job_id": handle["restore_job_id"],
             "name": handle["target"],
         }
-        name, endpoint = native_id(handle["resource_arn"]), None
-        if handle["resource_type"] == "RDS":
-            endpoint = ((db_instance(ctx, name) or {}).get("Endpoint") or {}).get("Address")
-        elif handle["resource_type"] == "Aurora":
-            endpoint = (db_cluster(ctx, name) or {}).get("Endpoint")
-        if endpoint:
-            out["endpoint"] = endpoint
-        return out
+        type_name = handle["resource_type"]
+        endpoint = TYPES[type_name].endpoint
+        if endpoint == "instance":
+            db = db_instance(ctx, native) or {}
+            out.update(
+                endpoint=(db.get("Endpoint") or {}).get("Address"),
+                port=(db.get("Endpoint") or {}).get("Port"),
+            )
+        elif endpoint == "cluster":
+            cluster = db_cluster(ctx, native) or {}
+            out.update(
+                endpoint=cluster.get("Endpoint"),
+                reader_endpoint=cluster.get("ReaderEndpoint"),
+                port=cluster.get("Port"),
+            )
+        elif type_name == "EC2":
+            out["instance_id"] = native
+            found = lookup(lambda: ctx.client("ec2").describe_instances(InstanceIds=[native]))
+            instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
+            out["private_ip"] = instances[0].get("PrivateIpAddress") if instances else None
+        elif type_name == "EBS":
+            out["volume_id"] = native
+        elif type_name == "EFS":
+            out.update(file_system_id=native, dns_name=f"{native}.efs.{ctx.region}.{_dns_suffix(ctx.region)}")
+        elif type_name == "FSx":
+            found = lookup(lambda: ctx.client("fsx").describe_file_systems(FileSystemIds=[native]))
+            systems = (found or {}).get("FileSystems", [])
+            out.update(file_system_id=native, dns_name=systems[0].get("DNSName") if systems else None)
+        return {k: v for k, v in out.items() if v is not None}
 
     def undo(self, ctx: StepContext, handle: Handle) -> Handle:
         """Delete what the restore job created: known from the job itself, never guessed from a name."""

@@ -1,7 +1,8 @@
 """The seeder of ``aws.backup.restore``: a recovery point in the sandbox's AWS Backup emulator.
 
 moto has no recovery points, so the point is made by :mod:`drplan.sandbox.backup_emulator`, backed by
-a native snapshot or backup of the resource type.
+a native snapshot, backup or AMI of the resource type (see its ``EMULATED_TYPES``; a point of another
+type is made too, and its restore job fails saying the sandbox cannot restore that type).
 """
 
 from __future__ import annotations
