@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from drplan.actions.backup.targets import TYPES as BACKUP_RESTORE_TYPES
 from drplan.aws import AwsAccess, describe_error, is_not_found
 from drplan.errors import AwsError
 
@@ -27,11 +28,11 @@ from drplan.errors import AwsError
 DRPLAN_TAG = "drplan:run-id"
 
 #: Engines of ``aws.rds.restore_cluster_snapshot`` (Aurora and Multi-AZ DB clusters). DocumentDB
-#: and Neptune clusters are listed by the RDS API too, but no drplan action restores them.
+#: and Neptune clusters are listed by the RDS API too; only AWS Backup restores them here.
 CLUSTER_ENGINES = ("aurora", "aurora-mysql", "aurora-postgresql", "mysql", "postgres")
 
-#: AWS Backup resource types that ``aws.backup.restore`` restores.
-BACKUP_TYPES = ("RDS", "Aurora", "DynamoDB", "EBS", "EC2", "S3", "EFS")
+#: AWS Backup resource types that ``aws.backup.restore`` restores (its own list).
+BACKUP_TYPES = tuple(BACKUP_RESTORE_TYPES)
 
 
 @dataclass(frozen=True)

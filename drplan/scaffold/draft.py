@@ -19,6 +19,7 @@ from typing import Any
 
 from drplan.durations import format_duration, humanize
 from drplan.scaffold.discover import (
+    BACKUP_TYPES,
     AutoScalingGroup,
     BackupOnly,
     Bucket,
@@ -350,7 +351,7 @@ class Drafter:
         self.todos.append(f"Auto Scaling group {group.name}: capacity and `depends_on` (service {sid})")
 
     def backup_only(self, found: BackupOnly) -> None:
-        noun = {"EC2": "EC2 instance", "EFS": "EFS file system"}.get(
+        noun = {"EC2": "EC2 instance", "EFS": "EFS file system", "FSx": "FSx file system"}.get(
             found.point.resource_type, found.point.resource_type
         )
         what = (
@@ -374,7 +375,7 @@ class Drafter:
             "iam_role_arn": role,
             "target": restored_name(name),
         }
-        if point.resource_type in ("RDS", "Aurora", "DynamoDB", "EBS", "EC2", "S3", "EFS"):
+        if point.resource_type in BACKUP_TYPES:
             params["resource_type"] = point.resource_type
         step, source = _step("restore", "aws.backup.restore", params)
         self.service(
