@@ -32,7 +32,7 @@ from drplan.model import Mode
 from drplan.stepfunctions.approval import REJECTED
 from drplan.stepfunctions.asl import TIMEOUT
 from drplan.stepfunctions.builder import ROLE_PREFIX
-from drplan.stepfunctions.tasks import STEP_FAILED
+from drplan.stepfunctions.tasks import POINT_IN_TIME, STEP_FAILED
 from drplan.stepfunctions.translations import TRANSLATIONS
 
 #: How an execution can end, and what drplan calls it.
@@ -266,12 +266,23 @@ class Projection:
             self.cleanup_kept = True
 
     def _point(self, rec: StepRecord, best: Any, field: str) -> None:
-        """The recovery point the step chose (the newest backup or snapshot): its id and creation
-        time, where the local action records them (what the evidence's RPO is measured from)."""
+        """The recovery point the step chose (a backup or snapshot, newest or named, or a point in
+        time): its id and creation time, where the local action records them (what the evidence's
+        RPO is measured from). A DB snapshot described by name carries its own times: a copy's
+        original time first, as the local action judges it."""
         if not isinstance(best, Mapping) or not isinstance(best.get("v"), Mapping):
             return
+        item = best["v"]
         created = _moment(best.get("t"))
-        identifier = best["v"].get(field)
+        for name in ("OriginalSnapshotCreateTime", "SnapshotCreateTime"):
+            if created is None:
+                created = _moment(item.get(name))
+        if field == POINT_IN_TIME:  # named as the local action names it: SOURCE@ISO-TIME
+            identifier = (
+                f"{item.get('source')}@{created.isoformat()}" if created and item.get("source") else None
+            )
+        else:
+            identifier = item.get(field)
         if created is not None and identifier:
             set_recovery_point(rec.handle, str(identifier), created)
             self.bus.emit(

@@ -336,6 +336,17 @@ def newest(
     return first
 
 
+#: The ``point`` field of a point-in-time restore: its recovery point is named after the source and
+#: the moment (``SOURCE@ISO-TIME``, as the local action names it), not by a field AWS returns.
+POINT_IN_TIME = "@source"
+
+
+def chosen_point(info: StepInfo, field_name: str, then: str) -> State:
+    """A Pass state that says, for followers of the history, that the recovery point is chosen and
+    kept at ``$.w.best`` (``t``: its time, ``v``: what identifies it by ``field_name``)."""
+    return role({"Type": "Pass", "Next": then}, "point", f"{info.key} {field_name}")
+
+
 def ours(info: StepInfo, scope: Scope, tags: str, then: str, otherwise: str) -> str:
     """Go to ``then`` when the tag list at ``tags`` says this step of this run created the resource
     (``drplan.actions.rds.lookup.ours``), to ``otherwise`` when not: undo never touches anything else.
@@ -644,8 +655,26 @@ class DynamoRestoreBackup(_TableRestore):
                 point="BackupArn",
             )
         else:
+            # ``DescribeBackup``, as the local action: the backup must exist, and its creation time
+            # is the recovery point the evidence measures the RPO from.
             arn = backup
-            first = restore
+            missing = scope.add(info.label("no such backup"), fail(f"backup {backup} does not exist"))
+            chosen = scope.add(info.label("backup chosen"), chosen_point(info, "BackupArn", restore))
+            first = scope.add(
+                info.label("describe backup"),
+                task(
+                    "dynamodb",
+                    "describeBackup",
+                    {"BackupArn": backup},
+                    chosen,
+                    selector={
+                        "t": Path("$.BackupDescription.BackupDetails.BackupCreationDateTime"),
+                        "v": Path("$.BackupDescription.BackupDetails"),
+                    },
+                    result="$.w.best",
+                    catch=[(["DynamoDb.BackupNotFoundException"], missing)],
+                ),
+            )
         after = self.restored(info, scope, {"backup_arn": arn})
         scope.put(restore, self.restore_call(info, "restoreTableFromBackup", {"BackupArn": arn}, after))
         return first
@@ -683,6 +712,14 @@ class DynamoRestorePointInTime(_TableRestore):
                 catch=[(["DynamoDb.TableNotFoundException"], missing)],
             ),
         )
+        # The recovery point, as the local action records it: the source at the moment restored
+        # (the latest restorable time AWS reports, or the plan's), kept at $.w.best.
+        at = Path("$.w.cb.pitr.LatestRestorableDateTime") if when == "latest" else when
+        chosen = scope.add(info.label("point in time chosen"), chosen_point(info, POINT_IN_TIME, restore))
+        point = scope.add(
+            info.label("point in time"),
+            pass_state({"t": at, "v": {"source": str(source)}}, chosen, result="$.w.best"),
+        )
         scope.put(
             enabled,
             choice(
@@ -690,7 +727,7 @@ class DynamoRestorePointInTime(_TableRestore):
                     {
                         "Variable": "$.w.cb.pitr.PointInTimeRecoveryStatus",
                         "StringEquals": "ENABLED",
-                        "Next": restore,
+                        "Next": point,
                     }
                 ],
                 disabled,
@@ -902,7 +939,8 @@ class RdsRestoreSnapshot(Translation):
         rules.append(
             {"Not": {"Variable": "$.w.best.v.Status", "StringEquals": "available"}, "Next": unavailable}
         )
-        verify = scope.add(info.label("DB snapshot usable?"), choice(rules, then))
+        chosen = scope.add(info.label("DB snapshot chosen"), chosen_point(info, "DBSnapshotIdentifier", then))
+        verify = scope.add(info.label("DB snapshot usable?"), choice(rules, chosen))
         kind = {"SnapshotType": "automated"} if snapshot.startswith("rds:") else {}
         return scope.add(
             info.label("describe DB snapshot"),
