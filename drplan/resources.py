@@ -28,6 +28,9 @@ class Resource:
     region: str | None = None
     arn: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The role of the step that created it (a step's ``role_arn``: another account, such as a DR
+    #: account): cleanup looks it up and deletes it with that role, in the account it is in.
+    role_arn: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "id": self.id}
@@ -37,11 +40,20 @@ class Resource:
             out["arn"] = self.arn
         if self.extra:
             out["extra"] = dict(self.extra)
+        if self.role_arn:
+            out["role_arn"] = self.role_arn
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Resource:
-        return cls(data["kind"], data["id"], data.get("region"), data.get("arn"), data.get("extra", {}))
+        return cls(
+            data["kind"],
+            data["id"],
+            data.get("region"),
+            data.get("arn"),
+            data.get("extra", {}),
+            data.get("role_arn"),
+        )
 
     @property
     def key(self) -> tuple[str, str]:

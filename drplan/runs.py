@@ -380,6 +380,7 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
         }
         notify, unrecorded = recorded_targets(request.notify)
         header.update(
+            external_ids=dict(plan.external_ids()) or None,
             notify=notify or None,
             notify_unrecorded=unrecorded or None,
             pushgateway=_recordable(request.pushgateway),

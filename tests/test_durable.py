@@ -574,3 +574,63 @@ def test_a_recovery_killed_during_its_dns_change_still_knows_the_record_it_repla
     [started] = [e for e in read_journal(journal).events if e.kind == "step.started" and e.step == "web.dns"]
     previous = started.data["handle"]["previous"]
     assert previous["ResourceRecords"] == [{"Value": "old.example.net"}], previous
+
+
+def test_cleanup_by_run_id_removes_what_a_step_made_in_another_account(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """A drill whose restore assumes a role in a DR account, killed after its restore: what it made
+    is in the DR account, journaled with the step's role, and `drplan cleanup RUN_ID` deletes it
+    there (with the default credentials it would find nothing and call it removed)."""
+    role = "arn:aws:iam::210987654321:role/drplan-dr-restore"
+    sts = boto3.client("sts", endpoint_url=moto_server, region_name=REGION)
+    creds = sts.assume_role(RoleArn=role, RoleSessionName="seed")["Credentials"]
+    dr = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    dr.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dr.create_backup(TableName="ledger", BackupName="ledger-copy")
+    plan = {
+        "drplan": 1,
+        "name": "dr-account",
+        "aws": {"region": REGION},
+        "services": {
+            "ledger": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "ledger", "target": "ledger-restored"},
+                        "role_arn": role,
+                        "external_id": "dr-4f7c",
+                    },
+                    {"id": "settle", "uses": "wait", "with": {"duration": "PT30S"}},
+                ]
+            }
+        },
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan), encoding="utf-8")
+    state = tmp_path / "state"
+    args = ["drill", str(path), "--endpoint-url", moto_server, "--state-dir", str(state)]
+    journal = _kill_when(args, tmp_path, state, {"step.started:ledger.settle"})
+    run_id = journal.parent.name
+    [restored] = [t for t in dr.list_tables()["TableNames"] if t.startswith("ledger-restored")]
+    resources = [e.data["resource"] for e in read_journal(journal).events if e.kind == "step.resource"]
+    assert resources and all(r.get("role_arn") == role for r in resources)
+    own = boto3.client("dynamodb", endpoint_url=moto_server, region_name=REGION)
+    assert not [t for t in own.list_tables()["TableNames"] if t.startswith("ledger")]  # not in ours
+
+    done = drplan("cleanup", run_id, "--state-dir", str(state), "--endpoint-url", moto_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert restored not in dr.list_tables()["TableNames"]

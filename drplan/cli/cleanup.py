@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from drplan.aws import describe_error
 from drplan.cli.common import (
     aws_options,
     aws_session,
@@ -156,7 +157,8 @@ def _planned_intents(state: Any, region: str) -> tuple[list[tuple[str, dict[str,
         except (KeyError, TypeError, ValueError):
             continue
         step_region = step.step.region or result.plan.drill.region or result.plan.aws.region or region
-        out += [(key, {**t.to_json(), "region": step_region}) for t in targets if "${" not in t.name]
+        role = {"role_arn": step.step.role_arn} if step.step.role_arn else {}
+        out += [(key, {**t.to_json(), "region": step_region, **role}) for t in targets if "${" not in t.name]
     return out, None
 
 
@@ -199,6 +201,8 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
         say(f"run {run_id} ran in the sandbox, which stopped with it: nothing remains", always=True)
         return None, [], None, True, False
     aws = _session(opts, state.header.get("region"), state.header.get("endpoint_url"))
+    # The external IDs the plan's steps gave their roles (journaled: they are not secrets).
+    aws.external_ids = {**(state.header.get("external_ids") or {}), **aws.external_ids}
     seen: dict[tuple[str, str], Any] = {}
     step_of: dict[tuple[str, str], str | None] = {}
     for step, resource in state.remaining():
@@ -216,11 +220,24 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
             seen[resource.key] = resource
             step_of[resource.key] = step
     regions = {aws.region_of(None)} | {r.region for r in seen.values() if r.region}
+    # By tag in every account the run made things in: its own, and those of the roles its steps
+    # assumed (a DR account), as the journal and the plan name them.
+    roles = {r.role_arn for r in seen.values()} | {t.get("role_arn") for _, t in intents}
     for region in sorted(regions):
-        for found in find_drill_resources(aws, region, run_id=run_id):
-            if found.resource.key not in seen:
-                seen[found.resource.key] = found.resource
-                step_of[found.resource.key] = None
+        for role_arn in sorted(roles, key=lambda r: r or ""):
+            try:
+                tagged = find_drill_resources(aws, region, run_id=run_id, role_arn=role_arn)
+            except Exception as exc:
+                if role_arn is None:
+                    raise
+                problems.append(
+                    f"could not look by tag with role {role_arn} in {region}: {describe_error(exc)}"
+                )
+                continue
+            for found in tagged:
+                if found.resource.key not in seen:
+                    seen[found.resource.key] = found.resource
+                    step_of[found.resource.key] = None
     for problem in problems:
         warn(problem)
     say(

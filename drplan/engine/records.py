@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,9 +92,11 @@ class Records:
     """The step records of one run, shared between threads: one lock guards changes that span
     several records (outputs for references) and resource bookkeeping."""
 
-    def __init__(self, keys: list[str], bus: EventBus) -> None:
+    def __init__(self, keys: list[str], bus: EventBus, roles: Mapping[str, str] | None = None) -> None:
         self.by_key: dict[str, StepRecord] = {k: StepRecord(k) for k in keys}
         self.bus = bus
+        #: step -> the role it runs with (its ``role_arn``): what it creates is journaled with it.
+        self.roles: Mapping[str, str] = roles or {}
         self._lock = threading.Lock()
         self._outputs: dict[str, dict[str, Any]] = {}  # of succeeded steps, kept as they succeed
 
@@ -123,6 +125,8 @@ class Records:
 
     def note_resource(self, key: str, resource: Resource) -> None:
         rec = self.by_key[key]
+        if resource.role_arn is None and key in self.roles:
+            resource = replace(resource, role_arn=self.roles[key])
         with self._lock:
             index = next((i for i, r in enumerate(rec.resources) if r.key == resource.key), None)
             if index is None:

@@ -52,7 +52,8 @@ class Runner:
         self.options = options or RunOptions()
         self.stop = stop or Stop()
         self.clock = clock
-        self.records_store = Records(list(prepared.steps), bus)
+        roles = {k: s.step.role_arn for k, s in prepared.steps.items() if s.step.role_arn}
+        self.records_store = Records(list(prepared.steps), bus, roles)
         self.contexts = StepContexts(
             prepared, aws, self.options, self.stop, self.records_store, datetime.now(timezone.utc)
         )

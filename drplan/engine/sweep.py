@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,15 +38,21 @@ class Found:
 
 
 def find_drill_resources(
-    aws: AwsSession, region: str, *, plan: str | None = None, run_id: str | None = None
+    aws: AwsSession,
+    region: str,
+    *,
+    plan: str | None = None,
+    run_id: str | None = None,
+    role_arn: str | None = None,
 ) -> list[Found]:
-    """Every resource in ``region`` tagged as created by a drill (optionally of one plan or run)."""
+    """Every resource in ``region`` tagged as created by a drill (optionally of one plan or run), in
+    the caller's account, or in ``role_arn``'s (a step that ran in another account)."""
     filters = [{"Key": "drplan:mode", "Values": ["drill"]}]
     if plan:
         filters.append({"Key": "drplan:plan", "Values": [plan]})
     if run_id:
         filters.append({"Key": "drplan:run-id", "Values": [run_id]})
-    client = aws.client("resourcegroupstaggingapi", region=region)
+    client = aws.client("resourcegroupstaggingapi", region=region, role_arn=role_arn)
     found = []
     token = ""
     while True:
@@ -60,6 +66,8 @@ def find_drill_resources(
             resource = resource_from_arn(mapping["ResourceARN"], region)
             if resource is None:
                 continue
+            if role_arn:
+                resource = replace(resource, role_arn=role_arn)
             created = None
             if "drplan:created" in tags:
                 try:
@@ -72,16 +80,19 @@ def find_drill_resources(
         token = page.get("PaginationToken", "")
         if not token:
             break
-    found = _without_terminated_instances(aws, region, found)
+    found = _without_terminated_instances(aws, region, found, role_arn)
     return sorted(found, key=lambda f: (delete_order(f.resource), f.resource.id))
 
 
-def _without_terminated_instances(aws: AwsSession, region: str, found: list[Found]) -> list[Found]:
+def _without_terminated_instances(
+    aws: AwsSession, region: str, found: list[Found], role_arn: str | None
+) -> list[Found]:
     """EC2 keeps listing terminated instances (with their tags) for a while: they are gone."""
     ids = [f.resource.id for f in found if f.resource.kind == "ec2:instance"]
     if not ids:
         return found
-    reservations = aws.client("ec2", region=region).describe_instances(InstanceIds=ids)["Reservations"]
+    ec2 = aws.client("ec2", region=region, role_arn=role_arn)
+    reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
     terminated = {
         i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] == "terminated"
     }
@@ -110,12 +121,13 @@ def find_intended(
     problems: list[str] = []
     for step, target in intents:
         kind, name, region = target["kind"], target["name"], target.get("region")
+        role_arn = target.get("role_arn")
         finder = FINDERS.get(kind)
         if finder is None:
             continue
 
-        def client(service: str, region: str | None = region) -> Any:
-            return aws.client(service, region=region)
+        def client(service: str, region: str | None = region, role_arn: str | None = role_arn) -> Any:
+            return aws.client(service, region=region, role_arn=role_arn)
 
         try:
             ids = finder(client, name, run_id, drill, target.get("extra"))
@@ -123,7 +135,14 @@ def find_intended(
             problems.append(f"{kind} {name}: could not look it up ({describe_error(exc)})")
             continue
         for native in ids:
-            found.append((step, Resource(kind, native, region, extra={"name": name, "found_by": "name"})))
+            found.append(
+                (
+                    step,
+                    Resource(
+                        kind, native, region, extra={"name": name, "found_by": "name"}, role_arn=role_arn
+                    ),
+                )
+            )
     return found, problems
 
 
@@ -176,7 +195,7 @@ def _remove_one(
         return Removal(resource, False, f"drplan cannot delete {resource.kind} resources; remove it by hand")
 
     def client(service: str) -> Any:
-        return aws.client(service, region=resource.region)
+        return aws.client(service, region=resource.region, role_arn=resource.role_arn)
 
     if reachability.down_for() >= UNREACHABLE_GIVE_UP:  # a round after AWS went away: skip it
         return Removal(

@@ -274,7 +274,8 @@ class StepDriver:
             targets = [t for t in action.targets(ctx.params) if "${" not in t.name]
         except (KeyError, TypeError, ValueError):
             return []
-        journaled = [{**t.to_json(), "region": ctx.region} for t in targets]
+        role = {"role_arn": ctx.step.role_arn} if ctx.step.role_arn else {}
+        journaled = [{**t.to_json(), "region": ctx.region, **role} for t in targets]
         if journaled:
             self.bus.emit(
                 "step.intent", key, targets=journaled, tags=dict(ctx.tags), client_token=ctx.client_token
