@@ -5,8 +5,9 @@ the embedded emulator, seeding, preflight, the steps, cleanup, evidence), on gen
 (benchmarks/generate.py, the default mix: RDS, DynamoDB, EBS, S3, AWS Backup, DNS cut-overs and
 checks), each run with an empty state directory (drplan reads the journals of earlier runs in it,
 so a shared one would make every run slower than the one before). The figures are **CPU time**
-(user + system of the whole process, every thread: drplan, the emulator's server threads, the
-stand-in): on a shared machine it is the steadier figure; wall time is in the notes.
+(user + system of the whole process, every thread: drplan's, which run the emulator's code too,
+since the sandbox's calls reach it in-process; the loopback server's, for anything else; the
+stand-in's): on a shared machine it is the steadier figure; wall time is in the notes.
 
 Rows:
 

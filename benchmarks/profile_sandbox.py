@@ -7,8 +7,9 @@ Runs ``drplan drill PLAN --sandbox --approve-all`` in this process (with a throw
 directory) and prints, on stderr after the drill's own output: the process's CPU and wall time,
 the AWS calls by operation and by the drplan functions that made them (``--depth`` frames of
 drplan's own code, outside the engine and the AWS layer), and the CPU time the embedded emulator
-spent in each operation (moto's handler and its serialisation, per server thread). A tool, not a
-benchmark: run.py does not run it. For a whole-process profile of every thread, use py-spy::
+spent in each operation (moto's handler and its serialisation, timed in the thread that runs it:
+the caller's, since the sandbox's calls reach the emulator in-process). A tool, not a benchmark:
+run.py does not run it. For a whole-process profile of every thread, use py-spy::
 
     py-spy record --gil -r 200 -f raw -o drill.txt -- python -m drplan drill PLAN --sandbox --approve-all
 """

@@ -1,7 +1,8 @@
 """What makes a sandbox drill cheap without changing what it proves: the emulator answers as AWS
 does (owned snapshots only), the sandbox looks things up by identifier and by name instead of
-listing everything, seeds with batch writes, and botocore's API models are read once per process.
-Behaviour only: no timings."""
+listing everything, seeds with batch writes, and botocore's API models are read once per process
+(by drplan's sessions and by moto's). Behaviour only: no timings. That the sandbox's calls go to
+the emulator in-process is tested in test_sandbox_inprocess.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from drplan.errors import AwsError
 from drplan.model import build_plan
 from drplan.sandbox import Sandbox, start_sandbox
 from drplan.sandbox.emulator_fixes import fix_ec2_snapshot_owners
+from drplan.sandbox.emulator_speedups import (
+    sessions_share_the_loader,
+    share_method_urls,
+    share_region_lookups,
+)
 from drplan.sandbox.seed import seed_plan
 from drplan.sandbox.seeders.dynamodb import ITEMS
 from tests.runs import one_step, plan_data
@@ -221,3 +227,54 @@ def test_sessions_share_one_model_loader_and_keep_their_own_settings():
 def test_an_unknown_profile_still_says_so():
     with pytest.raises(AwsError, match="cannot open AWS profile"):
         AwsSession(profile="drplan-no-such-profile", region="us-east-1").client("s3")
+
+
+# --- moto reads botocore's files once, through the shared loader ------------------------------------
+
+
+def test_moto_finds_rest_operations_in_the_same_table_without_a_client_per_region(box, monkeypatch):
+    from moto.core import responses
+
+    assert share_method_urls() and share_method_urls()  # idempotent
+    # botocore's S3 clients rewrite the request URIs of the models they use (the bucket moves to
+    # the host), and the sandbox's clients share their models: the table must not follow them.
+    s3 = box.client("s3", "us-east-1")
+    s3.create_bucket(Bucket="uris-example")
+    s3.head_bucket(Bucket="uris-example")
+    shared = responses._get_method_urls
+    moto_own = shared.__wrapped__.__wrapped__  # moto's, without its cache
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # moto's own reads a fresh default session
+    for service in ("s3", "route53", "lambda", "backup", "awslambda"):
+        table = shared(service, "us-east-1")
+        assert table == moto_own(service, "eu-west-1")  # the same URIs, whatever the Region
+        assert shared(service, "ap-south-1") is table  # built once per service
+    assert shared("s3", "us-east-1")["PUT"]["^/(?P<Bucket>.+)$"] == "CreateBucket"
+
+
+def test_moto_lists_regions_through_the_shared_loader_with_the_same_answers():
+    from moto.core.base_backend import AccountSpecificBackend
+
+    assert share_region_lookups()
+    session = AccountSpecificBackend.get_session()
+    assert session is AccountSpecificBackend.get_session()
+    plain = boto3.Session()
+    for service in ("ec2", "rds", "s3", "dynamodb"):
+        for partition in plain.get_available_partitions():
+            assert session.get_available_regions(
+                service, partition_name=partition
+            ) == plain.get_available_regions(service, partition_name=partition)
+    shared_loader = aws_module._botocore_session().get_component("data_loader")
+    assert session._session.get_component("data_loader") is shared_loader
+
+
+def test_sessions_made_while_the_sandbox_starts_share_the_loader_and_boto3_is_put_back():
+    original = boto3.Session
+    shared_loader = aws_module._botocore_session().get_component("data_loader")
+    with sessions_share_the_loader():
+        made = boto3.Session()
+        assert made._session.get_component("data_loader") is shared_loader
+        assert made.get_available_regions("ec2") == original().get_available_regions("ec2")
+        own = boto3.Session(botocore_session=aws_module._botocore_session())
+        assert own._session.get_component("data_loader") is shared_loader
+    assert boto3.Session is original
+    assert boto3.Session()._session.get_component("data_loader") is not shared_loader

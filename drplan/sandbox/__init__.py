@@ -1,19 +1,25 @@
 """The sandbox: an embedded AWS emulator seeded from the plan, to try drplan without an account.
 
 ``drplan drill PLAN --sandbox`` (and ``recover``, ``plan --preflight``) start moto's AWS emulator
-on a loopback port inside the drplan process, seed it with what the plan restores from (tables
-with items and backups, DB instances and snapshots, volumes and snapshots, versioned buckets with
-history, hosted zones: :mod:`.seed`, with one seeder per action in :mod:`.seeders`), and point
-every AWS call there. Two pieces are emulated by drplan itself because moto lacks them, each in
-its own clearly named module, and never used outside the sandbox: AWS Backup recovery points and
-restore jobs (:mod:`.backup_emulator`) and the applications behind the plan's checks
-(:mod:`.standin`). The ids moto chose for what seeding created are hidden from the run by
+inside the drplan process, seed it with what the plan restores from (tables with items and
+backups, DB instances and snapshots, volumes and snapshots, versioned buckets with history, hosted
+zones: :mod:`.seed`, with one seeder per action in :mod:`.seeders`), and point every AWS call
+there. The emulator is one WSGI application (``app`` in :func:`start_sandbox`): drplan's own
+emulators first, then moto. The clients of the sandbox's sessions hand each request to it in
+the calling thread (:mod:`.inprocess`: botocore still builds, signs and parses every call; only
+the loopback HTTP round trip is left out), and it is also served on a loopback port
+(:attr:`Sandbox.endpoint_url`) for what needs a real endpoint: a ``drplan`` subprocess given
+``--endpoint-url``, tests, and the STS client that assumes a step's role. Two pieces are emulated
+by drplan itself because moto lacks them, each in its own clearly named module, and never used
+outside the sandbox: AWS Backup recovery points and restore jobs (:mod:`.backup_emulator`, and
+Aurora global cluster switchovers, :mod:`.global_emulator`) and the applications behind the plan's
+checks (:mod:`.standin`). The ids moto chose for what seeding created are hidden from the run by
 :mod:`.ids`. Where moto answers otherwise than AWS in a way a step's wait depends on, it is
-corrected (:mod:`.emulator_fixes`); look-ups moto's server repeats on every request are made once
-(:mod:`.emulator_speedups`, answers unchanged); Lambda functions run without Docker, each answering
-the payload it was given (:data:`MOTO_CONFIG`), and no catalogue of public images is loaded
-(:data:`MOTO_ENVIRONMENT`); and calls to a service nothing emulates (Route 53 ARC) get an error
-saying so (:data:`NOT_EMULATED`).
+corrected (:mod:`.emulator_fixes`); look-ups moto repeats on every request, and files it reads
+again per session, are read once (:mod:`.emulator_speedups`, answers unchanged); Lambda functions
+run without Docker, each answering the payload it was given (:data:`MOTO_CONFIG`), and no
+catalogue of public images is loaded (:data:`MOTO_ENVIRONMENT`); and calls to a service nothing
+emulates (Route 53 ARC) get an error saying so (:data:`NOT_EMULATED`).
 
 moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 """
@@ -21,6 +27,7 @@ moto is an optional dependency: ``pip install 'drplan[sandbox]'``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -38,9 +45,14 @@ from drplan.sandbox import emulator_fixes, emulator_speedups
 from drplan.sandbox.backup_emulator import BackupEmulator
 from drplan.sandbox.global_emulator import GlobalClusterEmulator
 from drplan.sandbox.ids import EmulatedIds, new_seed_state
+from drplan.sandbox.inprocess import InProcessRoute
 from drplan.sandbox.standin import StandIn
 
 CREDENTIALS = ("sandbox", "sandbox")
+#: The account moto answers in for the sandbox's own credentials.
+MOTO_ACCOUNT = "123456789012"
+#: The role :meth:`Sandbox.client` assumes to act in another account (moto creates no role for it).
+CROSS_ACCOUNT_ROLE = "drplan-sandbox"
 #: How old the seeded backups look: recent enough for the example plans' RPOs, old enough to show.
 BACKUP_AGE = timedelta(hours=2)
 
@@ -62,6 +74,10 @@ class Sandbox:
     seed_problems: list[str] = field(default_factory=list)  # what could not be seeded, for the output
     _server: Any = None
     _thread: threading.Thread | None = None
+    #: Answers the sandbox's own clients in this process (None: they go over HTTP to the server).
+    _route: InProcessRoute | None = None
+    #: Whether anything has called the emulated Route 53 yet (set by the emulator's application).
+    _route53_called: dict[str, bool] = field(default_factory=lambda: {"called": True})
     _sessions: dict[tuple[str, bool], AwsSession] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,8 +100,14 @@ class Sandbox:
                 )
             return self._sessions[key]
 
-    def client(self, service: str, region: str) -> Any:
-        return self.session(region=region).client(service, region=region)
+    def client(self, service: str, region: str, account: str | None = None) -> Any:
+        """A client of the emulated ``service`` in ``region``: in the sandbox's own account, or in
+        ``account`` through a role assumed there (moto answers each request in the account its
+        keys belong to, and an assumed role's keys belong to the role's account)."""
+        if account is None or account == MOTO_ACCOUNT:
+            return self.session(region=region).client(service, region=region)
+        role = f"arn:aws:iam::{account}:role/{CROSS_ACCOUNT_ROLE}"
+        return self.session(region=region).client(service, region=region, role_arn=role)
 
     def run_options(self) -> dict[str, Any]:
         """What a run needs to know of the sandbox: how checks reach emulated hosts, and that waits
@@ -94,6 +116,8 @@ class Sandbox:
 
     def _customize(self, client: Any) -> None:
         self.ids.customize(client)
+        if self._route is not None:
+            self._route.register(client)
 
     def route(self, host: str, port: int, tls: bool, *, content: bool) -> Route:
         """Where a check connects (the run's :class:`~drplan.actions.base.Network`): hosts the sandbox
@@ -124,10 +148,20 @@ class Sandbox:
         if name.endswith(".rds.amazonaws.com"):
             return self._available_database(name)
         if zones is None:  # one look at the hosted zones per resolution, as a resolver would cache them
-            zones = self.client("route53", "us-east-1").list_hosted_zones().get("HostedZones", [])
+            zones = self._hosted_zones()
         return any(
             self._resolves_to_emulated(target, depth + 1, zones) for target in self._dns_targets(name, zones)
         )
+
+    def _hosted_zones(self) -> list[dict[str, Any]]:
+        """The emulated Route 53's hosted zones. moto starts empty, so while nothing has called Route 53
+        (a plan without DNS steps) there is none, and no client is made to be told so."""
+        if not self._route53_called["called"]:
+            return []
+        zones: list[dict[str, Any]] = (
+            self.client("route53", "us-east-1").list_hosted_zones().get("HostedZones", [])
+        )
+        return zones
 
     def _available_database(self, address: str) -> bool:
         """Whether ``address`` is the endpoint of an available DB instance or cluster. RDS names
@@ -151,12 +185,11 @@ class Sandbox:
         return False
 
     def _dns_targets(self, name: str, zones: list[dict[str, Any]]) -> list[str]:
-        route53 = self.client("route53", "us-east-1")
         targets = []
         for zone in zones:
             if not (name + ".").endswith("." + zone["Name"].lower()) and name + "." != zone["Name"].lower():
                 continue
-            for record in _records_named(route53, zone["Id"], name):
+            for record in _records_named(self.client("route53", "us-east-1"), zone["Id"], name):
                 if record["Type"] in ("CNAME", "A", "AAAA"):
                     targets += [r["Value"].rstrip(".").lower() for r in record.get("ResourceRecords", [])]
                     if "AliasTarget" in record:
@@ -203,7 +236,8 @@ def _described(call: Callable[[], dict[str, Any]], key: str) -> list[dict[str, A
 
 @contextlib.contextmanager
 def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
-    """Start the emulator on a free loopback port, seed it from the plan, stop it afterwards."""
+    """Start the emulator (answering the sandbox's clients in this process, and on a free loopback
+    port for everything else), seed it from the plan, stop it afterwards."""
     try:
         from moto.server import DomainDispatcherApplication, create_backend_app  # type: ignore[attr-defined]
         from werkzeug.serving import make_server
@@ -218,10 +252,15 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     emulator_speedups.memoize_dispatch(moto_app)
     emulator_speedups.memoize_error_shapes()
     emulator_speedups.memoize_action_names()
+    emulator_speedups.share_method_urls()
+    emulator_speedups.share_region_lookups()
     holder: dict[str, Any] = {}
     global_clusters = GlobalClusterEmulator()  # Aurora global switchover/failover: moto has neither
+    route53_called = {"called": False}
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if not route53_called["called"] and _SIGNED_FOR_ROUTE53 in str(environ.get("HTTP_AUTHORIZATION", "")):
+            route53_called["called"] = True
         emulator: BackupEmulator = holder["backup"]
         if emulator.handles(environ):
             return emulator(environ, start_response)
@@ -239,8 +278,10 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         plan=plan,
         endpoint_url=endpoint,
         standin=standin,
-        backup=BackupEmulator(native=lambda service, region: None),
+        backup=BackupEmulator(native=lambda service, region, account=None: None),
         _server=server,
+        _route=InProcessRoute(app, ("127.0.0.1", server.server_port)),
+        _route53_called=route53_called,
     )
     sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS
     holder["backup"] = sandbox.backup
@@ -253,18 +294,19 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     restore_environment = {name: os.environ.get(name) for name in MOTO_ENVIRONMENT}
     try:
         os.environ.update(MOTO_ENVIRONMENT)
-        _reset(endpoint)
-        restore_config = _configure(endpoint)
-        emulator_fixes.apply(uses={step.uses for step in plan.steps()})
-        if seed:
-            from drplan.sandbox.seed import seed_plan
+        _reset()
+        restore_config = _configure(MOTO_CONFIG)
+        with emulator_speedups.sessions_share_the_loader():  # moto imports the models it needs
+            emulator_fixes.apply(uses={step.uses for step in plan.steps()})
+            if seed:
+                from drplan.sandbox.seed import seed_plan
 
-            sandbox.seed_problems = seed_plan(sandbox)
+                sandbox.seed_problems = seed_plan(sandbox)
         yield sandbox
     finally:
         if restore_config is not None:
             with contextlib.suppress(Exception):  # moto's process-wide settings, as they were
-                _moto_api(endpoint, "config", restore_config)
+                _configure(restore_config)
         for name, value in restore_environment.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -276,6 +318,7 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
 #: Services neither moto nor drplan emulates: what the sandbox calls them when it refuses their calls.
 NOT_EMULATED = {"route53-recovery-cluster": "Route 53 ARC routing controls (the cluster endpoints)"}
 _SIGNED_FOR = re.compile(r"Credential=[^/,]+/[^/,]+/[^/,]+/([^/,]+)/aws4_request")
+_SIGNED_FOR_ROUTE53 = "/route53/aws4_request"
 
 
 def not_emulated(environ: dict[str, Any]) -> str | None:
@@ -299,9 +342,12 @@ def _refuse(service: str, start_response: Any) -> list[bytes]:
     return [data]
 
 
-def _reset(endpoint: str) -> None:
-    """moto keeps its state per process: start from empty (tests may run several sandboxes)."""
-    _moto_api(endpoint, "reset")
+def _reset() -> None:
+    """moto keeps its state per process: start from empty (tests may run several sandboxes). What
+    ``POST /moto-api/reset`` does, called in this process."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
 
 
 #: How often the servers' loops look for a shutdown request: stopping waits up to this long.
@@ -320,21 +366,14 @@ MOTO_CONFIG = {"lambda": {"use_docker": False}}
 MOTO_ENVIRONMENT = {"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
 
-def _configure(endpoint: str) -> dict[str, Any]:
-    """Set :data:`MOTO_CONFIG` (moto's settings are the process's): what to put back afterwards."""
-    before = json.loads(_moto_api(endpoint, "config", method="GET") or b"{}")
-    _moto_api(endpoint, "config", MOTO_CONFIG)
-    return {key: before[key] for key in MOTO_CONFIG if key in before}
+def _configure(config: dict[str, Any]) -> dict[str, Any]:
+    """Set ``config`` in moto's settings (they are the process's; what ``POST /moto-api/config``
+    does, called in this process): what to put back afterwards, a copy."""
+    from moto.moto_api._internal.models import moto_api_backend
 
-
-def _moto_api(endpoint: str, path: str, body: Any = None, *, method: str = "POST") -> bytes:
-    import urllib.request
-
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{endpoint}/moto-api/{path}", data=data, method=method)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer: bytes = response.read()
-    return answer
+    before = copy.deepcopy(moto_api_backend.get_config())
+    moto_api_backend.set_config(copy.deepcopy(config))
+    return {key: before[key] for key in config if key in before}
 
 
 def now() -> datetime:
