@@ -123,6 +123,12 @@ class _Where:
         )
 
 
+def _account_of(arn: str | None) -> str | None:
+    """The account of an IAM role ARN (``arn:aws:iam::ACCOUNT:role/NAME``), if it names one."""
+    parts = (arn or "").split(":")
+    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+
+
 def _target_arns(kind: str, name: str, extra: Mapping[str, str], where: _Where) -> list[str]:
     """The ARNs a resource of ``kind`` called ``name`` has (patterns when only part is known)."""
     if kind == "rds:db":
@@ -300,14 +306,20 @@ def build_policy(
         if step.uses == "command":
             notes.append(f"{key} runs a command: its own AWS calls are not in this policy")
         step_region = step.region or default_region
-        where = _Where(partition(step_region), step_region, account)
+        # A step that assumes a role works in that role's account (a DR account): its resources
+        # are there, and whoever runs drplan must be allowed to assume the role.
+        role_arn = step.role_arn or plan.aws.role_arn
+        role_account = _account_of(role_arn) if step.role_arn else None
+        where = _Where(partition(step_region), step_region, role_account or account)
+        if role_arn:
+            grants.append(_Grant(frozenset({"sts:AssumeRole"}), frozenset({role_arn}), ""))
         targets = [(t.kind, _name(t.name), t.extra) for t in action.targets(prepared.params)]
         sources = [(t.kind, _name(t.name), t.extra) for t in action.sources(prepared.params)]
         grants += _secret_grants([step.params_for(mode)], where)
         if step.role_arn or plan.aws.role_arn:
             notes.append(
-                f"{key} runs as role {step.role_arn or plan.aws.role_arn}: give the role this policy, "
-                "and the caller sts:AssumeRole on it"
+                f"{key} runs as role {step.role_arn or plan.aws.role_arn}: give the role this policy (the "
+                "statements of its account); the policy lets the caller assume it (sts:AssumeRole)"
             )
         touched = {_KIND_SERVICES.get(kind.split(":")[0], kind.split(":")[0]) for kind, _, _ in targets}
         for iam_action in action.iam:

@@ -248,6 +248,14 @@ def run_as_policy_holder(
             "CREDENTIALS",
             (keys["sandbox"]["AccessKeyId"], keys["sandbox"]["SecretAccessKey"]),
         )
+        # A step's role in another account (a DR account) holds the same policy there, and trusts
+        # the caller, as the note of `drplan iam-policy` asks.
+        for role_arn in sorted({s.role_arn for s in plan.steps() if s.role_arn}):
+            _create_role(box, role_arn, document)
+            # and the role the sandbox itself reaches that account with (AWS's own part: seeding,
+            # AWS Backup's restores), unrestricted like the sandbox user
+            account = role_arn.split(":")[4]
+            _create_role(box, f"arn:aws:iam::{account}:role/{drplan.sandbox.CROSS_ACCOUNT_ROLE}", everything)
         box._sessions.clear()
         session = AwsSession(
             region=plan.drill.region if mode == "drill" and plan.drill.region else plan.aws.region,
@@ -270,6 +278,24 @@ def run_as_policy_holder(
             return run_plan(RunRequest(plan, mode, state, options=options, sandbox=True), session)  # type: ignore[arg-type]
         finally:
             _reset_auth(box.endpoint_url, "inf")
+
+
+def _create_role(box: Any, role_arn: str, document: dict[str, Any]) -> None:
+    """``role_arn`` in its own account, with ``document`` and a trust policy for the caller."""
+    account, name = role_arn.split(":")[4], role_arn.split("/", 1)[1]
+    iam = box.client("iam", "us-east-1", account)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="drplan", PolicyDocument=json.dumps(document))
 
 
 RUNS = [(p, "drill") for p in EXAMPLE_PLANS] + [

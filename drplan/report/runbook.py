@@ -223,6 +223,13 @@ def _step(dry: DryRun, s: PlannedStep, numbers: Mapping[str, int], other: Other)
         facts.append(f"- **Runs:** {ONLY_WORDS[step.only]}")
     if step.region:
         facts.append(f"- **Region:** {md_code(step.region)}")
+    if step.role_arn:  # another account's role: the person at the keyboard needs to know where
+        account = step.role_arn.split(":")[4] if step.role_arn.count(":") >= 5 else ""
+        facts.append(
+            f"- **Runs as:** {md_code(step.role_arn)}"
+            + (f" (account {md_code(account)})" if account else "")
+            + (f", external ID {md_code(step.external_id)}" if step.external_id else "")
+        )
     if s.waits_for:
         facts.append("- **Waits for:** " + ", ".join(_ref(k, numbers) for k in s.waits_for))
     facts.append(f"- **{_IN_OTHER[_OTHER[dry.mode]]}:** {_other_mode(s, other)}")

@@ -15,6 +15,11 @@ new file system, ``CreationToken`` as the restore asked) and FSx (a new file sys
 recovery point's type). DocumentDB and Neptune, which moto does not emulate, fail their restore
 job with a clear message. Network and key metadata (subnets, security groups, KMS keys: the ids of
 another account) are accepted and not applied: the emulator's network has ids of its own.
+
+Accounts: a step that assumes a role in another account (a DR account restoring the copies in its
+own vault) reaches the emulator with that account's credentials; the emulator keeps vaults and
+recovery points per account (the account of the request's access key, as moto does) and restores
+into that account through ``native(service, region, account)``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote
 
 from drplan.actions.backup.targets import type_from_arn
@@ -38,6 +43,31 @@ EMULATED_TYPES = ("RDS", "Aurora", "DynamoDB", "EBS", "EC2", "EFS", "FSx")
 SOURCE_IMAGE = "ami-12345678"
 
 _SERVICE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
+
+
+class NativeClients(Protocol):
+    """A client of a service moto emulates: in the sandbox's own account unless ``account`` names
+    another one (reached by assuming a role there, as a plan's cross-account steps do)."""
+
+    def __call__(self, service: str, region: str, account: str | None = None) -> Any: ...
+
+
+def request_account(environ: dict[str, Any]) -> str:
+    """The account a request is made in: moto's, from the access key it is signed with (an assumed
+    role's keys belong to the role's account)."""
+    from moto.iam.models import get_account_id_from
+
+    match = _ACCESS_KEY.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    return get_account_id_from(match.group(1)) if match else ACCOUNT
+
+
+@dataclass(frozen=True)
+class Where:
+    """Who asks, and where: a request's account and Region."""
+
+    account: str
+    region: str
 
 
 @dataclass
@@ -50,18 +80,19 @@ class RecoveryPoint:
     created: datetime
     backing: str  # the native snapshot/backup behind it (id or ARN)
     status: str = "COMPLETED"
+    account: str = ACCOUNT  # the account whose vault holds it
 
     def to_json(self) -> dict[str, Any]:
         return {
             "RecoveryPointArn": self.arn,
             "BackupVaultName": self.vault,
-            "BackupVaultArn": _vault_arn(self.region, self.vault),
+            "BackupVaultArn": _vault_arn(self.region, self.vault, self.account),
             "ResourceArn": self.resource_arn,
             "ResourceType": self.resource_type,
             "Status": self.status,
             "CreationDate": self.created.timestamp(),
             "CompletionDate": (self.created + timedelta(minutes=7)).timestamp(),
-            "IamRoleArn": f"arn:aws:iam::{ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole",
+            "IamRoleArn": f"arn:aws:iam::{self.account}:role/service-role/AWSBackupDefaultServiceRole",
             "ResourceName": native_id(self.resource_arn),
         }
 
@@ -83,50 +114,67 @@ def _get(metadata: dict[str, str], key: str) -> str | None:
     return next((v for k, v in metadata.items() if k.lower() == key.lower()), None)
 
 
-def _vault_arn(region: str, vault: str) -> str:
-    return f"arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{vault}"
+def _vault_arn(region: str, vault: str, account: str) -> str:
+    return f"arn:aws:backup:{region}:{account}:backup-vault:{vault}"
 
 
 @dataclass
 class BackupEmulator:
-    """In-memory AWS Backup state, with restores carried out by ``native(service, region)`` clients."""
+    """In-memory AWS Backup state, per account, with restores carried out by ``native`` clients."""
 
-    native: Callable[[str, str], Any]
-    vaults: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    native: NativeClients
+    vaults: dict[tuple[str, str, str], datetime] = field(default_factory=dict)  # (account, region, vault)
     points: dict[str, RecoveryPoint] = field(default_factory=dict)
     jobs: dict[str, RestoreJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- seeding (called by the sandbox, not over HTTP) -----------------------------------------
 
+    def _client(self, service: str, region: str, account: str) -> Any:
+        return self.native(service, region) if account == ACCOUNT else self.native(service, region, account)
+
     def seed(
-        self, *, region: str, vault: str, resource_arn: str, resource_type: str | None, age: timedelta
+        self,
+        *,
+        region: str,
+        vault: str,
+        resource_arn: str,
+        resource_type: str | None,
+        age: timedelta,
+        account: str = ACCOUNT,
     ) -> RecoveryPoint:
-        """A completed recovery point of ``resource_arn`` in ``vault`` (in ``region``), ``age`` old,
-        backed by a native snapshot created in the vault's region (as a cross-region copy would be)."""
+        """A completed recovery point of ``resource_arn`` in ``account``'s ``vault`` (in ``region``),
+        ``age`` old, backed by a native snapshot created in that account and the vault's region (as
+        a cross-region, cross-account copy would be)."""
         kind = resource_type or type_from_arn(resource_arn) or ""
         name = native_id(resource_arn)
         for point in self.points.values():
-            if point.vault == vault and point.region == region and point.resource_arn == resource_arn:
+            if (point.account, point.vault, point.region, point.resource_arn) == (
+                account,
+                vault,
+                region,
+                resource_arn,
+            ):
                 return point
-        self.vaults.setdefault((region, vault), datetime.now(timezone.utc) - timedelta(days=30))
-        backing = self._native_backup(kind, region, name)
+        self.vaults.setdefault((account, region, vault), datetime.now(timezone.utc) - timedelta(days=30))
+        backing = self._native_backup(kind, region, name, account)
         point = RecoveryPoint(
-            arn=f"arn:aws:backup:{region}:{ACCOUNT}:recovery-point:{uuid.uuid4()}",
+            arn=f"arn:aws:backup:{region}:{account}:recovery-point:{uuid.uuid4()}",
             vault=vault,
             region=region,
             resource_arn=resource_arn,
             resource_type=kind,
             created=datetime.now(timezone.utc) - age,
             backing=backing,
+            account=account,
         )
         self.points[point.arn] = point
         return point
 
-    def _native_backup(self, kind: str, region: str, name: str) -> str:
+    def _native_backup(self, kind: str, region: str, name: str, account: str) -> str:
         helper = f"awsbackup-source-{name}"[:60]
         if kind == "RDS":
-            rds = self.native("rds", region)
+            rds = self._client("rds", region, account)
             rds.create_db_instance(
                 DBInstanceIdentifier=helper,
                 DBInstanceClass="db.t3.micro",
@@ -140,7 +188,7 @@ class BackupEmulator:
             rds.delete_db_instance(DBInstanceIdentifier=helper, SkipFinalSnapshot=True)
             return snapshot
         if kind == "DynamoDB":
-            ddb = self.native("dynamodb", region)
+            ddb = self._client("dynamodb", region, account)
             ddb.create_table(
                 TableName=helper,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -155,13 +203,13 @@ class BackupEmulator:
             ddb.delete_table(TableName=helper)
             return str(arn)
         if kind == "EBS":
-            ec2 = self.native("ec2", region)
+            ec2 = self._client("ec2", region, account)
             volume = ec2.create_volume(AvailabilityZone=f"{region}a", Size=16)["VolumeId"]
             snapshot = ec2.create_snapshot(VolumeId=volume, Description=f"AWS Backup of {name}")["SnapshotId"]
             ec2.delete_volume(VolumeId=volume)
             return str(snapshot)
         if kind == "Aurora":
-            rds = self.native("rds", region)
+            rds = self._client("rds", region, account)
             rds.create_db_cluster(
                 DBClusterIdentifier=helper,
                 Engine="aurora-postgresql",
@@ -173,7 +221,7 @@ class BackupEmulator:
             rds.delete_db_cluster(DBClusterIdentifier=helper, SkipFinalSnapshot=True)
             return snapshot
         if kind == "EC2":  # an EC2 recovery point is an AMI of the instance (and its volumes)
-            ec2 = self.native("ec2", region)
+            ec2 = self._client("ec2", region, account)
             source = ec2.run_instances(ImageId=SOURCE_IMAGE, InstanceType="t3.micro", MinCount=1, MaxCount=1)
             instance = source["Instances"][0]["InstanceId"]
             image = ec2.create_image(InstanceId=instance, Name=f"AWS Backup {name} {uuid.uuid4().hex[:8]}")
@@ -193,6 +241,7 @@ class BackupEmulator:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         match = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
         region = match.group(1) if match else "us-east-1"
+        where = Where(request_account(environ), region)
         route = _route(environ)
         assert route is not None
         name, args = route
@@ -200,7 +249,7 @@ class BackupEmulator:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
         with self.lock:
-            status, payload = getattr(self, f"_{name}")(region, args, query, body)
+            status, payload = getattr(self, f"_{name}")(where, args, query, body)
         data = json.dumps(payload).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         if status >= 400:
@@ -208,44 +257,48 @@ class BackupEmulator:
         start_response(f"{status} {'OK' if status < 400 else 'Error'}", headers)
         return [data]
 
+    def _visible(self, where: Where) -> list[RecoveryPoint]:
+        """The recovery points a request sees: its own account's, in its Region."""
+        return [p for p in self.points.values() if (p.account, p.region) == (where.account, where.region)]
+
+    def _point(self, where: Where, arn: str) -> RecoveryPoint | None:
+        point = self.points.get(arn)
+        return point if point is not None and point.account == where.account else None
+
     def _not_found(self, what: str) -> tuple[int, dict[str, Any]]:
         return 404, {"__type": "ResourceNotFoundException", "Message": what, "message": what}
 
     def _list_by_vault(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
         vault = args[0]
-        if (region, vault) not in self.vaults:
-            return self._not_found(f"Backup vault {vault} does not exist in {region}")
+        if (where.account, where.region, vault) not in self.vaults:
+            return self._not_found(f"Backup vault {vault} does not exist in {where.region}")
         points = [
             p.to_json()
-            for p in self.points.values()
-            if p.vault == vault
-            and p.region == region
-            and query.get("resourceArn", p.resource_arn) == p.resource_arn
+            for p in self._visible(where)
+            if p.vault == vault and query.get("resourceArn", p.resource_arn) == p.resource_arn
         ]
         return 200, {"RecoveryPoints": points}
 
     def _list_by_resource(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
-        points = [
-            p.to_json() for p in self.points.values() if p.resource_arn == args[0] and p.region == region
-        ]
+        points = [p.to_json() for p in self._visible(where) if p.resource_arn == args[0]]
         return 200, {"RecoveryPoints": points}
 
     def _describe_point(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
-        point = self.points.get(args[1])
+        point = self._point(where, args[1])
         if point is None or point.vault != args[0]:
             return self._not_found(f"Recovery point {args[1]} not found in vault {args[0]}")
         return 200, point.to_json()
 
     def _restore_metadata(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
-        point = self.points.get(args[1])
+        point = self._point(where, args[1])
         if point is None:
             return self._not_found(f"Recovery point {args[1]} not found")
         metadata = {
@@ -271,16 +324,16 @@ class BackupEmulator:
             "FSx": {"FileSystemType": point.backing or "LUSTRE", "StorageCapacity": "1200"},
         }.get(point.resource_type, {})
         return 200, {
-            "BackupVaultArn": _vault_arn(point.region, point.vault),
+            "BackupVaultArn": _vault_arn(point.region, point.vault, point.account),
             "RecoveryPointArn": point.arn,
             "RestoreMetadata": metadata,
             "ResourceType": point.resource_type,
         }
 
     def _start_restore(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
-        point = self.points.get(body.get("RecoveryPointArn", ""))
+        point = self._point(where, body.get("RecoveryPointArn", ""))
         if point is None:
             return self._not_found(f"Recovery point {body.get('RecoveryPointArn')} not found")
         token = body.get("IdempotencyToken")
@@ -310,15 +363,17 @@ class BackupEmulator:
                 kwargs["DBInstanceClass"] = _get(metadata, "DBInstanceClass")
             if _get(metadata, "MultiAZ"):
                 kwargs["MultiAZ"] = (_get(metadata, "MultiAZ") or "").lower() == "true"
-            db = self.native("rds", point.region).restore_db_instance_from_db_snapshot(**kwargs)["DBInstance"]
+            db = self._client("rds", point.region, point.account).restore_db_instance_from_db_snapshot(
+                **kwargs
+            )["DBInstance"]
             return str(db["DBInstanceArn"])
         if point.resource_type == "DynamoDB":
-            table = self.native("dynamodb", point.region).restore_table_from_backup(
+            table = self._client("dynamodb", point.region, point.account).restore_table_from_backup(
                 TargetTableName=_get(metadata, "targetTableName"), BackupArn=point.backing
             )
             return str(table["TableDescription"]["TableArn"])
         if point.resource_type == "EBS":
-            ec2 = self.native("ec2", point.region)
+            ec2 = self._client("ec2", point.region, point.account)
             kwargs = {
                 "SnapshotId": point.backing,
                 "AvailabilityZone": _get(metadata, "availabilityZone") or f"{point.region}a",
@@ -326,33 +381,33 @@ class BackupEmulator:
             if _get(metadata, "volumeType"):
                 kwargs["VolumeType"] = _get(metadata, "volumeType")
             volume = ec2.create_volume(**kwargs)["VolumeId"]
-            return f"arn:aws:ec2:{point.region}:{ACCOUNT}:volume/{volume}"
+            return f"arn:aws:ec2:{point.region}:{point.account}:volume/{volume}"
         if point.resource_type == "Aurora":
-            cluster = self.native("rds", point.region).restore_db_cluster_from_snapshot(
+            cluster = self._client("rds", point.region, point.account).restore_db_cluster_from_snapshot(
                 DBClusterIdentifier=_get(metadata, "DBClusterIdentifier"),
                 SnapshotIdentifier=point.backing,
                 Engine=_get(metadata, "Engine") or "aurora-postgresql",
             )["DBCluster"]
             return str(cluster["DBClusterArn"])
         if point.resource_type == "EC2":
-            instance = self.native("ec2", point.region).run_instances(
+            instance = self._client("ec2", point.region, point.account).run_instances(
                 ImageId=point.backing,
                 InstanceType=_get(metadata, "InstanceType") or "t3.micro",
                 MinCount=1,
                 MaxCount=1,
             )["Instances"][0]
-            return f"arn:aws:ec2:{point.region}:{ACCOUNT}:instance/{instance['InstanceId']}"
+            return f"arn:aws:ec2:{point.region}:{point.account}:instance/{instance['InstanceId']}"
         if point.resource_type == "EFS":
             if (_get(metadata, "newFileSystem") or "").lower() != "true":
                 raise RuntimeError("the sandbox emulates EFS restores into a new file system only")
-            fs = self.native("efs", point.region).create_file_system(
+            fs = self._client("efs", point.region, point.account).create_file_system(
                 CreationToken=_get(metadata, "CreationToken") or str(uuid.uuid4()),
                 PerformanceMode=_get(metadata, "PerformanceMode") or "generalPurpose",
                 Encrypted=(_get(metadata, "Encrypted") or "").lower() == "true",
             )
             return str(fs["FileSystemArn"])
         if point.resource_type == "FSx":
-            fs = self.native("fsx", point.region).create_file_system(
+            fs = self._client("fsx", point.region, point.account).create_file_system(
                 FileSystemType=_get(metadata, "FileSystemType") or "LUSTRE",
                 StorageCapacity=int(_get(metadata, "StorageCapacity") or 1200),
                 SubnetIds=["subnet-12345678"],  # the emulator's own: a DR account's subnets are not here
@@ -363,20 +418,20 @@ class BackupEmulator:
         )
 
     def _describe_job(
-        self, region: str, args: list[str], query: dict[str, str], body: Any
+        self, where: Where, args: list[str], query: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
         job = self.jobs.get(args[0])
-        if job is None:
+        if job is None or job.point.account != where.account:
             return self._not_found(f"Restore job {args[0]} not found")
         job.polls += 1
         if job.status == "RUNNING" and job.polls > 1:  # one poll sees it running, as in AWS
             job.status = "COMPLETED"
         out: dict[str, Any] = {
-            "AccountId": ACCOUNT,
+            "AccountId": job.point.account,
             "RestoreJobId": job.id,
             "RecoveryPointArn": job.point.arn,
             "SourceResourceArn": job.point.resource_arn,
-            "BackupVaultArn": _vault_arn(job.point.region, job.point.vault),
+            "BackupVaultArn": _vault_arn(job.point.region, job.point.vault, job.point.account),
             "CreationDate": job.created.timestamp(),
             "Status": job.status,
             "PercentDone": "100.00%" if job.status == "COMPLETED" else "42.00%",

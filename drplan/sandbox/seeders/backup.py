@@ -31,4 +31,7 @@ def seed_recovery_point(ctx: SeedContext) -> None:
         resource_arn=str(params["resource_arn"]),
         resource_type=params.get("resource_type"),
         age=age,
+        # The account the step restores in: a step's role_arn may be in a DR account, whose vault
+        # holds copies (the account of the step's own credentials, as the emulator sees them).
+        account=str(ctx.client("sts").get_caller_identity()["Account"]),
     )
