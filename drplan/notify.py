@@ -52,6 +52,8 @@ DETAIL_TYPES: dict[NoticeKind, str] = {
 #: notices still queued before it says which were not sent.
 SEND_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 30.0
+#: How long the evidence waits for the notices sent so far to be tried (their failures go in it).
+SETTLE_TIMEOUT = 5.0
 
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _BUS_NAME = re.compile(r"^[/.\-_A-Za-z0-9]{1,256}$")
@@ -528,6 +530,15 @@ class Notifier:
             if len(path) > 1:  # the secret part of a Slack webhook URL
                 text = text.replace(path, "<webhook path>")
         return text
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> list[str]:
+        """Wait up to ``timeout`` seconds for the notices queued so far (the "started" one) to be
+        tried, then the failures so far: what the evidence can report. A short run would otherwise
+        write its evidence before a slow or unreachable target had failed."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.problems()
 
     def problems(self) -> list[str]:
         """The failures so far (each returned once)."""

@@ -423,8 +423,8 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
                 result.outcome = RunOutcome(runner.records, runner.clock(), runner.clock(), interrupted=True)
             _undo(request, runner, result)
             runner.report_stops()
-            if notifier is not None:  # failures known by now reach the evidence too
-                result.problems += notifier.problems()
+            if notifier is not None:  # failures of the notices sent so far reach the evidence too
+                result.problems += notifier.settle()
             if evidence_dir is not None:
                 _evidence(request, result, evidence_dir, runner.contexts.secrets.mask, options.faults)
             if request.state is not None and result.evidence_dir is not None:
