@@ -535,7 +535,11 @@ def _evidence(
 
 
 def _recordable(url: str | None) -> str | None:
-    """A URL the journal may keep (for ``drplan resume``): not one carrying a password."""
+    """A URL the journal may keep (for ``drplan resume``): not one that may carry a credential (user
+    information such as ``TOKEN@host``, or a query string)."""
     from urllib.parse import urlsplit
 
-    return url if url and urlsplit(url).password is None else None
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return url if parts.username is None and not parts.query else None

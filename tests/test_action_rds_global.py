@@ -373,13 +373,33 @@ def test_a_start_after_this_runs_own_switch_re_attaches_to_it_and_undo_switches_
     action = registry()[SWITCH]
     with Stubbed() as aws:
         ctx = step_context(data(), aws)
-        ctx.memo = {f"previous primary {GLOBAL}": EAST}  # what the first process journaled
+        # What the first process journaled: the primary before, and that it made the call.
+        ctx.memo = {f"previous primary {GLOBAL}": EAST, f"switch over called {GLOBAL} {WEST}": True}
         expect_situation(aws.rds, writer=WEST)  # AWS already switched
         handle = action.start(ctx)  # no second switchover call: the Stubber would fail on one
         assert "unchanged" not in handle and handle["previous_primary_arn"] == EAST
         expect_situation(aws.rds, writer=EAST, state=state("switching-over"))  # still switching
         handle = action.start(ctx)
         assert "unchanged" not in handle and handle["previous_primary_arn"] == EAST
+
+
+def test_a_retry_after_finding_someone_elses_switch_never_adopts_it():
+    """Attempt 1 found a switchover under way that it did not start and refused; attempt 2 (a
+    retry) still finds it: it refuses again, rather than take it for its own (its undo would
+    then reverse a change this run did not make)."""
+    action = registry()[SWITCH]
+    with Stubbed() as aws:
+        ctx = step_context(data(), aws)
+        for _ in range(2):
+            expect_situation(aws.rds, writer=EAST, state=state("switching-over"))
+            with pytest.raises(StepFailed, match="switching-over already"):
+                action.start(ctx)
+        assert ctx.memo == {f"previous primary {GLOBAL}": EAST}  # never "called"
+        # A switch this run's undo started back to EAST is not the switch to WEST either.
+        ctx.memo = {**ctx.memo, f"switch over called {GLOBAL} {WEST}": True}
+        expect_situation(aws.rds, writer=WEST, state=state("switching-over", to=EAST))
+        with pytest.raises(StepFailed, match="already"):
+            action.start(ctx)
 
 
 def test_refusals_and_a_switch_that_never_happens_fail_the_step():

@@ -584,6 +584,13 @@ def test_the_failover_example_exports_its_aurora_switchover_and_the_request_is_v
         client.create_plan(**request)
     assert problems(request) == []
     assert lint(json.loads((out / "template.json").read_text())) == []
+    # The whole export of the example, reviewed once: golden files (see this file's docstring).
+    for name in FILES:
+        golden = GOLDEN / f"arc_plans_failover.{name}"
+        text = (out / name).read_text(encoding="utf-8")
+        if os.environ.get("DRPLAN_UPDATE_GOLDEN"):
+            golden.write_text(text, encoding="utf-8")
+        assert text == golden.read_text(encoding="utf-8"), f"{name} differs from {golden}"
 
 
 def test_a_failover_step_is_an_ungraceful_aurora_block() -> None:

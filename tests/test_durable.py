@@ -634,3 +634,29 @@ def test_cleanup_by_run_id_removes_what_a_step_made_in_another_account(
     done = drplan("cleanup", run_id, "--state-dir", str(state), "--endpoint-url", moto_server, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert restored not in dr.list_tables()["TableNames"]
+
+
+def test_cleanup_finds_by_tag_what_neither_the_journal_nor_the_plan_names(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """A kept drill whose journal lost every record of what it made, and whose plan has moved:
+    only the run-id tag is left to find the tables by, in the caller's own account."""
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json")
+    state = tmp_path / "state"
+    kept = drplan(
+        "drill", str(plan), "--keep", "--endpoint-url", moto_server, "--state-dir", str(state), cwd=tmp_path
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert len(tables(ddb)) == 4
+    journal = _journal(state)
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    journal.write_text("".join(x for x in lines if '"step.resource"' not in x and '"step.intent"' not in x))
+    plan.rename(tmp_path / "moved.json")
+    done = drplan(
+        "cleanup", journal.parent.name, "--state-dir", str(state), "--endpoint-url", moto_server, cwd=tmp_path
+    )
+    # Removed, verified; exit 3 all the same: with the journal damaged and the plan gone, drplan
+    # cannot be sure nothing else remains, and says so.
+    assert done.returncode == 3 and "found by journal, name and tag" in done.stderr, done.stderr
+    assert tables(ddb) == ["carts", "orders"]

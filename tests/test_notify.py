@@ -471,3 +471,15 @@ def test_resume_notifies_where_the_run_started_and_never_journals_a_webhook_url(
     assert [h["path"] for h in after] == [f"/services/{SECRET}/by-env"] * 2
     assert "resumed" in after[0]["text"] and "PASSED" in after[1]["text"], after
     assert SECRET not in everything_written(state)
+
+
+def test_a_pushgateway_url_that_may_hold_a_credential_is_not_journaled() -> None:
+    from drplan.runs import _recordable
+
+    assert _recordable("http://pushgateway.internal:9091") == "http://pushgateway.internal:9091"
+    for secret in (
+        "https://user:pass@push.example.com",
+        "https://TOKEN@push.example.com",
+        "https://push/?token=x",
+    ):
+        assert _recordable(secret) is None

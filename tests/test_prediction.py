@@ -178,3 +178,24 @@ def test_a_short_tier_1_service_is_not_starved_by_a_long_chain_without_its_urgen
 
     result = CliRunner().invoke(cli, ["plan", "-"], input=json.dumps(data))
     assert result.exit_code == 0, result.output
+
+
+def test_one_shared_rto_schedules_exactly_by_critical_path() -> None:
+    """a(0.1 s) -> b(0.2 s) and c(0.3 s): a and c tie on their remaining path (0.3 s), and plan
+    order starts a first. "RTO - path" in floating point (3600 - 0.2 - 0.1 against 3600 - 0.3)
+    would not tie; with one RTO for every step the scheduler uses the paths themselves."""
+    import networkx as nx
+
+    graph = nx.DiGraph([("a", "b")])
+    graph.add_node("c")
+    durations = {"a": 0.1, "b": 0.2, "c": 0.3}
+    order = {"a": 0, "b": 1, "c": 2}
+    by_path = simulate(graph, durations, limits=Limits(parallelism=1), order=order)
+    shared = simulate(
+        graph,
+        durations,
+        limits=Limits(parallelism=1),
+        order=order,
+        deadlines=dict.fromkeys(durations, 3600.0),
+    )
+    assert shared.start == by_path.start and min(by_path.start, key=by_path.start.__getitem__) == "a"

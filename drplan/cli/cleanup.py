@@ -222,7 +222,7 @@ def _run_targets(opts: dict[str, Any], state_dir: str, run_id: str) -> tuple[Any
     regions = {aws.region_of(None)} | {r.region for r in seen.values() if r.region}
     # By tag in every account the run made things in: its own, and those of the roles its steps
     # assumed (a DR account), as the journal and the plan name them.
-    roles = {r.role_arn for r in seen.values()} | {t.get("role_arn") for _, t in intents}
+    roles = {None} | {r.role_arn for r in seen.values()} | {t.get("role_arn") for _, t in intents}
     for region in sorted(regions):
         for role_arn in sorted(roles, key=lambda r: r or ""):
             try:

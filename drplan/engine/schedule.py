@@ -224,7 +224,11 @@ def ready_queue(
     """The queue a run is scheduled with: least slack against ``deadlines`` (each step's service
     RTO, in seconds) from the estimates, else critical-path priority; the run's limits. The runner
     and :func:`simulate` (hence the predicted RTO) both build it here."""
-    chosen = priority or (least_slack(deadlines) if deadlines else remaining_path)
+    # One RTO for every step (or none): least slack orders as critical-path priority does; use that
+    # itself, so float rounding in "deadline - path" never reorders two steps.
+    due = deadlines or {}
+    differ = bool(due) and (len(set(due.values())) > 1 or any(k not in due for k in graph.nodes))
+    chosen = priority or (least_slack(due) if differ else remaining_path)
     return ReadyQueue(
         graph,
         chosen(graph, duration),

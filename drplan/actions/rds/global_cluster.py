@@ -253,9 +253,9 @@ class GlobalClusterSwitch(Action):
     def start(self, ctx: StepContext) -> Handle:
         global_cluster, target, writer = self._situation(ctx)
         name, arn = str(global_cluster["GlobalClusterIdentifier"]), str(target["DBClusterArn"])
-        memo = f"previous primary {name}"
-        asked_before = memo in ctx.memo  # by this run: a process that died, or a lost answer
-        previous = str(ctx.first_seen(memo, writer))
+        previous = str(ctx.first_seen(f"previous primary {name}", writer))
+        called = f"{self.verb} called {name} {arn}"
+        asked_before = bool(ctx.memo.get(called))  # by this run: a process that died, or a lost answer
         handle: Handle = {
             "global_cluster": name,
             "target_arn": arn,
@@ -264,18 +264,21 @@ class GlobalClusterSwitch(Action):
             "started": datetime.now(timezone.utc).isoformat(),
         }
         busy = in_progress(global_cluster)
-        if asked_before and previous.lower() != arn.lower() and (busy or writer.lower() == arn.lower()):
+        towards = str((global_cluster.get("FailoverState") or {}).get("ToDbClusterArn", ""))
+        ours = (busy and towards.lower() == arn.lower()) or (not busy and writer.lower() == arn.lower())
+        if asked_before and previous.lower() != arn.lower() and ours:
             ctx.note(f"re-attached to this run's {self.verb} of {name}")
             return handle  # the call was made: wait for it, never ask twice
+        if busy:  # someone else's switch (or this run's undo of its own): not this step's to take
+            raise StepFailed(
+                ctx.step.key, f"Aurora global database {name} is {busy} already; not starting another"
+            )
         if writer.lower() == arn.lower():
             ctx.note(f"{arn} is already the primary of {name}; nothing to {self.verb}")
             handle["unchanged"] = True
             return handle
-        if busy:
-            raise StepFailed(
-                ctx.step.key, f"Aurora global database {name} is {busy} already; not starting another"
-            )
         self._record_point(ctx, handle, target)
+        ctx.remember(called, True)  # before the call: a process killed during it re-attaches
         try:
             self._call(ctx, name, arn)
         except Exception as exc:
