@@ -155,27 +155,6 @@ def atomic_updates() -> Iterator[None]:
         DynamoDBBackend.update_item = original  # type: ignore[method-assign]
 
 
-def most_at_once(definition: Mapping[str, Any], events: list[dict[str, Any]]) -> int:
-    """The most steps running at once in the history: from a step's ``drplan:step`` state entered to
-    its record (``drplan:record``), as drplan's follower reads them."""
-    from drplan.stepfunctions.history import read_machine
-
-    roles = read_machine(definition).roles
-    running: set[str] = set()
-    most = 0
-    for event in sorted(events, key=lambda e: int(e["id"])):
-        entered = event.get("stateEnteredEventDetails")
-        role = roles.get(entered["name"]) if entered else None
-        if role is None or role.key is None:
-            continue
-        if role.kind == "step":
-            running.add(role.key)
-        elif role.kind == "record":
-            running.discard(role.key)
-        most = max(most, len(running))
-    return most
-
-
 def local_makespan(data: dict[str, Any]) -> float:
     """drplan's own runner, real waits (no AWS call is made by wait steps)."""
     from drplan.actions import registry
@@ -241,6 +220,8 @@ def exported_run(data: dict[str, Any]) -> dict[str, Any]:
             starts.append(event["timestamp"])
         elif details["name"].endswith(".w succeeded"):
             ends.append(event["timestamp"])
+    from drplan.stepfunctions.history import most_at_once
+
     return {
         "status": status,
         "makespan": (max(ends) - min(starts)).total_seconds() if starts and ends else float("nan"),

@@ -24,7 +24,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from drplan.model import build_plan
 from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.asl import width
-from drplan.stepfunctions.history import read_machine
+from drplan.stepfunctions.history import most_at_once
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
@@ -65,28 +65,6 @@ def waits(n: int, seconds: int = 2) -> dict[str, Any]:
         f"w{i}": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": f"PT{seconds}S"}}]}
         for i in range(n)
     }
-
-
-def most_at_once(
-    definition: Mapping[str, Any], history: list[dict[str, Any]], keys: set[str] | None = None
-) -> int:
-    """The most steps (of ``keys``, default all) running at once, in history order, read as drplan's
-    follower reads a step's life: it starts where its ``drplan:step`` state is entered and ends where
-    its record is written (``drplan:record``)."""
-    machine = read_machine(definition)
-    running: set[str] = set()
-    most = 0
-    for event in sorted(history, key=lambda e: int(e["id"])):
-        entered = event.get("stateEnteredEventDetails")
-        role = machine.roles.get(entered["name"]) if entered else None
-        if role is None or role.key is None or (keys is not None and role.key not in keys):
-            continue
-        if role.kind == "step":
-            running.add(role.key)
-        elif role.kind == "record":
-            running.discard(role.key)
-        most = max(most, len(running))
-    return most
 
 
 def counters(table: str) -> dict[str, int]:

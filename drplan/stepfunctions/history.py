@@ -88,6 +88,28 @@ def read_machine(definition: str | Mapping[str, Any]) -> Machine:
     return Machine(run["mode"], str(run.get("plan")), sha[1] if sha else None, roles, owner)
 
 
+def most_at_once(
+    definition: str | Mapping[str, Any], history: list[dict[str, Any]], keys: set[str] | None = None
+) -> int:
+    """The most steps (of ``keys``, default all) running at once in an execution's history, read as
+    the follower reads a step's life: from where its ``drplan:step`` state is entered to where its
+    record is written (``drplan:record``). What the semaphores' tests and benchmark measure."""
+    roles = read_machine(definition).roles
+    running: set[str] = set()
+    most = 0
+    for event in sorted(history, key=lambda e: int(e["id"])):
+        entered = event.get("stateEnteredEventDetails")
+        role = roles.get(entered["name"]) if entered else None
+        if role is None or role.key is None or (keys is not None and role.key not in keys):
+            continue
+        if role.kind == "step":
+            running.add(role.key)
+        elif role.kind == "record":
+            running.discard(role.key)
+        most = max(most, len(running))
+    return most
+
+
 def _walk(
     states: Mapping[str, Any], step: str | None, roles: dict[str, StateRole], owner: dict[str, str]
 ) -> None:
