@@ -213,7 +213,8 @@ class StepContext:
         undo puts back: ``current`` the first time, journaled before the change is made; the
         journaled value ever after, in this process or a resumed one. Without it, a process killed
         during the change call leaves AWS changed, and the step started again would take its own
-        value for the one to restore."""
+        value for the one to restore. The first reading stays, also when AWS refused that
+        attempt's change: a value someone else sets between attempts is not the one undo puts back."""
         if name in self.memo:
             return self.memo[name]
         self.remember(name, current)
