@@ -89,6 +89,8 @@ class RunRequest:
     #: The AWS access of SNS and EventBridge notices (None: the run's). A sandbox run passes real
     #: AWS: the sandbox emulates the plan's resources, not the channels people read.
     notify_aws: AwsAccess | None = None
+    #: Recoveries: start even though an earlier recovery of the plan never finished.
+    despite_unfinished: bool = False
 
 
 @dataclass
@@ -226,7 +228,21 @@ def _close_quietly(stream: IO[str]) -> None:
         stream.close()
 
 
-def unfinished_runs(state_dir: Path, plan: str, *, exclude: str) -> list[str]:
+@dataclass(frozen=True)
+class Unfinished:
+    """An earlier run of a plan whose journal has no ``run.finished``: its process died."""
+
+    run_id: str
+    mode: str | None
+    started: str
+    account: str | None
+    sandbox: bool
+
+    def describe(self) -> str:
+        return f"{self.run_id} ({self.mode or 'unknown mode'}, started {self.started})"
+
+
+def unfinished_runs(state_dir: Path, plan: str, *, exclude: str) -> list[Unfinished]:
     """Earlier runs of ``plan`` whose journal has no ``run.finished``: their process died."""
     found = []
     for journal in sorted((state_dir / "runs").glob(f"*/{JOURNAL}")):
@@ -237,9 +253,17 @@ def unfinished_runs(state_dir: Path, plan: str, *, exclude: str) -> list[str]:
             state = journal_state(run_id, journal)
         except OSError:
             continue
-        if state.header.get("plan") == plan and state.finished is None:
+        header = state.header
+        if header.get("plan") == plan and state.finished is None:
+            account = header.get("account")
             found.append(
-                f"{run_id} ({state.mode or 'unknown mode'}, started {state.header.get('started', '?')})"
+                Unfinished(
+                    run_id,
+                    state.mode,
+                    str(header.get("started", "?")),
+                    str(account) if account else None,
+                    bool(header.get("sandbox")),
+                )
             )
     return found
 
@@ -318,10 +342,26 @@ def run_plan(request: RunRequest, aws: AwsSession, subscribers: Sequence[Subscri
             )
         problems = []
         earlier = [] if request.resume else unfinished_runs(request.state_dir, plan.name, exclude=run_id)
+        # A recovery of the plan in this account that never finished may have restored, switched or
+        # scaled things already: a new one would start them again. Carry it on instead.
+        dead = [
+            u
+            for u in earlier
+            if mode == "recover" and u.mode == "recover" and not u.sandbox and not request.sandbox
+            if u.account in (None, account)
+        ]
+        if dead and not request.despite_unfinished:
+            raise MissingFlags(
+                f"an earlier recovery of {plan.name} never finished (its process died): "
+                + ", ".join(u.describe() for u in dead[:5])
+                + "; a new recovery would start again what it may have started",
+                hint=f"carry it on with `drplan resume {dead[-1].run_id}`, or start a new one anyway with "
+                "--despite-unfinished",
+            )
         if earlier:
             problems.append(
                 "earlier runs of this plan never finished (their process died): "
-                + ", ".join(earlier[:5])
+                + ", ".join(u.describe() for u in earlier[:5])
                 + "; `drplan resume RUN_ID` carries a run on, `drplan cleanup RUN_ID` removes what a drill left"
             )
 

@@ -660,3 +660,81 @@ def test_cleanup_finds_by_tag_what_neither_the_journal_nor_the_plan_names(
     # cannot be sure nothing else remains, and says so.
     assert done.returncode == 3 and "found by journal, name and tag" in done.stderr, done.stderr
     assert tables(ddb) == ["carts", "orders"]
+
+
+def test_a_new_recovery_is_refused_while_an_earlier_one_never_finished(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """kill -9 during a recovery, then `drplan recover` again (what an operator may type first):
+    refused before anything starts (exit 2), naming the dead run and `drplan resume`; nothing is
+    restored a second time. `--despite-unfinished` is the way past it."""
+    ddb = seed_tables(moto_server, "orders", "carts")
+    plan = write_plan(tmp_path / "plan.json", wait="PT8S")
+    state = tmp_path / "state"
+    args = ["recover", str(plan), "--yes", "--endpoint-url", moto_server, "--state-dir", str(state)]
+    journal = _kill_when(
+        args, tmp_path, state, {"step.started:orders.settle", "step.succeeded:carts.restore"}
+    )
+    run_id = journal.parent.name
+    before = tables(ddb)
+    again = drplan(*args, cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert f"an earlier recovery of durable never finished (its process died): {run_id}" in again.stderr
+    assert f"drplan resume {run_id}" in again.stderr
+    assert tables(ddb) == before
+    assert [p.name for p in (state / "runs").iterdir()] == [run_id]  # no folder left by the refusal
+    forced = drplan(*args, "--despite-unfinished", cwd=tmp_path)
+    assert forced.returncode == 1  # its restores find their target tables taken: as the docs warn
+    assert tables(ddb) == before
+
+
+def test_a_recovery_killed_during_create_bucket_adopts_the_bucket_on_resume(
+    moto_server: str, tmp_path: Path
+) -> None:
+    """CreateBucket takes no tags and no token: a process killed during the call leaves an untagged,
+    unversioned bucket, which the resumed restore used to refuse as someone else's. The step
+    journals that it is about to create the bucket (a memo), so the resumed start knows it is its
+    own, versions and tags it, and restores into it."""
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
+    s3.create_bucket(Bucket="assets")
+    s3.put_bucket_versioning(Bucket="assets", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="assets", Key="logo.png", Body=b"v1")
+    plan = {
+        "drplan": 1,
+        "name": "bucket",
+        "aws": {"region": REGION},
+        "services": {
+            "assets": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.s3.restore_versions",
+                        "with": {"bucket": "assets", "at": "PT0S", "target_bucket": "assets-restored"},
+                    }
+                ]
+            }
+        },
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan), encoding="utf-8")
+    state = tmp_path / "state"
+    args = ["recover", str(path), "--yes", "--endpoint-url", moto_server, "--state-dir", str(state)]
+    done = drplan(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The state a kill during CreateBucket leaves: the journal ends with the memo, and the bucket
+    # exists as CreateBucket makes it (no tags, never versioned, empty).
+    journal = _journal(state)
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    [memo_at] = [i for i, line in enumerate(lines) if '"step.memo"' in line]
+    journal.write_text("".join(lines[: memo_at + 1]), encoding="utf-8")
+    for version in s3.list_object_versions(Bucket="assets-restored").get("Versions", []):
+        s3.delete_object(Bucket="assets-restored", Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket="assets-restored")
+    s3.create_bucket(Bucket="assets-restored")
+    s3.delete_bucket_tagging(Bucket="assets-restored")  # moto keeps a deleted bucket's tags by name
+    assert s3.get_bucket_versioning(Bucket="assets-restored").get("Status") is None
+
+    resumed = drplan("resume", journal.parent.name, "--yes", "--state-dir", str(state), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert s3.get_bucket_versioning(Bucket="assets-restored").get("Status") == "Enabled"
+    assert s3.get_object(Bucket="assets-restored", Key="logo.png")["Body"].read() == b"v1"

@@ -170,13 +170,21 @@ def _prompt_on_tty(pause: Any = None, resume: Any = None) -> Any:
     is_flag=True,
     help="When the run fails, undo the completed steps in reverse order.",
 )
+@click.option(
+    "--despite-unfinished",
+    is_flag=True,
+    help="Start even though an earlier recovery of the plan never finished (drplan resume carries it on).",
+)
 @run_options
-def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -> None:
+def recover(
+    plan_path: str, yes: bool, rollback_on_failure: bool, despite_unfinished: bool, **opts: Any
+) -> None:
     """Restore the plan's services for real, in dependency order, to the names the plan gives.
 
     Shows the dry run first and asks for confirmation (--yes skips it). Exit 0 when every step
     succeeded, 1 when a step failed, 2 when the run was refused before it started (a missing
-    --allow-commands or approval, an unwritable state folder), 3 when interrupted or when
+    --allow-commands or approval, an unwritable state folder, an earlier recovery of the plan that
+    never finished: `drplan resume RUN_ID` carries that one on), 3 when interrupted or when
     --rollback-on-failure could not undo every completed step.
 
     \b
@@ -185,7 +193,14 @@ def recover(plan_path: str, yes: bool, rollback_on_failure: bool, **opts: Any) -
       drplan recover plans/webshop.json --yes --approve-all --state s3://dr-state/webshop
       drplan recover plans/webshop.json --sandbox --yes --approve-all
     """
-    _run(plan_path, "recover", confirm=not yes, rollback_on_failure=rollback_on_failure, **opts)
+    _run(
+        plan_path,
+        "recover",
+        confirm=not yes,
+        rollback_on_failure=rollback_on_failure,
+        despite_unfinished=despite_unfinished,
+        **opts,
+    )
 
 
 @click.command()
@@ -444,6 +459,7 @@ def _run(
     *,
     confirm: bool,
     rollback_on_failure: bool = False,
+    despite_unfinished: bool = False,
     keep: bool = False,
     report_dir: str | None = None,
     pushgateway: str | None = None,
@@ -524,6 +540,7 @@ def _run(
             ungraceful=opts["ungraceful"],
             keep=keep,
             rollback_on_failure=rollback_on_failure,
+            despite_unfinished=despite_unfinished,
             report_dir=Path(report_dir) if report_dir else None,
             events_path=Path(opts["events_file"]) if opts["events_file"] else None,
             pushgateway=pushgateway,
