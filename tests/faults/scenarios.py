@@ -812,9 +812,9 @@ def concurrent(lab: Lab, case: str = "same-plan", *, stagger: float = 0.5) -> Re
 
 def recover_again(lab: Lab, during: str = "rds-create") -> Result:
     """Kill -9 a real recovery while a restore call is in flight, then run ``drplan recover`` again,
-    as an operator would (there is no ``drplan resume``). Does the second run finish the recovery,
-    and is any restore started twice?"""
-    result = Result("recover", f"kill -9 during {during}, recover again")
+    as an operator may first do: it must refuse (exit 2) and name ``drplan resume RUN_ID``, which
+    then finishes the recovery. Is any restore started twice?"""
+    result = Result("recover", f"kill -9 during {during}, recover again, then resume")
     trial = lab.trial("recover")
     trial.proxy.set_rules([Rule("delay", CREATE_OPERATIONS, seconds=2.0, after_forward=True)])
     child = Child(drplan_argv(trial.drill(mode="recover").args()))
@@ -828,7 +828,13 @@ def recover_again(lab: Lab, during: str = "rds-create") -> Result:
     trial.proxy.wait_idle(15)
     trial.proxy.set_rules([])
     first_creates = dict(trial.creates())
-    again = run(trial.drill(mode="recover").args(), timeout=RUN_TIMEOUT)
+    refused = run(trial.drill(mode="recover").args(), timeout=RUN_TIMEOUT)
+    result.commands.append(_summary("recover again", refused))
+    if refused.returncode != 2 or "drplan resume" not in refused.stderr:
+        result.find(f"a second `drplan recover` was not refused (exit {refused.returncode})")
+    [dead] = run_ids(trial.state_dir)  # the refusal left no run folder
+    resume = ["resume", dead, "--state-dir", str(trial.state_dir), "--endpoint-url", trial.proxy.url]
+    again = run([*resume, "--region", REGION, "--yes"], timeout=RUN_TIMEOUT)
     observe(trial, result, again)
     result.evidence = None  # a recovery writes no drill evidence
     result.extra["creates_first_run"] = first_creates
@@ -839,7 +845,7 @@ def recover_again(lab: Lab, during: str = "rds-create") -> Result:
     ]
     if again.returncode != 0:
         result.find(
-            f"the second `drplan recover` exited {again.returncode}: the recovery cannot be completed after a crash"
+            f"`drplan resume` exited {again.returncode}: the recovery cannot be completed after a crash"
         )
     restored = {
         "fault-orders-restored",

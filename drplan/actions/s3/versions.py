@@ -159,14 +159,18 @@ def head_object(ctx: StepContext, bucket: str, key: str) -> dict[str, Any] | Non
 
 def prepare_target(ctx: StepContext, handle: Handle, target: str) -> None:
     """Make the target bucket (versioned, tagged) unless it exists; refuse one that is unusable.
-    A bucket this step made, now or in an earlier ``start`` of this run, is recorded for undo."""
+    A bucket this step made, now or in an earlier ``start`` of this run, is recorded for undo: one
+    that carries our tags, or one this step was about to create (journaled before the call) that is
+    now there in this account, untagged and unversioned, because the process died during the call."""
     client = ctx.client("s3")
     status = versioning(ctx, target)
+    creating = f"creating bucket {target}"  # CreateBucket takes no tags and no token
     if status == "forbidden":
         raise StepFailed(
             ctx.step.key, f"target bucket {target} exists and is not accessible; refusing to use it"
         )
     if status is None:
+        ctx.remember(creating, True)
         config = (
             {}
             if ctx.region == "us-east-1"
@@ -183,7 +187,7 @@ def prepare_target(ctx: StepContext, handle: Handle, target: str) -> None:
                 ) from exc
             if error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise
-    elif not bucket_is_ours(ctx, target):
+    elif not bucket_is_ours(ctx, target) and not (ctx.memo.get(creating) and status == ""):
         if status != "Enabled":
             raise StepFailed(
                 ctx.step.key,
