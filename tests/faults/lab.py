@@ -66,13 +66,16 @@ class Trial:
         return judge(self.estate)
 
     def creates(self, since: float | None = None, until: float | None = None) -> Counter[str]:
-        """Create calls the backend executed in this trial (or between two proxy timestamps)."""
+        """Create calls the backend executed in this trial (or between two proxy timestamps): those
+        it answered with a success, or whose answer never came back. One the backend refused (a
+        restore into a table that exists: 400) created nothing, so it is no duplicate."""
         start = self.started if since is None else since
         counts: Counter[str] = Counter()
         for request in self.proxy.requests(start):
             if until is not None and request.at > until:
                 continue
-            if request.forwarded and request.name in CREATE_CALLS:
+            refused = request.status is not None and request.status >= 400
+            if request.forwarded and request.name in CREATE_CALLS and not refused:
                 counts[request.name] += 1
         return counts
 
