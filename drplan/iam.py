@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drplan.model import Mode, Plan
+from drplan.resources import arn_account
 
 #: Stands for the run id while a drill's names are worked out; becomes ``*`` in the ARNs. As long
 #: as a real run id (8 characters), so names shortened to fit AWS's limits are shortened alike.
@@ -121,12 +122,6 @@ class _Where:
             f"arn:{self.partition}:{service}:{self.region if region else ''}:"
             f"{self.account if account else ''}:{resource}"
         )
-
-
-def _account_of(arn: str | None) -> str | None:
-    """The account of an IAM role ARN (``arn:aws:iam::ACCOUNT:role/NAME``), if it names one."""
-    parts = (arn or "").split(":")
-    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
 
 
 def _target_arns(kind: str, name: str, extra: Mapping[str, str], where: _Where) -> list[str]:
@@ -309,7 +304,7 @@ def build_policy(
         # A step that assumes a role works in that role's account (a DR account): its resources
         # are there, and whoever runs drplan must be allowed to assume the role.
         role_arn = step.role_arn or plan.aws.role_arn
-        role_account = _account_of(role_arn) if step.role_arn else None
+        role_account = arn_account(step.role_arn)
         where = _Where(partition(step_region), step_region, role_account or account)
         if role_arn:
             grants.append(_Grant(frozenset({"sts:AssumeRole"}), frozenset({role_arn}), ""))

@@ -82,6 +82,12 @@ class Target:
             out["extra"] = dict(self.extra)
         return out
 
+    def intent(self, region: str | None, role_arn: str | None) -> dict[str, Any]:
+        """The name as a run journals it before the create call (``step.intent``), with where it is
+        made: the Region, and the role of a step that works in another account, so that cleanup
+        looks for it there."""
+        return {**self.to_json(), "region": region, **({"role_arn": role_arn} if role_arn else {})}
+
 
 NameRule = Callable[[str], "str | None"]
 
@@ -313,6 +319,12 @@ def _arn_parts(arn: str) -> tuple[str, str] | None:
     if len(parts) < 6 or parts[0] != "arn":
         return None
     return parts[2], parts[5]
+
+
+def arn_account(arn: str | None) -> str | None:
+    """The account an ARN names (``arn:aws:iam::ACCOUNT:role/NAME``), if it names one."""
+    parts = (arn or "").split(":", 5)
+    return parts[4] if len(parts) == 6 and parts[0] == "arn" and parts[4].isdigit() else None
 
 
 def resource_from_arn(arn: str, region: str | None = None) -> Resource | None:

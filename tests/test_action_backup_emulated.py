@@ -77,7 +77,9 @@ def emulated(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[BackupEmulator, 
     """moto, plus the AWS Backup emulator answering backup clients (restores go to moto)."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
-        emulator = BackupEmulator(native=lambda service, region: boto3.client(service, region_name=region))
+        emulator = BackupEmulator(
+            native=lambda service, region, account=None: boto3.client(service, region_name=region)
+        )
 
         def customize(client: Any) -> None:
             if client.meta.service_model.service_name == "backup":

@@ -157,8 +157,7 @@ def _planned_intents(state: Any, region: str) -> tuple[list[tuple[str, dict[str,
         except (KeyError, TypeError, ValueError):
             continue
         step_region = step.step.region or result.plan.drill.region or result.plan.aws.region or region
-        role = {"role_arn": step.step.role_arn} if step.step.role_arn else {}
-        out += [(key, {**t.to_json(), "region": step_region, **role}) for t in targets if "${" not in t.name]
+        out += [(key, t.intent(step_region, step.step.role_arn)) for t in targets if "${" not in t.name]
     return out, None
 
 

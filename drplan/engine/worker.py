@@ -274,8 +274,7 @@ class StepDriver:
             targets = [t for t in action.targets(ctx.params) if "${" not in t.name]
         except (KeyError, TypeError, ValueError):
             return []
-        role = {"role_arn": ctx.step.role_arn} if ctx.step.role_arn else {}
-        journaled = [{**t.to_json(), "region": ctx.region, **role} for t in targets]
+        journaled = [t.intent(ctx.region, ctx.step.role_arn) for t in targets]
         if journaled:
             self.bus.emit(
                 "step.intent", key, targets=journaled, tags=dict(ctx.tags), client_token=ctx.client_token

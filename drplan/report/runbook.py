@@ -30,6 +30,7 @@ from drplan.report.dryrun import (
     timestamp,
     value_text,
 )
+from drplan.resources import arn_account
 
 _STATUS = {"met": "met", "missed": "**MISSED**", "no-objective": "no objective", "not-run": "not run"}
 _OTHER: dict[Mode, Mode] = {"recover": "drill", "drill": "recover"}
@@ -224,7 +225,7 @@ def _step(dry: DryRun, s: PlannedStep, numbers: Mapping[str, int], other: Other)
     if step.region:
         facts.append(f"- **Region:** {md_code(step.region)}")
     if step.role_arn:  # another account's role: the person at the keyboard needs to know where
-        account = step.role_arn.split(":")[4] if step.role_arn.count(":") >= 5 else ""
+        account = arn_account(step.role_arn)
         facts.append(
             f"- **Runs as:** {md_code(step.role_arn)}"
             + (f" (account {md_code(account)})" if account else "")

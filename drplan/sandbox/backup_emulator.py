@@ -130,9 +130,6 @@ class BackupEmulator:
 
     # --- seeding (called by the sandbox, not over HTTP) -----------------------------------------
 
-    def _client(self, service: str, region: str, account: str) -> Any:
-        return self.native(service, region) if account == ACCOUNT else self.native(service, region, account)
-
     def seed(
         self,
         *,
@@ -174,7 +171,7 @@ class BackupEmulator:
     def _native_backup(self, kind: str, region: str, name: str, account: str) -> str:
         helper = f"awsbackup-source-{name}"[:60]
         if kind == "RDS":
-            rds = self._client("rds", region, account)
+            rds = self.native("rds", region, account)
             rds.create_db_instance(
                 DBInstanceIdentifier=helper,
                 DBInstanceClass="db.t3.micro",
@@ -188,7 +185,7 @@ class BackupEmulator:
             rds.delete_db_instance(DBInstanceIdentifier=helper, SkipFinalSnapshot=True)
             return snapshot
         if kind == "DynamoDB":
-            ddb = self._client("dynamodb", region, account)
+            ddb = self.native("dynamodb", region, account)
             ddb.create_table(
                 TableName=helper,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -203,13 +200,13 @@ class BackupEmulator:
             ddb.delete_table(TableName=helper)
             return str(arn)
         if kind == "EBS":
-            ec2 = self._client("ec2", region, account)
+            ec2 = self.native("ec2", region, account)
             volume = ec2.create_volume(AvailabilityZone=f"{region}a", Size=16)["VolumeId"]
             snapshot = ec2.create_snapshot(VolumeId=volume, Description=f"AWS Backup of {name}")["SnapshotId"]
             ec2.delete_volume(VolumeId=volume)
             return str(snapshot)
         if kind == "Aurora":
-            rds = self._client("rds", region, account)
+            rds = self.native("rds", region, account)
             rds.create_db_cluster(
                 DBClusterIdentifier=helper,
                 Engine="aurora-postgresql",
@@ -221,7 +218,7 @@ class BackupEmulator:
             rds.delete_db_cluster(DBClusterIdentifier=helper, SkipFinalSnapshot=True)
             return snapshot
         if kind == "EC2":  # an EC2 recovery point is an AMI of the instance (and its volumes)
-            ec2 = self._client("ec2", region, account)
+            ec2 = self.native("ec2", region, account)
             source = ec2.run_instances(ImageId=SOURCE_IMAGE, InstanceType="t3.micro", MinCount=1, MaxCount=1)
             instance = source["Instances"][0]["InstanceId"]
             image = ec2.create_image(InstanceId=instance, Name=f"AWS Backup {name} {uuid.uuid4().hex[:8]}")
@@ -363,17 +360,17 @@ class BackupEmulator:
                 kwargs["DBInstanceClass"] = _get(metadata, "DBInstanceClass")
             if _get(metadata, "MultiAZ"):
                 kwargs["MultiAZ"] = (_get(metadata, "MultiAZ") or "").lower() == "true"
-            db = self._client("rds", point.region, point.account).restore_db_instance_from_db_snapshot(
+            db = self.native("rds", point.region, point.account).restore_db_instance_from_db_snapshot(
                 **kwargs
             )["DBInstance"]
             return str(db["DBInstanceArn"])
         if point.resource_type == "DynamoDB":
-            table = self._client("dynamodb", point.region, point.account).restore_table_from_backup(
+            table = self.native("dynamodb", point.region, point.account).restore_table_from_backup(
                 TargetTableName=_get(metadata, "targetTableName"), BackupArn=point.backing
             )
             return str(table["TableDescription"]["TableArn"])
         if point.resource_type == "EBS":
-            ec2 = self._client("ec2", point.region, point.account)
+            ec2 = self.native("ec2", point.region, point.account)
             kwargs = {
                 "SnapshotId": point.backing,
                 "AvailabilityZone": _get(metadata, "availabilityZone") or f"{point.region}a",
@@ -383,14 +380,14 @@ class BackupEmulator:
             volume = ec2.create_volume(**kwargs)["VolumeId"]
             return f"arn:aws:ec2:{point.region}:{point.account}:volume/{volume}"
         if point.resource_type == "Aurora":
-            cluster = self._client("rds", point.region, point.account).restore_db_cluster_from_snapshot(
+            cluster = self.native("rds", point.region, point.account).restore_db_cluster_from_snapshot(
                 DBClusterIdentifier=_get(metadata, "DBClusterIdentifier"),
                 SnapshotIdentifier=point.backing,
                 Engine=_get(metadata, "Engine") or "aurora-postgresql",
             )["DBCluster"]
             return str(cluster["DBClusterArn"])
         if point.resource_type == "EC2":
-            instance = self._client("ec2", point.region, point.account).run_instances(
+            instance = self.native("ec2", point.region, point.account).run_instances(
                 ImageId=point.backing,
                 InstanceType=_get(metadata, "InstanceType") or "t3.micro",
                 MinCount=1,
@@ -400,14 +397,14 @@ class BackupEmulator:
         if point.resource_type == "EFS":
             if (_get(metadata, "newFileSystem") or "").lower() != "true":
                 raise RuntimeError("the sandbox emulates EFS restores into a new file system only")
-            fs = self._client("efs", point.region, point.account).create_file_system(
+            fs = self.native("efs", point.region, point.account).create_file_system(
                 CreationToken=_get(metadata, "CreationToken") or str(uuid.uuid4()),
                 PerformanceMode=_get(metadata, "PerformanceMode") or "generalPurpose",
                 Encrypted=(_get(metadata, "Encrypted") or "").lower() == "true",
             )
             return str(fs["FileSystemArn"])
         if point.resource_type == "FSx":
-            fs = self._client("fsx", point.region, point.account).create_file_system(
+            fs = self.native("fsx", point.region, point.account).create_file_system(
                 FileSystemType=_get(metadata, "FileSystemType") or "LUSTRE",
                 StorageCapacity=int(_get(metadata, "StorageCapacity") or 1200),
                 SubnetIds=["subnet-12345678"],  # the emulator's own: a DR account's subnets are not here
