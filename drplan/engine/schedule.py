@@ -5,9 +5,10 @@ steps, the one with the least slack against the objectives starts first: the one
 soonest for every service it leads to to meet its RTO (:func:`least_slack`); when every service has
 the same RTO, or none has one, that is the step with the longest remaining path to the end of the
 plan (critical-path priority; ties: plan order). All within a global parallelism bound and
-per-group limits (e.g. AWS Backup's concurrent restore jobs). On 1,000 simulated steps at parallelism 32 this finishes within 0.2% of its lower
-bound (the larger of the critical path and total work over the parallelism), where wave barriers
-take 3.3x (benchmarks/bench_scheduler.py drives this same class through :func:`simulate`).
+per-group limits (e.g. AWS Backup's concurrent restore jobs). On 1,000 simulated steps at
+parallelism 32, with critical-path priority, this finishes within 0.2% of its lower bound (the
+larger of the critical path and total work over the parallelism), where wave barriers take 3.3x
+(benchmarks/bench_scheduler.py drives this same class through :func:`simulate`).
 
 The runner (:mod:`drplan.engine.runner`) drives a :class:`ReadyQueue` with real steps; the
 benchmark drives it with simulated durations. Both see exactly the same decisions.
