@@ -41,6 +41,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 SFN: Any = {"stepfunctions": {"execute_state_machine": True}}
 FAST = RunOptions(poll_initial=1, poll_max=1, retry_delay=2, undo_timeout=120)
+ONE_MACHINE = 10**9  # see tests/test_stepfunctions.py
 RUN_ID = "0a1b2c3d"
 approve = COMMANDS[2]
 
@@ -113,7 +114,7 @@ def deploy_as_the_template_does(plan_path: Path) -> tuple[str, str]:
     """The approvals topic (with an SQS subscriber, to read what people are sent) and the state
     machine, as the template creates them: (state machine ARN, queue URL)."""
     plan, _ = load_plan(str(plan_path))
-    exported = export_plan(plan, "recover", options=FAST)
+    exported = export_plan(plan, "recover", options=FAST, history_budget=ONE_MACHINE)
     assert exported.approvals_topic == "drplan-gated-recover-approvals"
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name=exported.approvals_topic)["TopicArn"]

@@ -38,6 +38,7 @@ REGION = "us-east-1"
 SFN = {"stepfunctions": {"execute_state_machine": True}}
 #: The exported machine's timings in tests: moto restores and deletes at once.
 FAST = RunOptions(poll_initial=1, poll_max=1, retry_delay=2, undo_timeout=120)
+ONE_MACHINE = 10**9  # see tests/test_stepfunctions.py
 deploy, start, _ = COMMANDS
 runs, show, _ = HISTORY
 
@@ -105,7 +106,7 @@ def create_machine(plan_path: Path, mode: str) -> str:
     """The exported state machine, created as the template creates it (moto's CloudFormation puts
     it where moto's interpreter does not look)."""
     plan, _ = load_plan(str(plan_path))
-    exported = export_plan(plan, mode, options=FAST)  # type: ignore[arg-type]
+    exported = export_plan(plan, mode, options=FAST, history_budget=ONE_MACHINE)  # type: ignore[arg-type]
     sfn = boto3.client("stepfunctions", region_name=REGION)
     return str(
         sfn.create_state_machine(

@@ -23,6 +23,7 @@ from drplan.stepfunctions import ExportRefused, export_plan
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
+    ONE_MACHINE,
     REGION,
     RUN_ID,
     _quiet_moto,  # noqa: F401 - the autouse fixture, for this module too
@@ -141,7 +142,7 @@ def test_invocations_outputs_and_function_errors_match_the_local_run(
     }
     local_calls = _by_function(invocations)
     invocations.clear()
-    exported = export_plan(build_plan(data), "recover", options=FAST)
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE)
     assert lint_definition(exported.definition) == []
     assert lint_template(exported.template) == []
     with mock_aws(config=AWS):
@@ -174,7 +175,7 @@ def test_a_drill_invokes_the_undo_where_the_plan_gives_one(invocations: list[tup
     local_calls = _by_function(invocations)
     assert json.dumps(["prepare", {"drop": "db.example.com"}], sort_keys=True) in local_calls  # the undo
     invocations.clear()
-    exported = export_plan(build_plan(data), "drill", options=FAST)
+    exported = export_plan(build_plan(data), "drill", options=FAST, history_budget=ONE_MACHINE)
     with mock_aws(config=AWS):
         functions("prepare")
         described = execute(exported.definition, table=exported.coordination_table)

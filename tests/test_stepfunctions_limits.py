@@ -28,6 +28,7 @@ from drplan.stepfunctions.history import most_at_once
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
+    ONE_MACHINE,
     REGION,
     RUN_ID,
     SFN,
@@ -132,7 +133,7 @@ def test_limits_the_graph_could_exceed_become_semaphores_that_lint() -> None:
 @pytest.mark.slow
 def test_six_independent_steps_run_at_most_two_at_once() -> None:
     data = plan_data(waits(6), run={"parallelism": 2}, name="six")
-    exported = export_plan(build_plan(data), "recover", options=FAST)
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE)
     ((sem, members),) = exported.shape.semaphores
     assert (sem.name, sem.limit, len(members)) == ("run", 2, 6)
     with mock_aws(config=SFN):
@@ -183,7 +184,9 @@ def test_a_failed_retried_or_timed_out_step_gives_its_slots_back() -> None:
         "w1.w": "succeeded",
         "w2.w": "succeeded",
     }
-    exported = export_plan(build_plan(data), "recover", options=FAST, limit_overrides=limits)
+    exported = export_plan(
+        build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE, limit_overrides=limits
+    )
     assert [s.name for s, _ in exported.shape.semaphores] == ["wait", "run"]
     with mock_aws(config=SFN):
         seed(("carts",))
@@ -212,7 +215,7 @@ def test_a_drill_one_step_at_a_time_through_coordination_records_leaves_nothing_
     data = n_shape()
     data["run"] = {"parallelism": 1}
     tables = ("orders", "carts", "users", "stock")
-    exported = export_plan(build_plan(data), "drill", options=FAST)
+    exported = export_plan(build_plan(data), "drill", options=FAST, history_budget=ONE_MACHINE)
     assert exported.shape.coordinated and [s.name for s, _ in exported.shape.semaphores] == ["run"]
     with mock_aws(config=SFN):
         seed(tables)
@@ -233,7 +236,7 @@ def test_a_counter_that_cannot_be_written_fails_the_steps_instead_of_hanging() -
     """Without the coordination table no slot can be taken: each step fails with DynamoDB's error
     (its record says so), nothing waits forever."""
     data = plan_data(waits(3, seconds=1), run={"parallelism": 1}, name="notable")
-    exported = export_plan(build_plan(data), "recover", options=FAST)
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE)
     with mock_aws(config=SFN):
         described = execute(exported.definition, table=None, timeout=60)
     assert described["status"] == "FAILED"

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from drplan.errors import DrplanError, UsageError
 from drplan.stepfunctions.approval import REJECTED, ROLE, STEP_ATTRIBUTE, TOKEN_ATTRIBUTE
-from drplan.stepfunctions.history import read_machine
+from drplan.stepfunctions.history import child_executions, read_run_machine
 
 #: History events that end a task: after one of them its token answers nothing any more.
 _TASK_ENDED = {
@@ -141,16 +141,20 @@ def _ended(events: Mapping[int, Mapping[str, Any]], scheduled: int) -> bool:
 def approvals(sfn: Any, execution_arn: str) -> tuple[list[str], dict[str, Waiting]]:
     """The manual steps of the execution's state machine, and the latest approval each asked for."""
     definition = sfn.describe_state_machine_for_execution(executionArn=execution_arn)["definition"]
-    machine = read_machine(definition)
+    machine_arn = str(sfn.describe_execution(executionArn=execution_arn)["stateMachineArn"])
+    machine = read_run_machine(sfn, definition, machine_arn)
     manual = sorted({str(r.key) for r in machine.roles.values() if r.kind == ROLE and r.key})
-    events = _history(sfn, execution_arn)
+    main = _history(sfn, execution_arn)
+    # A plan split into parts asks in the child execution that runs the step.
+    histories = [main, *(_history(sfn, arn) for arn in child_executions([main[k] for k in sorted(main)]))]
     found: dict[str, Waiting] = {}
-    for number in sorted(events, reverse=True):  # the newest first: a retried step's latest ask
-        approval = _approval_of(events[number])
-        if approval is None or approval[0] in found:
-            continue
-        key, token = approval
-        found[key] = Waiting(key, token, events[number].get("timestamp"), _ended(events, number))
+    for events in histories:
+        for number in sorted(events, reverse=True):  # the newest first: a retried step's latest ask
+            approval = _approval_of(events[number])
+            if approval is None or approval[0] in found:
+                continue
+            key, token = approval
+            found[key] = Waiting(key, token, events[number].get("timestamp"), _ended(events, number))
     return manual, found
 
 

@@ -34,6 +34,7 @@ from drplan.stepfunctions.asl import (
     undo_block,
 )
 from drplan.stepfunctions.builder import Names, Path, Scope, machine, role
+from drplan.stepfunctions.parts import Split, encode_parts, reversed_tree
 from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state
 
 
@@ -47,6 +48,19 @@ class Shape:
     #: The limits enforced inside the machine (only those the graph could exceed), and the steps
     #: that take a slot of each.
     semaphores: tuple[tuple[Semaphore, tuple[str, ...]], ...] = ()
+    #: The plan runs as child executions: its parts (None: one machine runs every step).
+    split: Split | None = None
+
+
+def semaphore_slots(
+    semaphores: Sequence[tuple[Semaphore, Sequence[str]]],
+) -> dict[str, tuple[Semaphore, ...]]:
+    """The semaphores each step takes, in the order it takes them."""
+    slots: dict[str, tuple[Semaphore, ...]] = {}
+    for sem, members in semaphores:
+        for key in members:
+            slots[key] = (*slots.get(key, ()), sem)
+    return slots
 
 
 def build_definition(
@@ -59,22 +73,29 @@ def build_definition(
     coordination: str,
     options: RunOptions | None = None,
     semaphores: Sequence[tuple[Semaphore, Sequence[str]]] = (),
+    split: Split | None = None,
 ) -> tuple[dict[str, Any], Shape]:
     """The definition, and how the graph was encoded. ``semaphores``: the limits to enforce, each
-    with the steps that take a slot of it (in the order given, a step takes them in turn)."""
+    with the steps that take a slot of it (in the order given, a step takes them in turn).
+    ``split``: the plan runs as child executions (:mod:`drplan.stepfunctions.parts`); this is the
+    main machine, which starts them."""
     order = {key: i for i, key in enumerate(infos)}
     options = options or RunOptions()
     names = Names()
     top = Scope(names)
-    tree = decompose(graph, order)
     reverse = graph.reverse(copy=True)
-    cleanup_tree = decompose(reverse, order) if mode == "drill" else None
-    coordinated = tuple(k for g in general_parts(tree) + general_parts(cleanup_tree) for k in g.keys)
+    if split is None:
+        tree = decompose(graph, order)
+        cleanup_tree = decompose(reverse, order) if mode == "drill" else None
+        trees = [tree, cleanup_tree]
+    else:  # each part's machine decomposes its own steps
+        tree = cleanup_tree = None
+        trees = [decompose(graph.subgraph(p.keys), order) for p in split.parts]
+        if mode == "drill":
+            trees += [decompose(reverse.subgraph(p.keys), order) for p in split.parts]
+    coordinated = tuple(k for t in trees for g in general_parts(t) for k in g.keys)
     table = coordination if coordinated or semaphores else None
-    slots: dict[str, tuple[Semaphore, ...]] = {}
-    for sem, members in semaphores:
-        for key in members:
-            slots[key] = (*slots.get(key, ()), sem)
+    slots = semaphore_slots(semaphores)
 
     sids = [info.sid for info in infos.values()]
     summary = top.add(
@@ -147,9 +168,9 @@ def build_definition(
 
     # --- a drill's cleanup ---------------------------------------------------------------------------
     after_steps = verdict_input
-    if mode == "drill" and cleanup_tree is not None and plan.drill.cleanup != "never":
+    if mode == "drill" and (cleanup_tree is not None or split is not None) and plan.drill.cleanup != "never":
         after_steps = _cleanup(
-            top, plan, infos, translations, reverse, cleanup_tree, table, options, verdict_input
+            top, plan, infos, translations, reverse, cleanup_tree, table, options, verdict_input, split
         )
     else:
         none = top.add("No cleanup", pass_state({}, verdict_input, result="$.u"))
@@ -167,7 +188,10 @@ def build_definition(
     body = top.branch()
     encoder = Encoder(infos, translations, graph, "s", step_block, table, options, slots)
     out = body.add("Records", pass_state({"s": Path("$.s")}, None))
-    start = encoder.encode(tree, body, out) if tree is not None else out
+    if split is not None:
+        start = encode_parts(split, split.tree, infos, body, out, "steps")
+    else:
+        start = encoder.encode(tree, body, out) if tree is not None else out
     title = "Recovery" if mode == "recover" else "Drill"
     main = top.add(
         f"{title} of {plan.name}",
@@ -249,7 +273,11 @@ def build_definition(
         "stepfunctions; see docs/stepfunctions.md"
     )
     shape = Shape(
-        tree, coordinated, cleanup_tree, tuple((sem, tuple(members)) for sem, members in semaphores)
+        tree,
+        coordinated,
+        cleanup_tree,
+        tuple((sem, tuple(members)) for sem, members in semaphores),
+        split,
     )
     return machine(top, first, comment), shape
 
@@ -260,10 +288,11 @@ def _cleanup(
     infos: Mapping[str, StepInfo],
     translations: Mapping[str, Translation],
     reverse: nx.DiGraph,
-    tree: Tree,
+    tree: Tree | None,
     table: str | None,
     options: RunOptions,
     then: str,
+    split: Split | None = None,
 ) -> str:
     """The drill's cleanup (``Undoer.cleanup``): every step that may have created something is
     undone, dependents first, within the local engine's overall undo deadline; skipped when the
@@ -286,11 +315,13 @@ def _cleanup(
     out = body.add(
         "Cleanup records", {"Type": "Fail", "Error": DONE, "CausePath": "States.JsonToString($.u)"}
     )
+    if split is not None:
+        first = encode_parts(split, reversed_tree(split.tree), infos, body, out, "cleanup")
+    else:
+        assert tree is not None
+        first = encoder.encode(tree, body, out)
     start = body.add(
-        "Cleanup starts",
-        pass_state(
-            {"run": Path("$.run"), "s": Path("$.s"), "u": {}, "w": {}}, encoder.encode(tree, body, out)
-        ),
+        "Cleanup starts", pass_state({"run": Path("$.run"), "s": Path("$.s"), "u": {}, "w": {}}, first)
     )
     timer = top.branch()
     expired = timer.add(

@@ -3,7 +3,9 @@ as a stack, created or updated, and waited for: what ``aws cloudformation deploy
 writing the files first.
 
 CloudFormation takes a template of up to 51,200 bytes in the request; a larger one (a plan of more
-than a few steps) goes through S3 (``--s3-bucket``), as with ``aws cloudformation deploy``.
+than a few steps) goes through S3 (``--s3-bucket``), as with ``aws cloudformation deploy``. A plan
+split into child executions (:mod:`drplan.stepfunctions.parts`) deploys every definition from S3
+too: they are uploaded to the same bucket and the stack's parameters name them.
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ def deploy_stack(
     from botocore.exceptions import ClientError, WaiterError
 
     body = json.dumps(exported.template, separators=(",", ":"))
-    template = _template_argument(body, stack_name, s3, bucket, region)
+    template = _template_argument(body, stack_name, s3, bucket, region, split=bool(exported.parts))
     parameters = (
         [{"ParameterKey": "StateMachineName", "ParameterValue": state_machine_name}]
         if state_machine_name
         else []
     )
+    if exported.parts:
+        assert s3 is not None and bucket  # _template_argument asked for them: the template is large
+        parameters += _upload_definitions(exported, stack_name, s3, bucket)
     common: dict[str, Any] = {
         "StackName": stack_name,
         **template,
@@ -109,10 +114,31 @@ def deploy_stack(
     )
 
 
+def _upload_definitions(exported: Exported, stack_name: str, s3: Any, bucket: str) -> list[dict[str, str]]:
+    """A split plan's definitions (the template reads them from S3), under a prefix named after
+    their content, so an update deploys exactly these and a rollback finds the old ones."""
+    files = [(name, text) for name, text in exported.files() if name.endswith(".asl.json")]
+    digest = hashlib.sha256("".join(text for _, text in files).encode("utf-8")).hexdigest()[:16]
+    prefix = f"drplan/{stack_name}/definitions-{digest}/"
+    for name, text in files:
+        s3.put_object(
+            Bucket=bucket, Key=prefix + name, Body=text.encode("utf-8"), ContentType="application/json"
+        )
+    return [
+        {"ParameterKey": "DefinitionsBucket", "ParameterValue": bucket},
+        {"ParameterKey": "DefinitionsPrefix", "ParameterValue": prefix},
+    ]
+
+
 def _template_argument(
-    body: str, stack_name: str, s3: Any, bucket: str | None, region: str | None
+    body: str, stack_name: str, s3: Any, bucket: str | None, region: str | None, *, split: bool = False
 ) -> dict[str, str]:
     size = len(body.encode("utf-8"))
+    if split and (s3 is None or not bucket):
+        raise UsageError(
+            "the plan runs as child executions: the state machines' definitions are deployed from S3",
+            hint="pass --s3-bucket BUCKET (a bucket in the stack's region, as for aws cloudformation deploy)",
+        )
     if size <= TEMPLATE_BODY_LIMIT:
         return {"TemplateBody": body}
     if s3 is None or not bucket:

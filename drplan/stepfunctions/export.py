@@ -26,12 +26,18 @@ from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
 from drplan.stepfunctions.asl import Semaphore, width
 from drplan.stepfunctions.builder import RUN_ID_MARKER, Path, Untranslatable, Values
-from drplan.stepfunctions.definition import Shape, build_definition
+from drplan.stepfunctions.definition import Shape, build_definition, semaphore_slots
+from drplan.stepfunctions.parts import (
+    DEFINITION_LIMIT,
+    EVENT_BUDGET,
+    TooLargeForOnePart,
+    history_events,
+    part_definition,
+    split,
+    step_sizes,
+)
 from drplan.stepfunctions.tasks import StepInfo, poll_waits
 from drplan.stepfunctions.translations import TRANSLATIONS
-
-#: Step Functions' limit on a definition (docs/stepfunctions.md#limits).
-DEFINITION_LIMIT = 1024 * 1024  # bytes of the definition
 
 DEFINITION_FILE = "definition.asl.json"
 POLICY_FILE = "policy.json"
@@ -53,14 +59,11 @@ class ExportRefused(DrplanError):
 class ExportTooLarge(DrplanError):
     """The definition would be over Step Functions' size limit: AWS would refuse to create it."""
 
-    def __init__(self, plan: str, size: int) -> None:
+    def __init__(self, plan: str, why: str) -> None:
         super().__init__(
-            f"{plan}: the state machine's definition would be {size} bytes, over Step Functions' limit of "
-            f"{DEFINITION_LIMIT} bytes (1 MiB)",
-            hint="split the plan into smaller plans; splitting into child executions is not built yet "
-            "(docs/stepfunctions.md#limits)",
+            f"{plan}: cannot export to Step Functions: {why}",
+            hint="docs/stepfunctions.md#limits says what fits and how a plan is split into child executions",
         )
-        self.size = size
 
 
 @dataclass
@@ -75,13 +78,15 @@ class Exported:
     coordination_table: str | None
     notes: list[str] = field(default_factory=list)
     approvals_topic: str | None = None  # the SNS topic manual steps ask through, when there are any
+    #: The parts' definitions, by part name (``part-1`` ...), when the plan runs as child executions.
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def definition_text(self) -> str:
         return json.dumps(self.definition, indent=2) + "\n"
 
     def size(self) -> int:
         """The definition's size as Step Functions counts it (minified)."""
-        return len(json.dumps(self.definition, separators=(",", ":")).encode("utf-8"))
+        return _size(self.definition)
 
     def states(self) -> int:
         return _count_states(self.definition)
@@ -90,9 +95,19 @@ class Exported:
         """(file name, text) of the three files the command writes."""
         return [
             (DEFINITION_FILE, self.definition_text()),
+            *((part_file(name), json.dumps(d, indent=2) + "\n") for name, d in self.parts.items()),
             (POLICY_FILE, json.dumps(self.policy, indent=2) + "\n"),
             (TEMPLATE_FILE, json.dumps(self.template, indent=2) + "\n"),
         ]
+
+
+def part_file(name: str) -> str:
+    """The file of a part's definition: ``part-1.asl.json`` ..."""
+    return f"{name}.asl.json"
+
+
+def _size(definition: Mapping[str, Any]) -> int:
+    return len(json.dumps(definition, separators=(",", ":")).encode("utf-8"))
 
 
 def _count_states(node: Any) -> int:
@@ -114,6 +129,15 @@ def default_table(plan: Plan) -> str:
     return f"drplan-{plan.name}-coordination"[:255]
 
 
+#: A part's state machine is the main one's name with ``-part-N`` after it (up to 80 characters).
+MACHINE_NAME_ROOM = 80 - len("-part-999")
+
+
+def default_machine_name(plan: Plan, mode: Mode, *, parts: bool = False) -> str:
+    """The template's default name of the state machine; shorter when parts' names follow it."""
+    return f"drplan-{plan.name}-{mode}"[: MACHINE_NAME_ROOM if parts else 80]
+
+
 def export_plan(
     plan: Plan,
     mode: Mode,
@@ -125,6 +149,7 @@ def export_plan(
     options: RunOptions | None = None,
     parallelism: int | None = None,
     limit_overrides: Mapping[str, int] | None = None,
+    history_budget: int = EVENT_BUDGET,
 ) -> Exported:
     """Translate ``plan`` for ``mode``; raises :class:`ExportRefused` naming every step that has no
     exact translation. ``options`` are the local engine's timings the state machine copies (polling
@@ -132,7 +157,9 @@ def export_plan(
     ``approvals_topic`` names the SNS topic manual steps ask through (default
     ``drplan-PLAN-MODE-approvals``). ``parallelism`` and ``limit_overrides`` are the local run's
     ``--parallelism`` and per-action limit overrides: the limits the state machine enforces where
-    the graph could exceed them (:func:`semaphores`)."""
+    the graph could exceed them (:func:`semaphores`). ``history_budget``: the history events one
+    execution may use (20,000 of AWS's 25,000 by default); a plan whose steps could write more, or
+    whose definition is over 1 MiB, runs as child executions (:mod:`~drplan.stepfunctions.parts`)."""
     from drplan.actions import registry
     from drplan.stepfunctions.iam import role_policy
     from drplan.stepfunctions.template import build_template
@@ -182,24 +209,71 @@ def export_plan(
 
     graph = prepared.graph.graph
     table = coordination_table or default_table(plan)
-    limits = semaphores(graph, infos, prepared.limits, options or RunOptions())
+    options = options or RunOptions()
+    limits = semaphores(graph, infos, prepared.limits, options)
     definition, shape = build_definition(
         plan, mode, graph, infos, TRANSLATIONS, coordination=table, options=options, semaphores=limits
     )
+    events = {key: history_events(info) for key, info in infos.items()}
+    parts: dict[str, dict[str, Any]] = {}
+    if _size(definition) > DEFINITION_LIMIT or sum(events.values()) > history_budget:
+        order_of = {key: i for i, key in enumerate(infos)}
+        slots = semaphore_slots(limits)
+        sizes = step_sizes(infos, TRANSLATIONS, graph, mode, table, options, slots)
+        try:
+            chosen = split(graph, order_of, sizes, events, event_budget=history_budget)
+        except TooLargeForOnePart as exc:
+            raise ExportTooLarge(plan.name, str(exc)) from exc
+        definition, shape = build_definition(
+            plan,
+            mode,
+            graph,
+            infos,
+            TRANSLATIONS,
+            coordination=table,
+            options=options,
+            semaphores=limits,
+            split=chosen,
+        )
+        for part in chosen.parts:
+            parts[part.name] = part_definition(
+                part,
+                mode,
+                graph,
+                infos,
+                TRANSLATIONS,
+                plan_name=plan.name,
+                coordination=table,
+                options=options,
+                slots=slots,
+                order=order_of,
+            )
     used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
     topic = approvals.name if manual else None
     where = region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
     counters = bool(shape.semaphores)
     policy = role_policy(
-        plan, mode, used_table, topic, account_id=account_id, region=where, counters=counters
+        plan,
+        mode,
+        used_table,
+        topic,
+        account_id=account_id,
+        region=where,
+        counters=counters,
+        children=default_machine_name(plan, mode, parts=True) if parts else None,
     )
-    template = build_template(plan, mode, definition, used_table, topic, counters=counters)
+    template = build_template(plan, mode, definition, used_table, topic, counters=counters, parts=parts)
     exported = Exported(
-        plan, mode, definition, policy, template, shape, sids, used_table, approvals_topic=topic
+        plan, mode, definition, policy, template, shape, sids, used_table, approvals_topic=topic, parts=parts
     )
-    if exported.size() > DEFINITION_LIMIT:
-        raise ExportTooLarge(plan.name, exported.size())
+    for name, machine_definition in [("the state machine", definition), *parts.items()]:
+        if _size(machine_definition) > DEFINITION_LIMIT:
+            raise ExportTooLarge(
+                plan.name,
+                f"the definition of {name} would be {_size(machine_definition)} bytes, over Step Functions' "
+                f"limit of {DEFINITION_LIMIT} bytes (1 MiB)",
+            )
     exported.notes.extend(_notes(exported, prepared.skipped, prepared))
     return exported
 
@@ -208,6 +282,20 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
     """What the person exporting should know: steps left out, steps that wait through coordination
     records, limits enforced by semaphores, manual steps."""
     notes = [f"{key} does not run in a {exported.mode}: {why}" for key, why in skipped.items()]
+    split_ = exported.shape.split
+    if split_ is not None:
+        notes.append(
+            f"the plan is over what one execution holds (1 MiB of definition, 25,000 history events): it runs "
+            f"as {len(split_.parts)} child executions, one per part "
+            f"({', '.join(part_file(p.name) for p in split_.parts)}), started and awaited by the main state "
+            "machine; deploy them with template.json (docs/stepfunctions.md#child-executions)"
+        )
+        if split_.sliced:
+            notes.append(
+                f"{len(split_.sliced)} step(s) of dependency chains too large for one part run in slices one "
+                "after another: a step waits for the whole slice before its own, not only for its "
+                "predecessors"
+            )
     if exported.shape.coordinated:
         notes.append(
             f"{len(exported.shape.coordinated)} step(s) are ordered in a way no nesting of Parallel states "

@@ -14,6 +14,7 @@ page until it reaches an event already seen.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import platform
@@ -31,7 +32,13 @@ from drplan.engine.journal import JOURNAL, Journal, run_dir
 from drplan.engine.prepare import new_run_id, prepare
 from drplan.errors import UsageError
 from drplan.model import Plan
-from drplan.stepfunctions.history import HistoryClock, Machine, Projection, read_machine
+from drplan.stepfunctions.history import (
+    HistoryClock,
+    Machine,
+    Projection,
+    child_executions,
+    read_run_machine,
+)
 
 #: How often the history is read while the execution runs (seconds).
 DEFAULT_POLL = 5.0
@@ -67,6 +74,13 @@ def new_events(sfn: Any, execution_arn: str, after: int) -> list[dict[str, Any]]
             break
         ask["nextToken"] = token
     return [found[k] for k in sorted(found)]
+
+
+def _timestamp(event: Mapping[str, Any]) -> float:
+    when = event.get("timestamp")
+    if isinstance(when, datetime):
+        return when.timestamp()
+    return float(when) if isinstance(when, (int, float)) else 0.0
 
 
 def _arn_parts(arn: str) -> tuple[str, str]:
@@ -118,7 +132,8 @@ class Follower:
         self.execution_arn = execution_arn
         described = sfn.describe_execution(executionArn=execution_arn)
         definition = sfn.describe_state_machine_for_execution(executionArn=execution_arn)["definition"]
-        self.machine: Machine = read_machine(definition)
+        self.machine: Machine = read_run_machine(sfn, definition, str(described["stateMachineArn"]))
+        self.children: list[str] = []  # the child executions started so far (a plan split into parts)
         check_plan(plan, self.machine, execution_arn)
         self.run_id = str(described["name"])
         region, account = _arn_parts(execution_arn)
@@ -163,15 +178,13 @@ class Follower:
 
     def poll(self) -> bool:
         """Read what is new in the history and project it; True once the execution has ended."""
-        for event in new_events(self.sfn, self.execution_arn, self.projection.last_id):
-            self.projection.feed(event)
+        self._read()
         if self.projection.ending is None:
             # An execution can end without its last event in the history yet (or ever: moto writes
             # none for a stopped one): the execution's own status says it ended.
             described = self.sfn.describe_execution(executionArn=self.execution_arn)
             if described.get("status", "RUNNING") != "RUNNING":
-                for event in new_events(self.sfn, self.execution_arn, self.projection.last_id):
-                    self.projection.feed(event)
+                self._read()
                 if self.projection.ending is None:
                     self.projection.end(
                         str(described["status"]),
@@ -180,6 +193,23 @@ class Follower:
                         described.get("cause"),
                     )
         return self.projection.ending is not None
+
+    def _read(self) -> None:
+        """What is new in the main execution's history and in each child execution's it started
+        (a plan split into parts), projected in the order the events happened."""
+        main: list[tuple[dict[str, Any], str | None]] = [
+            (event, None) for event in new_events(self.sfn, self.execution_arn, self.projection.last_id)
+        ]
+        for arn in child_executions([event for event, _ in main]):
+            if arn not in self.children:
+                self.children.append(arn)
+        streams: list[list[tuple[dict[str, Any], str | None]]] = [main]
+        for arn in self.children:
+            last = self.projection.child_last.get(arn, 0)
+            streams.append([(event, arn) for event in new_events(self.sfn, arn, last)])
+        # Each history stays in its own order (ids); the histories interleave by time.
+        for event, child in heapq.merge(*streams, key=lambda item: _timestamp(item[0])):
+            self.projection.feed(event, child)
 
     def follow(self, interval: float = DEFAULT_POLL, sleep: Callable[[float], None] = time.sleep) -> Followed:
         """Poll until the execution ends, then :meth:`finish`. A KeyboardInterrupt goes through to

@@ -78,7 +78,10 @@ def read_machine(definition: str | Mapping[str, Any]) -> Machine:
     roles: dict[str, StateRole] = {}
     owner: dict[str, str] = {}
     _walk(states, None, roles, owner)
-    if run.get("mode") not in ("recover", "drill") or not any(r.kind == "step" for r in roles.values()):
+    # A plan split into parts: its steps' states are in the parts' machines (:func:`with_parts`).
+    if run.get("mode") not in ("recover", "drill") or not any(
+        r.kind in ("step", "part") for r in roles.values()
+    ):
         raise NotDrplanMachine(
             "this state machine was not exported by drplan export stepfunctions (or by an older drplan: "
             "its states carry no drplan: comments)",
@@ -86,6 +89,63 @@ def read_machine(definition: str | Mapping[str, Any]) -> Machine:
         )
     sha = _SHA.search(str(doc.get("Comment", "")))
     return Machine(run["mode"], str(run.get("plan")), sha[1] if sha else None, roles, owner)
+
+
+def with_parts(machine: Machine, definitions: Mapping[str, str | Mapping[str, Any]]) -> Machine:
+    """``machine`` (the main state machine's) with the states of its parts' machines, by part
+    name, when the plan runs as child executions (:mod:`drplan.stepfunctions.parts`): a step's
+    states are in its part's machine, under the same comments."""
+    roles = dict(machine.roles)
+    owner = dict(machine.owner)
+    for definition in definitions.values():
+        doc = json.loads(definition) if isinstance(definition, str) else definition
+        _walk(doc.get("States", {}), None, roles, owner)
+    return Machine(machine.mode, machine.plan, machine.sha256, roles, owner)
+
+
+def part_names(machine: Machine) -> list[str]:
+    """The parts the main state machine starts (``part-1`` ...), when the plan runs as child
+    executions: the states marked ``drplan:part part-N PHASE``."""
+    return sorted(
+        {str(r.key) for r in machine.roles.values() if r.kind == "part" and r.key}, key=_part_number
+    )
+
+
+def _part_number(name: str) -> int:
+    return int(name.rpartition("-")[2])
+
+
+def read_run_machine(sfn: Any, definition: str, state_machine_arn: str) -> Machine:
+    """The machine of an execution of ``state_machine_arn`` (``definition``, its own), with its
+    parts' machines (``<state machine ARN>-part-N``, described) when it has any."""
+    machine = read_machine(definition)
+    parts = part_names(machine)
+    if not parts:
+        return machine
+    return with_parts(
+        machine,
+        {
+            p: sfn.describe_state_machine(stateMachineArn=f"{state_machine_arn}-{p}")["definition"]
+            for p in parts
+        },
+    )
+
+
+def child_executions(events: list[Mapping[str, Any]]) -> list[str]:
+    """The executions the main execution started (``startExecution.sync:2`` tasks), in the order it
+    started them: their ARNs, from the ``TaskSubmitted`` events."""
+    found: list[str] = []
+    for event in events:
+        details = event.get("taskSubmittedEventDetails")
+        if not isinstance(details, Mapping) or not str(details.get("resource", "")).startswith(
+            "startExecution"
+        ):
+            continue
+        arn = _json(details.get("output"))
+        arn = arn.get("ExecutionArn") if isinstance(arn, Mapping) else None
+        if isinstance(arn, str) and arn not in found:
+            found.append(arn)
+    return found
 
 
 def most_at_once(
@@ -211,18 +271,29 @@ class Projection:
     cleanup_failed: list[str] = field(default_factory=list)
     cleanup_kept: bool = False
     cleanup_stopped: str | None = None
+    #: The last event read of each child execution (a plan split into parts), by execution ARN.
+    child_last: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.records = {key: StepRecord(key) for key in self.prepared.steps}
 
-    def feed(self, event: Mapping[str, Any]) -> None:
+    def feed(self, event: Mapping[str, Any], child: str | None = None) -> None:
+        """Project one event of the main execution's history, or (``child``: its ARN) of a child
+        execution's: a child's start and end are not the run's."""
         number = int(event["id"])
-        if number <= self.last_id:
+        if child is not None:
+            if number <= self.child_last.get(child, 0):
+                return
+            self.child_last[child] = number
+        elif number <= self.last_id:
             return
-        self.last_id = number
+        else:
+            self.last_id = number
         when = _seconds(event["timestamp"])
         self.clock.now = when
         kind = str(event["type"])
+        if child is not None and kind.startswith("Execution"):
+            return
         if kind == "ExecutionStarted":
             self._started(when)
         elif kind in ENDINGS:

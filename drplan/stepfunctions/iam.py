@@ -10,7 +10,9 @@ leaves out what only a local run calls (``sts:GetCallerIdentity`` for the accoun
 - ``GetItem``/``PutItem`` on the coordination table, when the graph needs it (and ``UpdateItem``
   when the definition enforces concurrency limits with counters);
 - ``sns:Publish`` on the approvals topic, when the plan has manual steps (the approval's message;
-  the answer comes back through ``SendTaskSuccess``, which the approver calls, not the role).
+  the answer comes back through ``SendTaskSuccess``, which the approver calls, not the role);
+- starting, following and stopping the parts' executions when the plan runs as child executions
+  (:mod:`drplan.stepfunctions.parts`), and the EventBridge rule ``.sync`` integrations use.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ def role_policy(
     account_id: str | None = None,
     region: str | None = None,
     counters: bool = False,
+    children: str | None = None,
 ) -> dict[str, Any]:
+    """``children``: the main state machine's name when the plan runs as child executions (its
+    parts are ``<children>-part-N``): the role may start them, follow them and stop them, and
+    manage the EventBridge rule Step Functions uses to learn that a child ended."""
     from drplan.actions import registry
     from drplan.engine.prepare import prepare_steps
     from drplan.iam import RUN_ID_MARKER
@@ -90,4 +96,26 @@ def role_policy(
                 "Resource": f"{arn}:sns:{where}:{account}:{approvals_topic}",
             }
         )
+    if children is not None:
+        states = f"{arn}:states:{where}:{account}"
+        statements += [
+            {
+                "Sid": "ChildExecutions",
+                "Effect": "Allow",
+                "Action": ["states:StartExecution"],
+                "Resource": f"{states}:stateMachine:{children}-part-*",
+            },
+            {
+                "Sid": "ChildExecutionsFollow",
+                "Effect": "Allow",
+                "Action": ["states:DescribeExecution", "states:StopExecution"],
+                "Resource": f"{states}:execution:{children}-part-*:*",
+            },
+            {
+                "Sid": "ChildExecutionsEvents",
+                "Effect": "Allow",
+                "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                "Resource": f"{arn}:events:{where}:{account}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+            },
+        ]
     return {"Version": POLICY_VERSION, "Statement": statements}

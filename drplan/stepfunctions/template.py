@@ -9,6 +9,7 @@ and the Standard state machine itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drplan.model import Mode, Plan
@@ -25,12 +26,33 @@ def build_template(
     approvals_topic: str | None = None,
     *,
     counters: bool = False,
+    parts: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``counters``: the definition takes slots of semaphores (updates counters in ``table``)."""
+    """``counters``: the definition takes slots of semaphores (updates counters in ``table``).
+    ``parts``: the definitions of the parts the main machine starts as child executions, each
+    deployed as ``<StateMachineName>-<part>`` with the same role; then every definition is read
+    from S3 (parameters ``DefinitionsBucket`` and ``DefinitionsPrefix``), not the template."""
+    from drplan.stepfunctions.export import (
+        DEFINITION_FILE,
+        MACHINE_NAME_ROOM,
+        default_machine_name,
+        part_file,
+    )
     from drplan.stepfunctions.iam import role_policy
 
+    parts = parts or {}
+    children = "${StateMachineName}" if parts else None
     policy = _substituted(
-        role_policy(plan, mode, table, approvals_topic, account_id=ACCOUNT, region=REGION, counters=counters)
+        role_policy(
+            plan,
+            mode,
+            table,
+            approvals_topic,
+            account_id=ACCOUNT,
+            region=REGION,
+            counters=counters,
+            children=children,
+        )
     )
     resources: dict[str, Any] = {
         "Role": {
@@ -59,11 +81,29 @@ def build_template(
                 "StateMachineName": {"Ref": "StateMachineName"},
                 "StateMachineType": "STANDARD",
                 "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
-                "Definition": definition,
+                **(_from_s3(DEFINITION_FILE) if parts else {"Definition": definition}),
                 "Tags": [{"Key": "drplan:plan", "Value": plan.name}, {"Key": "drplan:mode", "Value": mode}],
             },
         },
     }
+    for name in parts:
+        logical = "StateMachine" + name.title().replace("-", "")  # part-1 -> StateMachinePart1
+        resources[logical] = {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": {"Fn::Sub": f"${{StateMachineName}}-{name}"},
+                "StateMachineType": "STANDARD",
+                "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                **_from_s3(part_file(name)),
+                "Tags": [
+                    {"Key": "drplan:plan", "Value": plan.name},
+                    {"Key": "drplan:mode", "Value": mode},
+                    {"Key": "drplan:part", "Value": name},
+                ],
+            },
+        }
+        # The main machine finds its parts by name (its own ARN with -part-N after it).
+        resources["StateMachine"].setdefault("DependsOn", []).append(logical)
     if table is not None:
         resources["CoordinationTable"] = {
             "Type": "AWS::DynamoDB::Table",
@@ -77,7 +117,7 @@ def build_template(
                 "Tags": [{"Key": "drplan:plan", "Value": plan.name}],
             },
         }
-        resources["StateMachine"]["DependsOn"] = ["CoordinationTable"]
+        resources["StateMachine"].setdefault("DependsOn", []).append("CoordinationTable")
     outputs: dict[str, Any] = {
         "StateMachineArn": {
             "Description": "Start executions of this state machine",
@@ -110,12 +150,40 @@ def build_template(
         "Parameters": {
             "StateMachineName": {
                 "Type": "String",
-                "Default": f"drplan-{plan.name}-{mode}"[:80],
-                "Description": "Name of the state machine",
-            }
+                "Default": default_machine_name(plan, mode, parts=bool(parts)),
+                "Description": "Name of the state machine"
+                + (" (its parts' machines are named after it, with -part-N)" if parts else ""),
+                **({"MaxLength": MACHINE_NAME_ROOM} if parts else {}),
+            },
+            **(
+                {
+                    "DefinitionsBucket": {
+                        "Type": "String",
+                        "Description": "The S3 bucket the definitions (*.asl.json) were uploaded to",
+                    },
+                    "DefinitionsPrefix": {
+                        "Type": "String",
+                        "Default": "",
+                        "Description": "The key prefix of the definitions in the bucket (ending with /)",
+                    },
+                }
+                if parts
+                else {}
+            ),
         },
         "Resources": resources,
         "Outputs": outputs,
+    }
+
+
+def _from_s3(file_name: str) -> dict[str, Any]:
+    """A split plan's definitions are deployed from S3: together they are over CloudFormation's
+    template limit (1 MB) long before any one of them is over Step Functions' (1 MiB)."""
+    return {
+        "DefinitionS3Location": {
+            "Bucket": {"Ref": "DefinitionsBucket"},
+            "Key": {"Fn::Sub": f"${{DefinitionsPrefix}}{file_name}"},
+        }
     }
 
 

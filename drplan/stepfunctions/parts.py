@@ -1,0 +1,348 @@
+"""Plans beyond one execution's quotas, run as child executions.
+
+One Standard execution holds at most 25,000 history events, and its definition at most 1 MiB. A
+plan whose definition or worst-case history would not fit is split into *parts*, each a state
+machine of its own (``NAME-part-N``) that the main state machine starts with
+``states:startExecution.sync:2`` and waits for. The main machine keeps everything about the run as a
+whole: the run id and creation time, the records of every step (passed to each part, merged back
+from each), the verdict, and a drill's cleanup deadline.
+
+**How a plan is split** (:func:`split`). The weakly connected components of the graph (steps no
+dependency links, in any direction) are independent: parts made of whole components run side by
+side, in one Parallel, and lose nothing of the local scheduler's order. Components are packed into
+parts in plan order until a part's budget is reached. A component that alone is over the budget is
+cut along a topological order into consecutive slices (each slice is convex: a step between two of
+its steps is in it too), run one after the other: a step in one slice then waits for the whole of
+the slice before it, not only for its own predecessors. That is the one place the split costs
+order, and the exporter notes it.
+
+**A part's budget**: the definition size of its steps as :class:`~drplan.stepfunctions.asl.Encoder`
+writes them (measured, not guessed) within 80 % of the limit, and the history events its steps can
+write at the most — each step's fixed events plus 13 per poll for as many polls as fit in its
+timeout (:func:`history_events`) — within 20,000 of the 25,000.
+
+**A part's machine** (:func:`part_definition`) runs one phase per execution, named in its input:
+``steps`` (its steps, from the records of the steps before it) or ``cleanup`` (a drill's undo of its
+steps, dependents first). It hands back only its own records and always succeeds when its steps
+ran, whatever their outcome, so the main machine judges the run; an execution that fails (an
+unexpected error) fails the main machine's steps or cleanup like a crash inside one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from drplan.engine.records import RunOptions
+from drplan.model import Mode
+from drplan.stepfunctions.asl import (
+    Encoder,
+    Fork,
+    Leaf,
+    Semaphore,
+    Series,
+    Tree,
+    decompose,
+    step_block,
+    undo_block,
+)
+from drplan.stepfunctions.builder import Names, Path, Scope, machine, merge_expression, role
+from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state, poll_waits
+
+#: Step Functions' quotas (docs/stepfunctions.md#limits).
+DEFINITION_LIMIT = 1024 * 1024  # bytes of a definition
+HISTORY_LIMIT = 25_000  # events of an execution's history
+#: What a part may use of them: the rest is the part's own fixed states and events, and headroom.
+SIZE_BUDGET = int(DEFINITION_LIMIT * 0.8)
+EVENT_BUDGET = 20_000
+
+#: History events of one step besides its polls, and of one poll (measured in moto for a DynamoDB
+#: restore: 71 events in a recovery, 129 in a drill with its undo; 11-13 per poll).
+STEP_EVENTS = {"recover": 75, "drill": 135}
+POLL_EVENTS = 13
+
+PART_COMMENT = "drplan:part"
+START_CHILD = "arn:aws:states:::states:startExecution.sync:2"
+
+
+class TooLargeForOnePart(ValueError):
+    """One step alone is over a part's budget: no split helps."""
+
+    def __init__(self, key: str, what: str) -> None:
+        super().__init__(f"step {key} alone {what}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int  # from 1
+    keys: tuple[str, ...]  # in plan order
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.number}"
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a plan runs as child executions: the parts, and the order the main machine starts them
+    in (a tree whose leaves are the parts' names)."""
+
+    parts: tuple[Part, ...]
+    tree: Tree
+    sliced: tuple[str, ...] = ()  # steps of components cut into slices (they wait for whole slices)
+
+    def part(self, name: str) -> Part:
+        return self.parts[int(name.removeprefix("part-")) - 1]
+
+
+def history_events(info: StepInfo) -> int:
+    """The most history events ``info``'s step can write: its fixed events, and 13 for each poll
+    that fits in its timeout at the local engine's growing intervals (capped at the longest)."""
+    waits = poll_waits(info.options, info.estimate, info.timeout)
+    polls = len(waits)
+    rest = info.timeout - sum(waits)
+    if rest > 0:
+        polls += math.ceil(rest / waits[-1])
+    return STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"]) + POLL_EVENTS * polls
+
+
+def step_sizes(
+    infos: Mapping[str, StepInfo],
+    translations: Mapping[str, Translation],
+    graph: nx.DiGraph,
+    mode: Mode,
+    coordination: str,
+    options: RunOptions,
+    slots: Mapping[str, tuple[Semaphore, ...]],
+) -> dict[str, int]:
+    """Each step's share of a definition, in bytes: its block as the encoder writes it (and, in a
+    drill, its undo), minified, plus its share of the joins around it."""
+    sizes: dict[str, int] = {}
+    steps = Encoder(infos, translations, graph, "s", step_block, coordination, options, slots)
+    undos = Encoder(infos, translations, graph.reverse(copy=False), "u", undo_block, coordination, options)
+    for key in infos:
+        scope = Scope(Names())
+        steps.block(steps, key, scope, "next")
+        if mode == "drill":
+            undos.block(undos, key, scope, "next")
+        # Joins, hand-backs and coordination: about 120 bytes a step, twice in a drill.
+        sizes[key] = len(json.dumps(scope.states, separators=(",", ":"))) + (240 if mode == "drill" else 120)
+    return sizes
+
+
+def split(
+    graph: nx.DiGraph,
+    order: Mapping[str, int],
+    sizes: Mapping[str, int],
+    events: Mapping[str, int],
+    *,
+    size_budget: int = SIZE_BUDGET,
+    event_budget: int = EVENT_BUDGET,
+) -> Split:
+    """Parts within the budgets (see the module's docstring). Raises :class:`TooLargeForOnePart`
+    when one step alone is over a budget."""
+    for key in sorted(graph.nodes, key=order.__getitem__):
+        if sizes[key] > size_budget:
+            raise TooLargeForOnePart(
+                key, f"takes {sizes[key]} bytes of definition, over a part's {size_budget}"
+            )
+        if events[key] > event_budget:
+            raise TooLargeForOnePart(
+                key,
+                f"could write {events[key]} history events (polling until its timeout), over a part's "
+                f"{event_budget}: shorten its timeout",
+            )
+
+    def cost(keys: Sequence[str]) -> tuple[int, int]:
+        return sum(sizes[k] for k in keys), sum(events[k] for k in keys)
+
+    def fits(keys: Sequence[str]) -> bool:
+        size, count = cost(keys)
+        return size <= size_budget and count <= event_budget
+
+    components = sorted(
+        (sorted(c, key=order.__getitem__) for c in nx.weakly_connected_components(graph)),
+        key=lambda c: order[c[0]],
+    )
+    packed: list[list[str]] = []  # parts of whole components, side by side
+    sliced: list[list[list[str]]] = []  # components over the budget: their slices, in order
+    for component in components:
+        if not fits(component):
+            sliced.append(_slices(graph, component, order, fits))
+        elif packed and fits(packed[-1] + component):
+            packed[-1].extend(component)
+        else:
+            packed.append(list(component))
+    parts: list[Part] = []
+
+    def new(keys: list[str]) -> Leaf:
+        part = Part(len(parts) + 1, tuple(sorted(keys, key=order.__getitem__)))
+        parts.append(part)
+        return Leaf(part.name)
+
+    branches: list[Tree] = [new(keys) for keys in packed]
+    for slices in sliced:
+        branches.append(Series(tuple(new(keys) for keys in slices)))
+    tree = branches[0] if len(branches) == 1 else Fork(tuple(branches))
+    steps_sliced = tuple(k for slices in sliced for keys in slices for k in keys)
+    return Split(tuple(parts), tree, steps_sliced)
+
+
+def _slices(graph: nx.DiGraph, component: list[str], order: Mapping[str, int], fits: Any) -> list[list[str]]:
+    """Consecutive slices of a topological order of ``component`` (plan order among ties), each as
+    large as fits."""
+    ordered = list(nx.lexicographical_topological_sort(graph.subgraph(component), key=order.__getitem__))
+    slices: list[list[str]] = [[]]
+    for key in ordered:
+        if slices[-1] and not fits([*slices[-1], key]):
+            slices.append([])
+        slices[-1].append(key)
+    return slices
+
+
+def reversed_tree(tree: Tree) -> Tree:
+    """The order a drill's cleanup starts the parts in: slices last first (dependents first)."""
+    if isinstance(tree, Series):
+        return Series(tuple(reversed_tree(t) for t in reversed(tree.parts)))
+    if isinstance(tree, Fork):
+        return Fork(tuple(reversed_tree(t) for t in tree.parts))
+    return tree
+
+
+# --- a part's machine --------------------------------------------------------------------------------
+
+
+def part_definition(
+    part: Part,
+    mode: Mode,
+    graph: nx.DiGraph,
+    infos: Mapping[str, StepInfo],
+    translations: Mapping[str, Translation],
+    *,
+    plan_name: str,
+    coordination: str,
+    options: RunOptions,
+    slots: Mapping[str, tuple[Semaphore, ...]],
+    order: Mapping[str, int],
+) -> dict[str, Any]:
+    """The state machine of one part: its steps (input ``phase`` ``steps``) or a drill's cleanup of
+    them (``cleanup``), from the run and the records in the input; the output is the part's own
+    records, ``{"s": ...}`` or ``{"u": ...}``."""
+    top = Scope(Names())
+    own = {infos[k].sid: k for k in part.keys}
+    steps_out = top.add(
+        "Records of the part", pass_state({"s": {sid: Path(f"$.s.{sid}") for sid in own}}, None)
+    )
+    steps = Encoder(infos, translations, graph, "s", step_block, coordination, options, slots)
+    tree = decompose(graph.subgraph(part.keys), order)
+    assert tree is not None
+    steps_start = top.add(
+        "Steps",
+        pass_state({"run": Path("$.run"), "s": Path("$.s"), "w": {}}, steps.encode(tree, top, steps_out)),
+    )
+    rules: list[dict[str, Any]] = []
+    if mode == "drill":
+        reverse = graph.reverse(copy=True)
+        undos = Encoder(infos, translations, reverse, "u", undo_block, coordination, options)
+        cleanup_out = top.add(
+            "Cleanup records of the part", pass_state({"u": {sid: Path(f"$.u.{sid}") for sid in own}}, None)
+        )
+        cleanup_tree = decompose(reverse.subgraph(part.keys), order)
+        assert cleanup_tree is not None
+        cleanup_start = top.add(
+            "Cleanup",
+            pass_state(
+                {"run": Path("$.run"), "s": Path("$.s"), "u": {}, "w": {}},
+                undos.encode(cleanup_tree, top, cleanup_out),
+            ),
+        )
+        rules.append({"Variable": "$.phase", "StringEquals": "cleanup", "Next": cleanup_start})
+    first = top.add("Phase", choice(rules, steps_start) if rules else {"Type": "Pass", "Next": steps_start})
+    comment = (
+        f"drplan {mode} of plan {plan_name}, {part.name} ({len(part.keys)} steps): started by the main "
+        "state machine (startExecution.sync:2); see docs/stepfunctions.md#child-executions"
+    )
+    return machine(top, first, comment)
+
+
+# --- the main machine's side ---------------------------------------------------------------------------
+
+
+def encode_parts(
+    split_: Split, tree: Tree, infos: Mapping[str, StepInfo], scope: Scope, then: str, phase: str
+) -> str:
+    """The main machine's states that start the parts of ``tree`` (``phase`` ``steps`` or
+    ``cleanup``) and merge the records each hands back into ``$.s`` (or ``$.u``)."""
+    rec = "s" if phase == "steps" else "u"
+
+    def keep(merged: str) -> dict[str, Any]:
+        if rec == "s":
+            return {"run": Path("$.run"), "s": Path(merged)}
+        return {"run": Path("$.run"), "s": Path("$.s"), "u": Path(merged)}
+
+    def own(t: Tree) -> list[str]:
+        if isinstance(t, Leaf):
+            return [infos[k].sid for k in split_.part(t.key).keys]
+        assert isinstance(t, (Series, Fork))
+        return [sid for p in t.parts for sid in own(p)]
+
+    def encode(t: Tree, sc: Scope, nxt: str) -> str:
+        if isinstance(t, Leaf):
+            part = split_.part(t.key)
+            merge = sc.add(
+                f"{part.name} {phase} records",
+                pass_state(keep(merge_expression(f"$.{rec}", ["$.w.part.v"])), nxt),
+            )
+            task = {
+                "Type": "Task",
+                "Resource": START_CHILD,
+                "Parameters": {
+                    "StateMachineArn.$": f"States.Format('{{}}-{part.name}', $$.StateMachine.Id)",
+                    "Name.$": f"States.Format('{{}}-{part.name}-{phase}', $.run.id)",
+                    "Input": {
+                        "phase": phase,
+                        "run.$": "$.run",
+                        "s.$": "$.s",
+                        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id",
+                    },
+                },
+                "ResultSelector": {"v.$": f"$.Output.{rec}"},
+                "ResultPath": "$.w.part",
+                "Next": merge,
+            }
+            return sc.add(f"{part.name} {phase}", role(task, "part", f"{part.name} {phase}"))
+        if isinstance(t, Series):
+            start = nxt
+            for p in reversed(t.parts):
+                start = encode(p, sc, start)
+            return start
+        assert isinstance(t, Fork)
+        branches = []
+        for p in t.parts:
+            branch = sc.branch()
+            out = branch.add(
+                f"{_first(p)} {phase} hand back",
+                pass_state({sid: Path(f"$.{rec}.{sid}") for sid in own(p)}, None),
+            )
+            branches.append(machine(branch, encode(p, branch, out)))
+        merged = merge_expression(f"$.{rec}", [f"$.w.par[{i}]" for i in range(len(branches))])
+        join = sc.add(f"{_first(t)} {phase} join", pass_state(keep(merged), nxt))
+        return sc.add(
+            f"{_first(t)} {phase} side by side",
+            {"Type": "Parallel", "Branches": branches, "ResultPath": "$.w.par", "Next": join},
+        )
+
+    return encode(tree, scope, then)
+
+
+def _first(tree: Tree) -> str:
+    while not isinstance(tree, Leaf):
+        assert isinstance(tree, (Series, Fork))
+        tree = tree.parts[0]
+    return tree.key

@@ -1,0 +1,463 @@
+"""Plans beyond one execution's quotas: the main state machine runs them as child executions, one
+per part (drplan/stepfunctions/parts.py).
+
+The split is decided by the same budgets a real export uses (1 MiB of definition, 20,000 of the
+25,000 history events); to execute split plans in moto in seconds, these plans poll every second
+(FAST), which makes each 5-minute restore's worst case (polling until its 20-minute timeout) about
+15,700 events, and the executed tests give a part room for one or two such steps. The executions then
+run the main machine and its parts in moto's interpreter, and the state of AWS, the records and the
+report are compared with drplan's own local run of the same plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import networkx as nx
+import pytest
+from moto import mock_aws
+
+from drplan.model import build_plan
+from drplan.stepfunctions import export_plan
+from drplan.stepfunctions.asl import Fork, Leaf, Series
+from drplan.stepfunctions.export import ExportTooLarge
+from drplan.stepfunctions.history import child_executions
+from drplan.stepfunctions.parts import TooLargeForOnePart, history_events, split
+from tests.runs import plan_data, run_plan
+from tests.test_stepfunctions import (
+    FAST,
+    REGION,
+    RUN_ID,
+    SFN,
+    _quiet_moto,  # noqa: F401 - the autouse fixture, for this module too
+    aws_state,
+    lint_definition,
+    lint_template,
+    records,
+    restore,
+    seed,
+    statuses,
+)
+
+#: With FAST, one 5-minute restore (20-minute timeout, a poll a second) could write ~15,700 events:
+#: a part of this budget holds two.
+TWO_RESTORES = 32_000
+
+
+@pytest.fixture(autouse=True)
+def _moto_starts_child_executions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two bugs of moto 5.2.1's interpreter stand between it and ``states:startExecution.sync:2``;
+    the emulator is given what Step Functions does:
+
+    - it passes the integration's parameters (``StateMachineArn``, ``Name``, ``Input``) to boto3
+      unchanged, which knows only ``stateMachineArn``..., and reads the answer as ``ExecutionArn``
+      where boto3 returns ``executionArn``: the parameters and answers are mapped through the
+      service model, as its aws-sdk integrations do;
+    - starting an execution deep-copies the state machine, and with it its executions and the whole
+      backend, every running execution and its threads' locks: the copy fails while the main
+      execution runs, or once a machine has run. The copy keeps the backend and the executions.
+    """
+    from moto.stepfunctions.models import StateMachineInstance
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    by_action = {name.lower(): name for name in model.operation_names}
+
+    def operation(task: Any, action: str | None) -> Any:
+        name = (action or task._get_boto_service_action()).replace("_", "")
+        return model.operation_model(by_action[name])
+
+    def parameters(
+        self: Any, params: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        op = operation(self, service_action_name)
+        if op.name == "StartExecution" and not isinstance(params.get("Input"), str):
+            params["Input"] = to_json_str(params.get("Input") or {}, separators=(",", ":"))
+        self._to_boto_request(params, op.input_shape)
+
+    def response(
+        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        self._from_boto_response(response, operation(self, service_action_name).output_shape)
+
+    def shared(self: Any, memo: dict[int, Any]) -> Any:
+        memo[id(self)] = self
+        return self
+
+    def machine_copy(self: Any, memo: dict[int, Any]) -> Any:
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if name not in ("executions", "backend"):
+                setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
+
+    monkeypatch.setattr(StateTaskServiceSfn, "_normalise_parameters", parameters)
+    monkeypatch.setattr(StateTaskServiceSfn, "_normalise_response", response)
+    monkeypatch.setattr(StepFunctionsParserBackend, "__deepcopy__", shared, raising=False)
+    monkeypatch.setattr(StateMachineInstance, "__deepcopy__", machine_copy, raising=False)
+    yield
+
+
+# --- the split --------------------------------------------------------------------------------------------
+
+
+def test_independent_components_stay_whole_and_a_long_chain_is_sliced_in_order() -> None:
+    graph = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "d"), ("c", "e"), ("x", "y")])
+    graph.add_node("z")
+    order = {k: i for i, k in enumerate(["a", "b", "c", "d", "e", "x", "y", "z"])}
+    sizes = dict.fromkeys(order, 100)
+    events = dict.fromkeys(order, 1_000)
+    chosen = split(graph, order, sizes, events, size_budget=250, event_budget=10_000)
+    by_name = {p.name: p.keys for p in chosen.parts}
+    # x->y and z fit together (whole components side by side); the chain of five does not fit in
+    # 250 bytes: slices of two, in topological order, each after the one before.
+    assert by_name == {
+        "part-1": ("x", "y"),
+        "part-2": ("z",),
+        "part-3": ("a", "b"),
+        "part-4": ("c", "d"),
+        "part-5": ("e",),
+    }
+    assert chosen.tree == Fork(
+        (Leaf("part-1"), Leaf("part-2"), Series((Leaf("part-3"), Leaf("part-4"), Leaf("part-5"))))
+    )
+    assert chosen.sliced == ("a", "b", "c", "d", "e")
+    # Every step in exactly one part; no edge goes from a later slice back to an earlier one.
+    placed = [k for p in chosen.parts for k in p.keys]
+    assert sorted(placed) == sorted(order)
+    part_of = {k: p.number for p in chosen.parts for k in p.keys}
+    assert all(part_of[u] <= part_of[v] for u, v in graph.edges)
+    # The history budget splits too: 11 steps of 1,000 events, 10,000 a part.
+    wide = nx.DiGraph()
+    wide.add_nodes_from(str(i) for i in range(11))
+    many = split(
+        wide,
+        {str(i): i for i in range(11)},
+        dict.fromkeys(wide, 1),
+        dict.fromkeys(wide, 1_000),
+        event_budget=10_000,
+    )
+    assert [len(p.keys) for p in many.parts] == [10, 1]
+    assert isinstance(many.tree, Fork)
+
+
+def test_one_step_over_a_part_is_refused_with_what_to_change() -> None:
+    graph = nx.DiGraph()
+    graph.add_node("slow")
+    with pytest.raises(TooLargeForOnePart, match=r"could write 30000 history events .* shorten its timeout"):
+        split(graph, {"slow": 0}, {"slow": 10}, {"slow": 30_000})
+    # Through the export: a restore polled every second for a day.
+    data = plan_data({"db": {"steps": [restore("restore", "orders", "copy", timeout="PT24H")]}}, name="slow")
+    with pytest.raises(ExportTooLarge, match=r"db.restore alone could write .* history events"):
+        export_plan(build_plan(data), "recover", options=FAST)
+
+
+def test_the_worst_case_history_of_a_step_counts_its_polls_until_its_timeout() -> None:
+    data = plan_data({"db": {"steps": [restore("restore", "orders", "copy")]}}, name="one")
+    exported = export_plan(build_plan(data), "recover")  # default polling: up to 20 s for 5 minutes
+    assert exported.parts == {}  # one restore fits one execution
+    from drplan.actions import registry
+    from drplan.engine.prepare import prepare
+
+    prepared = prepare(build_plan(data), "recover", registry(), run_id="x")
+    step = prepared.steps["db.restore"]
+    assert step.timeout.total_seconds() == 1200  # 4 x the 5-minute estimate
+    fast = export_plan(build_plan(data), "recover", options=FAST, history_budget=10**9)
+    assert fast.parts == {}
+    # FAST polls every second: 1,200 polls of 13 events, and the step's own 75.
+    from drplan.stepfunctions.builder import Values
+    from drplan.stepfunctions.tasks import StepInfo
+
+    info = StepInfo(
+        key="db.restore", sid="s0", step=step.step, params=step.params, mode="recover",
+        values=Values({}), tags={}, estimate=300.0, timeout=1200.0, options=FAST,
+    )  # fmt: skip
+    assert history_events(info) == 75 + 13 * 1200
+
+
+def test_a_plan_over_one_definition_exports_as_parts_that_lint() -> None:
+    """80 DynamoDB restores in a drill are about 1.2 MiB of definition in one machine (refused before
+    child executions): now a main machine and parts, each well under 1 MiB, every definition valid
+    for statelint, the template for cfn-lint, the role allowed to start and follow the parts."""
+    services = {
+        f"s{i}": {"steps": [restore("restore", f"table{i}", f"table{i}-restored")]} for i in range(80)
+    }
+    exported = export_plan(build_plan(plan_data(services, name="big")), "drill")
+    assert len(exported.parts) >= 2
+    sizes = {name: len(json.dumps(d, separators=(",", ":"))) for name, d in exported.parts.items()}
+    assert max(sizes.values()) < 1024 * 1024 and exported.size() < 1024 * 1024
+    assert exported.shape.split is not None
+    placed = sorted(k for p in exported.shape.split.parts for k in p.keys)
+    assert placed == sorted(f"s{i}.restore" for i in range(80))
+    assert exported.shape.split.sliced == ()  # 80 independent services: nothing waits for more than before
+    for definition in [exported.definition, *exported.parts.values()]:
+        assert lint_definition(definition) == []
+    names = [name for name, _ in exported.files()]
+    assert names[:3] == ["definition.asl.json", "part-1.asl.json", "part-2.asl.json"]
+    assert any("runs as" in n and "child executions" in n for n in exported.notes), exported.notes
+    sids = {s["Sid"]: s for s in exported.policy["Statement"]}
+    assert sids["ChildExecutions"]["Resource"].endswith(":stateMachine:drplan-big-drill-part-*")
+    assert sids["ChildExecutionsFollow"]["Action"] == ["states:DescribeExecution", "states:StopExecution"]
+    assert lint_template(exported.template) == []
+    machines = [
+        r for r in exported.template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert len(machines) == 1 + len(exported.parts)
+
+
+# --- executed ------------------------------------------------------------------------------------------------
+
+
+def split_plan(missing: str | None = None) -> dict[str, Any]:
+    """a->c, b->c, b->d (an N, no nesting of Parallel states expresses it) and an independent x->y:
+    with room for two restores a part, x->y is one part and the N is sliced in two."""
+
+    def step(source: str, target: str) -> dict[str, Any]:
+        return restore("restore", "missing" if source == missing else source, target)
+
+    return plan_data(
+        {
+            "a": {"steps": [step("orders", "orders-restored")]},
+            "b": {"steps": [step("carts", "carts-restored")]},
+            "c": {"depends_on": ["a", "b"], "steps": [step("users", "users-restored")]},
+            "d": {"depends_on": ["b"], "steps": [step("stock", "stock-restored")]},
+            "x": {"steps": [step("prices", "prices-restored")]},
+            "y": {"depends_on": ["x"], "steps": [step("tax", "tax-restored")]},
+        },
+        name="split",
+    )
+
+
+TABLES = ("orders", "carts", "users", "stock", "prices", "tax")
+
+
+def create_machines(exported: Any, name: str) -> str:
+    """The main machine and its parts, named as the template names them (moto's CloudFormation does
+    not put state machines where its interpreter finds them), and the coordination table."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    role = "arn:aws:iam::123456789012:role/sfn"
+    if exported.coordination_table:
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=exported.coordination_table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    for part, definition in exported.parts.items():
+        sfn.create_state_machine(name=f"{name}-{part}", definition=json.dumps(definition), roleArn=role)
+    return str(
+        sfn.create_state_machine(name=name, definition=json.dumps(exported.definition), roleArn=role)[
+            "stateMachineArn"
+        ]
+    )
+
+
+def run_split(exported: Any, name: str = "drplan-split") -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = create_machines(exported, name)
+    execution = sfn.start_execution(
+        stateMachineArn=arn,
+        name=RUN_ID,
+        input=json.dumps({"run_id": RUN_ID, "created": "2026-01-01T00:00:00Z"}),
+    )["executionArn"]
+    started = time.monotonic()
+    while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
+        assert time.monotonic() - started < 240, "the execution did not end in time"
+        time.sleep(0.1)
+    history = sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+    described["children"] = child_executions(history)
+    return described
+
+
+@pytest.mark.slow
+def test_a_split_recovery_leaves_aws_as_the_local_recover_does() -> None:
+    data = split_plan()
+    with mock_aws():
+        seed(TABLES)
+        local = run_plan(data, run_id=RUN_ID)
+        assert {r.status for r in local.outcome.records.values()} == {"succeeded"}
+        expected = aws_state()
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=TWO_RESTORES)
+    assert exported.shape.split is not None
+    assert {p.name: p.keys for p in exported.shape.split.parts} == {
+        "part-1": ("x.restore", "y.restore"),
+        "part-2": ("a.restore", "b.restore"),
+        "part-3": ("c.restore", "d.restore"),
+    }
+    with mock_aws(config=SFN):
+        seed(TABLES)
+        described = run_split(exported)
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        assert aws_state() == expected
+    doc = records(described)
+    assert statuses(doc, exported.sids) == {k: "succeeded" for k in exported.sids}
+    assert doc["steps"][exported.sids["c.restore"]]["out"]["table_name"] == "users-restored"
+    # One child execution per part, named after the run and the part.
+    assert sorted(arn.rsplit(":", 2)[1:] for arn in described["children"]) == [
+        ["drplan-split-part-1", f"{RUN_ID}-part-1-steps"],
+        ["drplan-split-part-2", f"{RUN_ID}-part-2-steps"],
+        ["drplan-split-part-3", f"{RUN_ID}-part-3-steps"],
+    ]
+
+
+@pytest.mark.slow
+def test_a_failure_in_one_part_skips_its_dependents_in_the_next() -> None:
+    """a's source is missing: a fails in part 2, c (part 3) is skipped with a as the root cause, d
+    (part 3, after b only) and the independent x->y still run: the local run's outcome exactly."""
+    data = split_plan(missing="orders")
+    tables = tuple(t for t in TABLES if t != "orders")
+    with mock_aws():
+        seed(tables)
+        local = run_plan(data, run_id=RUN_ID)
+        expected = aws_state()
+    local_statuses = {k: r.status for k, r in local.outcome.records.items()}
+    assert local_statuses["a.restore"] == "failed" and local_statuses["c.restore"] == "skipped"
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=TWO_RESTORES)
+    with mock_aws(config=SFN):
+        seed(tables)
+        described = run_split(exported)
+        assert aws_state() == expected
+    assert described["status"] == "FAILED" and described["error"] == "drplan.StepFailed", described.get(
+        "cause"
+    )
+    doc = records(described)
+    assert statuses(doc, exported.sids) == local_statuses
+    assert doc["steps"][exported.sids["c.restore"]]["root"] == "a.restore"
+
+
+@pytest.mark.slow
+def test_a_split_drill_leaves_nothing_behind() -> None:
+    """Each part cleans up its own steps, the last slice first, also after a failure."""
+    data = split_plan(missing="stock")
+    tables = tuple(t for t in TABLES if t != "stock")
+    exported = export_plan(build_plan(data), "drill", options=FAST, history_budget=TWO_RESTORES)
+    assert exported.shape.split is not None and len(exported.parts) == 3
+    with mock_aws(config=SFN):
+        seed(tables)
+        before = aws_state()
+        described = run_split(exported, "drplan-split-drill")
+        after = aws_state()
+    assert after == before
+    assert described["status"] == "FAILED" and described["error"] == "drplan.StepFailed", described.get(
+        "cause"
+    )
+    doc = records(described)
+    assert statuses(doc, exported.sids)["d.restore"] == "failed"
+    removed = {
+        key for key, sid in exported.sids.items() if doc["cleanup"].get(sid, {}).get("status") == "removed"
+    }
+    # Every step that started is undone, d's failed restore too (as in one machine: it may have
+    # left a table behind).
+    assert removed == set(exported.sids)
+    names = [arn.rsplit(":", 1)[1] for arn in described["children"]]
+    cleanup = [n.removeprefix(f"{RUN_ID}-").removesuffix("-cleanup") for n in names if n.endswith("-cleanup")]
+    assert sorted(cleanup) == ["part-1", "part-2", "part-3"]
+    # The N's slices are cleaned up in reverse: part 3 (dependents) before part 2.
+    assert cleanup.index("part-3") < cleanup.index("part-2")
+
+
+@pytest.mark.slow
+def test_drplan_start_follows_the_parts_and_reports_every_step(tmp_path: Path) -> None:
+    """The follower reads the main execution's history and each child's: the journal, the live
+    events and the report hold every step, with the times and records of the part that ran it."""
+    from drplan.engine.events import Event
+    from drplan.stepfunctions.follow import Follower
+
+    data = split_plan()
+    plan = build_plan(data)
+    exported = export_plan(plan, "drill", options=FAST, history_budget=TWO_RESTORES)
+    seen: list[tuple[str, str | None]] = []
+
+    def events(event: Event) -> None:
+        seen.append((event.kind, event.step))
+
+    with mock_aws(config=SFN):
+        seed(TABLES)
+        before = aws_state()
+        arn = create_machines(exported, "drplan-split-follow")
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        execution = sfn.start_execution(
+            stateMachineArn=arn,
+            name=RUN_ID,
+            input=json.dumps({"run_id": RUN_ID, "created": "2026-01-01T00:00:00Z"}),
+        )["executionArn"]
+        follower = Follower(sfn, plan, execution, tmp_path / "state", [events])
+        followed = follower.follow(interval=0.2)
+        after = aws_state()
+    assert after == before
+    assert followed.status == "SUCCEEDED" and followed.exit_code == 0
+    outcome = followed.result.outcome
+    assert {k: r.status for k, r in outcome.records.items()} == dict.fromkeys(exported.sids, "succeeded")
+    assert all(r.undone for r in outcome.records.values())
+    starts = [step for kind, step in seen if kind == "step.started"]
+    assert sorted(starts) == sorted(exported.sids)
+    assert [kind for kind, _ in seen].count("run.started") == 1  # the parts' starts are not the run's
+    report = json.loads((followed.evidence_dir / "report.json").read_text(encoding="utf-8"))
+    steps = {s["key"]: s for s in report["steps"]}
+    assert set(steps) == set(exported.sids)
+    # c ran after a and b ended (a later slice); y after x (same part).
+    assert steps["c.restore"]["started"] >= max(
+        steps["a.restore"]["finished"], steps["b.restore"]["finished"]
+    )
+    assert steps["y.restore"]["started"] >= steps["x.restore"]["finished"]
+    assert report["cleanup"]["status"] == "complete"
+
+
+def test_deploy_of_a_split_plan_uploads_every_definition_and_names_them_in_the_stack(tmp_path: Path) -> None:
+    """40 restores could write more history than one execution holds: the stack deploys the main
+    machine and its parts, their definitions read from S3 (together they are over CloudFormation's
+    1 MB template limit long before any is over 1 MiB)."""
+    from click.testing import CliRunner
+
+    from drplan.cli.sfn import deploy
+    from drplan.errors import UsageError
+
+    services = {
+        f"s{i}": {"steps": [restore("restore", f"table{i}", f"table{i}-restored")]} for i in range(40)
+    }
+    plan = tmp_path / "wide.json"
+    plan.write_text(json.dumps(plan_data(services, name="wide")), encoding="utf-8")
+    exported = export_plan(build_plan(plan_data(services, name="wide")), "recover")
+    assert len(exported.parts) == 2
+    assert lint_template(exported.template) == []
+    args = [str(plan), "--mode", "recover", "--stack-name", "wide"]
+    with mock_aws():
+        refused = CliRunner().invoke(deploy, args)
+        assert isinstance(refused.exception, UsageError) and "deployed from S3" in str(refused.exception)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="templates")
+        result = CliRunner().invoke(deploy, [*args, "--s3-bucket", "templates"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        keys = sorted(k["Key"] for k in s3.list_objects_v2(Bucket="templates")["Contents"])
+        definitions = [k for k in keys if "/definitions-" in k]
+        assert [k.rsplit("/", 1)[1] for k in definitions] == [
+            "definition.asl.json",
+            "part-1.asl.json",
+            "part-2.asl.json",
+        ]
+        uploaded = s3.get_object(Bucket="templates", Key=definitions[1])["Body"].read()
+        assert json.loads(uploaded) == exported.parts["part-1"]
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        (stack,) = cfn.describe_stacks(StackName="wide")["Stacks"]
+        given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+        assert given["DefinitionsBucket"] == "templates"
+        assert given["DefinitionsPrefix"] == definitions[0].rsplit("/", 1)[0] + "/"
+        resources = cfn.describe_stack_resources(StackName="wide")["StackResources"]
+        machines = sorted(
+            r["LogicalResourceId"]
+            for r in resources
+            if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
+        )
+        assert machines == ["StateMachine", "StateMachinePart1", "StateMachinePart2"]
