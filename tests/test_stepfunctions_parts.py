@@ -461,3 +461,25 @@ def test_deploy_of_a_split_plan_uploads_every_definition_and_names_them_in_the_s
             if r["ResourceType"] == "AWS::StepFunctions::StateMachine"
         )
         assert machines == ["StateMachine", "StateMachinePart1", "StateMachinePart2"]
+
+
+def test_the_largest_plan_that_exports_and_the_first_that_does_not() -> None:
+    """The records of every step travel in the main execution's state (256 KiB): 589 steps in a
+    recovery export (as parts, each definition under 1 MiB), 590 are refused with the reason."""
+    from drplan.stepfunctions.parts import DEFINITION_LIMIT, largest_plan
+
+    most = largest_plan("recover")
+    assert most == 589
+
+    def plan(n: int) -> Any:
+        services = {
+            f"s{i}": {"steps": [restore("restore", f"table{i}", f"table{i}-restored")]} for i in range(n)
+        }
+        return build_plan(plan_data(services, name="largest"))
+
+    exported = export_plan(plan(most), "recover")
+    assert exported.shape.split is not None and len(exported.parts) > 20
+    assert exported.size() < DEFINITION_LIMIT
+    assert all(len(json.dumps(d, separators=(",", ":"))) < DEFINITION_LIMIT for d in exported.parts.values())
+    with pytest.raises(ExportTooLarge, match=r"records of its 590 steps .* limits to 256 KiB: at most 589"):
+        export_plan(plan(most + 1), "recover")

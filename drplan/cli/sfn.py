@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     "--s3-bucket",
     metavar="BUCKET",
     help="Upload the template here first: needed when it is over the 51,200 bytes CloudFormation takes "
-    "in a request (as for aws cloudformation deploy).",
+    "in a request (as for aws cloudformation deploy), and for the definitions of a plan split into "
+    "child executions.",
 )
 @click.option(
     "--coordination-table",

@@ -1,11 +1,12 @@
 """``drplan export``: a plan for another engine. ``stepfunctions`` writes an AWS Step Functions
-state machine (three files); ``arc-region-switch`` an ARC Region switch plan (docs/arc-region-switch.md).
+state machine (three files, and one per part of a plan split into child executions); ``arc-region-switch`` an ARC Region switch plan (docs/arc-region-switch.md).
 
 Nothing here calls AWS.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -80,7 +81,9 @@ def stepfunctions(
     The state machine runs the plan with the local scheduler's semantics: each step starts when
     the steps it waits for are done, retries, times out and is skipped when one of them failed as
     in a local run; a drill uses drplan's isolated names and cleans up whatever happened. Steps
-    whose action has no exact translation refuse the whole plan (exit 1), naming each step.
+    whose action has no exact translation refuse the whole plan (exit 1), naming each step. A plan
+    over one execution's quotas also gets part-N.asl.json files: parts the main state machine runs
+    as child executions.
 
     \b
     Examples:
@@ -109,13 +112,23 @@ def stepfunctions(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create {directory}: {exc.strerror or exc}", EXIT_USAGE)
-    for name, text in exported.files():
+    written = exported.files()
+    for name, text in written:
         write_output(directory / name, text.encode("utf-8"))  # whole or not at all
         say(f"wrote {directory / name}")
+    # An earlier export of a larger plan may have left more parts: they would deploy by mistake.
+    for stale in sorted(set(directory.glob("part-*.asl.json")) - {directory / n for n, _ in written}):
+        stale.unlink()
+        say(f"removed {stale} (a part of an earlier export)")
     say(
         f"{exported.states()} states, {exported.size()} bytes of definition "
         f"(Step Functions takes up to 1 MiB); {len(exported.sids)} steps"
     )
+    if exported.parts:
+        sizes = [len(json.dumps(d, separators=(",", ":"))) for d in exported.parts.values()]
+        say(
+            f"{len(exported.parts)} parts run as child executions; the largest is {max(sizes)} bytes of definition"
+        )
     for message in exported.notes:
         note(message)
 

@@ -30,8 +30,10 @@ from drplan.stepfunctions.definition import Shape, build_definition, semaphore_s
 from drplan.stepfunctions.parts import (
     DEFINITION_LIMIT,
     EVENT_BUDGET,
+    RECORD_BYTES,
     TooLargeForOnePart,
     history_events,
+    largest_plan,
     part_definition,
     split,
     step_sizes,
@@ -207,6 +209,13 @@ def export_plan(
     if problems:
         raise ExportRefused(plan.name, problems)
 
+    if len(infos) > largest_plan(mode):
+        raise ExportTooLarge(
+            plan.name,
+            f"the records of its {len(infos)} steps would be about {len(infos) * RECORD_BYTES[mode] // 1024} KiB "
+            f"of the execution's state, which Step Functions limits to 256 KiB: at most {largest_plan(mode)} "
+            f"steps in a {mode}; split the plan into smaller plans",
+        )
     graph = prepared.graph.graph
     table = coordination_table or default_table(plan)
     options = options or RunOptions()
@@ -288,7 +297,9 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
             f"the plan is over what one execution holds (1 MiB of definition, 25,000 history events): it runs "
             f"as {len(split_.parts)} child executions, one per part "
             f"({', '.join(part_file(p.name) for p in split_.parts)}), started and awaited by the main state "
-            "machine; deploy them with template.json (docs/stepfunctions.md#child-executions)"
+            "machine; the template reads every definition from S3: deploy with drplan deploy --s3-bucket "
+            "BUCKET, or upload the .asl.json files and give template.json the DefinitionsBucket and "
+            "DefinitionsPrefix parameters (docs/stepfunctions.md#child-executions)"
         )
         if split_.sliced:
             notes.append(

@@ -61,6 +61,14 @@ HISTORY_LIMIT = 25_000  # events of an execution's history
 SIZE_BUDGET = int(DEFINITION_LIMIT * 0.8)
 EVENT_BUDGET = 20_000
 
+#: The records of every step travel in the main execution's state, whose size AWS limits to 256 KiB.
+STATE_LIMIT = 256 * 1024
+#: What a step's record takes there, about: a DynamoDB restore's is 285 bytes measured in moto (its
+#: table name, ARN and backup ARN), plus its cleanup record in a drill; generous for longer names.
+RECORD_BYTES = {"recover": 400, "drill": 450}
+#: What the records may use of the state: the rest is the run, the working area and headroom.
+STATE_BUDGET = int(STATE_LIMIT * 0.9)
+
 #: History events of one step besides its polls, and of one poll (measured in moto for a DynamoDB
 #: restore: 71 events in a recovery, 129 in a drill with its undo; 11-13 per poll).
 STEP_EVENTS = {"recover": 75, "drill": 135}
@@ -99,6 +107,11 @@ class Split:
 
     def part(self, name: str) -> Part:
         return self.parts[int(name.removeprefix("part-")) - 1]
+
+
+def largest_plan(mode: Mode) -> int:
+    """The most steps whose records fit the main execution's state (:data:`STATE_BUDGET`)."""
+    return STATE_BUDGET // RECORD_BYTES[mode]
 
 
 def history_events(info: StepInfo) -> int:
