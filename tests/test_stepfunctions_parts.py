@@ -483,3 +483,39 @@ def test_the_largest_plan_that_exports_and_the_first_that_does_not() -> None:
     assert all(len(json.dumps(d, separators=(",", ":"))) < DEFINITION_LIMIT for d in exported.parts.values())
     with pytest.raises(ExportTooLarge, match=r"records of its 590 steps .* limits to 256 KiB: at most 589"):
         export_plan(plan(most + 1), "recover")
+
+
+@pytest.mark.slow
+def test_drplan_approve_answers_a_manual_step_that_waits_in_a_part() -> None:
+    """The manual step runs in a child execution: the approval is found in that child's history
+    (from the main execution's ARN, which is what drplan approve is given), answered, and the run
+    carries on to the end."""
+    from drplan.stepfunctions.approve import answer, approvals
+    from tests.test_sfn_approve import gated, wait_until_ended
+
+    exported = export_plan(build_plan(gated()), "recover", options=FAST, history_budget=5_000)
+    assert exported.shape.split is not None
+    (part,) = [p for p in exported.shape.split.parts if "gate.approve" in p.keys]
+    assert part.keys == ("gate.approve",)  # a slice of its own, after db.settle's
+    with mock_aws(config=SFN):
+        boto3.client("sns", region_name=REGION).create_topic(Name=str(exported.approvals_topic))
+        arn = create_machines(exported, "drplan-gated-recover")
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        execution = sfn.start_execution(
+            stateMachineArn=arn,
+            name=RUN_ID,
+            input=json.dumps({"run_id": RUN_ID, "created": "2026-01-01T00:00:00Z"}),
+        )["executionArn"]
+        started = time.monotonic()
+        while "gate.approve" not in approvals(sfn, execution)[1]:
+            assert time.monotonic() - started < 60, "the manual step never asked for approval"
+            time.sleep(0.2)
+        manual, waiting = approvals(sfn, execution)
+        assert manual == ["gate.approve"] and not waiting["gate.approve"].answered
+        answered = answer(sfn, execution, "gate.approve", by="jane@laptop")
+        assert answered.verdict == "approved"
+        described = wait_until_ended(sfn, execution)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    doc = records(described)
+    assert statuses(doc, exported.sids) == dict.fromkeys(exported.sids, "succeeded")
+    assert doc["steps"][exported.sids["gate.approve"]]["out"]["approved_by"] == "jane@laptop"
