@@ -519,3 +519,109 @@ def test_drplan_approve_answers_a_manual_step_that_waits_in_a_part() -> None:
     doc = records(described)
     assert statuses(doc, exported.sids) == dict.fromkeys(exported.sids, "succeeded")
     assert doc["steps"][exported.sids["gate.approve"]]["out"]["approved_by"] == "jane@laptop"
+
+
+# --- a recovery's rollback (--rollback-on-failure) ------------------------------------------------------
+
+
+def rollback_plan() -> dict[str, Any]:
+    """a and b restore; c (after a) fails, its source missing; d (after c) is skipped."""
+    return plan_data(
+        {
+            "a": {"steps": [restore("restore", "orders", "orders-restored")]},
+            "b": {"steps": [restore("restore", "carts", "carts-restored")]},
+            "c": {"depends_on": ["a"], "steps": [restore("restore", "missing", "users-restored")]},
+            "d": {"depends_on": ["c"], "steps": [restore("restore", "stock", "stock-restored")]},
+        },
+        name="rollback",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [10**9, TWO_RESTORES], ids=["one machine", "parts"])
+def test_a_failed_recovery_rolls_back_as_the_local_rollback_does(budget: int) -> None:
+    data = rollback_plan()
+    tables = ("orders", "carts", "stock")
+    with mock_aws():
+        seed(tables)
+        before = aws_state()
+        local = run_plan(data, run_id=RUN_ID)
+        assert local.runner.rollback() == []
+        expected = aws_state()
+    assert expected == before  # the local rollback removed what a and b restored
+    local_statuses = {k: r.status for k, r in local.outcome.records.items()}
+    exported = export_plan(
+        build_plan(data), "recover", options=FAST, history_budget=budget, rollback_on_failure=True
+    )
+    assert (exported.shape.split is not None) == (budget == TWO_RESTORES)
+    assert any("--rollback-on-failure" in n for n in exported.notes)
+    with mock_aws(config=SFN):
+        seed(tables)
+        described = run_split(exported, "drplan-rollback")
+        after = aws_state()
+    assert after == expected
+    assert described["status"] == "FAILED" and described["error"] == "drplan.StepFailed", described.get(
+        "cause"
+    )
+    doc = records(described)
+    assert statuses(doc, exported.sids) == local_statuses
+    rolled = {k: doc["cleanup"][sid]["status"] for k, sid in exported.sids.items()}
+    assert rolled == {
+        "a.restore": "removed",
+        "b.restore": "removed",
+        "c.restore": "nothing to undo",
+        "d.restore": "nothing to undo",
+    }
+
+
+@pytest.mark.slow
+def test_a_recovery_that_succeeds_does_not_roll_back() -> None:
+    data = rollback_plan()
+    data["services"]["c"]["steps"][0]["with"]["source_table"] = "users"
+    exported = export_plan(
+        build_plan(data), "recover", options=FAST, history_budget=10**9, rollback_on_failure=True
+    )
+    with mock_aws(config=SFN):
+        seed(("orders", "carts", "users", "stock"))
+        described = run_split(exported, "drplan-no-rollback")
+        tables = boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"]
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert records(described)["cleanup"] == {}
+    assert {"orders-restored", "carts-restored", "users-restored", "stock-restored"} <= set(tables)
+
+
+def test_rollback_is_refused_where_it_is_not_translated_and_for_drills(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from drplan.cli.stepfunctions import stepfunctions
+    from drplan.stepfunctions.export import ExportRefused
+
+    data = plan_data(
+        {
+            "web": {
+                "steps": [
+                    {
+                        "id": "dns",
+                        "uses": "aws.route53.change_record",
+                        "with": {
+                            "zone_id": "Z123",
+                            "name": "shop",
+                            "type": "CNAME",
+                            "values": ["a.example.com"],
+                        },
+                    }
+                ]
+            }
+        },
+        name="dns",
+    )
+    assert export_plan(build_plan(data), "recover").rollback is False  # exports without rollback
+    with pytest.raises(ExportRefused, match="rollback puts the previous record back"):
+        export_plan(build_plan(data), "recover", rollback_on_failure=True)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(rollback_plan()), encoding="utf-8")
+    drill = CliRunner().invoke(
+        stepfunctions, [str(plan), "--mode", "drill", "-o", str(tmp_path / "out"), "--rollback-on-failure"]
+    )
+    assert drill.exit_code == 2 and "--rollback-on-failure is for recoveries" in drill.output
+    assert not (tmp_path / "out").exists()

@@ -67,6 +67,12 @@ if TYPE_CHECKING:
     type=click.IntRange(min=1),
     help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
 )
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
+    "--rollback-on-failure does (refused for steps whose rollback is not translated).",
+)
 @aws_options
 @output_options
 def deploy(
@@ -77,6 +83,7 @@ def deploy(
     s3_bucket: str | None,
     coordination_table: str | None,
     parallelism: int | None,
+    rollback_on_failure: bool,
     **opts: Any,
 ) -> None:
     """Export PLAN to AWS Step Functions and deploy it as a CloudFormation stack: the state
@@ -99,8 +106,16 @@ def deploy(
 
     plan, _ = load_plan(_existing(plan_path))
     chosen: Mode = "drill" if mode == "drill" else "recover"
+    if rollback_on_failure and chosen == "drill":
+        raise click.UsageError("--rollback-on-failure is for recoveries: a drill cleans up whatever happened")
     try:
-        exported = export_plan(plan, chosen, coordination_table=coordination_table, parallelism=parallelism)
+        exported = export_plan(
+            plan,
+            chosen,
+            coordination_table=coordination_table,
+            parallelism=parallelism,
+            rollback_on_failure=rollback_on_failure,
+        )
     except (ExportRefused, ExportTooLarge) as refused:
         fail(str(refused), refused.exit_code)
     region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region

@@ -66,6 +66,12 @@ def export() -> None:
     type=click.IntRange(min=1),
     help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
 )
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
+    "--rollback-on-failure does (refused for steps whose rollback is not translated).",
+)
 def stepfunctions(
     plan_path: str,
     mode: str,
@@ -74,6 +80,7 @@ def stepfunctions(
     region: str | None,
     coordination_table: str | None,
     parallelism: int | None,
+    rollback_on_failure: bool,
 ) -> None:
     """Write PLAN as an AWS Step Functions state machine: its Amazon States Language definition,
     the least-privilege policy of its role, and a CloudFormation template that deploys both.
@@ -95,6 +102,8 @@ def stepfunctions(
     from drplan.stepfunctions import export_plan
     from drplan.stepfunctions.export import ExportRefused, ExportTooLarge
 
+    if rollback_on_failure and mode == "drill":
+        raise click.UsageError("--rollback-on-failure is for recoveries: a drill cleans up whatever happened")
     plan, _ = load_plan(plan_path)
     try:
         exported = export_plan(
@@ -104,6 +113,7 @@ def stepfunctions(
             region=region,
             coordination_table=coordination_table,
             parallelism=parallelism,
+            rollback_on_failure=rollback_on_failure,
         )
     except (ExportRefused, ExportTooLarge) as refused:
         fail(str(refused), refused.exit_code)

@@ -706,6 +706,17 @@ def undo_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
     """A drill's cleanup of one step: undone unless it never started (skipped); a step whose record
     is missing (the run ended by an unexpected error) is undone too, like the local cleanup of a
     step that journaled an intent. The outcome in ``$.u.<sid>``."""
+    return _undo_one(enc, key, scope, then, rollback=False)
+
+
+def rollback_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
+    """A recovery's rollback of one step (``--rollback-on-failure``): undone when it succeeded, as
+    the local ``Undoer.rollback`` undoes completed steps; a step whose record is missing (the run
+    ended by an unexpected error, its records lost) is undone too, since it may have completed."""
+    return _undo_one(enc, key, scope, then, rollback=True)
+
+
+def _undo_one(enc: Encoder, key: str, scope: Scope, then: str, *, rollback: bool) -> str:
     info = enc.infos[key]
     sid = info.sid
     translation = enc.translations[info.step.uses]
@@ -715,15 +726,36 @@ def undo_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
             role(pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}"), "undone", key),
         )
     record = scope.add(
-        f"{key} cleanup outcome",
+        f"{key} {'rollback' if rollback else 'cleanup'} outcome",
         role(
             {"Type": "Pass", "InputPath": "$.w.undo", "ResultPath": f"$.u.{sid}", "Next": then},
             "undone",
             key,
         ),
     )
-    undo = _undo_branch(enc, info, translation, scope, record, "cleanup", f"drplan:undo {key}")
+    why = "rollback" if rollback else "cleanup"
+    undo = _undo_branch(enc, info, translation, scope, record, why, f"drplan:undo {key}")
     assert undo is not None
+    if rollback:
+        kept = scope.add(
+            f"{key} did not complete",
+            role(pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}"), "undone", key),
+        )
+        return scope.add(
+            f"{key} completed?",
+            choice(
+                [
+                    {
+                        "And": [
+                            {"Variable": f"$.s.{sid}", "IsPresent": True},
+                            {"Not": {"Variable": f"$.s.{sid}.status", "StringEquals": "succeeded"}},
+                        ],
+                        "Next": kept,
+                    }
+                ],
+                undo,
+            ),
+        )
     never = scope.add(
         f"{key} never started",
         role(pass_state({"status": "not started"}, then, result=f"$.u.{sid}"), "undone", key),

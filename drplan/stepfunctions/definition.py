@@ -30,6 +30,7 @@ from drplan.stepfunctions.asl import (
     Tree,
     decompose,
     general_parts,
+    rollback_block,
     step_block,
     undo_block,
 )
@@ -74,11 +75,14 @@ def build_definition(
     options: RunOptions | None = None,
     semaphores: Sequence[tuple[Semaphore, Sequence[str]]] = (),
     split: Split | None = None,
+    rollback: bool = False,
 ) -> tuple[dict[str, Any], Shape]:
     """The definition, and how the graph was encoded. ``semaphores``: the limits to enforce, each
     with the steps that take a slot of it (in the order given, a step takes them in turn).
     ``split``: the plan runs as child executions (:mod:`drplan.stepfunctions.parts`); this is the
-    main machine, which starts them."""
+    main machine, which starts them. ``rollback``: a recovery that fails undoes its completed
+    steps, dependents first (``drplan recover --rollback-on-failure``)."""
+    undoes = mode == "drill" or rollback
     order = {key: i for i, key in enumerate(infos)}
     options = options or RunOptions()
     names = Names()
@@ -86,12 +90,12 @@ def build_definition(
     reverse = graph.reverse(copy=True)
     if split is None:
         tree = decompose(graph, order)
-        cleanup_tree = decompose(reverse, order) if mode == "drill" else None
+        cleanup_tree = decompose(reverse, order) if undoes else None
         trees = [tree, cleanup_tree]
     else:  # each part's machine decomposes its own steps
         tree = cleanup_tree = None
         trees = [decompose(graph.subgraph(p.keys), order) for p in split.parts]
-        if mode == "drill":
+        if undoes:
             trees += [decompose(reverse.subgraph(p.keys), order) for p in split.parts]
     coordinated = tuple(k for t in trees for g in general_parts(t) for k in g.keys)
     table = coordination if coordinated or semaphores else None
@@ -135,6 +139,22 @@ def build_definition(
         for sid in sids
     ]
     rules: list[dict[str, Any]] = [{"Variable": "$.crash", "IsPresent": True, "Next": "VERDICT_CRASHED"}]
+    if mode == "recover" and rollback:
+        # What a rollback left behind matters more than the failure that started it.
+        unrolled = top.add(
+            "Rollback incomplete",
+            {
+                "Type": "Fail",
+                "Error": "drplan.RollbackIncomplete",
+                "CausePath": "States.JsonToString($.verdict)",
+            },
+        )
+        rules.append(
+            {
+                "Or": [{"Variable": "$.u.incomplete", "IsPresent": True}, *cleanup_failed_rules],
+                "Next": unrolled,
+            }
+        )
     if step_failed_rules:
         rules.append(
             {"Or": step_failed_rules, "Next": failed}
@@ -166,11 +186,15 @@ def build_definition(
     top.states[summary]["Next"] = ok
     top.states[summary].pop("End", None)
 
-    # --- a drill's cleanup ---------------------------------------------------------------------------
+    # --- a drill's cleanup, or a recovery's rollback ---------------------------------------------------
     after_steps = verdict_input
-    if mode == "drill" and (cleanup_tree is not None or split is not None) and plan.drill.cleanup != "never":
+    if (
+        undoes
+        and (cleanup_tree is not None or split is not None)
+        and (mode == "recover" or plan.drill.cleanup != "never")
+    ):
         after_steps = _cleanup(
-            top, plan, infos, translations, reverse, cleanup_tree, table, options, verdict_input, split
+            top, plan, mode, infos, translations, reverse, cleanup_tree, table, options, verdict_input, split
         )
     else:
         none = top.add("No cleanup", pass_state({}, verdict_input, result="$.u"))
@@ -285,6 +309,7 @@ def build_definition(
 def _cleanup(
     top: Scope,
     plan: Plan,
+    mode: Mode,
     infos: Mapping[str, StepInfo],
     translations: Mapping[str, Translation],
     reverse: nx.DiGraph,
@@ -296,7 +321,11 @@ def _cleanup(
 ) -> str:
     """The drill's cleanup (``Undoer.cleanup``): every step that may have created something is
     undone, dependents first, within the local engine's overall undo deadline; skipped when the
-    execution's input says ``keep``, or (``drill.cleanup: on_success``) when a step failed."""
+    execution's input says ``keep``, or (``drill.cleanup: on_success``) when a step failed.
+
+    In a recovery, the rollback (``Undoer.rollback``): when a step failed or the run crashed, the
+    completed steps are undone the same way; the records go in the same place (``cleanup`` in
+    the output)."""
     # The records come back as JSON in the Done error's cause; the document keeps everything else
     # (``$.crash`` above all), so each result goes in with ResultPath.
     keep_records = top.add(
@@ -311,7 +340,8 @@ def _cleanup(
         role(pass_state({"incomplete": Path("$.w.clean")}, then, result="$.u"), "cleanup-stopped"),
     )
     body = top.branch()
-    encoder = Encoder(infos, translations, reverse, "u", undo_block, table, options)
+    block = rollback_block if mode == "recover" else undo_block
+    encoder = Encoder(infos, translations, reverse, "u", block, table, options)
     out = body.add(
         "Cleanup records", {"Type": "Fail", "Error": DONE, "CausePath": "States.JsonToString($.u)"}
     )
@@ -345,6 +375,19 @@ def _cleanup(
             "Next": gave_up,
         },
     )
+    if mode == "recover":
+        steady = top.add("No rollback", pass_state({}, then, result="$.u"))
+        failed_steps = [
+            {
+                "And": [
+                    {"Variable": f"$.s.{info.sid}", "IsPresent": True},
+                    {"Variable": f"$.s.{info.sid}.status", "StringEquals": "failed"},
+                ]
+            }
+            for info in infos.values()
+        ]
+        went_wrong = {"Or": [{"Variable": "$.crash", "IsPresent": True}, *failed_steps], "Next": clean}
+        return top.add("Roll back?", choice([went_wrong], steady))
     kept = top.add("Resources kept", role(pass_state({"kept": True}, then, result="$.u"), "kept"))
     rules: list[dict[str, Any]] = [{"Variable": "$.run.keep", "BooleanEquals": True, "Next": kept}]
     if plan.drill.cleanup == "on_success":

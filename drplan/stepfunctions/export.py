@@ -82,6 +82,7 @@ class Exported:
     approvals_topic: str | None = None  # the SNS topic manual steps ask through, when there are any
     #: The parts' definitions, by part name (``part-1`` ...), when the plan runs as child executions.
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollback: bool = False  # a recovery that rolls back when a step fails
 
     def definition_text(self) -> str:
         return json.dumps(self.definition, indent=2) + "\n"
@@ -152,6 +153,7 @@ def export_plan(
     parallelism: int | None = None,
     limit_overrides: Mapping[str, int] | None = None,
     history_budget: int = EVENT_BUDGET,
+    rollback_on_failure: bool = False,
 ) -> Exported:
     """Translate ``plan`` for ``mode``; raises :class:`ExportRefused` naming every step that has no
     exact translation. ``options`` are the local engine's timings the state machine copies (polling
@@ -161,7 +163,10 @@ def export_plan(
     ``--parallelism`` and per-action limit overrides: the limits the state machine enforces where
     the graph could exceed them (:func:`semaphores`). ``history_budget``: the history events one
     execution may use (20,000 of AWS's 25,000 by default); a plan whose steps could write more, or
-    whose definition is over 1 MiB, runs as child executions (:mod:`~drplan.stepfunctions.parts`)."""
+    whose definition is over 1 MiB, runs as child executions (:mod:`~drplan.stepfunctions.parts`).
+    ``rollback_on_failure`` (recoveries): a run where a step fails undoes the completed steps, as
+    ``drplan recover --rollback-on-failure``; a drill cleans up whatever happened anyway."""
+    rollback = rollback_on_failure and mode == "recover"
     from drplan.actions import registry
     from drplan.stepfunctions.iam import role_policy
     from drplan.stepfunctions.template import build_template
@@ -201,6 +206,8 @@ def export_plan(
             if step.step.region or step.step.role_arn:
                 raise Untranslatable("a step's own `region` or `role_arn` is not translated yet")
             translation.check(info)
+            if rollback:
+                translation.check_rollback(info)
             values.of(step.params)  # every value must be expressible
         except Untranslatable as exc:
             problems.append((key, step.step.uses, str(exc)))
@@ -221,14 +228,22 @@ def export_plan(
     options = options or RunOptions()
     limits = semaphores(graph, infos, prepared.limits, options)
     definition, shape = build_definition(
-        plan, mode, graph, infos, TRANSLATIONS, coordination=table, options=options, semaphores=limits
+        plan,
+        mode,
+        graph,
+        infos,
+        TRANSLATIONS,
+        coordination=table,
+        options=options,
+        semaphores=limits,
+        rollback=rollback,
     )
-    events = {key: history_events(info) for key, info in infos.items()}
+    events = {key: history_events(info, undone=rollback) for key, info in infos.items()}
     parts: dict[str, dict[str, Any]] = {}
     if _size(definition) > DEFINITION_LIMIT or sum(events.values()) > history_budget:
         order_of = {key: i for i, key in enumerate(infos)}
         slots = semaphore_slots(limits)
-        sizes = step_sizes(infos, TRANSLATIONS, graph, mode, table, options, slots)
+        sizes = step_sizes(infos, TRANSLATIONS, graph, mode, table, options, slots, rollback=rollback)
         try:
             chosen = split(graph, order_of, sizes, events, event_budget=history_budget)
         except TooLargeForOnePart as exc:
@@ -243,6 +258,7 @@ def export_plan(
             options=options,
             semaphores=limits,
             split=chosen,
+            rollback=rollback,
         )
         for part in chosen.parts:
             parts[part.name] = part_definition(
@@ -256,6 +272,7 @@ def export_plan(
                 options=options,
                 slots=slots,
                 order=order_of,
+                rollback=rollback,
             )
     used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
@@ -274,7 +291,17 @@ def export_plan(
     )
     template = build_template(plan, mode, definition, used_table, topic, counters=counters, parts=parts)
     exported = Exported(
-        plan, mode, definition, policy, template, shape, sids, used_table, approvals_topic=topic, parts=parts
+        plan,
+        mode,
+        definition,
+        policy,
+        template,
+        shape,
+        sids,
+        used_table,
+        approvals_topic=topic,
+        parts=parts,
+        rollback=rollback,
     )
     for name, machine_definition in [("the state machine", definition), *parts.items()]:
         if _size(machine_definition) > DEFINITION_LIMIT:
@@ -333,6 +360,12 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
             f"{len(manual)} manual step(s) wait for approval: each publishes a message to the SNS topic "
             f"{exported.approvals_topic} (the template creates it; subscribe the approvers) and waits until "
             "someone answers with drplan approve RUN_ID STEP"
+        )
+    if exported.rollback:
+        notes.append(
+            "a recovery in which a step fails (or that ends by an unexpected error) undoes its completed steps, "
+            "dependents first, as drplan recover --rollback-on-failure; the execution then fails with "
+            "drplan.StepFailed, or drplan.RollbackIncomplete when something could not be undone"
         )
     if exported.plan.drill.faults and exported.mode == "drill":
         notes.append("drill.faults are not rehearsed by the exported state machine")

@@ -240,6 +240,8 @@ class Follower:
         result = RunResult(self.run_id, self.prepared, outcome, self.header, self.directory)
         if self.machine.mode == "drill":
             self._cleanup(result, any(r.status not in DONE for r in outcome.records.values()))
+        else:
+            self._rollback(result)
         followed = Followed(self.run_id, self.execution_arn, projection.ending.status, result, self.directory)
         self._evidence(followed)
         result.problems += [f"journal: {self.bus.failure}"] if self.bus.failure else []
@@ -279,6 +281,17 @@ class Follower:
             result.cleanup_failed = sorted(set(projection.cleanup_failed) | set(left))
             if projection.cleanup_stopped:
                 result.problems.append(f"cleanup: {projection.cleanup_stopped}")
+
+    def _rollback(self, result: Any) -> None:
+        """A recovery exported with --rollback-on-failure: what its rollback could not undo (the
+        steps it undid are in the records, ``undone``), as a local rollback reports it."""
+        projection = self.projection
+        failed = set(projection.cleanup_failed)
+        if projection.cleanup_stopped:  # the deadline passed: what it had not undone yet is left
+            result.problems.append(f"rollback: {projection.cleanup_stopped}")
+            records = result.outcome.records.items()
+            failed |= {k for k, r in records if r.status == "succeeded" and r.resources and not r.undone}
+        result.rollback_failed = sorted(failed)
 
     def _evidence(self, followed: Followed) -> None:
         """Build and write the report; a failure is recorded, never raised (the execution is over)."""

@@ -347,7 +347,8 @@ class Projection:
                 rec.error = step_error(last.get("Error"), last.get("Cause"))
                 self.bus.emit("step.retrying", role.key, attempt=rec.attempts, error=rec.error)
         elif role.kind == "undo" and rec is not None:
-            self.bus.emit("undo.started", role.key, reason="drill cleanup")
+            why = "drill cleanup" if self.machine.mode == "drill" else "rollback"
+            self.bus.emit("undo.started", role.key, reason=why)
         elif role.kind == "approval" and rec is not None:
             # The approval's task waits for its token: say who must do what, and how.
             note = f"waiting for approval: drplan approve {self.bus.run_id} {role.key}"

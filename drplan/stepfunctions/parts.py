@@ -48,6 +48,7 @@ from drplan.stepfunctions.asl import (
     Series,
     Tree,
     decompose,
+    rollback_block,
     step_block,
     undo_block,
 )
@@ -114,15 +115,17 @@ def largest_plan(mode: Mode) -> int:
     return STATE_BUDGET // RECORD_BYTES[mode]
 
 
-def history_events(info: StepInfo) -> int:
+def history_events(info: StepInfo, *, undone: bool = False) -> int:
     """The most history events ``info``'s step can write: its fixed events, and 13 for each poll
-    that fits in its timeout at the local engine's growing intervals (capped at the longest)."""
+    that fits in its timeout at the local engine's growing intervals (capped at the longest).
+    ``undone``: a recovery that rolls back may undo the step too (as a drill does)."""
     waits = poll_waits(info.options, info.estimate, info.timeout)
     polls = len(waits)
     rest = info.timeout - sum(waits)
     if rest > 0:
         polls += math.ceil(rest / waits[-1])
-    return STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"]) + POLL_EVENTS * polls
+    fixed = STEP_EVENTS["drill"] if undone else STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"])
+    return fixed + POLL_EVENTS * polls
 
 
 def step_sizes(
@@ -133,19 +136,23 @@ def step_sizes(
     coordination: str,
     options: RunOptions,
     slots: Mapping[str, tuple[Semaphore, ...]],
+    *,
+    rollback: bool = False,
 ) -> dict[str, int]:
     """Each step's share of a definition, in bytes: its block as the encoder writes it (and, in a
-    drill, its undo), minified, plus its share of the joins around it."""
+    drill or a recovery that rolls back, its undo), minified, plus its share of the joins around it."""
     sizes: dict[str, int] = {}
+    undoes = mode == "drill" or rollback
     steps = Encoder(infos, translations, graph, "s", step_block, coordination, options, slots)
-    undos = Encoder(infos, translations, graph.reverse(copy=False), "u", undo_block, coordination, options)
+    block = undo_block if mode == "drill" else rollback_block
+    undos = Encoder(infos, translations, graph.reverse(copy=False), "u", block, coordination, options)
     for key in infos:
         scope = Scope(Names())
         steps.block(steps, key, scope, "next")
-        if mode == "drill":
+        if undoes:
             undos.block(undos, key, scope, "next")
-        # Joins, hand-backs and coordination: about 120 bytes a step, twice in a drill.
-        sizes[key] = len(json.dumps(scope.states, separators=(",", ":"))) + (240 if mode == "drill" else 120)
+        # Joins, hand-backs and coordination: about 120 bytes a step, twice when it is undone too.
+        sizes[key] = len(json.dumps(scope.states, separators=(",", ":"))) + (240 if undoes else 120)
     return sizes
 
 
@@ -243,10 +250,11 @@ def part_definition(
     options: RunOptions,
     slots: Mapping[str, tuple[Semaphore, ...]],
     order: Mapping[str, int],
+    rollback: bool = False,
 ) -> dict[str, Any]:
     """The state machine of one part: its steps (input ``phase`` ``steps``) or a drill's cleanup of
-    them (``cleanup``), from the run and the records in the input; the output is the part's own
-    records, ``{"s": ...}`` or ``{"u": ...}``."""
+    them, or a recovery's rollback (``cleanup``), from the run and the records in the input; the
+    output is the part's own records, ``{"s": ...}`` or ``{"u": ...}``."""
     top = Scope(Names())
     own = {infos[k].sid: k for k in part.keys}
     steps_out = top.add(
@@ -260,9 +268,10 @@ def part_definition(
         pass_state({"run": Path("$.run"), "s": Path("$.s"), "w": {}}, steps.encode(tree, top, steps_out)),
     )
     rules: list[dict[str, Any]] = []
-    if mode == "drill":
+    if mode == "drill" or rollback:
         reverse = graph.reverse(copy=True)
-        undos = Encoder(infos, translations, reverse, "u", undo_block, coordination, options)
+        block = undo_block if mode == "drill" else rollback_block
+        undos = Encoder(infos, translations, reverse, "u", block, coordination, options)
         cleanup_out = top.add(
             "Cleanup records of the part", pass_state({"u": {sid: Path(f"$.u.{sid}") for sid in own}}, None)
         )

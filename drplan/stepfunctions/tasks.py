@@ -430,6 +430,10 @@ class Translation:
         if unknown:
             raise Untranslatable(f"parameter(s) {', '.join(unknown)} not translated yet")
 
+    def check_rollback(self, info: StepInfo) -> None:
+        """Raise :class:`Untranslatable` when this step's undo is not what a recovery's rollback
+        does locally (the exported machine is asked to roll back on failure)."""
+
     def work(self, info: StepInfo, scope: Scope) -> str:
         raise NotImplementedError
 
@@ -1030,6 +1034,12 @@ class Route53ChangeRecord(Translation):
             raise Untranslatable(
                 "retries in a recovery put the previous record back between attempts: not translated yet"
             )
+
+    def check_rollback(self, info: StepInfo) -> None:
+        raise Untranslatable(
+            "a recovery's rollback puts the previous record back (the local action remembers it): not "
+            "translated yet; export without --rollback-on-failure"
+        )
 
     def created(
         self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
