@@ -94,6 +94,7 @@ class ManualApproval(Translation):
     action = "manual"
     understood = frozenset({"instructions", "role"})
     timer_grace = TIMER_GRACE
+    polls = False  # waits for its task token
 
     def check(self, info: StepInfo) -> None:
         super().check(info)

@@ -25,17 +25,18 @@ from drplan.errors import DrplanError
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
 from drplan.stepfunctions.asl import Semaphore, width
-from drplan.stepfunctions.builder import RUN_ID_MARKER, Path, Untranslatable, Values
+from drplan.stepfunctions.builder import RUN_ID_MARKER, Names, Path, Untranslatable, Values
 from drplan.stepfunctions.definition import Shape, build_definition, semaphore_slots
 from drplan.stepfunctions.parts import (
     DEFINITION_LIMIT,
     EVENT_BUDGET,
-    RECORD_BYTES,
+    SIZE_BUDGET,
+    STATE_BUDGET,
     TooLargeForOnePart,
     history_events,
-    largest_plan,
     part_definition,
     split,
+    state_bytes,
     step_sizes,
 )
 from drplan.stepfunctions.tasks import StepInfo, poll_waits
@@ -216,12 +217,13 @@ def export_plan(
     if problems:
         raise ExportRefused(plan.name, problems)
 
-    if len(infos) > largest_plan(mode):
+    undone = mode == "drill" or rollback
+    if (size := state_bytes(infos, undone=undone)) > STATE_BUDGET:
         raise ExportTooLarge(
             plan.name,
-            f"the records of its {len(infos)} steps would be about {len(infos) * RECORD_BYTES[mode] // 1024} KiB "
-            f"of the execution's state, which Step Functions limits to 256 KiB: at most {largest_plan(mode)} "
-            f"steps in a {mode}; split the plan into smaller plans",
+            f"the records of its {len(infos)} steps would take about {size // 1024} KiB of the execution's "
+            f"state (each twice), which Step Functions limits to 256 KiB; split the plan into smaller plans "
+            "(docs/stepfunctions.md#limits)",
         )
     graph = prepared.graph.graph
     table = coordination_table or default_table(plan)
@@ -238,16 +240,48 @@ def export_plan(
         semaphores=limits,
         rollback=rollback,
     )
-    events = {key: history_events(info, undone=rollback) for key, info in infos.items()}
+    events = {
+        key: history_events(info, polls=TRANSLATIONS[info.step.uses].polls, undone=undone)
+        for key, info in infos.items()
+    }
     parts: dict[str, dict[str, Any]] = {}
     if _size(definition) > DEFINITION_LIMIT or sum(events.values()) > history_budget:
         order_of = {key: i for i, key in enumerate(infos)}
         slots = semaphore_slots(limits)
         sizes = step_sizes(infos, TRANSLATIONS, graph, mode, table, options, slots, rollback=rollback)
-        try:
-            chosen = split(graph, order_of, sizes, events, event_budget=history_budget)
-        except TooLargeForOnePart as exc:
-            raise ExportTooLarge(plan.name, str(exc)) from exc
+        # The sizes are estimates (a part's coordination polling is not in them): a part built over
+        # 1 MiB is split again with a budget shrunk by what the estimate missed.
+        size_budget = SIZE_BUDGET
+        names = Names()  # one registry for every part: a shortened state name names one step
+        for _ in range(4):
+            try:
+                chosen = split(
+                    graph, order_of, sizes, events, size_budget=size_budget, event_budget=history_budget
+                )
+            except TooLargeForOnePart as exc:
+                raise ExportTooLarge(plan.name, str(exc)) from exc
+            names = Names()
+            parts = {
+                part.name: part_definition(
+                    part,
+                    mode,
+                    graph,
+                    infos,
+                    TRANSLATIONS,
+                    plan_name=plan.name,
+                    coordination=table,
+                    options=options,
+                    slots=slots,
+                    order=order_of,
+                    rollback=rollback,
+                    names=names,
+                )
+                for part in chosen.parts
+            }
+            largest = max(_size(d) for d in parts.values())
+            if largest <= DEFINITION_LIMIT:
+                break
+            size_budget = int(size_budget * DEFINITION_LIMIT / largest * 0.95)
         definition, shape = build_definition(
             plan,
             mode,
@@ -260,20 +294,6 @@ def export_plan(
             split=chosen,
             rollback=rollback,
         )
-        for part in chosen.parts:
-            parts[part.name] = part_definition(
-                part,
-                mode,
-                graph,
-                infos,
-                TRANSLATIONS,
-                plan_name=plan.name,
-                coordination=table,
-                options=options,
-                slots=slots,
-                order=order_of,
-                rollback=rollback,
-            )
     used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
     topic = approvals.name if manual else None

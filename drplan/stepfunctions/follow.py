@@ -33,11 +33,13 @@ from drplan.engine.prepare import new_run_id, prepare
 from drplan.errors import UsageError
 from drplan.model import Plan
 from drplan.stepfunctions.history import (
+    ENDINGS,
     HistoryClock,
     Machine,
     Projection,
     child_executions,
-    read_run_machine,
+    read_machine,
+    with_parts,
 )
 
 #: How often the history is read while the execution runs (seconds).
@@ -132,8 +134,9 @@ class Follower:
         self.execution_arn = execution_arn
         described = sfn.describe_execution(executionArn=execution_arn)
         definition = sfn.describe_state_machine_for_execution(executionArn=execution_arn)["definition"]
-        self.machine: Machine = read_run_machine(sfn, definition, str(described["stateMachineArn"]))
+        self.machine: Machine = read_machine(definition)
         self.children: list[str] = []  # the child executions started so far (a plan split into parts)
+        self.children_ended: set[str] = set()  # ... whose last event has been read
         check_plan(plan, self.machine, execution_arn)
         self.run_id = str(described["name"])
         region, account = _arn_parts(execution_arn)
@@ -203,10 +206,18 @@ class Follower:
         for arn in child_executions([event for event, _ in main]):
             if arn not in self.children:
                 self.children.append(arn)
+                # The part's states as this child ran them (not the part's machine as deployed now).
+                ran = self.sfn.describe_state_machine_for_execution(executionArn=arn)["definition"]
+                self.machine = self.projection.machine = with_parts(self.machine, {arn: ran})
         streams: list[list[tuple[dict[str, Any], str | None]]] = [main]
         for arn in self.children:
+            if arn in self.children_ended:
+                continue
             last = self.projection.child_last.get(arn, 0)
-            streams.append([(event, arn) for event in new_events(self.sfn, arn, last)])
+            events = new_events(self.sfn, arn, last)
+            if any(event.get("type") in ENDINGS for event in events):
+                self.children_ended.add(arn)
+            streams.append([(event, arn) for event in events])
         # Each history stays in its own order (ids); the histories interleave by time.
         for event, child in heapq.merge(*streams, key=lambda item: _timestamp(item[0])):
             self.projection.feed(event, child)

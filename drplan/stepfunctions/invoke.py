@@ -47,6 +47,7 @@ def _name(value: Any) -> str:
 class LambdaInvoke(Translation):
     action = "aws.lambda.invoke"
     understood = frozenset({"function", "qualifier", "payload", "outputs", "undo_function", "undo_payload"})
+    polls = False  # one synchronous invocation (and one for its undo)
 
     def check(self, info: StepInfo) -> None:
         super().check(info)

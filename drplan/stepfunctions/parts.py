@@ -53,7 +53,7 @@ from drplan.stepfunctions.asl import (
     undo_block,
 )
 from drplan.stepfunctions.builder import Names, Path, Scope, machine, merge_expression, role
-from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state, poll_waits
+from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state, poll_waits, undo_waits
 
 #: Step Functions' quotas (docs/stepfunctions.md#limits).
 DEFINITION_LIMIT = 1024 * 1024  # bytes of a definition
@@ -62,11 +62,17 @@ HISTORY_LIMIT = 25_000  # events of an execution's history
 SIZE_BUDGET = int(DEFINITION_LIMIT * 0.8)
 EVENT_BUDGET = 20_000
 
-#: The records of every step travel in the main execution's state, whose size AWS limits to 256 KiB.
+#: The records of every step travel in the main execution's state, whose size AWS limits to 256 KiB,
+#: twice: the verdict copies them, and a part's result carries its input (every record before it)
+#: beside its own.
 STATE_LIMIT = 256 * 1024
-#: What a step's record takes there, about: a DynamoDB restore's is 285 bytes measured in moto (its
-#: table name, ARN and backup ARN), plus its cleanup record in a drill; generous for longer names.
-RECORD_BYTES = {"recover": 400, "drill": 450}
+RECORD_COPIES = 2
+#: What a step's record takes besides its state name (sid) and key, calibrated on a drill of six
+#: DynamoDB restores in moto (13- and 9-character sids and keys): the state at its verdict held
+#: 4,982 bytes, 830 a step for two copies of a 285-byte record (table name, ARN, backup ARN) and
+#: a 37-byte cleanup record, with the JSON around them.
+RECORD_BASE = 340
+UNDO_RECORD = 45
 #: What the records may use of the state: the rest is the run, the working area and headroom.
 STATE_BUDGET = int(STATE_LIMIT * 0.9)
 
@@ -110,22 +116,37 @@ class Split:
         return self.parts[int(name.removeprefix("part-")) - 1]
 
 
-def largest_plan(mode: Mode) -> int:
-    """The most steps whose records fit the main execution's state (:data:`STATE_BUDGET`)."""
-    return STATE_BUDGET // RECORD_BYTES[mode]
+def state_bytes(infos: Mapping[str, StepInfo], *, undone: bool) -> int:
+    """About how much of the main execution's state the records of ``infos`` take (every copy):
+    ``undone``, a drill's cleanup or a recovery's rollback writes a second record per step."""
+    one = sum(
+        len(info.sid) + len(info.key) + RECORD_BASE + ((len(info.sid) + UNDO_RECORD) if undone else 0)
+        for info in infos.values()
+    )
+    return RECORD_COPIES * one
 
 
-def history_events(info: StepInfo, *, undone: bool = False) -> int:
-    """The most history events ``info``'s step can write: its fixed events, and 13 for each poll
-    that fits in its timeout at the local engine's growing intervals (capped at the longest).
-    ``undone``: a recovery that rolls back may undo the step too (as a drill does)."""
-    waits = poll_waits(info.options, info.estimate, info.timeout)
-    polls = len(waits)
-    rest = info.timeout - sum(waits)
-    if rest > 0:
-        polls += math.ceil(rest / waits[-1])
+def history_events(info: StepInfo, *, polls: bool = True, undone: bool = False) -> int:
+    """The most history events ``info``'s step can write: its fixed events and, for a step that
+    ``polls`` its job, 13 for each poll that fits in its timeout at the local engine's growing
+    intervals (capped at the longest); ``undone`` (a drill's cleanup, a recovery's rollback), the
+    polls verifying the deletion too, for as long as the undo deadline allows.
+
+    Not counted: the time a step waits for a slot of a semaphore (bounded by the other steps, not by
+    its timeout), polling a predecessor's coordination record, and listing backups page by page."""
     fixed = STEP_EVENTS["drill"] if undone else STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"])
-    return fixed + POLL_EVENTS * polls
+    if not polls:
+        return fixed
+    count = _polls(poll_waits(info.options, info.estimate, info.timeout), info.timeout)
+    if undone:
+        count += _polls(undo_waits(info.options), info.options.undo_timeout)
+    return fixed + POLL_EVENTS * count
+
+
+def _polls(waits: Sequence[int], total: float) -> int:
+    """How many polls at ``waits`` (then at the last one) fit in ``total`` seconds."""
+    rest = total - sum(waits)
+    return len(waits) + (math.ceil(rest / waits[-1]) if rest > 0 else 0)
 
 
 def step_sizes(
@@ -251,11 +272,14 @@ def part_definition(
     slots: Mapping[str, tuple[Semaphore, ...]],
     order: Mapping[str, int],
     rollback: bool = False,
+    names: Names | None = None,
 ) -> dict[str, Any]:
     """The state machine of one part: its steps (input ``phase`` ``steps``) or a drill's cleanup of
     them, or a recovery's rollback (``cleanup``), from the run and the records in the input; the
-    output is the part's own records, ``{"s": ...}`` or ``{"u": ...}``."""
-    top = Scope(Names())
+    output is the part's own records, ``{"s": ...}`` or ``{"u": ...}``. ``names``: the registry
+    shared by all parts, so that a state name shortened to 80 characters stays unique across them
+    (the follower merges their states by name)."""
+    top = Scope(names or Names())
     own = {infos[k].sid: k for k in part.keys}
     steps_out = top.add(
         "Records of the part", pass_state({"s": {sid: Path(f"$.s.{sid}") for sid in own}}, None)

@@ -419,6 +419,9 @@ class Translation:
     #: Seconds the step's timer waits beyond its timeout: a fragment that times itself out (an
     #: approval's TimeoutSeconds) ends with its own message rather than the timer's.
     timer_grace: ClassVar[int] = 0
+    #: Whether the step polls a job until it ends (each poll writes history events; a step that
+    #: only waits or calls once does not): what an execution's worst-case history counts.
+    polls: ClassVar[bool] = True
 
     def check(self, info: StepInfo) -> None:
         """Raise :class:`Untranslatable` for what this translation does not do (yet)."""
@@ -465,6 +468,7 @@ class Translation:
 class WaitStep(Translation):
     action = "wait"
     understood = frozenset({"duration", "reason"})
+    polls = False  # one Wait state
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         from drplan.durations import parse_duration
