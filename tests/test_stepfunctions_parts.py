@@ -678,3 +678,38 @@ def test_rollback_is_refused_where_it_is_not_translated_and_for_drills(tmp_path:
     )
     assert drill.exit_code == 2 and "--rollback-on-failure is for recoveries" in drill.output
     assert not (tmp_path / "out").exists()
+
+
+def test_drplan_start_refuses_a_version_of_a_machine_that_starts_parts(tmp_path: Path) -> None:
+    """The main machine finds its parts by its own ARN with -part-N after it: a version's or an
+    alias's ARN would name no part, so drplan start refuses it before starting anything."""
+    from click.testing import CliRunner
+
+    from drplan.cli.sfn import start
+
+    data = split_plan()
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(data), encoding="utf-8")
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=TWO_RESTORES)
+    with mock_aws(config=SFN):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        for part, definition in exported.parts.items():
+            sfn.create_state_machine(
+                name=f"drplan-split-{part}",
+                definition=json.dumps(definition),
+                roleArn="arn:aws:iam::123456789012:role/x",
+            )
+        created = sfn.create_state_machine(
+            name="drplan-split",
+            definition=json.dumps(exported.definition),
+            roleArn="arn:aws:iam::123456789012:role/x",
+            publish=True,
+        )
+        version = created["stateMachineVersionArn"]
+        result = CliRunner().invoke(
+            start, [str(plan), "--engine", "stepfunctions", "--state-machine", version, "--yes"]
+        )
+        executions = sfn.list_executions(stateMachineArn=created["stateMachineArn"])["executions"]
+    assert result.exit_code == 2, result.output
+    assert "is a version or alias" in result.output
+    assert executions == []

@@ -236,7 +236,7 @@ def start(
     from drplan.engine.prepare import new_run_id
     from drplan.pipeline import load_plan
     from drplan.stepfunctions.follow import check_plan, check_run_free, start_execution
-    from drplan.stepfunctions.history import read_machine
+    from drplan.stepfunctions.history import part_names, read_machine
 
     if sum(x is not None for x in (state_machine_arn, stack_name, follow_arn)) != 1:
         raise click.UsageError("give one of --state-machine, --stack-name or --follow-only")
@@ -259,6 +259,13 @@ def start(
         described = sfn.describe_state_machine(stateMachineArn=state_machine_arn)
         machine = read_machine(described["definition"])
         check_plan(plan, machine, state_machine_arn)
+        if part_names(machine) and len(state_machine_arn.split(":")) > 7:
+            # The main machine finds its parts by its own ARN with -part-N after it.
+            raise click.BadParameter(
+                f"{state_machine_arn} is a version or alias: this plan runs as child executions, found "
+                "by the state machine's own name; give the state machine's ARN without the version or alias",
+                param_hint="--state-machine",
+            )
         if machine.mode == "recover" and not yes:
             if not (sys.stdin.isatty() and sys.stderr.isatty()):
                 fail("refusing to start a real recovery without confirmation: pass --yes", EXIT_USAGE)

@@ -81,7 +81,21 @@ STATE_BUDGET = int(STATE_LIMIT * 0.9)
 STEP_EVENTS = {"recover": 75, "drill": 135}
 POLL_EVENTS = 13
 
-PART_COMMENT = "drplan:part"
+#: What Step Functions calls a refused or failed call to start or follow a part that may succeed
+#: when made again (throttling, the account's open executions at their quota, a service error).
+PART_TRANSIENT = [
+    "StepFunctions.ThrottlingException",
+    "StepFunctions.ExecutionLimitExceededException",
+    "StepFunctions.SdkClientException",
+    "StepFunctions.AWSStepFunctionsException",
+]
+PART_RETRY: dict[str, Any] = {
+    "IntervalSeconds": 2,
+    "MaxAttempts": 8,
+    "BackoffRate": 2.0,
+    "MaxDelaySeconds": 60,
+    "JitterStrategy": "FULL",
+}
 START_CHILD = "arn:aws:states:::states:startExecution.sync:2"
 
 
@@ -360,6 +374,8 @@ def encode_parts(
                 },
                 "ResultSelector": {"v.$": f"$.Output.{rec}"},
                 "ResultPath": "$.w.part",
+                # Starting the part again is safe: the same name and input is the same execution.
+                "Retry": [{"ErrorEquals": PART_TRANSIENT, **PART_RETRY}],
                 "Next": merge,
             }
             return sc.add(f"{part.name} {phase}", role(task, "part", f"{part.name} {phase}"))
