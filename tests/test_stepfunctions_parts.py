@@ -713,3 +713,38 @@ def test_drplan_start_refuses_a_version_of_a_machine_that_starts_parts(tmp_path:
     assert result.exit_code == 2, result.output
     assert "is a version or alias" in result.output
     assert executions == []
+
+
+@pytest.mark.slow
+def test_stopping_a_split_run_stops_the_parts_still_running(tmp_path: Path) -> None:
+    """drplan start --stop-on-interrupt stops the main execution and the parts it is waiting for."""
+    from drplan.stepfunctions.follow import Follower
+
+    slow = {"id": "w", "uses": "wait", "with": {"duration": "PT60S"}}
+    data = plan_data({f"w{i}": {"steps": [slow]} for i in range(2)}, name="slow")
+    plan = build_plan(data)
+    exported = export_plan(plan, "recover", options=FAST, history_budget=100)
+    assert len(exported.parts) == 2
+    with mock_aws(config=SFN):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = create_machines(exported, "drplan-slow")
+        given = {"run_id": RUN_ID, "created": "2026-01-01T00:00:00Z"}
+        execution = sfn.start_execution(stateMachineArn=arn, name=RUN_ID, input=json.dumps(given))[
+            "executionArn"
+        ]
+        follower = Follower(sfn, plan, execution, tmp_path / "state")
+        started = time.monotonic()
+        while len(follower.children) < 2:
+            assert time.monotonic() - started < 30, "the parts never started"
+            follower.poll()
+            time.sleep(0.2)
+        sfn.stop_execution(executionArn=execution, error="drplan.Interrupted", cause="test")
+        assert follower.stop_children("test") == []
+        stopped = time.monotonic()
+        while True:  # moto marks a stopped execution ABORTED a moment after StopExecution returns
+            children = {arn: sfn.describe_execution(executionArn=arn)["status"] for arn in follower.children}
+            if set(children.values()) != {"RUNNING"} and "RUNNING" not in children.values():
+                break
+            assert time.monotonic() - stopped < 10, children
+            time.sleep(0.2)
+    assert set(children.values()) == {"ABORTED"}, children

@@ -337,6 +337,7 @@ def _follow(
                 error="drplan.Interrupted",
                 cause="stopped from drplan start (Ctrl-C)",
             )
+            follower.stop_children("stopped from drplan start (Ctrl-C), with the execution that started it")
             say(
                 f"asked AWS to stop execution {execution_arn}; following it to its end (Ctrl-C again to leave)"
             )

@@ -222,6 +222,22 @@ class Follower:
         for event, child in heapq.merge(*streams, key=lambda item: _timestamp(item[0])):
             self.projection.feed(event, child)
 
+    def stop_children(self, cause: str) -> list[str]:
+        """Stop the child executions still running (a plan split into parts), after the main one
+        was stopped: Step Functions may not stop a part that the stopped execution was waiting for.
+        Returns the ARNs it could not stop (already ended, or refused), which are not an error."""
+        from botocore.exceptions import ClientError
+
+        left: list[str] = []
+        for arn in self.children:
+            if arn in self.children_ended:
+                continue
+            try:
+                self.sfn.stop_execution(executionArn=arn, error="drplan.Interrupted", cause=cause)
+            except ClientError:
+                left.append(arn)
+        return left
+
     def follow(self, interval: float = DEFAULT_POLL, sleep: Callable[[float], None] = time.sleep) -> Followed:
         """Poll until the execution ends, then :meth:`finish`. A KeyboardInterrupt goes through to
         the caller: the execution keeps running (see :meth:`detach`)."""
