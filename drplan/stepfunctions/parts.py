@@ -17,13 +17,16 @@ the slice before it, not only for its own predecessors. That is the one place th
 order, and the exporter notes it.
 
 **A part's budget**: the definition size of its steps as :class:`~drplan.stepfunctions.asl.Encoder`
-writes them (measured, not guessed) within 80 % of the limit, and the history events its steps can
-write at the most — each step's fixed events plus 13 per poll for as many polls as fit in its
-timeout (:func:`history_events`) — within 20,000 of the 25,000.
+writes them (:func:`step_sizes`) within 80 % of the limit, and the history events its steps can
+write at the most — each step's fixed events plus, for a step that polls, 13 per poll for as many
+polls as fit in its timeout (:func:`history_events`) — within 20,000 of the 25,000. The export
+builds each part and splits again with a smaller budget when one comes out over 1 MiB anyway.
+Whatever the split, the records of every step travel in the main execution's state
+(:func:`state_bytes`): that bounds the largest plan that exports.
 
 **A part's machine** (:func:`part_definition`) runs one phase per execution, named in its input:
 ``steps`` (its steps, from the records of the steps before it) or ``cleanup`` (a drill's undo of its
-steps, dependents first). It hands back only its own records and always succeeds when its steps
+steps, or a recovery's rollback, dependents first). It hands back only its own records and always succeeds when its steps
 ran, whatever their outcome, so the main machine judges the run; an execution that fails (an
 unexpected error) fails the main machine's steps or cleanup like a crash inside one machine.
 """
@@ -58,9 +61,10 @@ from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state
 #: Step Functions' quotas (docs/stepfunctions.md#limits).
 DEFINITION_LIMIT = 1024 * 1024  # bytes of a definition
 HISTORY_LIMIT = 25_000  # events of an execution's history
-#: What a part may use of them: the rest is the part's own fixed states and events, and headroom.
+#: What a part may use of them: the rest is the part's own fixed states and events, and the margin
+#: for what the worst case does not count (waiting for a semaphore's slot, coordination polling).
 SIZE_BUDGET = int(DEFINITION_LIMIT * 0.8)
-EVENT_BUDGET = 20_000
+EVENT_BUDGET = HISTORY_LIMIT - 5_000
 
 #: The records of every step travel in the main execution's state, whose size AWS limits to 256 KiB,
 #: twice: the verdict copies them, and a part's result carries its input (every record before it)
