@@ -415,6 +415,9 @@ def test_drplan_start_follows_the_parts_and_reports_every_step(tmp_path: Path) -
     )
     assert steps["y.restore"]["started"] >= steps["x.restore"]["finished"]
     assert report["cleanup"]["status"] == "complete"
+    # The executions that ran the parts, for the audit: each part's steps, then its cleanup.
+    ran = [arn.rsplit(":", 1)[1].removeprefix(f"{RUN_ID}-") for arn in report["engine"]["child_executions"]]
+    assert sorted(ran) == sorted(f"part-{n}-{phase}" for n in (1, 2, 3) for phase in ("steps", "cleanup"))
 
 
 def test_deploy_of_a_split_plan_uploads_every_definition_and_names_them_in_the_stack(tmp_path: Path) -> None:

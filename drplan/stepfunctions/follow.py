@@ -337,6 +337,8 @@ class Follower:
                 "state_machine_arn": self.header["state_machine_arn"],
                 "execution_status": followed.status,
             }
+            if self.children:  # a plan split into parts: the executions that ran them, in order
+                result.report["engine"]["child_executions"] = list(self.children)
             history = recent_service_rtos(list_runs(self.state_dir, plan=self.plan.name), sandbox=False)
             for service in result.report["objectives"]["services"]:
                 service["recent_rto"] = [
