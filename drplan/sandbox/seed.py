@@ -15,6 +15,7 @@ from drplan.actions import registry
 from drplan.aws import describe_error
 from drplan.model import Mode
 from drplan.sandbox.seeders import SEEDERS, SeedContext
+from drplan.sandbox.seeders.context import SEEDING
 
 if TYPE_CHECKING:
     from drplan.sandbox import Sandbox
@@ -27,6 +28,14 @@ def seed_plan(sandbox: Sandbox) -> list[str]:
     A value that is a reference (``${...}``) names something an earlier step makes, so there is
     nothing to seed for it. A seeder that fails does not stop the sandbox: the step will then fail
     in the run as it would against AWS, and the problems are returned for the output."""
+    sandbox.seed_state[SEEDING] = {}
+    try:
+        return _seed(sandbox)
+    finally:
+        sandbox.seed_state.pop(SEEDING, None)
+
+
+def _seed(sandbox: Sandbox) -> list[str]:
     problems: list[str] = []
     plan = sandbox.plan
     actions = registry()  # loads plugin actions, which register their seeders

@@ -34,6 +34,19 @@ class SeedContext(StepContext):
         return cls(**values, seed_state={} if seed_state is None else seed_state, backup=backup)
 
 
+#: ``seed_state[SEEDING]``: what the seeders of one :func:`~drplan.sandbox.seed.seed_plan` learn
+#: while it runs, each under a name of its own (:func:`seeding_memo`). Seeding runs alone, before
+#: the run: nothing but its seeders changes the emulated AWS meanwhile, so what they created is
+#: known without asking again. Removed when seeding ends; a seeder called outside it asks.
+SEEDING = "seeding"
+
+
+def seeding_memo(ctx: SeedContext, name: str) -> dict[Any, Any] | None:
+    """The memo ``name`` of the seeding in progress, or None outside one."""
+    seeding: dict[str, dict[Any, Any]] | None = ctx.seed_state.get(SEEDING)
+    return None if seeding is None else seeding.setdefault(name, {})
+
+
 #: Creates, in the emulated AWS, what one step restores from. Idempotent: seeding runs once per
 #: mode, and several steps may name the same source.
 Seeder = Callable[[SeedContext], None]

@@ -17,7 +17,7 @@ from drplan.actions.route53.record import (
     record_sets,
 )
 from drplan.sandbox.ids import HEALTH_CHECK_IDS, ZONE_IDS
-from drplan.sandbox.seeders.context import SeedContext
+from drplan.sandbox.seeders.context import SeedContext, seeding_memo
 
 #: The value a seeded record has "before the disaster", per record type (documentation ranges).
 SEED_VALUES = {"A": "192.0.2.10", "AAAA": "2001:db8::10", "TXT": '"drplan sandbox: previous value"'}
@@ -42,8 +42,13 @@ def seed_zone_and_record(ctx: SeedContext) -> None:
 
 def seed_zone(ctx: SeedContext, plan_id: str, name: str) -> dict[str, Any]:
     """The zone the plan calls ``plan_id``, for the domain its record names imply."""
+    zones = seeding_memo(ctx, "route53_zones")  # plan id -> (zone, created by this seeding)
+    if zones is not None and plan_id in zones:
+        return dict(zones[plan_id][0])
     existing = hosted_zone(ctx, plan_id)
     if existing is not None:
+        if zones is not None:
+            zones[plan_id] = (existing, False)
         return existing
     client = ctx.client("route53")
     names = []
@@ -56,16 +61,19 @@ def seed_zone(ctx: SeedContext, plan_id: str, name: str) -> dict[str, Any]:
     found = client.list_hosted_zones_by_name(DNSName=domain, MaxItems="1").get("HostedZones", [])
     zone: dict[str, Any]
     if found and found[0]["Name"].lower() == domain:
-        zone = found[0]
+        zone, new = found[0], False
     else:
         zone = client.create_hosted_zone(
             Name=domain,
             CallerReference=f"drplan-seed-{plan_id}-{uuid.uuid4().hex[:12]}",
             HostedZoneConfig={"Comment": f"drplan sandbox zone for plan zone {plan_id}"},
         )["HostedZone"]
+        new = True
     created = bare_zone_id(zone["Id"])
     if created != plan_id:
         ctx.seed_state.setdefault(ZONE_IDS, {})[plan_id] = created
+    if zones is not None:
+        zones[plan_id] = (dict(zone), new)
     return zone
 
 
@@ -83,7 +91,14 @@ def seed_record(ctx: SeedContext, params: Mapping[str, Any], zone: dict[str, Any
     if value is None or unresolved(set_id):
         return
     zone_id = bare_zone_id(zone["Id"])
-    if record_sets(ctx, zone_id, fqdn, kind, set_id)[0] is not None:
+    # A zone this seeding created holds only the records it seeded: no need to ask for the others.
+    zones, seeded = seeding_memo(ctx, "route53_zones"), seeding_memo(ctx, "route53_records")
+    ours = zones is not None and any(z["Id"] == zone["Id"] and new for z, new in zones.values())
+    key = (zone["Id"], fqdn.lower(), kind, None if set_id is None else str(set_id))
+    if ours and seeded is not None:
+        if key in seeded:
+            return
+    elif record_sets(ctx, zone_id, fqdn, kind, set_id)[0] is not None:
         return
     rrset: dict[str, Any] = {
         "Name": fqdn,
@@ -100,6 +115,8 @@ def seed_record(ctx: SeedContext, params: Mapping[str, Any], zone: dict[str, Any
     ctx.client("route53").change_resource_record_sets(
         HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]}
     )
+    if seeded is not None:
+        seeded[key] = True
 
 
 def implied_domain(names: list[str]) -> str:
