@@ -11,7 +11,6 @@ report are compared with drplan's own local run of the same plan.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import networkx as nx
 import pytest
 from moto import mock_aws
@@ -30,6 +28,7 @@ from drplan.stepfunctions.asl import Fork, Leaf, Series
 from drplan.stepfunctions.export import ExportTooLarge
 from drplan.stepfunctions.history import child_executions
 from drplan.stepfunctions.parts import TooLargeForOnePart, history_events, split
+from tests.moto_child_executions import moto_starts_child_executions
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
@@ -54,62 +53,11 @@ TWO_DRILL_RESTORES = 35_000
 
 
 @pytest.fixture(autouse=True)
-def _moto_starts_child_executions(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Two bugs of moto 5.2.1's interpreter stand between it and ``states:startExecution.sync:2``;
-    the emulator is given what Step Functions does:
-
-    - it passes the integration's parameters (``StateMachineArn``, ``Name``, ``Input``) to boto3
-      unchanged, which knows only ``stateMachineArn``..., and reads the answer as ``ExecutionArn``
-      where boto3 returns ``executionArn``: the parameters and answers are mapped through the
-      service model, as its aws-sdk integrations do;
-    - starting an execution deep-copies the state machine, and with it its executions and the whole
-      backend, every running execution and its threads' locks: the copy fails while the main
-      execution runs, or once a machine has run. The copy keeps the backend and the executions.
-    """
-    from moto.stepfunctions.models import StateMachineInstance
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
-        StateTaskServiceSfn,
-    )
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    model = botocore.session.get_session().get_service_model("stepfunctions")
-    by_action = {name.lower(): name for name in model.operation_names}
-
-    def operation(task: Any, action: str | None) -> Any:
-        name = (action or task._get_boto_service_action()).replace("_", "")
-        return model.operation_model(by_action[name])
-
-    def parameters(
-        self: Any, params: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
-    ) -> None:
-        op = operation(self, service_action_name)
-        if op.name == "StartExecution" and not isinstance(params.get("Input"), str):
-            params["Input"] = to_json_str(params.get("Input") or {}, separators=(",", ":"))
-        self._to_boto_request(params, op.input_shape)
-
-    def response(
-        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
-    ) -> None:
-        self._from_boto_response(response, operation(self, service_action_name).output_shape)
-
-    def shared(self: Any, memo: dict[int, Any]) -> Any:
-        memo[id(self)] = self
-        return self
-
-    def machine_copy(self: Any, memo: dict[int, Any]) -> Any:
-        clone = copy.copy(self)
-        memo[id(self)] = clone
-        for name, value in vars(self).items():
-            if name not in ("executions", "backend"):
-                setattr(clone, name, copy.deepcopy(value, memo))
-        return clone
-
-    monkeypatch.setattr(StateTaskServiceSfn, "_normalise_parameters", parameters)
-    monkeypatch.setattr(StateTaskServiceSfn, "_normalise_response", response)
-    monkeypatch.setattr(StepFunctionsParserBackend, "__deepcopy__", shared, raising=False)
-    monkeypatch.setattr(StateMachineInstance, "__deepcopy__", machine_copy, raising=False)
-    yield
+def _moto_starts_child_executions() -> Iterator[None]:
+    """moto's interpreter is given what Step Functions does for startExecution.sync:2
+    (tests/moto_child_executions.py says what it lacks)."""
+    with moto_starts_child_executions():
+        yield
 
 
 # --- the split --------------------------------------------------------------------------------------------
