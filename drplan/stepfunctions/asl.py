@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -736,42 +737,23 @@ def _undo_one(enc: Encoder, key: str, scope: Scope, then: str, *, rollback: bool
     why = "rollback" if rollback else "cleanup"
     undo = _undo_branch(enc, info, translation, scope, record, why, f"drplan:undo {key}")
     assert undo is not None
-    if rollback:
-        kept = scope.add(
-            f"{key} did not complete",
-            role(pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}"), "undone", key),
-        )
-        return scope.add(
-            f"{key} completed?",
-            choice(
-                [
-                    {
-                        "And": [
-                            {"Variable": f"$.s.{sid}", "IsPresent": True},
-                            {"Not": {"Variable": f"$.s.{sid}.status", "StringEquals": "succeeded"}},
-                        ],
-                        "Next": kept,
-                    }
-                ],
-                undo,
+    # Left alone: in a rollback, a step that did not succeed; in a cleanup, one that never started.
+    # A missing record (the run ended by an unexpected error) is undone either way.
+    status: dict[str, Any] = {
+        "Variable": f"$.s.{sid}.status",
+        "StringEquals": "succeeded" if rollback else "skipped",
+    }
+    left = scope.add(
+        f"{key} did not complete" if rollback else f"{key} never started",
+        role(
+            pass_state(
+                {"status": "nothing to undo" if rollback else "not started"}, then, result=f"$.u.{sid}"
             ),
-        )
-    never = scope.add(
-        f"{key} never started",
-        role(pass_state({"status": "not started"}, then, result=f"$.u.{sid}"), "undone", key),
-    )
-    return scope.add(
-        f"{key} started?",
-        choice(
-            [
-                {
-                    "And": [
-                        {"Variable": f"$.s.{sid}", "IsPresent": True},
-                        {"Variable": f"$.s.{sid}.status", "StringEquals": "skipped"},
-                    ],
-                    "Next": never,
-                }
-            ],
-            undo,
+            "undone",
+            key,
         ),
+    )
+    rule = {"And": [{"Variable": f"$.s.{sid}", "IsPresent": True}, {"Not": status} if rollback else status]}
+    return scope.add(
+        f"{key} completed?" if rollback else f"{key} started?", choice([{**rule, "Next": left}], undo)
     )

@@ -32,6 +32,7 @@ from drplan.stepfunctions.parts import (
     EVENT_BUDGET,
     SIZE_BUDGET,
     STATE_BUDGET,
+    Split,
     TooLargeForOnePart,
     history_events,
     part_definition,
@@ -229,17 +230,22 @@ def export_plan(
     table = coordination_table or default_table(plan)
     options = options or RunOptions()
     limits = semaphores(graph, infos, prepared.limits, options)
-    definition, shape = build_definition(
-        plan,
-        mode,
-        graph,
-        infos,
-        TRANSLATIONS,
-        coordination=table,
-        options=options,
-        semaphores=limits,
-        rollback=rollback,
-    )
+
+    def main_machine(parts_of: Split | None) -> tuple[dict[str, Any], Shape]:
+        return build_definition(
+            plan,
+            mode,
+            graph,
+            infos,
+            TRANSLATIONS,
+            coordination=table,
+            options=options,
+            semaphores=limits,
+            split=parts_of,
+            rollback=rollback,
+        )
+
+    definition, shape = main_machine(None)
     events = {
         key: history_events(info, polls=TRANSLATIONS[info.step.uses].polls, undone=undone)
         for key, info in infos.items()
@@ -252,7 +258,6 @@ def export_plan(
         # The sizes are estimates (a part's coordination polling is not in them): a part built over
         # 1 MiB is split again with a budget shrunk by what the estimate missed.
         size_budget = SIZE_BUDGET
-        names = Names()  # one registry for every part: a shortened state name names one step
         for _ in range(4):
             try:
                 chosen = split(
@@ -260,7 +265,7 @@ def export_plan(
                 )
             except TooLargeForOnePart as exc:
                 raise ExportTooLarge(plan.name, str(exc)) from exc
-            names = Names()
+            names = Names()  # one registry for every part: a shortened state name names one step
             parts = {
                 part.name: part_definition(
                     part,
@@ -282,18 +287,7 @@ def export_plan(
             if largest <= DEFINITION_LIMIT:
                 break
             size_budget = int(size_budget * DEFINITION_LIMIT / largest * 0.95)
-        definition, shape = build_definition(
-            plan,
-            mode,
-            graph,
-            infos,
-            TRANSLATIONS,
-            coordination=table,
-            options=options,
-            semaphores=limits,
-            split=chosen,
-            rollback=rollback,
-        )
+        definition, shape = main_machine(chosen)
     used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
     topic = approvals.name if manual else None
