@@ -200,17 +200,7 @@ def exported_run(data: dict[str, Any], history_budget: int | None = None) -> dic
                 BillingMode="PAY_PER_REQUEST",
             )
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        for part, definition in exported.parts.items():
-            sfn.create_state_machine(
-                name=f"bench-{part}",
-                definition=json.dumps(definition),
-                roleArn="arn:aws:iam::123456789012:role/x",
-            )
-        arn = sfn.create_state_machine(
-            name="bench",
-            definition=json.dumps(exported.definition),
-            roleArn="arn:aws:iam::123456789012:role/x",
-        )["stateMachineArn"]
+        arn = create_machines(sfn, exported, "bench")["stateMachineArn"]
         execution = sfn.start_execution(
             stateMachineArn=arn, input=json.dumps({"run_id": "b3nch000", "created": "2026-01-01T00:00:00Z"})
         )["executionArn"]
@@ -268,6 +258,13 @@ def moto_starts_child_executions() -> Iterator[None]:
 
     with fixes():
         yield
+
+
+def create_machines(sfn: Any, exported: Any, name: str) -> dict[str, Any]:
+    """The export's main machine and its parts (tests/moto_child_executions.py)."""
+    from tests.moto_child_executions import create_machines as create
+
+    return create(sfn, exported, name)
 
 
 def split_plan() -> dict[str, Any]:

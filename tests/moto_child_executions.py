@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,3 +76,17 @@ def moto_starts_child_executions() -> Iterator[None]:
         yield
     finally:
         patch.undo()
+
+
+def create_machines(
+    sfn: Any, exported: Any, name: str, role: str = "arn:aws:iam::123456789012:role/sfn", **options: Any
+) -> dict[str, Any]:
+    """An export's state machines as its template names them, the parts first (``NAME-part-N``):
+    moto's CloudFormation does not put state machines where its interpreter finds them. Returns
+    CreateStateMachine's answer for the main machine (``options`` go to that call)."""
+    for part, definition in exported.parts.items():
+        sfn.create_state_machine(name=f"{name}-{part}", definition=json.dumps(definition), roleArn=role)
+    answer: dict[str, Any] = sfn.create_state_machine(
+        name=name, definition=json.dumps(exported.definition), roleArn=role, **options
+    )
+    return answer

@@ -28,6 +28,7 @@ from drplan.stepfunctions.asl import Fork, Leaf, Series
 from drplan.stepfunctions.export import ExportTooLarge
 from drplan.stepfunctions.history import child_executions
 from drplan.stepfunctions.parts import TooLargeForOnePart, history_events, split
+from tests.moto_child_executions import create_machines as create_exported
 from tests.moto_child_executions import moto_starts_child_executions
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
@@ -194,10 +195,7 @@ TABLES = ("orders", "carts", "users", "stock", "prices", "tax")
 
 
 def create_machines(exported: Any, name: str) -> str:
-    """The main machine and its parts, named as the template names them (moto's CloudFormation does
-    not put state machines where its interpreter finds them), and the coordination table."""
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    role = "arn:aws:iam::123456789012:role/sfn"
+    """The main machine and its parts, and the coordination table, as the template creates them."""
     if exported.coordination_table:
         boto3.client("dynamodb", region_name=REGION).create_table(
             TableName=exported.coordination_table,
@@ -205,13 +203,8 @@ def create_machines(exported: Any, name: str) -> str:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-    for part, definition in exported.parts.items():
-        sfn.create_state_machine(name=f"{name}-{part}", definition=json.dumps(definition), roleArn=role)
-    return str(
-        sfn.create_state_machine(name=name, definition=json.dumps(exported.definition), roleArn=role)[
-            "stateMachineArn"
-        ]
-    )
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return str(create_exported(sfn, exported, name)["stateMachineArn"])
 
 
 def run_split(exported: Any, name: str = "drplan-split") -> dict[str, Any]:
@@ -644,18 +637,7 @@ def test_drplan_start_refuses_a_version_of_a_machine_that_starts_parts(tmp_path:
     exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=TWO_RESTORES)
     with mock_aws(config=SFN):
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        for part, definition in exported.parts.items():
-            sfn.create_state_machine(
-                name=f"drplan-split-{part}",
-                definition=json.dumps(definition),
-                roleArn="arn:aws:iam::123456789012:role/x",
-            )
-        created = sfn.create_state_machine(
-            name="drplan-split",
-            definition=json.dumps(exported.definition),
-            roleArn="arn:aws:iam::123456789012:role/x",
-            publish=True,
-        )
+        created = create_exported(sfn, exported, "drplan-split", publish=True)
         version = created["stateMachineVersionArn"]
         result = CliRunner().invoke(
             start, [str(plan), "--engine", "stepfunctions", "--state-machine", version, "--yes"]
