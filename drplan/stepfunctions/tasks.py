@@ -38,6 +38,7 @@ TRANSIENT = {
         "DynamoDb.InternalServerErrorException",
     ],
     "rds": ["Rds.ThrottlingException", "Rds.RdsException"],
+    "ecs": ["Ecs.ThrottlingException", "Ecs.ServerException"],
     "route53": [
         "Route53.ThrottlingException",
         "Route53.PriorRequestNotCompleteException",

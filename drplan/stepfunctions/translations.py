@@ -4,6 +4,7 @@ the history's projection look translations up in."""
 from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
+from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.tasks import (
     DynamoRestoreBackup,
@@ -24,5 +25,6 @@ TRANSLATIONS: dict[str, Translation] = {
         Route53ChangeRecord(),
         ManualApproval(),
         LambdaInvoke(),
+        EcsSetCapacity(),
     )
 }
