@@ -593,27 +593,14 @@ def test_rollback_is_refused_where_it_is_not_translated_and_for_drills(tmp_path:
     from drplan.cli.stepfunctions import stepfunctions
     from drplan.stepfunctions.export import ExportRefused
 
-    data = plan_data(
-        {
-            "web": {
-                "steps": [
-                    {
-                        "id": "dns",
-                        "uses": "aws.route53.change_record",
-                        "with": {
-                            "zone_id": "Z123",
-                            "name": "shop",
-                            "type": "CNAME",
-                            "values": ["a.example.com"],
-                        },
-                    }
-                ]
-            }
-        },
-        name="dns",
-    )
+    step = {
+        "id": "scale",
+        "uses": "aws.ecs.set_capacity",
+        "with": {"cluster": "prod", "service": "web", "desired": 3},
+    }
+    data = plan_data({"web": {"steps": [step]}}, name="ecs")
     assert export_plan(build_plan(data), "recover").rollback is False  # exports without rollback
-    with pytest.raises(ExportRefused, match="rollback puts the previous record back"):
+    with pytest.raises(ExportRefused, match="rollback puts the previous count back"):
         export_plan(build_plan(data), "recover", rollback_on_failure=True)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(rollback_plan()), encoding="utf-8")
@@ -681,3 +668,98 @@ def test_stopping_a_split_run_stops_the_parts_still_running(tmp_path: Path) -> N
             assert time.monotonic() - stopped < 10, children
             time.sleep(0.2)
     assert set(children.values()) == {"ABORTED"}, children
+
+
+def dns_plan(zone_id: str) -> dict[str, Any]:
+    """Two DNS changes, one over a record that exists and one new; then a restore that fails."""
+
+    def dns(step: str, name: str) -> dict[str, Any]:
+        return {
+            "id": step,
+            "uses": "aws.route53.change_record",
+            "with": {
+                "zone_id": zone_id,
+                "name": name,
+                "type": "CNAME",
+                "ttl": 60,
+                "values": ["standby.example.com"],
+            },
+        }
+
+    return plan_data(
+        {
+            "web": {"steps": [dns("dns", "api"), dns("fresh", "status")]},
+            "db": {"depends_on": ["web"], "steps": [restore("restore", "missing", "orders-restored")]},
+        },
+        name="dns",
+    )
+
+
+def seed_record() -> str:
+    zone_id = str(seed(zone=True))
+    boto3.client("route53", region_name=REGION).change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": "api.internal.shop.example.com.",
+                        "Type": "CNAME",
+                        "TTL": 300,
+                        "ResourceRecords": [{"Value": "primary.example.com"}],
+                    },
+                }
+            ]
+        },
+    )
+    return zone_id
+
+
+@pytest.mark.slow
+def test_a_rollback_puts_back_the_dns_records_a_recovery_changed() -> None:
+    """The record set each DNS step replaced is read before its first attempt and kept in its
+    record: the rollback UPSERTs the one that existed and deletes the one that did not, as the
+    local rollback does from its memo."""
+    with mock_aws():
+        zone_id = seed_record()
+        before = aws_state()
+        local = run_plan(dns_plan(zone_id), run_id=RUN_ID)
+        assert local.outcome.records["web.dns"].status == "succeeded"
+        assert local.runner.rollback() == []
+        expected = aws_state()
+    assert expected == before  # api back at primary.example.com, status. deleted
+    with mock_aws(config=SFN):
+        zone_id = seed_record()
+        exported = export_plan(
+            build_plan(dns_plan(zone_id)),
+            "recover",
+            options=FAST,
+            history_budget=10**9,
+            rollback_on_failure=True,
+        )
+        assert lint_definition(exported.definition) == []
+        described = run_split(exported, "drplan-dns")
+        after = aws_state()
+    assert after == expected
+    doc = records(described)
+    assert doc["steps"][exported.sids["web.dns"]]["prev"]["rr"]["ResourceRecords"] == [
+        {"Value": "primary.example.com"}
+    ]
+    assert doc["steps"][exported.sids["web.fresh"]]["prev"] == {"none": True}
+    assert {k: doc["cleanup"][sid]["status"] for k, sid in exported.sids.items()} == {
+        "web.dns": "removed",
+        "web.fresh": "removed",
+        "db.restore": "nothing to undo",
+    }
+
+
+def test_a_dns_change_with_retries_exports_in_a_recovery() -> None:
+    """Retries put back the record set between attempts: read before the first attempt, outside
+    them, so a failed attempt's undo has it (it used to be refused)."""
+    data = dns_plan("Z123")
+    data["services"]["web"]["steps"][0]["retries"] = 2
+    exported = export_plan(build_plan(data), "recover")
+    assert lint_definition(exported.definition) == []
+    text = json.dumps(exported.definition)
+    assert "web.dns before: list record sets" in text and "web.dns put back: change record" in text

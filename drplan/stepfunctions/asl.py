@@ -508,6 +508,11 @@ def step_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
     for sem in semaphores:
         given_back.append(enc.release(info, sem, scope, given_back[-1]))
     race = _race(enc, info, scope, given_back[-1])
+    # What the undo puts back, read once before the first attempt (outside the attempts, so a
+    # failed attempt's undo has it too).
+    translation = enc.translations[info.step.uses]
+    if translation.remembers(info):
+        race = translation.remember(info, scope, race)
     for i in reversed(range(len(semaphores))):
         race = enc.acquire(info, semaphores[i], scope, race, given_back[i])
     preds = sorted(enc.graph.predecessors(key), key=lambda k: list(enc.infos).index(k))
@@ -543,11 +548,18 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
     the step's failure. The timer branch is stopped as soon as the work branch ends."""
     key, sid = info.key, info.sid
     translation = enc.translations[info.step.uses]
+    # What the undo puts back (Translation.remember), kept in the record for a cleanup or rollback.
+    kept = {"prev": Path("$.w.prev")} if translation.remembers(info) else {}
     ok = scope.add(
         f"{key} succeeded",
         role(
             pass_state(
-                {"status": "succeeded", "out": Path("States.StringToJson($.w.race.Cause)"), "root": key},
+                {
+                    "status": "succeeded",
+                    "out": Path("States.StringToJson($.w.race.Cause)"),
+                    "root": key,
+                    **kept,
+                },
                 then,
                 result=f"$.s.{sid}",
             ),
@@ -565,6 +577,7 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
                     "cause": Path("$.w.race.Cause"),
                     "root": key,
                     "out": {},
+                    **kept,
                 },
                 then,
                 result=f"$.s.{sid}",
@@ -599,10 +612,12 @@ def _race(enc: Encoder, info: StepInfo, scope: Scope, then: str) -> str:
     )
 
 
-def fresh(scope: Scope, label: str, then: str) -> str:
+def fresh(scope: Scope, label: str, then: str, *, prev: bool = False) -> str:
     """A branch's first state: the run and the records, and empty scratch space (a Parallel's
-    ``Parameters`` would do it, but cfn-lint's schema does not accept them on Parallel states)."""
-    return scope.add(label, pass_state({"run": Path("$.run"), "s": Path("$.s"), "w": {}}, then))
+    ``Parameters`` would do it, but cfn-lint's schema does not accept them on Parallel states).
+    ``prev``: the scratch space keeps what the undo puts back (``Translation.remember``)."""
+    work: dict[str, Any] = {"prev": Path("$.w.prev")} if prev else {}
+    return scope.add(label, pass_state({"run": Path("$.run"), "s": Path("$.s"), "w": work}, then))
 
 
 def _attempts(enc: Encoder, info: StepInfo, translation: Translation, scope: Scope) -> str:
@@ -683,7 +698,7 @@ def _undo_branch(
     start = translation.undo(info, body)
     if start is None:
         return None
-    start = fresh(body, f"{info.key} undo starts ({why})", start)
+    start = fresh(body, f"{info.key} undo starts ({why})", start, prev=translation.remembers(info))
     failed = scope.add(
         f"{info.key} undo failed ({why})",
         pass_state(
@@ -737,6 +752,20 @@ def _undo_one(enc: Encoder, key: str, scope: Scope, then: str, *, rollback: bool
     why = "rollback" if rollback else "cleanup"
     undo = _undo_branch(enc, info, translation, scope, record, why, f"drplan:undo {key}")
     assert undo is not None
+    if translation.remembers(info):
+        # The value to put back is in the step's record; a lost record leaves it unknown (the
+        # translation's undo then says so rather than guess).
+        recall = scope.add(
+            f"{key} what to put back",
+            {"Type": "Pass", "InputPath": f"$.s.{sid}.prev", "ResultPath": "$.w.prev", "Next": undo},
+        )
+        unknown = scope.add(
+            f"{key} nothing remembered", pass_state({"unknown": True}, undo, result="$.w.prev")
+        )
+        undo = scope.add(
+            f"{key} remembered?",
+            choice([{"Variable": f"$.s.{sid}.prev", "IsPresent": True, "Next": recall}], unknown),
+        )
     # Left alone: in a rollback, a step that did not succeed; in a cleanup, one that never started.
     # A missing record (the run ended by an unexpected error) is undone either way.
     status: dict[str, Any] = {

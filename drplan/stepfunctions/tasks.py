@@ -438,6 +438,16 @@ class Translation:
         """Raise :class:`Untranslatable` when this step's undo is not what a recovery's rollback
         does locally (the exported machine is asked to roll back on failure)."""
 
+    def remembers(self, info: StepInfo) -> bool:
+        """Whether the undo puts back a value read before the step changed it (:meth:`remember`)."""
+        return False
+
+    def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
+        """States that read what the undo puts back, once, before the step's first attempt (the
+        local ``StepContext.first_seen``), into ``$.w.prev``, when :meth:`remembers`. The step's
+        record keeps it (``prev``), so a drill's cleanup or a rollback has it too."""
+        raise NotImplementedError
+
     def work(self, info: StepInfo, scope: Scope) -> str:
         raise NotImplementedError
 
@@ -1035,16 +1045,22 @@ class Route53ChangeRecord(Translation):
                 raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
         if not info.params.get("values"):
             raise Untranslatable("only records with `values` are translated (not `alias`)")
-        if info.mode == "recover" and info.step.retries:
-            raise Untranslatable(
-                "retries in a recovery put the previous record back between attempts: not translated yet"
-            )
 
-    def check_rollback(self, info: StepInfo) -> None:
-        raise Untranslatable(
-            "a recovery's rollback puts the previous record back (the local action remembers it): not "
-            "translated yet; export without --rollback-on-failure"
+    def remembers(self, info: StepInfo) -> bool:
+        return info.mode == "recover"  # a drill creates its own record: its undo deletes it
+
+    def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
+        """A recovery's undo puts back the record set the step replaced (or deletes the record when
+        there was none), as the local action does from its memo: read before the first attempt."""
+        kept = scope.add(
+            info.label("before: keep the record set"),
+            pass_state({"rr": Path("$.w.cur.v")}, then, result="$.w.prev"),
         )
+        none = scope.add(
+            info.label("before: no record set"), pass_state({"none": True}, then, result="$.w.prev")
+        )
+        listed = self._current(info, scope, kept, none, tag="before: ")
+        return self._names(info, scope, listed, tag="before: ")
 
     def created(
         self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None
@@ -1069,12 +1085,14 @@ class Route53ChangeRecord(Translation):
     # each zone the name could be in is a Choice rule (a name ending with it is absolute); any
     # other zone is appended to a relative name.
 
-    def _names(self, info: StepInfo, scope: Scope, then: str, undo: str | None = None) -> str:
+    def _names(
+        self, info: StepInfo, scope: Scope, then: str, undo: str | None = None, tag: str | None = None
+    ) -> str:
         from drplan.actions.route53.record import bare_zone_id
 
         raw = str(info.params["name"]).strip()
         short = raw.rstrip(".").lower()
-        tag = "undo: " if undo else ""
+        tag = tag if tag is not None else ("undo: " if undo else "")
         labels = short.split(".") if short not in ("", "@") else []
         candidates = [".".join(labels[i:]) for i in range(len(labels))]
         candidates = [c for c in candidates if "r0u1n2i3" not in c]
@@ -1278,6 +1296,33 @@ class Route53ChangeRecord(Translation):
             ),
         )
 
+    def _put_back(self, info: StepInfo, scope: Scope) -> str:
+        """``RecordChange.undo``: UPSERT the record set the step replaced; when there was none,
+        DELETE the record if it is there; the zone gone, the record is gone with it. Without the
+        remembered value (a run that ended by an unexpected error lost it) nothing is guessed."""
+        gone = done(scope, info)
+        upsert = self._change(info, scope, "UPSERT", Path("$.w.prev.rr"), gone, tag="put back: ")
+        delete = self._change(info, scope, "DELETE", Path("$.w.cur.v"), gone, tag="undo: ")
+        listed = self._current(info, scope, delete, gone, tag="undo: ")
+        deletion = self._names(info, scope, listed, undo=gone)
+        unknown = scope.add(
+            info.label("undo: previous record unknown"),
+            fail(
+                f"the record set {info.key} replaced is not known (the run ended before writing its record): "
+                "check the record and put it back by hand"
+            ),
+        )
+        return scope.add(
+            info.label("undo: what was there before?"),
+            choice(
+                [
+                    {"Variable": "$.w.prev.rr", "IsPresent": True, "Next": upsert},
+                    {"Variable": "$.w.prev.none", "IsPresent": True, "Next": deletion},
+                ],
+                unknown,
+            ),
+        )
+
     def work(self, info: StepInfo, scope: Scope) -> str:
         kind = str(info.params.get("type", "CNAME"))
         parts = "States.StringSplit($.w.change.id, '/')"
@@ -1323,7 +1368,10 @@ class Route53ChangeRecord(Translation):
 
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
         """A drill's record: deleted when it points where this step pointed it (a drill creates its
-        record, so there is nothing to put back); a record pointing elsewhere is not this step's."""
+        record, so there is nothing to put back); a record pointing elsewhere is not this step's.
+        A recovery's: the record set from before the step put back (:meth:`remember`)."""
+        if info.mode == "recover":
+            return self._put_back(info, scope)
         gone = done(scope, info)
         elsewhere = scope.add(
             info.label("undo: record points elsewhere"),
