@@ -121,19 +121,69 @@ def test_a_missing_service_fails_the_step_with_the_local_message() -> None:
     assert step["cause"] == "ECS service web does not exist in cluster prod"
 
 
-def test_what_needs_the_previous_count_is_refused() -> None:
-    with pytest.raises(ExportRefused, match="retries put the previous count back"):
-        export_plan(build_plan(_with_retries(scale())), "recover")
-    with pytest.raises(ExportRefused, match="rollback puts the previous count back"):
-        export_plan(build_plan(scale()), "recover", rollback_on_failure=True)
-    drill = scale()
-    drill["services"]["web"]["steps"][0]["drill_with"] = {"service": "web-drill"}
-    with pytest.raises(ExportRefused, match="a drill that scales a drill service"):
-        export_plan(build_plan(drill), "drill")
+def test_what_cannot_be_exported_is_refused() -> None:
     with pytest.raises(ExportRefused, match="`desired` must be a whole number"):
         export_plan(build_plan(scale("three")), "recover")
+    with pytest.raises(ExportRefused, match="`cluster` must be known when the plan is exported"):
+        export_plan(build_plan(scale(cluster="${db.restore.cluster}")), "recover")
 
 
-def _with_retries(data: dict[str, Any]) -> dict[str, Any]:
-    data["services"]["web"]["steps"][0]["retries"] = 1
+def failing_after(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with a restore after the scaling that fails (its source table is missing)."""
+    data["services"]["db"] = {
+        "depends_on": ["web"],
+        "steps": [
+            {
+                "id": "restore",
+                "uses": "aws.dynamodb.restore_backup",
+                "with": {"source_table": "missing", "target": "orders-restored"},
+            }
+        ],
+    }
     return data
+
+
+@pytest.mark.slow
+def test_a_rollback_puts_the_count_back_as_the_local_rollback_does() -> None:
+    """The count from before the step is read before its first attempt and kept in its record."""
+    data = failing_after(scale(4))
+    with mock_aws():
+        seed_service()
+        local = run_plan(data, run_id=RUN_ID)
+        assert local.outcome.records["web.scale"].status == "succeeded"
+        assert local.runner.rollback() == []
+        expected = service()
+    assert expected["desired"] == 1
+    exported = export_plan(
+        build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE, rollback_on_failure=True
+    )
+    with mock_aws(config=SFN):
+        seed_service()
+        described = execute(exported.definition, table=None)
+        after = service()
+    assert described["status"] == "FAILED" and described["error"] == "drplan.StepFailed", described.get(
+        "cause"
+    )
+    assert after == expected
+    doc = records(described)
+    assert doc["steps"][exported.sids["web.scale"]]["prev"] == {"count": 1}
+    assert doc["cleanup"][exported.sids["web.scale"]] == {"status": "removed"}
+
+
+@pytest.mark.slow
+def test_a_drill_that_scales_a_drill_service_puts_its_count_back() -> None:
+    data = scale(5)
+    data["services"]["web"]["steps"][0]["drill_with"] = {"service": "web-drill"}
+    exported = export_plan(build_plan(data), "drill", options=FAST, history_budget=ONE_MACHINE)
+    with mock_aws(config=SFN):
+        seed_service()
+        ecs = boto3.client("ecs", region_name=REGION)
+        ecs.create_service(cluster="prod", serviceName="web-drill", taskDefinition="web", desiredCount=1)
+        described = execute(exported.definition, table=None)
+        (drill_service,) = ecs.describe_services(cluster="prod", services=["web-drill"])["services"]
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    (sid,) = exported.sids.values()
+    doc = records(described)
+    assert doc["steps"][sid]["out"]["desired"] == 5 and doc["steps"][sid]["out"]["service"] == "web-drill"
+    assert doc["cleanup"][sid] == {"status": "removed"}
+    assert drill_service["desiredCount"] == 1

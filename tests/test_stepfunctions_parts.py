@@ -587,21 +587,16 @@ def test_a_recovery_that_succeeds_does_not_roll_back() -> None:
     assert {"orders-restored", "carts-restored", "users-restored", "stock-restored"} <= set(tables)
 
 
-def test_rollback_is_refused_where_it_is_not_translated_and_for_drills(tmp_path: Path) -> None:
+def test_rollback_is_for_recoveries(tmp_path: Path) -> None:
+    """Every translated action's undo is what the local rollback does; a drill cleans up anyway,
+    so the option is refused for it (exit 2, nothing written)."""
     from click.testing import CliRunner
 
     from drplan.cli.stepfunctions import stepfunctions
-    from drplan.stepfunctions.export import ExportRefused
 
-    step = {
-        "id": "scale",
-        "uses": "aws.ecs.set_capacity",
-        "with": {"cluster": "prod", "service": "web", "desired": 3},
-    }
-    data = plan_data({"web": {"steps": [step]}}, name="ecs")
-    assert export_plan(build_plan(data), "recover").rollback is False  # exports without rollback
-    with pytest.raises(ExportRefused, match="rollback puts the previous count back"):
-        export_plan(build_plan(data), "recover", rollback_on_failure=True)
+    assert export_plan(build_plan(rollback_plan()), "recover").rollback is False
+    assert export_plan(build_plan(rollback_plan()), "recover", rollback_on_failure=True).rollback is True
+    assert export_plan(build_plan(rollback_plan()), "drill", rollback_on_failure=True).rollback is False
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(rollback_plan()), encoding="utf-8")
     drill = CliRunner().invoke(

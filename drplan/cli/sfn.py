@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     "--rollback-on-failure",
     is_flag=True,
     help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
-    "--rollback-on-failure does (refused for steps whose rollback is not translated).",
+    "--rollback-on-failure does (recoveries only).",
 )
 @aws_options
 @output_options

@@ -70,7 +70,7 @@ def export() -> None:
     "--rollback-on-failure",
     is_flag=True,
     help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
-    "--rollback-on-failure does (refused for steps whose rollback is not translated).",
+    "--rollback-on-failure does (recoveries only).",
 )
 def stepfunctions(
     plan_path: str,

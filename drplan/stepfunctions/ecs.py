@@ -8,10 +8,10 @@ and fails when the service's primary deployment failed (ECS's deployment circuit
 service is no longer ``ACTIVE``. Its outputs are the local action's: ``cluster``, ``service``,
 ``desired`` and ``running``.
 
-What is not translated: the local action's undo puts the count back to what it was before the run,
-which it remembers; a state machine would have to keep it from the attempt that read it. So a
-recovery's retries and ``--rollback-on-failure``, and a drill that scales a drill service
-(``drill_with``), are refused: the step has no undo here.
+The undo (before a retry, in a rollback, in a drill's cleanup) puts the count back to what it was
+before the step, as the local action does from its memo: read once before the first attempt
+(:meth:`EcsSetCapacity.remember`) and kept in the step's record, then set again and waited for
+until the service is steady at it; a service gone or no longer active has nothing to put back.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from drplan.stepfunctions.tasks import (
     StepInfo,
     Translation,
     choice,
+    done,
     fail,
     pass_state,
     poll_loop,
     poll_waits,
     task,
+    undo_waits,
 )
 
 
@@ -43,23 +45,126 @@ class EcsSetCapacity(Translation):
             value = info.params.get(name)
             if value is not None and "${" in str(value):
                 raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
-        if info.mode == "drill":
-            raise Untranslatable(
-                "a drill that scales a drill service puts its count back at cleanup (the local action "
-                "remembers it): not translated yet"
-            )
-        if info.step.retries:
-            raise Untranslatable("retries put the previous count back between attempts: not translated yet")
         desired = info.params.get("desired")
         if not (
             isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0
         ) and "${" not in str(desired):
             raise Untranslatable(f"`desired` must be a whole number of tasks (it is {desired!r})")
 
-    def check_rollback(self, info: StepInfo) -> None:
-        raise Untranslatable(
-            "a recovery's rollback puts the previous count back (the local action remembers it): not "
-            "translated yet; export without --rollback-on-failure"
+    def remembers(self, info: StepInfo) -> bool:
+        return True
+
+    def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
+        """The desired count before the step (``StepContext.first_seen`` locally), at ``$.w.prev``;
+        a service that is not there has nothing to put back (the step then fails on it)."""
+        kept = scope.add(
+            info.label("before: keep the count"),
+            pass_state({"count": Path("$.w.before.DesiredCount")}, then, result="$.w.prev"),
+        )
+        pick = scope.add(
+            info.label("before: the service"),
+            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.before", "Next": kept},
+        )
+        nothing = scope.add(
+            info.label("before: no service"), pass_state({"none": True}, then, result="$.w.prev")
+        )
+        exists = scope.add(
+            info.label("before: service exists?"),
+            choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": nothing}], pick),
+        )
+        return scope.add(info.label("before: describe service"), self._describe(info, exists))
+
+    def _describe(self, info: StepInfo, then: str) -> dict[str, Any]:
+        # The list and its length only: moto's interpreter returns a list for a field right after
+        # an index, so the service is picked in a state of its own.
+        return task(
+            "ecs",
+            "describeServices",
+            {"Cluster": str(info.params["cluster"]), "Services": [str(info.params["service"])]},
+            then,
+            selector={"n": Path("States.ArrayLength($.Services)"), "all": Path("$.Services")},
+            result="$.w.svc",
+        )
+
+    def undo(self, info: StepInfo, scope: Scope) -> str | None:
+        """``SetServiceCapacity.undo``/``poll_undo``: the count from before the step set again, then
+        waited for until the service is steady at it; a service gone or not ACTIVE is left."""
+        cluster, service = str(info.params["cluster"]), str(info.params["service"])
+        name = short_name(service)
+        gone = done(scope, info)
+        unknown = scope.add(
+            info.label("undo: previous count unknown"),
+            fail(
+                f"the desired count {info.key} replaced is not known (the run ended before writing its record): "
+                f"check ECS service {name} and set it by hand"
+            ),
+        )
+        check = scope.reserve(info.label("undo: describe service"))
+        start, wait = poll_loop(info, scope, "u", check, undo_waits(info.options), "undo: service")
+        there = scope.reserve(info.label("undo: service there?"))
+        pick = scope.reserve(info.label("undo: the service"))
+        back = scope.reserve(info.label("undo: back at the count?"))
+        scope.put(check, self._describe(info, there))
+        scope.put(there, choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": gone}], pick))
+        deployments = scope.add(
+            info.label("undo: count deployments"),
+            pass_state({"n": Path("States.ArrayLength($.w.one.Deployments)")}, back, result="$.w.dep"),
+        )
+        scope.put(
+            pick,
+            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.one", "Next": deployments},
+        )
+        scope.put(
+            back,
+            choice(
+                [
+                    {"Not": {"Variable": "$.w.one.Status", "StringEquals": "ACTIVE"}, "Next": gone},
+                    {
+                        "And": [
+                            {"Variable": "$.w.one.DesiredCount", "NumericEqualsPath": "$.w.prev.count"},
+                            {"Variable": "$.w.dep.n", "NumericEquals": 1},
+                            {"Variable": "$.w.one.RunningCount", "NumericEqualsPath": "$.w.one.DesiredCount"},
+                        ],
+                        "Next": gone,
+                    },
+                ],
+                wait,
+            ),
+        )
+        update = scope.add(
+            info.label("undo: set the count back"),
+            task(
+                "ecs",
+                "updateService",
+                {"Cluster": cluster, "Service": service, "DesiredCount": Path("$.w.prev.count")},
+                start,
+                result=None,
+            ),
+        )
+        active = scope.add(
+            info.label("undo: service active?"),
+            choice(
+                [{"Not": {"Variable": "$.w.first.Status", "StringEquals": "ACTIVE"}, "Next": gone}], update
+            ),
+        )
+        first = scope.add(
+            info.label("undo: found service"),
+            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.first", "Next": active},
+        )
+        exists = scope.add(
+            info.label("undo: service exists?"),
+            choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": gone}], first),
+        )
+        look = scope.add(info.label("undo: describe service first"), self._describe(info, exists))
+        return scope.add(
+            info.label("undo: what was the count?"),
+            choice(
+                [
+                    {"Variable": "$.w.prev.count", "IsPresent": True, "Next": look},
+                    {"Variable": "$.w.prev.none", "IsPresent": True, "Next": gone},
+                ],
+                unknown,
+            ),
         )
 
     def extra_iam(self, params: Mapping[str, Any], arn: str) -> list[tuple[str, str]]:
@@ -72,16 +177,7 @@ class EcsSetCapacity(Translation):
         desired = info.v(p["desired"])
 
         def describe(then: str) -> dict[str, Any]:
-            # The list and its length only: moto's interpreter returns a list for a field right
-            # after an index, so the service is picked in a state of its own.
-            return task(
-                "ecs",
-                "describeServices",
-                {"Cluster": cluster, "Services": [service]},
-                then,
-                selector={"n": Path("States.ArrayLength($.Services)"), "all": Path("$.Services")},
-                result="$.w.svc",
-            )
+            return self._describe(info, then)
 
         def outputs(running: Any) -> dict[str, Any]:
             return {"cluster": short_name(cluster), "service": name, "desired": desired, "running": running}

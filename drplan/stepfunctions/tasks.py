@@ -434,10 +434,6 @@ class Translation:
         if unknown:
             raise Untranslatable(f"parameter(s) {', '.join(unknown)} not translated yet")
 
-    def check_rollback(self, info: StepInfo) -> None:
-        """Raise :class:`Untranslatable` when this step's undo is not what a recovery's rollback
-        does locally (the exported machine is asked to roll back on failure)."""
-
     def remembers(self, info: StepInfo) -> bool:
         """Whether the undo puts back a value read before the step changed it (:meth:`remember`)."""
         return False
