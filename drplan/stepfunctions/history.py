@@ -92,9 +92,10 @@ def read_machine(definition: str | Mapping[str, Any]) -> Machine:
 
 
 def with_parts(machine: Machine, definitions: Mapping[str, str | Mapping[str, Any]]) -> Machine:
-    """``machine`` (the main state machine's) with the states of its parts' machines, by part
-    name, when the plan runs as child executions (:mod:`drplan.stepfunctions.parts`): a step's
-    states are in its part's machine, under the same comments."""
+    """``machine`` (the main state machine's) with the states of its parts' machines (the
+    definitions, by any name: a part's, or the child execution's that ran it), when the plan runs
+    as child executions (:mod:`drplan.stepfunctions.parts`): a step's states are in its part's
+    machine, under the same comments."""
     roles = dict(machine.roles)
     owner = dict(machine.owner)
     for definition in definitions.values():
