@@ -39,6 +39,7 @@ TRANSIENT = {
     ],
     "rds": ["Rds.ThrottlingException", "Rds.RdsException"],
     "ecs": ["Ecs.ThrottlingException", "Ecs.ServerException"],
+    "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.AutoScalingException"],
     "route53": [
         "Route53.ThrottlingException",
         "Route53.PriorRequestNotCompleteException",

@@ -4,6 +4,7 @@ the history's projection look translations up in."""
 from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
+from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.tasks import (
@@ -26,5 +27,6 @@ TRANSLATIONS: dict[str, Translation] = {
         ManualApproval(),
         LambdaInvoke(),
         EcsSetCapacity(),
+        AutoScalingSetCapacity(),
     )
 }
