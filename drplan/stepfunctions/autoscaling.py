@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drplan.stepfunctions.builder import Path, Scope, Untranslatable, machine
+from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, machine
+from drplan.stepfunctions.existing import ExistingResource
 from drplan.stepfunctions.tasks import (
     StepInfo,
-    Translation,
     choice,
     done,
     fail,
@@ -38,45 +38,23 @@ from drplan.stepfunctions.tasks import (
 SIZES = (("min", "MinSize"), ("max", "MaxSize"), ("desired", "DesiredCapacity"))
 
 
-class AutoScalingSetCapacity(Translation):
+class AutoScalingSetCapacity(ExistingResource):
     action = "aws.autoscaling.set_capacity"
     understood = frozenset({"group", "desired", "min", "max", "wait_in_service"})
+    noun = "group"
+    listed = "$.w.grp"
+    remembered = {key: key for _, key in SIZES}
+    what = "capacity"
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
-        for name in ("group", "wait_in_service", "min", "max", "desired"):
-            value = info.params.get(name)
-            if value is not None and "${" in str(value):
-                raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
+        self.without_references(info, "group", "wait_in_service", "min", "max", "desired")
         for name, _ in SIZES:
             value = info.params.get(name)
             if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
                 raise Untranslatable(f"`{name}` must be a whole number (it is {value!r})")
 
-    def remembers(self, info: StepInfo) -> bool:
-        return True
-
-    def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
-        kept = scope.add(
-            info.label("before: keep the capacity"),
-            pass_state({key: Path(f"$.w.before.{key}") for _, key in SIZES}, then, result="$.w.prev"),
-        )
-        pick = scope.add(
-            info.label("before: the group"),
-            {"Type": "Pass", "InputPath": "$.w.grp.all[0]", "ResultPath": "$.w.before", "Next": kept},
-        )
-        nothing = scope.add(
-            info.label("before: no group"), pass_state({"none": True}, then, result="$.w.prev")
-        )
-        exists = scope.add(
-            info.label("before: group exists?"),
-            choice([{"Variable": "$.w.grp.n", "NumericEquals": 0, "Next": nothing}], pick),
-        )
-        return scope.add(info.label("before: describe group"), self._describe(info, exists))
-
-    def _describe(self, info: StepInfo, then: str) -> dict[str, Any]:
-        # The list and its length: the group is picked in a state of its own (moto's interpreter
-        # returns a list for a field right after an index).
+    def describe(self, info: StepInfo, then: str) -> State:
         return task(
             "autoscaling",
             "describeAutoScalingGroups",
@@ -86,8 +64,11 @@ class AutoScalingSetCapacity(Translation):
                 "n": Path("States.ArrayLength($.AutoScalingGroups)"),
                 "all": Path("$.AutoScalingGroups"),
             },
-            result="$.w.grp",
+            result=self.listed,
         )
+
+    def where(self, info: StepInfo) -> str:
+        return f"Auto Scaling group {info.params['group']}"
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         p = info.params
@@ -157,21 +138,13 @@ class AutoScalingSetCapacity(Translation):
                 {key: given.get(key, Path(f"$.w.one.{key}")) for _, key in SIZES}, judge, result="$.w.target"
             ),
         )
-        pick = scope.add(
-            info.label("the group"),
-            {"Type": "Pass", "InputPath": "$.w.grp.all[0]", "ResultPath": "$.w.one", "Next": target},
-        )
-        exists = scope.add(
-            info.label("group exists?"),
-            choice([{"Variable": "$.w.grp.n", "NumericEquals": 0, "Next": missing}], pick),
-        )
-        return scope.add(info.label("describe group"), self._describe(info, exists))
+        return self.find(info, scope, "", "$.w.one", target, missing)
 
     def _until_in_service(self, info: StepInfo, scope: Scope, then: str) -> str:
         """Poll until as many instances as desired are InService and Healthy (two filters: moto's
         JSONPath does not take ``&&``)."""
         group = str(info.params["group"])
-        check = scope.reserve(info.label("describe instances"))
+        check = scope.reserve(info.label("now: describe group"))
         start, wait = poll_loop(
             info, scope, "p", check, poll_waits(info.options, info.estimate, info.timeout), "instances"
         )
@@ -257,15 +230,7 @@ class AutoScalingSetCapacity(Translation):
                 none_ready,
             ),
         )
-        pick = scope.add(
-            info.label("the group now"),
-            {"Type": "Pass", "InputPath": "$.w.grp.all[0]", "ResultPath": "$.w.one", "Next": in_service},
-        )
-        there = scope.add(
-            info.label("group still there?"),
-            choice([{"Variable": "$.w.grp.n", "NumericEquals": 0, "Next": disappeared}], pick),
-        )
-        scope.put(check, self._describe(info, there))
+        self.find(info, scope, "now: ", "$.w.one", in_service, disappeared, at=check)
         return start
 
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
@@ -273,14 +238,7 @@ class AutoScalingSetCapacity(Translation):
         the group reports it; a group that no longer exists is left."""
         group = str(info.params["group"])
         gone = done(scope, info)
-        unknown = scope.add(
-            info.label("undo: previous capacity unknown"),
-            fail(
-                f"the capacity {info.key} replaced is not known (the run ended before writing its record): "
-                f"check Auto Scaling group {group} and set it by hand"
-            ),
-        )
-        check = scope.reserve(info.label("undo: describe group"))
+        check = scope.reserve(info.label("undo: now describe group"))
         start, wait = poll_loop(info, scope, "u", check, undo_waits(info.options), "undo: group")
         back = scope.add(
             info.label("undo: back at the capacity?"),
@@ -297,15 +255,7 @@ class AutoScalingSetCapacity(Translation):
                 wait,
             ),
         )
-        pick = scope.add(
-            info.label("undo: the group now"),
-            {"Type": "Pass", "InputPath": "$.w.grp.all[0]", "ResultPath": "$.w.now", "Next": back},
-        )
-        there = scope.add(
-            info.label("undo: group still there?"),
-            choice([{"Variable": "$.w.grp.n", "NumericEquals": 0, "Next": gone}], pick),
-        )
-        scope.put(check, self._describe(info, there))
+        self.find(info, scope, "undo: now ", "$.w.now", back, gone, at=check)
         update = scope.add(
             info.label("undo: set the capacity back"),
             task(
@@ -316,21 +266,8 @@ class AutoScalingSetCapacity(Translation):
                 result=None,
             ),
         )
-        exists = scope.add(
-            info.label("undo: group exists?"),
-            choice([{"Variable": "$.w.grp.n", "NumericEquals": 0, "Next": gone}], update),
-        )
-        look = scope.add(info.label("undo: describe group first"), self._describe(info, exists))
-        return scope.add(
-            info.label("undo: what was the capacity?"),
-            choice(
-                [
-                    {"Variable": "$.w.prev.DesiredCapacity", "IsPresent": True, "Next": look},
-                    {"Variable": "$.w.prev.none", "IsPresent": True, "Next": gone},
-                ],
-                unknown,
-            ),
-        )
+        look = self.find(info, scope, "undo: ", "$.w.one", update, gone)
+        return self.recall(info, scope, look, gone)
 
     def extra_iam(self, params: Mapping[str, Any], arn: str) -> list[tuple[str, str]]:
         return []  # DescribeAutoScalingGroups and UpdateAutoScalingGroup are the action's own

@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from drplan.actions.ecs.capacity import short_name
-from drplan.stepfunctions.builder import Path, Scope, Untranslatable
+from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable
+from drplan.stepfunctions.existing import ExistingResource
 from drplan.stepfunctions.tasks import (
     StepInfo,
-    Translation,
     choice,
     done,
     fail,
@@ -35,85 +35,49 @@ from drplan.stepfunctions.tasks import (
 )
 
 
-class EcsSetCapacity(Translation):
+class EcsSetCapacity(ExistingResource):
     action = "aws.ecs.set_capacity"
     understood = frozenset({"cluster", "service", "desired", "wait_steady"})
+    noun = "service"
+    listed = "$.w.svc"
+    remembered = {"count": "DesiredCount"}
+    what = "desired count"
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
-        for name in ("cluster", "service", "wait_steady"):
-            value = info.params.get(name)
-            if value is not None and "${" in str(value):
-                raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
+        self.without_references(info, "cluster", "service", "wait_steady")
         desired = info.params.get("desired")
         if not (
             isinstance(desired, int) and not isinstance(desired, bool) and desired >= 0
         ) and "${" not in str(desired):
             raise Untranslatable(f"`desired` must be a whole number of tasks (it is {desired!r})")
 
-    def remembers(self, info: StepInfo) -> bool:
-        return True
-
-    def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
-        """The desired count before the step (``StepContext.first_seen`` locally), at ``$.w.prev``;
-        a service that is not there has nothing to put back (the step then fails on it)."""
-        kept = scope.add(
-            info.label("before: keep the count"),
-            pass_state({"count": Path("$.w.before.DesiredCount")}, then, result="$.w.prev"),
-        )
-        pick = scope.add(
-            info.label("before: the service"),
-            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.before", "Next": kept},
-        )
-        nothing = scope.add(
-            info.label("before: no service"), pass_state({"none": True}, then, result="$.w.prev")
-        )
-        exists = scope.add(
-            info.label("before: service exists?"),
-            choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": nothing}], pick),
-        )
-        return scope.add(info.label("before: describe service"), self._describe(info, exists))
-
-    def _describe(self, info: StepInfo, then: str) -> dict[str, Any]:
-        # The list and its length only: moto's interpreter returns a list for a field right after
-        # an index, so the service is picked in a state of its own.
+    def describe(self, info: StepInfo, then: str) -> State:
         return task(
             "ecs",
             "describeServices",
             {"Cluster": str(info.params["cluster"]), "Services": [str(info.params["service"])]},
             then,
             selector={"n": Path("States.ArrayLength($.Services)"), "all": Path("$.Services")},
-            result="$.w.svc",
+            result=self.listed,
         )
+
+    def where(self, info: StepInfo) -> str:
+        return f"ECS service {short_name(info.params['service'])}"
 
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
         """``SetServiceCapacity.undo``/``poll_undo``: the count from before the step set again, then
         waited for until the service is steady at it; a service gone or not ACTIVE is left."""
         cluster, service = str(info.params["cluster"]), str(info.params["service"])
-        name = short_name(service)
         gone = done(scope, info)
-        unknown = scope.add(
-            info.label("undo: previous count unknown"),
-            fail(
-                f"the desired count {info.key} replaced is not known (the run ended before writing its record): "
-                f"check ECS service {name} and set it by hand"
-            ),
-        )
         check = scope.reserve(info.label("undo: describe service"))
         start, wait = poll_loop(info, scope, "u", check, undo_waits(info.options), "undo: service")
-        there = scope.reserve(info.label("undo: service there?"))
-        pick = scope.reserve(info.label("undo: the service"))
         back = scope.reserve(info.label("undo: back at the count?"))
-        scope.put(check, self._describe(info, there))
-        scope.put(there, choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": gone}], pick))
         deployments = scope.add(
             info.label("undo: count deployments"),
             pass_state({"n": Path("States.ArrayLength($.w.one.Deployments)")}, back, result="$.w.dep"),
         )
-        scope.put(
-            pick,
-            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.one", "Next": deployments},
-        )
+        self.find(info, scope, "undo: now ", "$.w.one", deployments, gone, at=check)
         scope.put(
             back,
             choice(
@@ -147,25 +111,8 @@ class EcsSetCapacity(Translation):
                 [{"Not": {"Variable": "$.w.first.Status", "StringEquals": "ACTIVE"}, "Next": gone}], update
             ),
         )
-        first = scope.add(
-            info.label("undo: found service"),
-            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.first", "Next": active},
-        )
-        exists = scope.add(
-            info.label("undo: service exists?"),
-            choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": gone}], first),
-        )
-        look = scope.add(info.label("undo: describe service first"), self._describe(info, exists))
-        return scope.add(
-            info.label("undo: what was the count?"),
-            choice(
-                [
-                    {"Variable": "$.w.prev.count", "IsPresent": True, "Next": look},
-                    {"Variable": "$.w.prev.none", "IsPresent": True, "Next": gone},
-                ],
-                unknown,
-            ),
-        )
+        look = self.find(info, scope, "undo: ", "$.w.first", active, gone)
+        return self.recall(info, scope, look, gone)
 
     def extra_iam(self, params: Mapping[str, Any], arn: str) -> list[tuple[str, str]]:
         return []  # DescribeServices and UpdateService are the action's own
@@ -175,9 +122,6 @@ class EcsSetCapacity(Translation):
         cluster, service = str(p["cluster"]), str(p["service"])
         name = short_name(service)
         desired = info.v(p["desired"])
-
-        def describe(then: str) -> dict[str, Any]:
-            return self._describe(info, then)
 
         def outputs(running: Any) -> dict[str, Any]:
             return {"cluster": short_name(cluster), "service": name, "desired": desired, "running": running}
@@ -189,7 +133,7 @@ class EcsSetCapacity(Translation):
         # --- the change -------------------------------------------------------------------------
         # Not waiting for steady state: the step ends once ECS accepted the count (as locally).
         if p.get("wait_steady", True):
-            after = self._until_steady(info, scope, name, missing, describe, outputs)
+            after = self._until_steady(info, scope, name, missing, outputs)
         else:
             after = scope.add(info.label("outputs (not waiting)"), pass_state(outputs(None), None))
         update = scope.add(
@@ -213,15 +157,7 @@ class EcsSetCapacity(Translation):
                 [{"Not": {"Variable": "$.w.one.Status", "StringEquals": "ACTIVE"}, "Next": inactive}], update
             ),
         )
-        found = scope.add(
-            info.label("found service"),
-            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.one", "Next": is_active},
-        )
-        exists = scope.add(
-            info.label("service exists?"),
-            choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": missing}], found),
-        )
-        return scope.add(info.label("describe service first"), describe(exists))
+        return self.find(info, scope, "", "$.w.one", is_active, missing)
 
     def _until_steady(
         self,
@@ -229,14 +165,11 @@ class EcsSetCapacity(Translation):
         scope: Scope,
         name: str,
         missing: str,
-        describe: Callable[[str], dict[str, Any]],
         outputs: Callable[[Any], dict[str, Any]],
     ) -> str:
         """After the change: poll the service with the local intervals until ECS's own test of a
         steady service holds; fail when it is gone, no longer ACTIVE, or its rollout failed."""
-        poll = scope.reserve(info.label("describe service"))
-        there = scope.reserve(info.label("service still there?"))
-        pick = scope.reserve(info.label("the service"))
+        poll = scope.reserve(info.label("now: describe service"))
         deployments = scope.reserve(info.label("count deployments"))
         active = scope.reserve(info.label("still active?"))
         rollout_failed = scope.reserve(info.label("rollout failed?"))
@@ -253,12 +186,7 @@ class EcsSetCapacity(Translation):
             fail(Path(f"States.Format('ECS service {name}: {{}}', $.w.dep.first.RolloutStateReason)")),
         )
         steady_out = scope.add(info.label("outputs"), pass_state(outputs(Path("$.w.one.RunningCount")), None))
-        scope.put(poll, describe(there))
-        scope.put(there, choice([{"Variable": "$.w.svc.n", "NumericEquals": 0, "Next": missing}], pick))
-        scope.put(
-            pick,
-            {"Type": "Pass", "InputPath": "$.w.svc.all[0]", "ResultPath": "$.w.one", "Next": deployments},
-        )
+        self.find(info, scope, "now: ", "$.w.one", deployments, missing, at=poll)
         scope.put(
             deployments,
             pass_state(

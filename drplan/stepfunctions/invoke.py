@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, template
+from drplan.stepfunctions.builder import Path, Scope, State, template
 from drplan.stepfunctions.tasks import (
     THROTTLE_RETRY,
     StepInfo,
@@ -51,11 +51,8 @@ class LambdaInvoke(Translation):
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
-        for name in ("function", "undo_function"):
-            value = info.params.get(name)
-            if value is not None and "${" in str(value):
-                # The messages name the function: a computed one would need its value in a literal.
-                raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
+        # The messages name the function: a computed one would need its value in a literal.
+        self.without_references(info, "function", "undo_function")
         self.literal(info, "qualifier")
         self.literal(info, "outputs")
 

@@ -465,6 +465,14 @@ class Translation:
         run-id marker, written ``*`` in ARNs."""
         return []
 
+    def without_references(self, info: StepInfo, *names: str) -> None:
+        """Parameters the fragment needs as text when the plan is exported: no ``${...}`` (a drill
+        name's run id is fine: the execution fills it in)."""
+        for name in names:
+            value = info.params.get(name)
+            if value is not None and "${" in str(value):
+                raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
+
     def literal(self, info: StepInfo, name: str) -> Any:
         """A parameter that decides what the fragment looks like: it must be known at export time."""
         value = info.params.get(name)
@@ -1036,10 +1044,7 @@ class Route53ChangeRecord(Translation):
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
-        for name in ("zone_id", "name", "type", "ttl", "wait"):
-            value = info.params.get(name)
-            if value is not None and "${" in str(value):
-                raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
+        self.without_references(info, "zone_id", "name", "type", "ttl", "wait")
         if not info.params.get("values"):
             raise Untranslatable("only records with `values` are translated (not `alias`)")
 
