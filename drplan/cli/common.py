@@ -170,6 +170,34 @@ def verbosity_options(func: Any) -> Any:
     return func
 
 
+def machine_options(func: Any) -> Any:
+    """What shapes an exported state machine, on ``export stepfunctions`` and ``deploy``:
+    ``--coordination-table``, ``--parallelism``, ``--rollback-on-failure``."""
+    options = [
+        click.option(
+            "--coordination-table",
+            metavar="NAME",
+            help="DynamoDB table for steps that wait through coordination records "
+            "(default: drplan-PLAN-coordination).",
+        ),
+        click.option(
+            "--parallelism",
+            type=click.IntRange(min=1),
+            help="Steps running at once, enforced by the state machine (default: the plan's "
+            "run.parallelism, else 16).",
+        ),
+        click.option(
+            "--rollback-on-failure",
+            is_flag=True,
+            help="A recovery in which a step fails undoes its completed steps, dependents first, as "
+            "drplan recover --rollback-on-failure does (recoveries only).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def output_options(func: Any) -> Any:
     """``--color/--no-color``, ``-q/--quiet``, ``-v/--verbose`` (on ``drplan`` and on each command;
     the command's own win). Read them back with :func:`use_color` and :func:`verbosity`."""

@@ -20,6 +20,7 @@ from drplan.cli.common import (
     complete_plan_files,
     complete_run_ids,
     fail,
+    machine_options,
     output_options,
     say,
 )
@@ -57,22 +58,7 @@ if TYPE_CHECKING:
     "in a request (as for aws cloudformation deploy), and for the definitions of a plan split into "
     "child executions.",
 )
-@click.option(
-    "--coordination-table",
-    metavar="NAME",
-    help="DynamoDB table for steps that wait through coordination records (default: drplan-PLAN-coordination).",
-)
-@click.option(
-    "--parallelism",
-    type=click.IntRange(min=1),
-    help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
-)
-@click.option(
-    "--rollback-on-failure",
-    is_flag=True,
-    help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
-    "--rollback-on-failure does (recoveries only).",
-)
+@machine_options
 @aws_options
 @output_options
 def deploy(

@@ -14,6 +14,7 @@ import click
 from drplan.cli.common import (
     CONTEXT_SETTINGS,
     fail,
+    machine_options,
     note,
     output_options,
     plan_path_argument,
@@ -45,7 +46,8 @@ def export() -> None:
     "output",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder for definition.asl.json, policy.json and template.json (created if missing).",
+    help="Folder for definition.asl.json (and part-N.asl.json for a plan split into child executions), "
+    "policy.json and template.json (created if missing).",
 )
 @click.option(
     "--account-id",
@@ -56,22 +58,7 @@ def export() -> None:
     "--region",
     help="The region in policy.json's ARNs (default: the plan's drill.region or aws.region, else *).",
 )
-@click.option(
-    "--coordination-table",
-    metavar="NAME",
-    help="DynamoDB table for steps that wait through coordination records (default: drplan-PLAN-coordination).",
-)
-@click.option(
-    "--parallelism",
-    type=click.IntRange(min=1),
-    help="Steps running at once, enforced by the state machine (default: the plan's run.parallelism, else 16).",
-)
-@click.option(
-    "--rollback-on-failure",
-    is_flag=True,
-    help="A recovery in which a step fails undoes its completed steps, dependents first, as drplan recover "
-    "--rollback-on-failure does (recoveries only).",
-)
+@machine_options
 def stepfunctions(
     plan_path: str,
     mode: str,
