@@ -758,3 +758,41 @@ def test_a_dns_change_with_retries_exports_in_a_recovery() -> None:
     assert lint_definition(exported.definition) == []
     text = json.dumps(exported.definition)
     assert "web.dns before: list record sets" in text and "web.dns put back: change record" in text
+
+
+def test_the_verdict_reads_no_undo_record_that_may_not_be_there() -> None:
+    """Step Functions fails a Choice that compares a path the input does not have (moto lets it
+    pass): a kept drill and a recovery that did not roll back write no undo records, so every rule
+    on one is guarded by IsPresent."""
+
+    def rules(node: Any) -> Iterator[dict[str, Any]]:
+        if isinstance(node, dict):
+            if node.get("Type") == "Choice":
+                yield from node["Choices"]
+            for value in node.values():
+                yield from rules(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from rules(value)
+
+    def unguarded(rule: dict[str, Any], guarded: frozenset[str] = frozenset()) -> list[str]:
+        if "And" in rule:
+            present = {r["Variable"] for r in rule["And"] if r.get("IsPresent") is True}
+            return [v for r in rule["And"] for v in unguarded(r, guarded | present)]
+        for combined in ("Or",):
+            if combined in rule:
+                return [v for r in rule[combined] for v in unguarded(r, guarded)]
+        if "Not" in rule:
+            return unguarded(rule["Not"], guarded)
+        variable = rule.get("Variable", "")
+        if not variable.startswith("$.u.s") or "IsPresent" in rule:
+            return []
+        parent = variable.rsplit(".", 1)[0]
+        return [] if parent in guarded or variable in guarded else [variable]
+
+    for exported in (
+        export_plan(build_plan(rollback_plan()), "drill"),
+        export_plan(build_plan(rollback_plan()), "recover", rollback_on_failure=True),
+    ):
+        found = [v for rule in rules(exported.definition) for v in unguarded(rule)]
+        assert found == [], found

@@ -128,7 +128,18 @@ def build_definition(
         "Crashed",
         {"Type": "Fail", "Error": "drplan.RunCrashed", "CausePath": "States.JsonToString($.verdict)"},
     )
-    cleanup_failed_rules = [{"Variable": f"$.u.{sid}.status", "StringEquals": "failed"} for sid in sids]
+    # Guarded like the step rules: a comparison on a path that is not there is an error in Step
+    # Functions (moto lets it pass), and a kept drill or a recovery that did not roll back writes no
+    # undo records.
+    cleanup_failed_rules = [
+        {
+            "And": [
+                {"Variable": f"$.u.{sid}", "IsPresent": True},
+                {"Variable": f"$.u.{sid}.status", "StringEquals": "failed"},
+            ]
+        }
+        for sid in sids
+    ]
     step_failed_rules = [
         {
             "And": [
@@ -391,6 +402,14 @@ def _cleanup(
     kept = top.add("Resources kept", role(pass_state({"kept": True}, then, result="$.u"), "kept"))
     rules: list[dict[str, Any]] = [{"Variable": "$.run.keep", "BooleanEquals": True, "Next": kept}]
     if plan.drill.cleanup == "on_success":
-        failed = [{"Variable": f"$.s.{info.sid}.status", "StringEquals": "failed"} for info in infos.values()]
+        failed = [
+            {
+                "And": [
+                    {"Variable": f"$.s.{info.sid}", "IsPresent": True},
+                    {"Variable": f"$.s.{info.sid}.status", "StringEquals": "failed"},
+                ]
+            }
+            for info in infos.values()
+        ]
         rules.append({"Or": [{"Variable": "$.crash", "IsPresent": True}, *failed], "Next": kept})
     return top.add("Clean up?", choice(rules, clean))
