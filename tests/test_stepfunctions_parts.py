@@ -415,7 +415,7 @@ def test_the_largest_plan_that_exports_and_the_first_that_does_not() -> None:
     recovery export (as parts, each definition under 1 MiB) and 320 are refused with the reason.
     The estimate is above what the records really take: each step's record as the executed tests
     see it (a DynamoDB restore's table name, ARN and backup ARN under its state name), twice."""
-    from drplan.stepfunctions.parts import DEFINITION_LIMIT, STATE_LIMIT
+    from drplan.stepfunctions.parts import DEFINITION_LIMIT, STATE_LIMIT, state_bytes
 
     def plan(n: int) -> Any:
         services = {
@@ -445,14 +445,7 @@ def test_the_largest_plan_that_exports_and_the_first_that_does_not() -> None:
     state = {"run": {"id": RUN_ID}, "s": records, "verdict": {"steps": records}}
     real = len(json.dumps(state, separators=(",", ":")))
     assert real < STATE_LIMIT
-    assert real <= state_bytes_of(exported) <= 1.3 * real
-
-
-def state_bytes_of(exported: Any) -> int:
-    """The exporter's estimate for an exported plan's records (recovery, no rollback)."""
-    from drplan.stepfunctions.parts import RECORD_BASE, RECORD_COPIES
-
-    return RECORD_COPIES * sum(len(sid) + len(key) + RECORD_BASE for key, sid in exported.sids.items())
+    assert real <= state_bytes(exported.sids, undone=False) <= 1.3 * real
 
 
 def test_steps_that_do_not_poll_are_not_charged_for_polls() -> None:

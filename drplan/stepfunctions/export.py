@@ -217,7 +217,7 @@ def export_plan(
         raise ExportRefused(plan.name, problems)
 
     undone = mode == "drill" or rollback
-    if (size := state_bytes(infos, undone=undone)) > STATE_BUDGET:
+    if (size := state_bytes({k: i.sid for k, i in infos.items()}, undone=undone)) > STATE_BUDGET:
         raise ExportTooLarge(
             plan.name,
             f"the records of its {len(infos)} steps would take about {size // 1024} KiB of the execution's "

@@ -134,12 +134,13 @@ class Split:
         return self.parts[int(name.removeprefix("part-")) - 1]
 
 
-def state_bytes(infos: Mapping[str, StepInfo], *, undone: bool) -> int:
-    """About how much of the main execution's state the records of ``infos`` take (every copy):
-    ``undone``, a drill's cleanup or a recovery's rollback writes a second record per step."""
+def state_bytes(sids: Mapping[str, str], *, undone: bool) -> int:
+    """About how much of the main execution's state the records of the steps take (every copy),
+    ``sids`` by step key: ``undone``, a drill's cleanup or a recovery's rollback writes a second
+    record per step."""
     one = sum(
-        len(info.sid) + len(info.key) + RECORD_BASE + ((len(info.sid) + UNDO_RECORD) if undone else 0)
-        for info in infos.values()
+        len(sid) + len(key) + RECORD_BASE + ((len(sid) + UNDO_RECORD) if undone else 0)
+        for key, sid in sids.items()
     )
     return RECORD_COPIES * one
 
