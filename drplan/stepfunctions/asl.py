@@ -741,15 +741,15 @@ def _undo_one(enc: Encoder, key: str, scope: Scope, then: str, *, rollback: bool
             f"{key} nothing to clean up",
             role(pass_state({"status": "nothing to undo"}, then, result=f"$.u.{sid}"), "undone", key),
         )
+    why = "rollback" if rollback else "cleanup"
     record = scope.add(
-        f"{key} {'rollback' if rollback else 'cleanup'} outcome",
+        f"{key} {why} outcome",
         role(
             {"Type": "Pass", "InputPath": "$.w.undo", "ResultPath": f"$.u.{sid}", "Next": then},
             "undone",
             key,
         ),
     )
-    why = "rollback" if rollback else "cleanup"
     undo = _undo_branch(enc, info, translation, scope, record, why, f"drplan:undo {key}")
     assert undo is not None
     if translation.remembers(info):
