@@ -29,11 +29,16 @@ def aws_tags(ctx: StepContext, extra: Mapping[str, str] | None = None) -> list[d
 
 def max_age(ctx: StepContext) -> timedelta | None:
     """``max_age`` of the step: a duration, or ``rpo`` for the service's RPO objective."""
-    value = ctx.params.get("max_age")
+    return max_age_of(ctx.params.get("max_age"), ctx.objectives.rpo)
+
+
+def max_age_of(value: Any, rpo: timedelta | None) -> timedelta | None:
+    """A ``max_age`` parameter as a duration (None: no limit; ``rpo`` without an RPO is no limit
+    either, which validation reports)."""
     if value is None:
         return None
     if value == "rpo":
-        return ctx.objectives.rpo
+        return rpo
     return parse_duration(str(value))
 
 

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import networkx as nx
@@ -125,6 +126,10 @@ def _count_states(node: Any) -> int:
     return 0
 
 
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
 def sid_of(index: int, key: str) -> str:
     """The step's name in the state's JSON document: plain identifier characters only."""
     return f"s{index}_" + re.sub(r"[^A-Za-z0-9_]", "_", key.replace(".", "__"))
@@ -170,6 +175,7 @@ def export_plan(
     ``drplan recover --rollback-on-failure``; a drill cleans up whatever happened anyway."""
     rollback = rollback_on_failure and mode == "recover"
     from drplan.actions import registry
+    from drplan.actions._aws import max_age_of
     from drplan.stepfunctions.iam import role_policy
     from drplan.stepfunctions.template import build_template
 
@@ -203,6 +209,9 @@ def export_plan(
             timeout=step.timeout.total_seconds(),
             options=options or RunOptions(),
             approvals=approvals,
+            max_age=_seconds(
+                max_age_of(step.params.get("max_age"), plan.objectives_of(step.step.service).rpo)
+            ),
         )
         try:
             if step.step.region or step.step.role_arn:

@@ -5,8 +5,9 @@ A translation mirrors its action in :mod:`drplan.actions` call for call, through
 of backup ("latest": the newest available one), the same wait for the job (describe, then wait
 with the local engine's growing interval), the same outputs, and an undo that removes only what
 the step created (checked by drplan's tags, as the local undo checks its handle). Where the local
-action does something ASL cannot (date arithmetic for ``max_age``, secrets, a local program), the
-step is refused with the reason, never approximated.
+action does something ASL's JSONPath cannot, the step is refused with the reason, never
+approximated; the one exception is date arithmetic (``max_age``), which a single state writes in
+JSONata, the other query language Step Functions runs (a state may choose it in a JSONPath machine).
 
 Fragments follow the conventions of :mod:`drplan.stepfunctions.builder`: they read ``$.run`` and
 ``$.s``, keep their own data under ``$.w``, and end (``End``) with the step's outputs as their
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from drplan.durations import humanize
 from drplan.engine.records import RunOptions
 from drplan.model import Mode, Step
 from drplan.resources import Resource
@@ -86,6 +88,7 @@ class StepInfo:
     timeout: float
     options: RunOptions = field(default_factory=RunOptions)  # polling and retry timings (tests shorten them)
     approvals: ApprovalTopic | None = None  # where manual steps ask for approval
+    max_age: float | None = None  # seconds: ``max_age`` resolved (``rpo``: the service's RPO)
 
     def v(self, value: Any) -> Any:
         return self.values.of(value)
@@ -349,6 +352,57 @@ def chosen_point(info: StepInfo, field_name: str, then: str) -> State:
     return role({"Type": "Pass", "Next": then}, "point", f"{info.key} {field_name}")
 
 
+def fresh_enough(
+    info: StepInfo, scope: Scope, what: str, then: str, taken: str = "$states.input.w.best.t"
+) -> str:
+    """``drplan.actions._aws.require_fresh`` for the chosen recovery point: older than ``max_age``
+    when the run started fails the step with the local message, before anything is restored.
+    ``what`` names it and ``taken`` is when it was taken, both JSONata expressions. JSONPath
+    compares timestamps but cannot subtract them, so these two states are JSONata."""
+    if info.max_age is None:
+        return then
+    age = f"($toMillis($states.input.run.created) - $toMillis({taken})) / 1000"
+    limit = info.max_age
+    old = jsonata_humanize(f"$max([{age}, 0])")
+    too_old = scope.add(
+        info.label("recovery point too old"),
+        {
+            "Type": "Fail",
+            "QueryLanguage": "JSONata",
+            "Error": STEP_FAILED,
+            "Cause": "{% "
+            + f"{what} & ' is ' & {old} & ' old, older than the allowed {humanize(limit)} (max_age); "
+            + "nothing restored' %}",
+        },
+    )
+    return scope.add(
+        info.label("recovery point young enough?"),
+        {
+            "Type": "Choice",
+            "QueryLanguage": "JSONata",
+            "Choices": [{"Condition": "{% " + f"{age} > {_number(limit)}" + " %}", "Next": too_old}],
+            "Default": then,
+        },
+    )
+
+
+def jsonata_humanize(seconds: str) -> str:
+    """:func:`drplan.durations.humanize` as a JSONata expression of ``seconds`` (an expression):
+    the same text for the same number (``$round`` rounds half to even, as Python's ``round``)."""
+    whole = "$w := $round($s); $d := $floor($w / 86400); $h := $floor(($w % 86400) / 3600); "
+    whole += "$m := $floor(($w % 3600) / 60); $x := $w % 60; "
+    parts = (
+        "$join([$d > 0 ? $string($d) & 'd', $h > 0 ? $string($h) & 'h', $m > 0 ? $string($m) & 'm', "
+        "($x > 0 and $d = 0 and $h = 0) ? $string($x) & 's'], ' ')"
+    )
+    short = "($s > 0 and $s < 10 ? $formatNumber($round($s, 1), '0.0') : $string($round($s))) & 's'"
+    return f"($s := {seconds}; $s < 60 ? {short} : ({whole}{parts}))"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def ours(info: StepInfo, scope: Scope, tags: str, then: str, otherwise: str) -> str:
     """Go to ``then`` when the tag list at ``tags`` says this step of this run created the resource
     (``drplan.actions.rds.lookup.ours``), to ``otherwise`` when not: undo never touches anything else.
@@ -427,10 +481,6 @@ class Translation:
 
     def check(self, info: StepInfo) -> None:
         """Raise :class:`Untranslatable` for what this translation does not do (yet)."""
-        if "max_age" in info.params:
-            raise Untranslatable(
-                "`max_age` needs the backup's age at run time: ASL has no date arithmetic to work it out"
-            )
         unknown = sorted(set(info.params) - self.understood)
         if unknown:
             raise Untranslatable(f"parameter(s) {', '.join(unknown)} not translated yet")
@@ -650,7 +700,7 @@ class _TableRestore(Translation):
 
 class DynamoRestoreBackup(_TableRestore):
     action = "aws.dynamodb.restore_backup"
-    understood = frozenset({"source_table", "target", "backup", "billing_mode", "tags"})
+    understood = frozenset({"source_table", "target", "backup", "billing_mode", "max_age", "tags"})
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
@@ -659,6 +709,7 @@ class DynamoRestoreBackup(_TableRestore):
     def work(self, info: StepInfo, scope: Scope) -> str:
         backup = info.params.get("backup", "latest")
         restore = scope.reserve(info.label("restore table"))
+        fresh = fresh_enough(info, scope, "'backup ' & $states.input.w.best.v.BackupArn", restore)
         if backup == "latest":
             arn: Any = Path("$.w.best.v.BackupArn")
             source = info.params["source_table"]
@@ -675,7 +726,7 @@ class DynamoRestoreBackup(_TableRestore):
                 status=("BackupStatus", "AVAILABLE"),
                 created=("BackupCreationDateTime",),
                 missing=f"table {source} has no available backups",
-                then=restore,
+                then=fresh,
                 point="BackupArn",
             )
         else:
@@ -683,7 +734,7 @@ class DynamoRestoreBackup(_TableRestore):
             # is the recovery point the evidence measures the RPO from.
             arn = backup
             missing = scope.add(info.label("no such backup"), fail(f"backup {backup} does not exist"))
-            chosen = scope.add(info.label("backup chosen"), chosen_point(info, "BackupArn", restore))
+            chosen = scope.add(info.label("backup chosen"), chosen_point(info, "BackupArn", fresh))
             first = scope.add(
                 info.label("describe backup"),
                 task(
@@ -796,6 +847,7 @@ class RdsRestoreSnapshot(Translation):
             "multi_az",
             "parameter_group",
             "port",
+            "max_age",
             "tags",
         }
     )
@@ -842,6 +894,10 @@ class RdsRestoreSnapshot(Translation):
         p = info.params
         snapshot = p.get("snapshot", "latest")
         restore = scope.reserve(info.label("restore DB instance"))
+        # ``lookup.snapshot_time``: a copied snapshot keeps its original time (the real RPO).
+        best = "$states.input.w.best.v"
+        taken = f"({best}.OriginalSnapshotCreateTime ? {best}.OriginalSnapshotCreateTime : {best}.SnapshotCreateTime)"
+        fresh = fresh_enough(info, scope, f"'DB snapshot ' & {best}.DBSnapshotIdentifier", restore, taken)
         if snapshot == "latest":
             kinds = {} if p.get("include_automated", True) else {"SnapshotType": "manual"}
             first = newest(
@@ -857,11 +913,11 @@ class RdsRestoreSnapshot(Translation):
                 status=("Status", "available"),
                 created=("OriginalSnapshotCreateTime", "SnapshotCreateTime"),
                 missing=f"DB instance {p['source_instance']} has no available DB snapshots",
-                then=restore,
+                then=fresh,
                 point="DBSnapshotIdentifier",
             )
         else:
-            first = self._named(info, scope, str(snapshot), restore)
+            first = self._named(info, scope, str(snapshot), fresh)
         outputs = scope.add(
             info.label("outputs"),
             pass_state(
