@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from drplan.actions.base import StepContext
-from drplan.actions.checks import HttpCheck, as_uri
+from drplan.actions.checks import HttpCheck
+from drplan.actions.probes import as_uri
 from drplan.aws import AwsSession
 from drplan.errors import StepFailed
 from drplan.model import build_plan
