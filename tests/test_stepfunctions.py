@@ -355,7 +355,7 @@ def test_steps_without_a_translation_are_refused_by_name() -> None:
     with pytest.raises(ExportRefused) as refused:
         export_plan(build_plan(data), "recover")
     message = str(refused.value)
-    assert "web.healthy (check.http): this action has no Step Functions translation yet" in message
+    assert "web.healthy" not in message  # checks are translated (tests/test_stepfunctions_checks.py)
     assert "web.run (command): this action has no Step Functions translation yet" in message
     assert "web.old" not in message  # `max_age` is translated (tests/test_stepfunctions_freshness.py)
     assert "  db.restore" not in message
@@ -654,11 +654,11 @@ def test_the_command_writes_the_three_files_and_refuses_with_exit_1(tmp_path: Pa
     bad.write_text(
         json.dumps(
             plan_data(
-                {"web": {"steps": [{"id": "healthy", "uses": "check.tcp", "with": {"host": "x", "port": 1}}]}}
+                {"web": {"steps": [{"id": "run", "uses": "command", "with": {"run": ["true"]}}]}}
             )
         ),
         encoding="utf-8",
     )
     refused = CliRunner().invoke(command, ["stepfunctions", str(bad), "-o", str(tmp_path / "none")])
     assert refused.exit_code == 1
-    assert "web.healthy (check.tcp)" in refused.output
+    assert "web.run (command)" in refused.output

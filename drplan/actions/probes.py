@@ -140,4 +140,8 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     timeout = float(event.get("request_timeout") or 10.0)
     ok, seen = try_http(url, params, parts.hostname or "", parts.port or (443 if tls else 80), tls, timeout)
     status = re.search(r"status (\d+)", seen)
-    return {"ok": ok, "seen": seen, "outputs": {"status": int(status.group(1)) if status else None, "url": url}}
+    return {
+        "ok": ok,
+        "seen": seen,
+        "outputs": {"status": int(status.group(1)) if status else None, "url": url},
+    }

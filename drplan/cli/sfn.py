@@ -58,6 +58,21 @@ if TYPE_CHECKING:
     "in a request (as for aws cloudformation deploy), and for the definitions of a plan split into "
     "child executions.",
 )
+@click.option(
+    "--checks-subnet",
+    "checks_subnets",
+    metavar="SUBNET",
+    multiple=True,
+    help="Run the function HTTP and TCP checks try with in this VPC subnet (repeatable), to reach "
+    "restored services that answer only inside the VPC; with --checks-security-group.",
+)
+@click.option(
+    "--checks-security-group",
+    "checks_security_groups",
+    metavar="GROUP",
+    multiple=True,
+    help="Security group of the checks function in the VPC (repeatable).",
+)
 @machine_options
 @aws_options
 @output_options
@@ -67,6 +82,8 @@ def deploy(
     stack_name: str,
     state_machine_name: str | None,
     s3_bucket: str | None,
+    checks_subnets: tuple[str, ...],
+    checks_security_groups: tuple[str, ...],
     coordination_table: str | None,
     parallelism: int | None,
     rollback_on_failure: bool,
@@ -104,6 +121,10 @@ def deploy(
         )
     except (ExportRefused, ExportTooLarge) as refused:
         fail(str(refused), refused.exit_code)
+    if (checks_subnets or checks_security_groups) and exported.checks_function is None:
+        raise click.UsageError("--checks-subnet/--checks-security-group: the plan has no HTTP or TCP checks")
+    if bool(checks_subnets) != bool(checks_security_groups):
+        raise click.UsageError("--checks-subnet and --checks-security-group go together (Lambda needs both)")
     region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region
     aws = aws_session(opts, region=region, plan_aws=plan.aws)
     account = aws.guard_account(plan.aws.account_id)
@@ -117,6 +138,7 @@ def deploy(
         s3=aws.client("s3") if s3_bucket else None,
         bucket=s3_bucket,
         region=where,
+        checks_network=(list(checks_subnets), list(checks_security_groups)) if checks_subnets else None,
     )
     for note in exported.notes:
         say(f"drplan: note: {note}")

@@ -48,8 +48,10 @@ def deploy_stack(
     bucket: str | None = None,
     region: str | None = None,
     delay: int = 5,
+    checks_network: tuple[list[str], list[str]] | None = None,
 ) -> Deployed:
-    """Create the stack, or update it to this export; wait until CloudFormation is done."""
+    """Create the stack, or update it to this export; wait until CloudFormation is done.
+    ``checks_network``: the subnets and security groups the checks function runs in (a VPC)."""
     from botocore.exceptions import ClientError, WaiterError
 
     body = json.dumps(exported.template, separators=(",", ":"))
@@ -59,6 +61,12 @@ def deploy_stack(
         if state_machine_name
         else []
     )
+    if checks_network is not None:
+        subnets, groups = checks_network
+        parameters += [
+            {"ParameterKey": "ChecksSubnetIds", "ParameterValue": ",".join(subnets)},
+            {"ParameterKey": "ChecksSecurityGroupIds", "ParameterValue": ",".join(groups)},
+        ]
     if exported.parts:
         assert s3 is not None and bucket  # _template_argument asked for them: the template is large
         parameters += _upload_definitions(exported, stack_name, s3, bucket)

@@ -27,6 +27,7 @@ from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
 from drplan.stepfunctions.asl import Semaphore, width
 from drplan.stepfunctions.builder import RUN_ID_MARKER, Names, Path, Untranslatable, Values
+from drplan.stepfunctions.checks import CHECKS, checks_function_name, function_timeout
 from drplan.stepfunctions.definition import Shape, build_definition, semaphore_slots
 from drplan.stepfunctions.parts import (
     DEFINITION_LIMIT,
@@ -86,6 +87,7 @@ class Exported:
     #: The parts' definitions, by part name (``part-1`` ...), when the plan runs as child executions.
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollback: bool = False  # a recovery that rolls back when a step fails
+    checks_function: str | None = None  # the Lambda function checks try with, when there are any
 
     def definition_text(self) -> str:
         return json.dumps(self.definition, indent=2) + "\n"
@@ -191,6 +193,11 @@ def export_plan(
     problems: list[tuple[str, str, str]] = []
     infos: dict[str, StepInfo] = {}
     approvals = approval_topic(plan, mode, approvals_topic)
+    checks = (
+        checks_function_name(plan, mode)
+        if any(s.step.uses in CHECKS for s in prepared.steps.values())
+        else ""
+    )
     for key in order:
         step = prepared.steps[key]
         translation = TRANSLATIONS.get(step.step.uses)
@@ -212,6 +219,7 @@ def export_plan(
             max_age=_seconds(
                 max_age_of(step.params.get("max_age"), plan.objectives_of(step.step.service).rpo)
             ),
+            checks_function=checks,
         )
         try:
             if step.step.region or step.step.role_arn:
@@ -254,7 +262,12 @@ def export_plan(
 
     definition, shape = main_machine(None)
     events = {
-        key: history_events(info, polls=TRANSLATIONS[info.step.uses].polls, undone=undone)
+        key: history_events(
+            info,
+            polls=TRANSLATIONS[info.step.uses].polls,
+            undone=undone,
+            waits=TRANSLATIONS[info.step.uses].waits(info),
+        )
         for key, info in infos.items()
     }
     parts: dict[str, dict[str, Any]] = {}
@@ -309,8 +322,19 @@ def export_plan(
         region=where,
         counters=counters,
         children=default_machine_name(plan, mode, parts=True) if parts else None,
+        checks_function=checks or None,
     )
-    template = build_template(plan, mode, definition, used_table, topic, counters=counters, parts=parts)
+    checked = [i.params for i in infos.values() if i.step.uses in CHECKS]
+    template = build_template(
+        plan,
+        mode,
+        definition,
+        used_table,
+        topic,
+        counters=counters,
+        parts=parts,
+        checks=(checks, function_timeout(checked)) if checks else None,
+    )
     exported = Exported(
         plan,
         mode,
@@ -323,6 +347,7 @@ def export_plan(
         approvals_topic=topic,
         parts=parts,
         rollback=rollback,
+        checks_function=checks or None,
     )
     for name, machine_definition in [("the state machine", definition), *parts.items()]:
         if _size(machine_definition) > DEFINITION_LIMIT:

@@ -11,6 +11,8 @@ leaves out what only a local run calls (``sts:GetCallerIdentity`` for the accoun
   when the definition enforces concurrency limits with counters);
 - ``sns:Publish`` on the approvals topic, when the plan has manual steps (the approval's message;
   the answer comes back through ``SendTaskSuccess``, which the approver calls, not the role);
+- ``lambda:InvokeFunction`` on the checks function, when the plan has HTTP or TCP checks
+  (:mod:`drplan.stepfunctions.checks`);
 - starting, following and stopping the parts' executions when the plan runs as child executions
   (:mod:`drplan.stepfunctions.parts`), and the EventBridge rule ``.sync`` integrations use.
 """
@@ -35,6 +37,7 @@ def role_policy(
     region: str | None = None,
     counters: bool = False,
     children: str | None = None,
+    checks_function: str | None = None,
 ) -> dict[str, Any]:
     """``children``: the main state machine's name when the plan runs as child executions (its
     parts are ``<children>-part-N``): the role may start them, follow them and stop them, and
@@ -94,6 +97,15 @@ def role_policy(
                 "Effect": "Allow",
                 "Action": ["sns:Publish"],
                 "Resource": f"{arn}:sns:{where}:{account}:{approvals_topic}",
+            }
+        )
+    if checks_function is not None:
+        statements.append(
+            {
+                "Sid": "ChecksFunction",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": f"{arn}:lambda:{where}:{account}:function:{checks_function}",
             }
         )
     if children is not None:

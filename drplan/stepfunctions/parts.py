@@ -145,18 +145,21 @@ def state_bytes(sids: Mapping[str, str], *, undone: bool) -> int:
     return RECORD_COPIES * one
 
 
-def history_events(info: StepInfo, *, polls: bool = True, undone: bool = False) -> int:
+def history_events(
+    info: StepInfo, *, polls: bool = True, undone: bool = False, waits: Sequence[int] | None = None
+) -> int:
     """The most history events ``info``'s step can write: its fixed events and, for a step that
-    ``polls`` its job, 13 for each poll that fits in its timeout at the local engine's growing
-    intervals (capped at the longest); ``undone`` (a drill's cleanup, a recovery's rollback), the
-    polls verifying the deletion too, for as long as the undo deadline allows.
+    ``polls`` its job, 13 for each poll that fits in its timeout at ``waits`` (default: the local
+    engine's growing intervals, capped at the longest; a check tries at its fixed ``interval``);
+    ``undone`` (a drill's cleanup, a recovery's rollback), the polls verifying the deletion too, for
+    as long as the undo deadline allows.
 
     Not counted: the time a step waits for a slot of a semaphore (bounded by the other steps, not by
     its timeout), polling a predecessor's coordination record, and listing backups page by page."""
     fixed = STEP_EVENTS["drill"] if undone else STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"])
     if not polls:
         return fixed
-    count = _polls(poll_waits(info.options, info.estimate, info.timeout), info.timeout)
+    count = _polls(waits or poll_waits(info.options, info.estimate, info.timeout), info.timeout)
     if undone:
         count += _polls(undo_waits(info.options), info.options.undo_timeout)
     return fixed + POLL_EVENTS * count

@@ -42,6 +42,7 @@ TRANSIENT = {
     "rds": ["Rds.ThrottlingException", "Rds.RdsException"],
     "ecs": ["Ecs.ThrottlingException", "Ecs.ServerException"],
     "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.AutoScalingException"],
+    "ec2": ["Ec2.RequestLimitExceeded", "Ec2.InternalError", "Ec2.Unavailable", "Ec2.ServiceUnavailable"],
     "route53": [
         "Route53.ThrottlingException",
         "Route53.PriorRequestNotCompleteException",
@@ -89,6 +90,7 @@ class StepInfo:
     options: RunOptions = field(default_factory=RunOptions)  # polling and retry timings (tests shorten them)
     approvals: ApprovalTopic | None = None  # where manual steps ask for approval
     max_age: float | None = None  # seconds: ``max_age`` resolved (``rpo``: the service's RPO)
+    checks_function: str = ""  # the Lambda function checks try with (drplan.stepfunctions.checks)
 
     def v(self, value: Any) -> Any:
         return self.values.of(value)
@@ -484,6 +486,11 @@ class Translation:
         unknown = sorted(set(info.params) - self.understood)
         if unknown:
             raise Untranslatable(f"parameter(s) {', '.join(unknown)} not translated yet")
+
+    def waits(self, info: StepInfo) -> list[int] | None:
+        """The intervals the step polls at (the last one repeated until its timeout), or None when
+        it does not poll: what its worst-case history counts."""
+        return poll_waits(info.options, info.estimate, info.timeout) if self.polls else None
 
     def remembers(self, info: StepInfo) -> bool:
         """Whether the undo puts back a value read before the step changed it (:meth:`remember`)."""

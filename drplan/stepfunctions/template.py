@@ -1,7 +1,8 @@
 """A CloudFormation template that deploys the exported state machine: its role (with the policy
 of :mod:`drplan.stepfunctions.iam`, scoped to the stack's own account and region), the
 coordination table when the graph needs one, the approvals topic when the plan has manual steps,
-and the Standard state machine itself.
+the checks function (and its role) when the plan has HTTP or TCP checks, and the Standard state
+machine itself.
 
 ``aws cloudformation deploy --template-file template.json --stack-name NAME
 --capabilities CAPABILITY_IAM`` deploys it (docs/stepfunctions.md).
@@ -27,11 +28,13 @@ def build_template(
     *,
     counters: bool = False,
     parts: Mapping[str, dict[str, Any]] | None = None,
+    checks: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """``counters``: the definition takes slots of semaphores (updates counters in ``table``).
     ``parts``: the definitions of the parts the main machine starts as child executions, each
     deployed as ``<StateMachineName>-<part>`` with the same role; then every definition is read
-    from S3 (parameters ``DefinitionsBucket`` and ``DefinitionsPrefix``), not the template."""
+    from S3 (parameters ``DefinitionsBucket`` and ``DefinitionsPrefix``), not the template.
+    ``checks``: the checks function's name and timeout (seconds), when the plan has checks."""
     from drplan.stepfunctions.export import (
         DEFINITION_FILE,
         MACHINE_NAME_ROOM,
@@ -144,6 +147,19 @@ def build_template(
             "Description": "Manual steps ask for approval here: subscribe the approvers",
             "Value": {"Ref": "ApprovalsTopic"},
         }
+    parameters: dict[str, Any] = {}
+    conditions: dict[str, Any] = {}
+    if checks is not None:
+        resources.update(_checks_function(plan, mode, *checks))
+        resources["StateMachine"].setdefault("DependsOn", []).append("ChecksFunction")
+        parameters.update(CHECKS_PARAMETERS)
+        conditions["ChecksInVpc"] = {
+            "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "ChecksSubnetIds"}]}, ""]}]
+        }
+        outputs["ChecksFunctionArn"] = {
+            "Description": "HTTP and TCP checks try with this function",
+            "Value": {"Fn::GetAtt": ["ChecksFunction", "Arn"]},
+        }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"drplan: the {mode} of plan {plan.name} as an AWS Step Functions state machine",
@@ -170,9 +186,88 @@ def build_template(
                 if parts
                 else {}
             ),
+            **parameters,
         },
+        **({"Conditions": conditions} if conditions else {}),
         "Resources": resources,
         "Outputs": outputs,
+    }
+
+
+CHECKS_PARAMETERS: dict[str, Any] = {
+    "ChecksSubnetIds": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+        "Description": "Subnets the checks function runs in, to reach restored services inside a VPC "
+        "(empty: outside any VPC, public endpoints only)",
+    },
+    "ChecksSecurityGroupIds": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+        "Description": "Security groups of the checks function, with ChecksSubnetIds",
+    },
+}
+
+
+def _checks_function(plan: Plan, mode: Mode, name: str, timeout: int) -> dict[str, Any]:
+    """The function HTTP and TCP checks try with (drplan.stepfunctions.checks): the code of
+    drplan.actions.probes inline, and a role that may write its logs and, in a VPC, attach to it.
+    The state machine names it, so its name is fixed."""
+    from drplan.stepfunctions.checks import checks_function_source
+
+    managed = "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+    tags = [{"Key": "drplan:plan", "Value": plan.name}, {"Key": "drplan:mode", "Value": mode}]
+    return {
+        "ChecksRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": f"The drplan checks function of plan {plan.name} ({mode})",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::If": [
+                            "ChecksInVpc",
+                            {"Fn::Sub": managed + "AWSLambdaVPCAccessExecutionRole"},
+                            {"Fn::Sub": managed + "AWSLambdaBasicExecutionRole"},
+                        ]
+                    }
+                ],
+                "Tags": tags,
+            },
+        },
+        "ChecksFunction": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": name,
+                "Description": "drplan: one try of an HTTP or TCP check (drplan/actions/probes.py)",
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Code": {"ZipFile": checks_function_source()},
+                "Role": {"Fn::GetAtt": ["ChecksRole", "Arn"]},
+                "Timeout": timeout,
+                "MemorySize": 128,
+                "VpcConfig": {
+                    "Fn::If": [
+                        "ChecksInVpc",
+                        {
+                            "SubnetIds": {"Ref": "ChecksSubnetIds"},
+                            "SecurityGroupIds": {"Ref": "ChecksSecurityGroupIds"},
+                        },
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                },
+                "Tags": tags,
+            },
+        },
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
+from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.tasks import (
@@ -28,5 +29,7 @@ TRANSLATIONS: dict[str, Translation] = {
         LambdaInvoke(),
         EcsSetCapacity(),
         AutoScalingSetCapacity(),
+        HttpCheckTranslation(),
+        TcpCheckTranslation(),
     )
 }
