@@ -317,3 +317,46 @@ def test_deploy_refuses_network_options_it_cannot_use(tmp_path: Path) -> None:
         deploy, [str(bare), "--stack-name", "x", "--checks-subnet", "s", "--checks-security-group", "g"]
     )
     assert useless.exit_code == 2 and "the plan has no HTTP or TCP checks" in useless.output
+
+
+@pytest.mark.slow
+def test_drplan_start_follows_the_checks_into_the_run_report(
+    service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks' records, as `drplan start` reads them from the history: the report of a drill
+    run by Step Functions has the check's outputs (the drill copy's name in the URL it asked)."""
+    from drplan.cli.sfn import COMMANDS
+    from drplan.pipeline import load_plan
+
+    start = COMMANDS[1]
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    data = checks_plan(service.port, closed_port())
+    for failing in ("ledger", "reports", "files"):
+        del data["services"][failing]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    state = tmp_path / "state"
+    plan, _ = load_plan(str(path))
+    exported = export_plan(plan, "drill", options=FAST, history_budget=ONE_MACHINE)
+    with mock_aws(config=AWS), moto_runs_lambda_code():
+        seed()
+        deploy_checks_function(exported.template)
+        machine = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+            name="drplan-checked-drill",
+            definition=json.dumps(exported.definition),
+            roleArn="arn:aws:iam::123456789012:role/drplan",
+        )["stateMachineArn"]
+        result = CliRunner().invoke(
+            start,
+            [str(path), "--engine", "stepfunctions", "--state-machine", machine, "--poll-interval", "0.2",
+             "--run-id", "0a1b2c3d", "--state-dir", str(state)],
+            catch_exceptions=False,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "carts.healthy succeeded" in result.output and "PASSED: drill 0a1b2c3d" in result.output
+    report = json.loads((state / "runs" / "0a1b2c3d" / "report" / "report.json").read_text(encoding="utf-8"))
+    steps = {s["key"]: s for s in report["steps"]}
+    url = f"http://127.0.0.1:{service.port}/health?table=carts-restored-drill-0a1b2c3d"
+    assert steps["carts.healthy"]["outputs"] == {"status": 200, "url": url}
+    assert steps["carts.reachable"]["outputs"] == {"address": f"127.0.0.1:{service.port}"}
+    assert service.paths == ["/health?table=carts-restored-drill-0a1b2c3d"] * 3
