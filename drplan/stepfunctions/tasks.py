@@ -42,7 +42,14 @@ TRANSIENT = {
     "rds": ["Rds.ThrottlingException", "Rds.RdsException"],
     "ecs": ["Ecs.ThrottlingException", "Ecs.ServerException"],
     "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.AutoScalingException"],
-    "ec2": ["Ec2.RequestLimitExceeded", "Ec2.InternalError", "Ec2.Unavailable", "Ec2.ServiceUnavailable"],
+    # EC2 models no error shapes: Step Functions names an error after its code, with the
+    # "Exception" suffix it adds to every unsuffixed name (its documentation's S3.BucketAlreadyExists
+    # -> S3.BucketAlreadyExistsException); both spellings, since no EC2 error was seen from AWS here.
+    "ec2": [
+        f"Ec2.{code}{suffix}"
+        for code in ("RequestLimitExceeded", "InternalError", "Unavailable", "ServiceUnavailable")
+        for suffix in ("", "Exception")
+    ],
     "route53": [
         "Route53.ThrottlingException",
         "Route53.PriorRequestNotCompleteException",

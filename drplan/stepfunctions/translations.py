@@ -6,6 +6,7 @@ from __future__ import annotations
 from drplan.stepfunctions.approval import ManualApproval
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
 from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
+from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.tasks import (
@@ -29,6 +30,7 @@ TRANSLATIONS: dict[str, Translation] = {
         LambdaInvoke(),
         EcsSetCapacity(),
         AutoScalingSetCapacity(),
+        Ec2VolumeFromSnapshot(),
         HttpCheckTranslation(),
         TcpCheckTranslation(),
     )
