@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+# jsonata-python raises the interpreter's recursion limit to 10,000 when it is imported (as deep
+# as JavaScript's); drplan's reader of plans reports JSON nested past Python's own limit (DR001),
+# which the tests check in the same process: the limit is put back.
+_limit = sys.getrecursionlimit()
+import jsonata  # noqa: E402
+
+sys.setrecursionlimit(_limit)
+
 
 def _evaluate(expression: str) -> Any:
-    import jsonata
     from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
 
     try:

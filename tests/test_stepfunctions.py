@@ -654,11 +654,21 @@ def test_the_command_writes_the_three_files_and_refuses_with_exit_1(tmp_path: Pa
     bad.write_text(
         json.dumps(
             plan_data(
-                {"web": {"steps": [{"id": "run", "uses": "command", "with": {"run": ["true"]}}]}}
+                {
+                    "web": {
+                        "steps": [
+                            {
+                                "id": "rewind",
+                                "uses": "aws.s3.restore_versions",
+                                "with": {"bucket": "assets", "at": "2026-01-01T00:00:00Z"},
+                            }
+                        ]
+                    }
+                }
             )
         ),
         encoding="utf-8",
     )
     refused = CliRunner().invoke(command, ["stepfunctions", str(bad), "-o", str(tmp_path / "none")])
     assert refused.exit_code == 1
-    assert "web.run (command)" in refused.output
+    assert "web.rewind (aws.s3.restore_versions)" in refused.output
