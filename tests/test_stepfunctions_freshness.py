@@ -174,3 +174,98 @@ def test_a_recovery_point_young_enough_is_restored_as_locally() -> None:
         described = execute(exported.definition, table=exported.coordination_table, created=created)
         assert described["status"] == "SUCCEEDED", described.get("cause")
         assert aws_state() == expected
+
+
+def _ages(hours: dict[str, float]) -> None:
+    """The DynamoDB backups and RDS snapshots named in ``hours``, taken that many hours ago."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.rds.models import rds_backends
+
+    now = dt.datetime.now(dt.timezone.utc)
+    for backup in dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].backups.values():
+        if backup.name in hours:
+            backup.creation_date_time = (now - dt.timedelta(hours=hours[backup.name])).replace(tzinfo=None)
+    for name, snapshot in rds_backends[DEFAULT_ACCOUNT_ID][REGION].database_snapshots.items():
+        if name in hours:
+            snapshot.created = snapshot.original_snapshot_create_time = now - dt.timedelta(hours=hours[name])
+
+
+def _seed_several() -> None:
+    """Backups and snapshots whose listing order is not their age order: the newest usable one is
+    neither the first nor the last listed."""
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(TableName="ledger", **TABLE)
+    for name in ("ledger-a", "ledger-b", "ledger-c"):
+        ddb.create_backup(TableName="ledger", BackupName=name)
+    rds = boto3.client("rds", region_name=REGION)
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="admin1",
+        MasterUserPassword="password123",
+    )
+    for name in ("orders-a", "orders-b", "orders-c"):
+        rds.create_db_snapshot(DBInstanceIdentifier="orders", DBSnapshotIdentifier=name)
+    _ages({"ledger-a": 5, "ledger-b": 1, "ledger-c": 3, "orders-a": 4, "orders-b": 2, "orders-c": 6})
+
+
+def _chosen_backup_name(arn: str) -> str:
+    described = boto3.client("dynamodb", region_name=REGION).describe_backup(BackupArn=arn)
+    return str(described["BackupDescription"]["BackupDetails"]["BackupName"])
+
+
+@pytest.mark.slow
+def test_the_newest_of_several_backups_is_chosen_as_locally() -> None:
+    """`latest` among several backups and snapshots, end to end: moto hands the listings' times
+    to its interpreter as text, as Step Functions does (tests/moto_timestamps.py)."""
+    from tests.moto_timestamps import moto_passes_timestamps_as_text
+
+    data = plan_data(
+        {
+            "ledger": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.dynamodb.restore_backup",
+                        "with": {"source_table": "ledger", "target": "ledger-restored", "max_age": "PT2H"},
+                    }
+                ]
+            },
+            "orders": {
+                "steps": [
+                    {
+                        "id": "restore",
+                        "uses": "aws.rds.restore_snapshot",
+                        "with": {
+                            "source_instance": "orders",
+                            "target": "orders-restored",
+                            "include_automated": False,
+                        },
+                    }
+                ]
+            },
+        },
+        name="newest",
+    )
+    with mock_aws():
+        _seed_several()
+        local = run_plan(data, run_id=RUN_ID)
+        assert {r.status for r in local.outcome.records.values()} == {"succeeded"}
+        local_backup = _chosen_backup_name(local.outcome.records["ledger.restore"].outputs["backup_arn"])
+        expected = aws_state()
+    assert local_backup == "ledger-b"
+    assert local.outcome.records["orders.restore"].outputs["snapshot_id"] == "orders-b"
+
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE)
+    with mock_aws(config=SFN), moto_evaluates_jsonata(), moto_passes_timestamps_as_text():
+        _seed_several()
+        created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        described = execute(exported.definition, table=exported.coordination_table, created=created)
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        assert aws_state() == expected
+        doc = records(described)
+        chosen = _chosen_backup_name(doc["steps"][exported.sids["ledger.restore"]]["out"]["backup_arn"])
+    assert chosen == local_backup
+    assert doc["steps"][exported.sids["orders.restore"]]["out"]["snapshot_id"] == "orders-b"
