@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 import zipfile
@@ -229,9 +230,15 @@ def test_the_template_deploys_the_checks_module_and_the_role_may_invoke_only_it(
     assert function["FunctionName"] == exported.checks_function == "drplan-checked-drill-checks"
     assert function["Code"]["ZipFile"] == open(probes.__file__).read()  # noqa: SIM115 - the module as shipped
     assert function["Timeout"] == 20  # the longest try (10 s requests) and room to start
-    statements = {s["Sid"]: s for s in exported.policy["Statement"]}
-    assert statements["ChecksFunction"]["Action"] == ["lambda:InvokeFunction"]
-    assert statements["ChecksFunction"]["Resource"].endswith(":function:drplan-checked-drill-checks")
+    role = exported.template["Resources"]["Role"]["Properties"]["Policies"][0]["PolicyDocument"]
+    for document in (exported.policy, role):  # policy.json, and the role the template deploys
+        statements = {s["Sid"]: s for s in document["Statement"]}
+        assert statements["ChecksFunction"]["Action"] == ["lambda:InvokeFunction"]
+        resource = statements["ChecksFunction"]["Resource"]
+        arn = resource if isinstance(resource, str) else resource["Fn::Sub"]
+        assert arn.endswith(":function:drplan-checked-drill-checks")
+    invoked = [s for s in role["Statement"] if "lambda:InvokeFunction" in s["Action"]]
+    assert len(invoked) == 1  # that function only
     assert lint_template(exported.template) == []
     # No checks, no function.
     bare = export_plan(
@@ -250,6 +257,11 @@ def test_a_long_plan_name_gives_a_function_name_lambda_accepts() -> None:
     assert len(name) == 64 and name.endswith("-checks")
     other = build_plan(plan_data({"a": {"steps": [{"id": "w", "uses": "wait"}]}}, name="x" * 59 + "y"))
     assert checks_function_name(other, "recover") != name
+    # A plan name may hold dots (the schema allows them); a function name may not.
+    dotted = build_plan(plan_data({"a": {"steps": [{"id": "w", "uses": "wait"}]}}, name="status.page"))
+    assert checks_function_name(dotted, "drill") == "drplan-status-page-drill-checks"
+    for name in (checks_function_name(p, "drill") for p in (plan, other, dotted)):
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), name
 
 
 def test_one_try_of_the_function_against_what_it_is_given() -> None:
@@ -271,6 +283,7 @@ def test_deploy_creates_the_checks_function_in_the_subnets_given(
     in_vpc: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from drplan.cli.sfn import COMMANDS
+    from drplan.stepfunctions.deploy import deploy_stack
 
     deploy = COMMANDS[0]
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
@@ -292,12 +305,25 @@ def test_deploy_creates_the_checks_function_in_the_subnets_given(
         function = boto3.client("lambda", region_name=REGION).get_function(
             FunctionName="drplan-checked-recover-checks"
         )["Configuration"]
+        # Deployed again without the options: the update keeps the network the stack was given
+        # (moto's CloudFormation does not update a function's VPC either way: what is sent counts).
+        cfn = boto3.client("cloudformation", region_name=REGION)
+        sent: list[dict[str, Any]] = []
+        cfn.meta.events.register(
+            "provide-client-params.cloudformation.UpdateStack", lambda params, **_: sent.append(params)
+        )
+        deploy_stack(cfn, export_plan(build_plan(data), "recover"), "checked", delay=0)
+    (update,) = sent
+    kept = {p["ParameterKey"]: p for p in update["Parameters"]}
     assert function["Handler"] == "index.handler" and function["Runtime"] == "python3.12"
     if in_vpc:
         assert function["VpcConfig"]["SubnetIds"] == [subnet]
         assert function["VpcConfig"]["SecurityGroupIds"] == [group]
+        for key in ("ChecksSubnetIds", "ChecksSecurityGroupIds"):
+            assert kept[key] == {"ParameterKey": key, "UsePreviousValue": True}
     else:
         assert not function.get("VpcConfig", {}).get("SubnetIds")
+        assert "ChecksSubnetIds" not in kept  # the default: outside any VPC, as before
 
 
 def test_deploy_refuses_network_options_it_cannot_use(tmp_path: Path) -> None:
@@ -360,3 +386,29 @@ def test_drplan_start_follows_the_checks_into_the_run_report(
     assert steps["carts.healthy"]["outputs"] == {"status": 200, "url": url}
     assert steps["carts.reachable"]["outputs"] == {"address": f"127.0.0.1:{service.port}"}
     assert service.paths == ["/health?table=carts-restored-drill-0a1b2c3d"] * 3
+
+
+def test_a_try_that_outlasts_the_functions_deadline_is_a_failed_try() -> None:
+    """Lambda's context says how long the function may still run: a try still connecting near the
+    end is answered as failed (the state machine tries again), not left to time the function out."""
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers the request
+    port = listener.getsockname()[1]
+
+    class Context:
+        def __init__(self, seconds: float) -> None:
+            self.deadline = time.monotonic() + seconds
+
+        def get_remaining_time_in_millis(self) -> int:
+            return int((self.deadline - time.monotonic()) * 1000)
+
+    event = {"check": "http", "params": {"url": f"http://127.0.0.1:{port}/"}, "request_timeout": 30}
+    started = time.monotonic()
+    answer = probes.handler(event, Context(5))
+    took = time.monotonic() - started
+    listener.close()
+    assert answer == {"ok": False, "seen": "no answer within 2s (the try was given up)"}
+    assert 1.5 < took < 4

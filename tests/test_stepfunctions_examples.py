@@ -8,6 +8,7 @@ plan's host does not exist here), and the sources the plan restores from are see
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ def test_status_page_executes_as_drplan_runs_it(mode: str, service: Service) -> 
     with mock_aws(config=AWS), moto_runs_lambda_code(), moto_evaluates_jsonata():
         seed_status_page()
         deploy_checks_function(exported.template)
-        described = execute(exported.definition, table=exported.coordination_table)
+        # The run starts now: `max_age: rpo` judges the backup just taken (a day's RPO).
+        created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        described = execute(exported.definition, table=exported.coordination_table, created=created)
         assert described["status"] == "SUCCEEDED", described.get("cause")
         assert aws_state() == expected
     doc = records(described)

@@ -119,13 +119,38 @@ def try_tcp(host: str, port: int, timeout: float = 5) -> tuple[bool, str]:
     return True, f"{host}:{port} accepted a connection"
 
 
+#: Seconds kept back from the function's deadline to answer in time.
+DEADLINE_MARGIN = 3.0
+
+
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """The Lambda function's entry point: one try of the check ``event`` describes.
 
     ``event``: ``{"check": "http", "params": {...}, "request_timeout": seconds}`` (the step's
     ``with``, references filled in) or ``{"check": "tcp", "params": {"host", "port"}}``. The answer:
     ``ok`` and ``seen``, what the try saw; ``refused``, why the check cannot be tried at all (the
-    step fails at once, as locally); the step's outputs under ``outputs`` once it passes."""
+    step fails at once, as locally); the step's outputs under ``outputs`` once it passes.
+
+    A try's timeout bounds each network operation, not the whole try (a host name with three
+    addresses that drop packets takes it three times): given Lambda's ``context``, a try still going
+    near the function's deadline is answered as a failed one, so the state machine tries again
+    rather than seeing the function time out."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return _one_try(event)
+    budget = max(1.0, remaining() / 1000 - DEADLINE_MARGIN)
+    import threading
+
+    answer: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: answer.update(_one_try(event)), daemon=True)
+    worker.start()
+    worker.join(budget)
+    if worker.is_alive():
+        return {"ok": False, "seen": f"no answer within {budget:.0f}s (the try was given up)"}
+    return answer
+
+
+def _one_try(event: Mapping[str, Any]) -> dict[str, Any]:
     params = dict(event.get("params") or {})
     try:
         if event.get("check") == "tcp":

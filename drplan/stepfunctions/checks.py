@@ -9,8 +9,13 @@ assertions, the same words), optionally in the VPC's subnets, and the state mach
 the local engine polls: a try, then ``interval`` (5 s unless given), until the check passes or the
 step's timeout ends it with the local message. A check that cannot be tried at all (a URL that is
 not http(s), a header name HTTP does not allow, a port that is not a number) fails at once with the
-local message. The check is read-only, so a Lambda service error is retried with the local backoff
-(unlike ``aws.lambda.invoke``, whose function may have done something).
+local message. The check is read-only, so Lambda's errors that mean the try did not run are
+retried (unlike ``aws.lambda.invoke``, whose function may have done something): throttling with the
+local backoff, a function waking up from idle (minutes, in a VPC), service errors a few times.
+
+One try is bounded by the function's own deadline (:func:`drplan.actions.probes.handler`): a host
+whose addresses all drop packets takes the request timeout once per address, longer than the
+function may run; the try is then a failed one ("no answer within ..."), and the next follows.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -27,13 +33,22 @@ from drplan.stepfunctions.builder import Path, Scope, template
 from drplan.stepfunctions.tasks import THROTTLE_RETRY, StepInfo, Translation, choice, fail
 
 INVOKE = "arn:aws:states:::lambda:invoke"
-#: Lambda's own transient errors: the function did not answer (throttled, or Lambda failed).
-_TRANSIENT = [
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
+#: Lambda's errors that mean the try did not run, retried as the local engine retries throttling:
+#: throttling itself, for as long as the step's timer allows...
+_THROTTLED = ["Lambda.TooManyRequestsException"]
+#: ... a function waking up: an idle function in a VPC goes Inactive (a DR function is idle for
+#: months) and the first invocation fails while Lambda attaches it again, which takes minutes ...
+_WAKING = [
+    "Lambda.ResourceNotReadyException",
+    "Lambda.ResourceConflictException",
+    "Lambda.ENINotReadyException",
+    "Lambda.EC2ThrottledException",
 ]
+_WAKING_RETRY = {"IntervalSeconds": 10, "BackoffRate": 2.0, "MaxDelaySeconds": 120, "MaxAttempts": 8}
+#: ... and Lambda's service errors, a few times only: the same names also carry permanent errors
+#: (access denied, a missing function), which must surface as themselves, not as a timeout.
+_SERVICE = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"]
+_SERVICE_RETRY = {"IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 4, "JitterStrategy": "FULL"}
 #: A TCP try's connection timeout (``probes.try_tcp``); an HTTP try's is ``request_timeout``.
 TCP_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -44,7 +59,8 @@ def checks_function_name(plan: Plan, mode: Mode) -> str:
     """The checks function of a plan's machine: ``drplan-PLAN-MODE-checks``, shortened with a hash
     of the whole when over Lambda's 64 characters. The definition names the function, not its ARN:
     Step Functions finds it in the execution's own account and Region."""
-    name = f"drplan-{plan.name}-{mode}-checks"
+    # A plan's name may hold dots; a function's may not (letters, digits, `-` and `_`).
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", f"drplan-{plan.name}-{mode}-checks")
     if len(name) <= 64:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
@@ -120,7 +136,11 @@ class _Check(Translation):
                 "Parameters": template({"FunctionName": info.checks_function, "Payload": payload}),
                 "ResultSelector": {"r.$": "$.Payload"},
                 "ResultPath": "$.w.chk",
-                "Retry": [{"ErrorEquals": _TRANSIENT, **THROTTLE_RETRY}],
+                "Retry": [
+                    {"ErrorEquals": _THROTTLED, **THROTTLE_RETRY},
+                    {"ErrorEquals": _WAKING, **_WAKING_RETRY},
+                    {"ErrorEquals": _SERVICE, **_SERVICE_RETRY},
+                ],
                 "Next": passed,
             },
         )

@@ -56,17 +56,27 @@ def deploy_stack(
 
     body = json.dumps(exported.template, separators=(",", ":"))
     template = _template_argument(body, stack_name, s3, bucket, region, split=bool(exported.parts))
-    parameters = (
+    parameters: list[dict[str, Any]] = (
         [{"ParameterKey": "StateMachineName", "ParameterValue": state_machine_name}]
         if state_machine_name
         else []
     )
+    status = stack_status(cfn, stack_name)
     if checks_network is not None:
         subnets, groups = checks_network
         parameters += [
             {"ParameterKey": "ChecksSubnetIds", "ParameterValue": ",".join(subnets)},
             {"ParameterKey": "ChecksSecurityGroupIds", "ParameterValue": ",".join(groups)},
         ]
+    elif exported.checks_function and status is not None:
+        # An update without the options keeps the network the checks function was deployed in:
+        # falling back to the template's default would take it out of the VPC, silently.
+        previous = {p["ParameterKey"]: p.get("ParameterValue") for p in _stack_parameters(cfn, stack_name)}
+        if previous.get("ChecksSubnetIds"):  # in a VPC now (outside, the default says so already)
+            parameters += [
+                {"ParameterKey": key, "UsePreviousValue": True}
+                for key in ("ChecksSubnetIds", "ChecksSecurityGroupIds")
+            ]
     if exported.parts:
         assert s3 is not None and bucket  # _template_argument asked for them: the template is large
         parameters += _upload_definitions(exported, stack_name, s3, bucket)
@@ -80,7 +90,6 @@ def deploy_stack(
             {"Key": "drplan:mode", "Value": exported.mode},
         ],
     }
-    status = stack_status(cfn, stack_name)
     if status in _DEAD:
         raise DeployFailed(
             f"stack {stack_name} is {status}: CloudFormation cannot update it",
@@ -172,6 +181,11 @@ def stack_status(cfn: Any, stack_name: str) -> str | None:
             return None
         raise
     return str(stacks[0]["StackStatus"]) if stacks else None
+
+
+def _stack_parameters(cfn: Any, stack_name: str) -> list[dict[str, Any]]:
+    stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    return list(stacks[0].get("Parameters", [])) if stacks else []
 
 
 def stack_outputs(cfn: Any, stack_name: str) -> dict[str, str]:

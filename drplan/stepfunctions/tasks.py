@@ -42,20 +42,23 @@ TRANSIENT = {
     "rds": ["Rds.ThrottlingException", "Rds.RdsException"],
     "ecs": ["Ecs.ThrottlingException", "Ecs.ServerException"],
     "autoscaling": ["AutoScaling.ThrottlingException", "AutoScaling.AutoScalingException"],
-    # EC2 models no error shapes: Step Functions names an error after its code, with the
-    # "Exception" suffix it adds to every unsuffixed name (its documentation's S3.BucketAlreadyExists
-    # -> S3.BucketAlreadyExistsException); both spellings, since no EC2 error was seen from AWS here.
-    "ec2": [
-        f"Ec2.{code}{suffix}"
-        for code in ("RequestLimitExceeded", "InternalError", "Unavailable", "ServiceUnavailable")
-        for suffix in ("", "Exception")
-    ],
+    # EC2 models no error shapes: Step Functions names every EC2 error Ec2.Ec2Exception, its code
+    # only in the cause (a throttled call: "Request limit exceeded. (Service: Ec2, Status Code:
+    # 503 ...)"). A Retry cannot look at the cause, so every EC2 error is retried, briefly
+    # (UNNAMED_RETRY): throttling gets a minute of backoff, a permanent error surfaces as itself
+    # a minute late.
+    "ec2": ["Ec2.Ec2Exception"],
     "route53": [
         "Route53.ThrottlingException",
         "Route53.PriorRequestNotCompleteException",
         "Route53.Route53Exception",
     ],
 }
+
+#: Services whose errors all carry one name (their API models no error shapes): their transient
+#: errors cannot be told from the others, so all are retried, a few times only.
+UNNAMED = frozenset({"ec2"})
+UNNAMED_RETRY = {"IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 5, "JitterStrategy": "FULL"}
 
 #: The local engine's throttling backoff (``RunOptions.backoff_base``/``backoff_max``), as ASL Retry.
 _OPTIONS = RunOptions()
@@ -174,7 +177,8 @@ def task(
     if selector is not None:
         state["ResultSelector"] = template(selector)
     if retry and service in TRANSIENT:
-        state["Retry"] = [{"ErrorEquals": TRANSIENT[service], **THROTTLE_RETRY}]
+        backoff = UNNAMED_RETRY if service in UNNAMED else THROTTLE_RETRY
+        state["Retry"] = [{"ErrorEquals": TRANSIENT[service], **backoff}]
     if catch:
         state["Catch"] = [
             {"ErrorEquals": list(errors), "ResultPath": "$.w.error", "Next": target}

@@ -55,6 +55,7 @@ def build_template(
             region=REGION,
             counters=counters,
             children=children,
+            checks_function=checks[0] if checks else None,
         )
     )
     resources: dict[str, Any] = {
