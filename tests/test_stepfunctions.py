@@ -658,9 +658,9 @@ def test_the_command_writes_the_three_files_and_refuses_with_exit_1(tmp_path: Pa
                     "web": {
                         "steps": [
                             {
-                                "id": "rewind",
-                                "uses": "aws.s3.restore_versions",
-                                "with": {"bucket": "assets", "at": "2026-01-01T00:00:00Z"},
+                                "id": "restore",
+                                "uses": "aws.rds.restore_point_in_time",
+                                "with": {"source_instance": "orders", "target": "orders-restored"},
                             }
                         ]
                     }
@@ -671,4 +671,4 @@ def test_the_command_writes_the_three_files_and_refuses_with_exit_1(tmp_path: Pa
     )
     refused = CliRunner().invoke(command, ["stepfunctions", str(bad), "-o", str(tmp_path / "none")])
     assert refused.exit_code == 1
-    assert "web.rewind (aws.s3.restore_versions)" in refused.output
+    assert "web.restore (aws.rds.restore_point_in_time)" in refused.output

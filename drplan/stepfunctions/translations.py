@@ -9,6 +9,7 @@ from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslatio
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
+from drplan.stepfunctions.s3 import S3RestoreVersions
 from drplan.stepfunctions.tasks import (
     DynamoRestoreBackup,
     DynamoRestorePointInTime,
@@ -31,6 +32,7 @@ TRANSLATIONS: dict[str, Translation] = {
         EcsSetCapacity(),
         AutoScalingSetCapacity(),
         Ec2VolumeFromSnapshot(),
+        S3RestoreVersions(),
         HttpCheckTranslation(),
         TcpCheckTranslation(),
     )
