@@ -65,12 +65,8 @@ def _same_ids(message: str) -> str:
     return re.sub(r"/backup/[0-9a-f-]+", "/backup/ID", message)
 
 
-def _seed() -> None:
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    for name in ("ledger", "carts"):
-        ddb.create_table(TableName=name, **TABLE)
-        ddb.put_item(TableName=name, Item={"pk": {"S": f"{name}-1"}})
-        ddb.create_backup(TableName=name, BackupName=f"{name}-nightly")
+def _orders_instance() -> Any:
+    """The source DB instance `orders`; its RDS client."""
     rds = boto3.client("rds", region_name=REGION)
     rds.create_db_instance(
         DBInstanceIdentifier="orders",
@@ -80,6 +76,16 @@ def _seed() -> None:
         MasterUsername="admin1",
         MasterUserPassword="password123",
     )
+    return rds
+
+
+def _seed() -> None:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    for name in ("ledger", "carts"):
+        ddb.create_table(TableName=name, **TABLE)
+        ddb.put_item(TableName=name, Item={"pk": {"S": f"{name}-1"}})
+        ddb.create_backup(TableName=name, BackupName=f"{name}-nightly")
+    rds = _orders_instance()
     rds.create_db_snapshot(DBInstanceIdentifier="orders", DBSnapshotIdentifier="orders-nightly")
     # Half a minute over: the age reads "3h" whether a run truncates its start to the second or not.
     _age_backups(HOURS_OLD + 30 / 3600)
@@ -197,15 +203,7 @@ def _seed_several() -> None:
     ddb.create_table(TableName="ledger", **TABLE)
     for name in ("ledger-a", "ledger-b", "ledger-c"):
         ddb.create_backup(TableName="ledger", BackupName=name)
-    rds = boto3.client("rds", region_name=REGION)
-    rds.create_db_instance(
-        DBInstanceIdentifier="orders",
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        AllocatedStorage=20,
-        MasterUsername="admin1",
-        MasterUserPassword="password123",
-    )
+    rds = _orders_instance()
     for name in ("orders-a", "orders-b", "orders-c"):
         rds.create_db_snapshot(DBInstanceIdentifier="orders", DBSnapshotIdentifier=name)
     _ages({"ledger-a": 5, "ledger-b": 1, "ledger-c": 3, "orders-a": 4, "orders-b": 2, "orders-c": 6})
