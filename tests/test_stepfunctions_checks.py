@@ -380,6 +380,10 @@ def test_drplan_start_follows_the_checks_into_the_run_report(
         )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "carts.healthy succeeded" in result.output and "PASSED: drill 0a1b2c3d" in result.output
+    # Each failed try is said as the local check says it.
+    assert "carts.healthy try 1: status 503, expected 200/204" in result.output
+    assert "carts.healthy try 2: status 503, expected 200/204" in result.output
+    assert "carts.healthy try 3" not in result.output  # the third passed
     report = json.loads((state / "runs" / "0a1b2c3d" / "report" / "report.json").read_text(encoding="utf-8"))
     steps = {s["key"]: s for s in report["steps"]}
     url = f"http://127.0.0.1:{service.port}/health?table=carts-restored-drill-0a1b2c3d"

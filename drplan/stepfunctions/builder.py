@@ -94,7 +94,8 @@ class Scope:
 #: what the state marks in a step's life: ``drplan:step KEY`` (the step starts), ``drplan:record
 #: KEY`` (its outcome is written), ``drplan:attempt KEY``, ``drplan:undo KEY`` and ``drplan:undone
 #: KEY`` (a drill's cleanup of the step), ``drplan:approval KEY`` (a manual step waits for its
-#: approval), ``drplan:kept`` and ``drplan:cleanup-stopped``.
+#: approval), ``drplan:try KEY`` (a check's try has answered), ``drplan:kept`` and
+#: ``drplan:cleanup-stopped``.
 ROLE_PREFIX = "drplan:"
 
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from drplan.durations import parse_duration
 from drplan.model import Mode, Plan
-from drplan.stepfunctions.builder import Path, Scope, template
+from drplan.stepfunctions.builder import Path, Scope, role, template
 from drplan.stepfunctions.tasks import THROTTLE_RETRY, StepInfo, Translation, choice, fail
 
 INVOKE = "arn:aws:states:::lambda:invoke"
@@ -113,12 +113,16 @@ class _Check(Translation):
         )
         scope.put(
             passed,
-            choice(
-                [
-                    {"Variable": "$.w.chk.r.refused", "IsPresent": True, "Next": refused},
-                    {"Variable": "$.w.chk.r.ok", "BooleanEquals": True, "Next": outputs},
-                ],
-                wait,
+            role(  # a follower says what a failed try saw (drplan.stepfunctions.history)
+                choice(
+                    [
+                        {"Variable": "$.w.chk.r.refused", "IsPresent": True, "Next": refused},
+                        {"Variable": "$.w.chk.r.ok", "BooleanEquals": True, "Next": outputs},
+                    ],
+                    wait,
+                ),
+                "try",
+                info.key,
             ),
         )
         payload: dict[str, Any] = {

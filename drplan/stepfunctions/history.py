@@ -274,6 +274,8 @@ class Projection:
     cleanup_stopped: str | None = None
     #: The last event read of each child execution (a plan split into parts), by execution ARN.
     child_last: dict[str, int] = field(default_factory=dict)
+    #: The tries of each check in its current attempt (``try N: ...`` notes, as locally).
+    tries: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.records = {key: StepRecord(key) for key in self.prepared.steps}
@@ -343,6 +345,7 @@ class Projection:
             self.bus.emit("step.started", role.key, attempt=1, uses=self.prepared.steps[rec.key].step.uses)
         elif role.kind == "attempt" and rec is not None:
             rec.attempts += 1
+            self.tries[rec.key] = 0
             if rec.attempts > 1:
                 last = _dig(_json(text), ("w", "err")) or {}
                 rec.error = step_error(last.get("Error"), last.get("Cause"))
@@ -355,10 +358,20 @@ class Projection:
             note = f"waiting for approval: drplan approve {self.bus.run_id} {role.key}"
             rec.notes.append(note)
             self.bus.emit("step.progress", role.key, note=note)
+        elif role.kind == "try" and rec is not None:
+            self._tried(rec, _dig(_json(text), ("w", "chk", "r")))
         elif role.kind == "point" and rec is not None and role.field:
             self._point(rec, _dig(_json(text), ("w", "best")), role.field)
         elif role.kind == "kept":
             self.cleanup_kept = True
+
+    def _tried(self, rec: StepRecord, answer: Any) -> None:
+        """A check's try, as the checks function answered it: a failed one is a note, ``try N:
+        what it saw``, as the local check says it."""
+        if not isinstance(answer, Mapping) or answer.get("ok") or answer.get("refused"):
+            return
+        self.tries[rec.key] = self.tries.get(rec.key, 0) + 1
+        self.bus.emit("step.progress", rec.key, note=f"try {self.tries[rec.key]}: {answer.get('seen')}")
 
     def _point(self, rec: StepRecord, best: Any, field: str) -> None:
         """The recovery point the step chose (a backup or snapshot, newest or named, or a point in
