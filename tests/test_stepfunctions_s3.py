@@ -181,6 +181,10 @@ def test_refused_with_the_reason() -> None:
     export_plan(
         build_plan(data), "drill", history_budget=ONE_MACHINE
     )  # a drill's undo deletes its own bucket: retried exactly
+    in_place = build_plan(one_service())
+    with pytest.raises(ExportRefused, match="--rollback-on-failure of a restore in place"):
+        export_plan(in_place, "recover", history_budget=ONE_MACHINE, rollback_on_failure=True)
+    export_plan(in_place, "recover", history_budget=ONE_MACHINE)  # without rollback: no undo needed
 
 
 # --- execution -------------------------------------------------------------------------------------

@@ -220,6 +220,7 @@ def export_plan(
                 max_age_of(step.params.get("max_age"), plan.objectives_of(step.step.service).rpo)
             ),
             checks_function=checks,
+            rollback=rollback,
         )
         try:
             if step.step.region or step.step.role_arn:

@@ -50,8 +50,9 @@ marker, ``DeleteObjects`` in batches; unfinished multipart uploads aborted) and 
 ``GetBucketVersioning`` says it is gone; one tagged by another drplan run is not touched (the local
 message). Otherwise the undo succeeds only when the step wrote nothing (its record counts none
 restored or deleted) and fails, saying so, when it did. So a recovery with ``retries`` is refused
-(the undo before a retry could not be exact), and a rollback of a restore that wrote into an
-existing bucket ends with that undo failed.
+(the undo before a retry could not be exact), so is ``--rollback-on-failure`` of a restore in place,
+and a rollback of a restore that wrote into a target bucket that existed before (known only when
+the step runs) ends with that undo failed.
 """
 
 from __future__ import annotations
@@ -211,6 +212,12 @@ class S3RestoreVersions(Translation):
             raise Untranslatable(
                 "`retries` in a recovery: the undo before a retry deletes exactly the versions the attempt "
                 "wrote, a list the state machine cannot keep"
+            )
+        bucket, _, target, _ = self._where(info)
+        if info.rollback and target == bucket:
+            raise Untranslatable(
+                "--rollback-on-failure of a restore in place: its undo deletes exactly the versions the "
+                "step wrote, a list the state machine cannot keep"
             )
 
     def waits(self, info: StepInfo) -> list[int] | None:

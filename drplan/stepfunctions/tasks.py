@@ -101,6 +101,7 @@ class StepInfo:
     approvals: ApprovalTopic | None = None  # where manual steps ask for approval
     max_age: float | None = None  # seconds: ``max_age`` resolved (``rpo``: the service's RPO)
     checks_function: str = ""  # the Lambda function checks try with (drplan.stepfunctions.checks)
+    rollback: bool = False  # a recovery that rolls back when a step fails (--rollback-on-failure)
 
     def v(self, value: Any) -> Any:
         return self.values.of(value)
