@@ -240,6 +240,8 @@ def test_the_template_deploys_the_checks_module_and_the_role_may_invoke_only_it(
     invoked = [s for s in role["Statement"] if "lambda:InvokeFunction" in s["Action"]]
     assert len(invoked) == 1  # that function only
     assert lint_template(exported.template) == []
+    (note,) = [n for n in exported.notes if "drplan-checked-drill-checks" in n]
+    assert "4 HTTP/TCP check(s)" in note and "--checks-subnet" in note  # healthy, 2 reachable, served
     # No checks, no function.
     bare = export_plan(
         build_plan(plan_data({"a": {"steps": [{"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}]}})),

@@ -408,6 +408,14 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
             f"{exported.approvals_topic} (the template creates it; subscribe the approvers) and waits until "
             "someone answers with drplan approve RUN_ID STEP"
         )
+    if exported.checks_function:
+        checks = [k for k, s in prepared.steps.items() if s.step.uses in CHECKS]
+        notes.append(
+            f"{len(checks)} HTTP/TCP check(s) try through the Lambda function {exported.checks_function} "
+            "(the template creates it): outside any VPC, it reaches public endpoints only; for services "
+            "inside a VPC deploy with drplan deploy --checks-subnet SUBNET --checks-security-group GROUP "
+            "(template parameters ChecksSubnetIds, ChecksSecurityGroupIds)"
+        )
     if exported.rollback:
         notes.append(
             "a recovery in which a step fails (or that ends by an unexpected error) undoes its completed steps, "
