@@ -57,7 +57,6 @@ the step runs) ends with that undo failed.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -76,6 +75,8 @@ from drplan.stepfunctions.tasks import (
     chosen_point,
     done,
     fail,
+    jsonata_set,
+    jsonata_text,
     pass_state,
     poll_loop,
     undo_waits,
@@ -158,18 +159,8 @@ def _reraise(error: str = "$.w.error") -> State:
     return {"Type": "Fail", "ErrorPath": f"{error}.Error", "CausePath": f"{error}.Cause"}
 
 
-def _set(slot: str, expr: str) -> str:
-    """A JSONata ``Output`` that is the state's input with ``w.<slot>`` set to ``expr``."""
-    return "{% $merge([$states.input, {'w': $merge([$states.input.w, {'" + slot + "': (" + expr + ")}])}]) %}"
-
-
 def _jsonata_pass(output: str, then: str | None) -> State:
     return goto({"Type": "Pass", "QueryLanguage": "JSONata", "Output": output}, then)
-
-
-def _q(text: str) -> str:
-    """A JSONata string literal."""
-    return json.dumps(text)
 
 
 class S3RestoreVersions(Translation):
@@ -280,7 +271,7 @@ class S3RestoreVersions(Translation):
                 + moment
                 + "; $merge([$states.input, {'w': $merge([$states.input.w, {'at': $ms, 'best': "
                 + "{'t': $fromMillis($ms), 'v': {'source': "
-                + _q(f"s3://{bucket}/{prefix}")
+                + jsonata_text(f"s3://{bucket}/{prefix}")
                 + "}}}])}])) %}",
                 chosen,
             ),
@@ -438,7 +429,7 @@ class S3RestoreVersions(Translation):
                         {
                             "Condition": "{% ($t := $states.input.w.ttags.TagSet; "
                             + "$t[Key = 'drplan:run-id'].Value = $states.input.run.id and "
-                            + f"$t[Key = 'drplan:step'].Value = {_q(info.key)}) %}}",
+                            + f"$t[Key = 'drplan:step'].Value = {jsonata_text(info.key)}) %}}",
                             "Next": ours,
                         }
                     ],
@@ -591,9 +582,13 @@ class S3RestoreVersions(Translation):
         in_place = self._in_place(info)
         from drplan.actions.s3.restore import KEEP_CLASS
 
-        keep = "[" + ", ".join(_q(c) for c in KEEP_CLASS) + "]"
-        tk = "$k" if target_prefix == prefix else f"{_q(target_prefix)} & $substring($k, {len(prefix)})"
-        src = _q(bucket + "/") + " & $join($map($split($k, '/'), $encodeUrlComponent), '/')"
+        keep = "[" + ", ".join(jsonata_text(c) for c in KEEP_CLASS) + "]"
+        tk = (
+            "$k"
+            if target_prefix == prefix
+            else f"{jsonata_text(target_prefix)} & $substring($k, {len(prefix)})"
+        )
+        src = jsonata_text(bucket + "/") + " & $join($map($split($k, '/'), $encodeUrlComponent), '/')"
         # Entries: r (0: the current one), ms (time), m (1: delete marker), o (list order).
         entry = (
             "{'Key': $e.Key, 'VersionId': $e.VersionId, 'r': $e.IsLatest ? 0 : 1, "
@@ -820,7 +815,7 @@ class S3RestoreVersions(Translation):
                 {
                     "Condition": "{% "
                     + f"{run_tag} = $states.input.run.id and "
-                    + f"$states.input.w.ttags.TagSet[Key = 'drplan:step'].Value = {_q(info.key)}"
+                    + f"$states.input.w.ttags.TagSet[Key = 'drplan:step'].Value = {jsonata_text(info.key)}"
                     + " %}",
                     "Next": remove,
                 }
@@ -966,7 +961,7 @@ class S3RestoreVersions(Translation):
                 "QueryLanguage": "JSONata",
                 "Resource": "arn:aws:states:::aws-sdk:s3:listMultipartUploads",
                 "Arguments": {"Bucket": "{% $states.input.w.tb %}"},
-                "Output": _set(
+                "Output": jsonata_set(
                     "ups", "$append([], $states.result.Uploads.{'Key': Key, 'UploadId': UploadId})"
                 ),
                 "Retry": [{"ErrorEquals": TRANSIENT, **THROTTLE_RETRY}],
@@ -1003,7 +998,7 @@ class S3RestoreVersions(Translation):
                     "Bucket": "{% $states.input.w.tb %}",
                     "Delete": {"Objects": "{% $states.input.w.objs %}", "Quiet": True},
                 },
-                "Output": _set(
+                "Output": jsonata_set(
                     "errs",
                     "$append([], $states.result.Errors[$not(Code in ['NoSuchVersion', 'NoSuchKey'])])",
                 ),
@@ -1027,7 +1022,7 @@ class S3RestoreVersions(Translation):
                 "QueryLanguage": "JSONata",
                 "Resource": "arn:aws:states:::aws-sdk:s3:listObjectVersions",
                 "Arguments": {"Bucket": "{% $states.input.w.tb %}", "MaxKeys": UNDO_PAGE},
-                "Output": _set(
+                "Output": jsonata_set(
                     "objs",
                     "$append($append([], $states.result.Versions.{'Key': Key, 'VersionId': VersionId}), "
                     "$append([], $states.result.DeleteMarkers.{'Key': Key, 'VersionId': VersionId}))",

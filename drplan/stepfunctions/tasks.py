@@ -17,6 +17,7 @@ or the AWS error as Step Functions names it (``DynamoDb.ResourceNotFoundExceptio
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -398,6 +399,17 @@ def fresh_enough(
             "Default": then,
         },
     )
+
+
+def jsonata_set(slot: str, expr: str) -> str:
+    """A JSONata ``Output`` that is the state's input with ``w.<slot>`` set to ``expr`` (JSONata
+    states have no ``ResultPath``: the whole document is written back)."""
+    return "{% $merge([$states.input, {'w': $merge([$states.input.w, {'" + slot + "': (" + expr + ")}])}]) %}"
+
+
+def jsonata_text(text: str) -> str:
+    """A JSONata string literal."""
+    return json.dumps(text)
 
 
 def jsonata_humanize(seconds: str) -> str:

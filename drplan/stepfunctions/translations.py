@@ -6,6 +6,7 @@ from __future__ import annotations
 from drplan.stepfunctions.approval import ManualApproval
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
 from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
+from drplan.stepfunctions.cloudwatch import AlarmCheckTranslation
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.invoke import LambdaInvoke
@@ -35,5 +36,6 @@ TRANSLATIONS: dict[str, Translation] = {
         S3RestoreVersions(),
         HttpCheckTranslation(),
         TcpCheckTranslation(),
+        AlarmCheckTranslation(),
     )
 }
