@@ -9,6 +9,7 @@ from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslatio
 from drplan.stepfunctions.cloudwatch import AlarmCheckTranslation
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
+from drplan.stepfunctions.health import HealthCheckTranslation
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.s3 import S3RestoreVersions
 from drplan.stepfunctions.tasks import (
@@ -37,5 +38,6 @@ TRANSLATIONS: dict[str, Translation] = {
         HttpCheckTranslation(),
         TcpCheckTranslation(),
         AlarmCheckTranslation(),
+        HealthCheckTranslation(),
     )
 }
