@@ -27,6 +27,20 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
+@pytest.fixture(autouse=True)
+def _step_functions_spelling(request: pytest.FixtureRequest) -> object:
+    """Exported state machines run in moto with the parameters and answers of their ``aws-sdk``
+    tasks spelled as Step Functions spells them (tests/moto_sdk_casing.py)."""
+    name = request.node.path.name
+    if not (name.startswith("test_stepfunctions") or name.startswith("test_sfn")):
+        yield None
+        return
+    from tests.moto_sdk_casing import moto_maps_sdk_casing
+
+    with moto_maps_sdk_casing():
+        yield None
+
+
 def free_port() -> int:
     import socket
 

@@ -909,16 +909,16 @@ class RdsRestoreSnapshot(Translation):
         if p.get("port") is not None:
             out["Port"] = int(p["port"])
         for param, key in (
-            ("instance_class", "DBInstanceClass"),
-            ("subnet_group", "DBSubnetGroupName"),
-            ("parameter_group", "DBParameterGroupName"),
+            ("instance_class", "DbInstanceClass"),
+            ("subnet_group", "DbSubnetGroupName"),
+            ("parameter_group", "DbParameterGroupName"),
         ):
             if p.get(param):
                 out[key] = info.v(p[param])
         if p.get("security_groups"):
             out["VpcSecurityGroupIds"] = info.v(list(p["security_groups"]))
         if p.get("multi_az") is not None:
-            out["MultiAZ"] = bool(p["multi_az"])
+            out["MultiAz"] = bool(p["multi_az"])
         return out
 
     def work(self, info: StepInfo, scope: Scope) -> str:
@@ -928,7 +928,7 @@ class RdsRestoreSnapshot(Translation):
         # ``lookup.snapshot_time``: a copied snapshot keeps its original time (the real RPO).
         best = "$states.input.w.best.v"
         taken = f"({best}.OriginalSnapshotCreateTime ? {best}.OriginalSnapshotCreateTime : {best}.SnapshotCreateTime)"
-        fresh = fresh_enough(info, scope, f"'DB snapshot ' & {best}.DBSnapshotIdentifier", restore, taken)
+        fresh = fresh_enough(info, scope, f"'DB snapshot ' & {best}.DbSnapshotIdentifier", restore, taken)
         if snapshot == "latest":
             kinds = {} if p.get("include_automated", True) else {"SnapshotType": "manual"}
             first = newest(
@@ -937,15 +937,15 @@ class RdsRestoreSnapshot(Translation):
                 what="DB snapshots",
                 service="rds",
                 action="describeDBSnapshots",
-                parameters={"DBInstanceIdentifier": info.v(p["source_instance"]), **kinds},
-                items="DBSnapshots",
+                parameters={"DbInstanceIdentifier": info.v(p["source_instance"]), **kinds},
+                items="DbSnapshots",
                 token_out="Marker",
                 token_in="Marker",
                 status=("Status", "available"),
                 created=("OriginalSnapshotCreateTime", "SnapshotCreateTime"),
                 missing=f"DB instance {p['source_instance']} has no available DB snapshots",
                 then=fresh,
-                point="DBSnapshotIdentifier",
+                point="DbSnapshotIdentifier",
             )
         else:
             first = self._named(info, scope, str(snapshot), fresh)
@@ -955,9 +955,9 @@ class RdsRestoreSnapshot(Translation):
                 {
                     "endpoint": Path("$.w.desc.db.Endpoint.Address"),
                     "port": Path("$.w.desc.db.Endpoint.Port"),
-                    "arn": Path("$.w.desc.db.DBInstanceArn"),
-                    "instance_id": Path("$.w.desc.db.DBInstanceIdentifier"),
-                    "snapshot_id": Path("$.w.best.v.DBSnapshotIdentifier"),
+                    "arn": Path("$.w.desc.db.DbInstanceArn"),
+                    "instance_id": Path("$.w.desc.db.DbInstanceIdentifier"),
+                    "snapshot_id": Path("$.w.best.v.DbSnapshotIdentifier"),
                 },
                 None,
             ),
@@ -971,7 +971,7 @@ class RdsRestoreSnapshot(Translation):
             info.label("DB instance broken"),
             fail(
                 Path(
-                    "States.Format('DB instance {} is {}', $.w.desc.db.DBInstanceIdentifier, $.w.desc.db.DBInstanceStatus)"
+                    "States.Format('DB instance {} is {}', $.w.desc.db.DbInstanceIdentifier, $.w.desc.db.DbInstanceStatus)"
                 )
             ),
         )
@@ -980,10 +980,10 @@ class RdsRestoreSnapshot(Translation):
             task(
                 "rds",
                 "describeDBInstances",
-                {"DBInstanceIdentifier": info.v(p["target"])},
+                {"DbInstanceIdentifier": info.v(p["target"])},
                 state,
                 # "[0]" alone: moto's interpreter returns a list for a field right after an index.
-                selector={"db": Path("$.DBInstances[0]")},
+                selector={"db": Path("$.DbInstances[0]")},
                 result="$.w.desc",
             ),
         )
@@ -992,12 +992,12 @@ class RdsRestoreSnapshot(Translation):
             choice(
                 [
                     {
-                        "Variable": "$.w.desc.db.DBInstanceStatus",
+                        "Variable": "$.w.desc.db.DbInstanceStatus",
                         "StringEquals": "available",
                         "Next": outputs,
                     },
                     *(
-                        {"Variable": "$.w.desc.db.DBInstanceStatus", "StringEquals": status, "Next": broken}
+                        {"Variable": "$.w.desc.db.DbInstanceStatus", "StringEquals": status, "Next": broken}
                         for status in _broken()
                     ),
                 ],
@@ -1010,8 +1010,8 @@ class RdsRestoreSnapshot(Translation):
                 "rds",
                 "restoreDBInstanceFromDBSnapshot",
                 {
-                    "DBInstanceIdentifier": info.v(p["target"]),
-                    "DBSnapshotIdentifier": Path("$.w.best.v.DBSnapshotIdentifier"),
+                    "DbInstanceIdentifier": info.v(p["target"]),
+                    "DbSnapshotIdentifier": Path("$.w.best.v.DbSnapshotIdentifier"),
                     **self.options(info),
                 },
                 start,
@@ -1034,14 +1034,14 @@ class RdsRestoreSnapshot(Translation):
                 info.label("DB snapshot of another instance"),
                 fail(
                     Path(
-                        f"States.Format('DB snapshot {snapshot} was taken of {{}}, not of {source}', $.w.best.v.DBInstanceIdentifier)"
+                        f"States.Format('DB snapshot {snapshot} was taken of {{}}, not of {source}', $.w.best.v.DbInstanceIdentifier)"
                     )
                 ),
             )
             rules.append(
                 {
                     "Not": {
-                        "Variable": "$.w.best.v.DBInstanceIdentifier",
+                        "Variable": "$.w.best.v.DbInstanceIdentifier",
                         "StringEquals": str(source).lower(),
                     },
                     "Next": other,
@@ -1050,7 +1050,7 @@ class RdsRestoreSnapshot(Translation):
         rules.append(
             {"Not": {"Variable": "$.w.best.v.Status", "StringEquals": "available"}, "Next": unavailable}
         )
-        chosen = scope.add(info.label("DB snapshot chosen"), chosen_point(info, "DBSnapshotIdentifier", then))
+        chosen = scope.add(info.label("DB snapshot chosen"), chosen_point(info, "DbSnapshotIdentifier", then))
         verify = scope.add(info.label("DB snapshot usable?"), choice(rules, chosen))
         kind = {"SnapshotType": "automated"} if snapshot.startswith("rds:") else {}
         return scope.add(
@@ -1058,9 +1058,9 @@ class RdsRestoreSnapshot(Translation):
             task(
                 "rds",
                 "describeDBSnapshots",
-                {"DBSnapshotIdentifier": snapshot, **kind},
+                {"DbSnapshotIdentifier": snapshot, **kind},
                 verify,
-                selector={"v": Path("$.DBSnapshots[0]")},
+                selector={"v": Path("$.DbSnapshots[0]")},
                 result="$.w.best",
             ),
         )
@@ -1083,7 +1083,7 @@ class RdsRestoreSnapshot(Translation):
                 "describeDBInstances",
                 {"Filters": [{"Name": "db-instance-id", "Values": info.v([info.params["target"]])}]},
                 there,
-                selector={"n": Path("States.ArrayLength($.DBInstances)"), "all": Path("$.DBInstances")},
+                selector={"n": Path("States.ArrayLength($.DbInstances)"), "all": Path("$.DbInstances")},
                 result="$.w.find",
             ),
         )
@@ -1093,7 +1093,7 @@ class RdsRestoreSnapshot(Translation):
         scope.put(
             deleting,
             choice(
-                [{"Variable": "$.w.db.v.DBInstanceStatus", "StringEquals": "deleting", "Next": wait}], delete
+                [{"Variable": "$.w.db.v.DbInstanceStatus", "StringEquals": "deleting", "Next": wait}], delete
             ),
         )
         scope.put(
@@ -1101,7 +1101,7 @@ class RdsRestoreSnapshot(Translation):
             task(
                 "rds",
                 "deleteDBInstance",
-                {"DBInstanceIdentifier": target, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True},
+                {"DbInstanceIdentifier": target, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True},
                 wait,
                 result=None,
                 # Not deletable yet (still being created, modified): look again after a while.
@@ -1286,7 +1286,7 @@ class Route53ChangeRecord(Translation):
         return {
             "Name": Path("$.w.name.dot"),
             "Type": str(p.get("type", "CNAME")),
-            "TTL": int(p.get("ttl", 60)),
+            "Ttl": int(p.get("ttl", 60)),
             "ResourceRecords": [{"Value": _text(info.v(str(v)))} for v in p["values"]],
         }
 
