@@ -67,7 +67,7 @@ def try_http(
 ) -> tuple[bool, str]:
     """Request ``url`` once, connecting to ``host:port`` (where the URL's host is reached):
     (passed, what was seen)."""
-    import http.client
+    import http.client  # here, not at the top: validate reads the checks and needs no network code
     import ssl
 
     parts = urlsplit(url)
