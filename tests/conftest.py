@@ -30,15 +30,27 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _step_functions_spelling(request: pytest.FixtureRequest) -> object:
     """Exported state machines run in moto with the parameters and answers of their ``aws-sdk``
-    tasks spelled as Step Functions spells them (tests/moto_sdk_casing.py)."""
+    tasks spelled as Step Functions spells them (tests/moto_sdk_casing.py), and each JSONPath parsed
+    once."""
     name = request.node.path.name
     if not (name.startswith("test_stepfunctions") or name.startswith("test_sfn")):
         yield None
         return
+    import functools
+
+    from moto.stepfunctions.parser.asl.utils import json_path
+
     from tests.moto_sdk_casing import moto_maps_sdk_casing
 
-    with moto_maps_sdk_casing():
-        yield None
+    # moto's interpreter parses a JSONPath (building jsonpath-ng's parser) every time it reads one,
+    # thousands of times a machine: each is parsed once (a parsed path is only read).
+    patch = pytest.MonkeyPatch()
+    patch.setattr(json_path, "parse", functools.lru_cache(maxsize=None)(json_path.parse))
+    try:
+        with moto_maps_sdk_casing():
+            yield None
+    finally:
+        patch.undo()
 
 
 def free_port() -> int:
