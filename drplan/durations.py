@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 DURATION_PATTERN = r"^P(?!$)(?:([0-9]+)W)?(?:([0-9]+)D)?(?:T(?=[0-9])(?:([0-9]+)H)?(?:([0-9]+)M)?(?:([0-9]+(?:\.[0-9]+)?)S)?)?$"
 _DURATION = re.compile(DURATION_PATTERN)
@@ -177,6 +179,13 @@ def format_duration(value: timedelta | float) -> str:
     if not days and not time:
         return "PT0S"
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+
+
+def seconds_param(params: Mapping[str, Any], name: str, default: float) -> float:
+    """A step parameter that is a duration (``interval``, ``request_timeout``...), in seconds;
+    ``default`` when it is not given."""
+    value = params.get(name)
+    return parse_duration(value).total_seconds() if isinstance(value, str) else default
 
 
 def humanize(value: timedelta | float) -> str:

@@ -35,7 +35,6 @@ machine's tests now run with that spelling.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 import threading
@@ -105,16 +104,11 @@ ZONES = {"Z0SHOPEXAMPLE123": "internal.shop.example.com", "Z0SHOPDRILL12345": "d
 
 
 @pytest.fixture(autouse=True)
-def _moto_parses_each_path_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto's interpreter parses a JSONPath (building jsonpath-ng's parser) each time it reads
-    one; the plan's machine reads thousands. Parsed once each, its run takes a third less time,
-    and nothing else changes (a parsed path is only read). After the test, moto's random
-    generator (seeded by :func:`seed`) is seeded at random again."""
-    from moto.stepfunctions.parser.asl.utils import json_path
-
-    monkeypatch.setattr(json_path, "parse", functools.lru_cache(maxsize=None)(json_path.parse))
+def _random_ids_again() -> Iterator[None]:
+    """After the test, moto's random generator (seeded by :func:`seed`) is seeded at random again:
+    the tests after these get moto's ids at random."""
     yield
-    mock_random.seed()  # the tests after these get moto's ids at random again
+    mock_random.seed()
 
 
 @pytest.fixture

@@ -20,13 +20,8 @@ from urllib.parse import urlsplit
 
 from drplan.actions.base import Action, Handle, Poll, Route, StepContext
 from drplan.actions.probes import Refused, http_target, tcp_port, try_http, try_tcp
-from drplan.durations import parse_duration
+from drplan.durations import seconds_param
 from drplan.errors import StepFailed
-
-
-def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name)
-    return parse_duration(value).total_seconds() if isinstance(value, str) else default
 
 
 class HttpCheck(Action):
@@ -54,7 +49,7 @@ class HttpCheck(Action):
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         params = ctx.params
         handle["tries"] = handle.get("tries", 0) + 1
-        interval = _seconds(params, "interval", 5.0)
+        interval = seconds_param(params, "interval", 5.0)
         parts = urlsplit(handle["url"])
         tls = parts.scheme == "https"
         content = any(k in params for k in ("body_contains", "body_matches"))
@@ -70,7 +65,7 @@ class HttpCheck(Action):
         )
 
     def _try(self, route: Route, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
-        timeout = _seconds(params, "request_timeout", 10.0)
+        timeout = seconds_param(params, "request_timeout", 10.0)
         return try_http(url, params, route.host, route.port, route.tls, timeout)
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
@@ -103,7 +98,7 @@ class TcpCheck(Action):
         ok, seen = try_tcp(route.host, route.port)
         if not ok:
             return Poll.running(
-                f"try {handle['tries']}: {seen}", retry_after=_seconds(ctx.params, "interval", 5.0)
+                f"try {handle['tries']}: {seen}", retry_after=seconds_param(ctx.params, "interval", 5.0)
             )
         return Poll.finished(f"{handle['host']}:{handle['port']} accepted a connection")
 

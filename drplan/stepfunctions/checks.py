@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from drplan.durations import parse_duration
+from drplan.durations import seconds_param
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.builder import Path, Scope, role, template
 from drplan.stepfunctions.tasks import THROTTLE_RETRY, StepInfo, Translation, choice, fail
@@ -74,15 +74,12 @@ def checks_function_source() -> str:
     return inspect.getsource(probes)
 
 
-def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name)
-    return parse_duration(value).total_seconds() if isinstance(value, str) else default
-
-
 def function_timeout(steps: list[Mapping[str, Any]]) -> int:
     """The function's timeout, in seconds: the longest try any check step can take, plus room to
     start (a cold start in a VPC is a few seconds)."""
-    longest = max([TCP_TIMEOUT] + [_seconds(p, "request_timeout", DEFAULT_REQUEST_TIMEOUT) for p in steps])
+    longest = max(
+        [TCP_TIMEOUT] + [seconds_param(p, "request_timeout", DEFAULT_REQUEST_TIMEOUT) for p in steps]
+    )
     return min(900, math.ceil(longest) + 10)
 
 
@@ -97,7 +94,7 @@ class _Check(Translation):
         self.literal(info, "request_timeout")
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(_seconds(info.params, "interval", DEFAULT_INTERVAL)))]
+        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         p = info.params
@@ -130,7 +127,7 @@ class _Check(Translation):
             "params": {name: info.v(value) for name, value in p.items() if name in self.tried},
         }
         if self.kind == "http":
-            payload["request_timeout"] = _seconds(p, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
+            payload["request_timeout"] = seconds_param(p, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
         assert info.checks_function, "export_plan names the checks function of a plan with checks"
         scope.put(
             attempt,

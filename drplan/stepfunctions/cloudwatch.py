@@ -19,10 +19,9 @@ microseconds when the time has a fraction); AWS keeps alarm times to the millise
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
-from drplan.durations import parse_duration
+from drplan.durations import seconds_param
 from drplan.stepfunctions.builder import Scope
 from drplan.stepfunctions.tasks import (
     STEP_FAILED,
@@ -48,11 +47,6 @@ _ENTERED = (
 )
 
 
-def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name)
-    return parse_duration(value).total_seconds() if isinstance(value, str) else default
-
-
 def _isoformat(millis: str) -> str:
     """JSONata for Python's ``datetime.isoformat`` of a UTC moment given in milliseconds."""
     return (
@@ -72,7 +66,7 @@ class AlarmCheckTranslation(Translation):
             self.literal(info, name)
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(_seconds(info.params, "interval", DEFAULT_INTERVAL)))]
+        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
 
     def _describe(self, info: StepInfo, then: str) -> dict[str, Any]:
         name = str(info.params["alarm"])
@@ -93,7 +87,7 @@ class AlarmCheckTranslation(Translation):
         p = info.params
         name = str(p["alarm"])
         wanted = str(p.get("state", "OK"))
-        hold = _seconds(p, "for", DEFAULT_FOR)
+        hold = seconds_param(p, "for", DEFAULT_FOR)
         (interval,) = self.waits(info)
         poll = scope.reserve(info.label("describe alarm"))
         judge = scope.reserve(info.label("alarm held long enough?"))

@@ -12,10 +12,8 @@ The outputs are the local ones: ``health_check_id``, ``healthy_checkers``, ``che
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
-from drplan.durations import parse_duration
+from drplan.durations import seconds_param
 from drplan.stepfunctions.builder import Path, Scope
 from drplan.stepfunctions.tasks import (
     STEP_FAILED,
@@ -33,11 +31,6 @@ from drplan.stepfunctions.tasks import (
 DEFAULT_INTERVAL = 10.0
 
 
-def _seconds(params: Mapping[str, Any], name: str, default: float) -> float:
-    value = params.get(name)
-    return parse_duration(value).total_seconds() if isinstance(value, str) else default
-
-
 class HealthCheckTranslation(Translation):
     action = "check.route53_health"
     understood = frozenset({"health_check_id", "min_healthy_percent", "interval"})
@@ -49,7 +42,7 @@ class HealthCheckTranslation(Translation):
         self.literal(info, "interval")
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(_seconds(info.params, "interval", DEFAULT_INTERVAL)))]
+        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         p = info.params
