@@ -7,19 +7,15 @@ from drplan.stepfunctions.approval import ManualApproval
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
 from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
 from drplan.stepfunctions.cloudwatch import AlarmCheckTranslation
+from drplan.stepfunctions.dynamodb import DynamoRestoreBackup, DynamoRestorePointInTime
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.health import HealthCheckTranslation
 from drplan.stepfunctions.invoke import LambdaInvoke
+from drplan.stepfunctions.rds import RdsRestoreSnapshot
+from drplan.stepfunctions.route53 import Route53ChangeRecord
 from drplan.stepfunctions.s3 import S3RestoreVersions
-from drplan.stepfunctions.tasks import (
-    DynamoRestoreBackup,
-    DynamoRestorePointInTime,
-    RdsRestoreSnapshot,
-    Route53ChangeRecord,
-    Translation,
-    WaitStep,
-)
+from drplan.stepfunctions.tasks import Translation, WaitStep
 
 TRANSLATIONS: dict[str, Translation] = {
     t.action: t
