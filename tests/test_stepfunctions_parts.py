@@ -27,7 +27,7 @@ from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.asl import Fork, Leaf, Series
 from drplan.stepfunctions.export import ExportTooLarge
 from drplan.stepfunctions.history import child_executions
-from drplan.stepfunctions.parts import TooLargeForOnePart, history_events, split
+from drplan.stepfunctions.parts import TooLargeForOnePart, split
 from tests.moto_child_executions import create_machines as create_exported
 from tests.moto_child_executions import moto_starts_child_executions
 from tests.runs import plan_data, run_plan
@@ -135,7 +135,9 @@ def test_the_worst_case_history_of_a_step_counts_its_polls_until_its_timeout() -
         key="db.restore", sid="s0", step=step.step, params=step.params, mode="recover",
         values=Values({}), tags={}, estimate=300.0, timeout=1200.0, options=FAST,
     )  # fmt: skip
-    assert history_events(info) == 75 + 13 * 1200
+    from drplan.stepfunctions.translations import TRANSLATIONS
+
+    assert TRANSLATIONS["aws.rds.restore_snapshot"].history_events(info) == 75 + 13 * 1200
 
 
 def test_a_plan_over_one_definition_exports_as_parts_that_lint() -> None:

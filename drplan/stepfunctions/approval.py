@@ -94,13 +94,15 @@ class ManualApproval(Translation):
     action = "manual"
     understood = frozenset({"instructions", "role"})
     timer_grace = TIMER_GRACE
-    polls = False  # waits for its task token
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
         if info.approvals is None:
             raise Untranslatable("the export was not given an approvals topic")
         self.literal(info, "role")
+
+    def waits(self, info: StepInfo) -> None:
+        return None  # waits for its task token
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         assert info.approvals is not None

@@ -36,7 +36,6 @@ from drplan.stepfunctions.parts import (
     STATE_BUDGET,
     Split,
     TooLargeForOnePart,
-    history_events,
     part_definition,
     split,
     state_bytes,
@@ -263,13 +262,7 @@ def export_plan(
 
     definition, shape = main_machine(None)
     events = {
-        key: history_events(
-            info,
-            polls=TRANSLATIONS[info.step.uses].polls,
-            undone=undone,
-            waits=TRANSLATIONS[info.step.uses].waits(info),
-        )
-        for key, info in infos.items()
+        key: TRANSLATIONS[info.step.uses].history_events(info, undone=undone) for key, info in infos.items()
     }
     parts: dict[str, dict[str, Any]] = {}
     if _size(definition) > DEFINITION_LIMIT or sum(events.values()) > history_budget:

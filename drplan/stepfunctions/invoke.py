@@ -47,7 +47,6 @@ def _name(value: Any) -> str:
 class LambdaInvoke(Translation):
     action = "aws.lambda.invoke"
     understood = frozenset({"function", "qualifier", "payload", "outputs", "undo_function", "undo_payload"})
-    polls = False  # one synchronous invocation (and one for its undo)
 
     def check(self, info: StepInfo) -> None:
         super().check(info)
@@ -55,6 +54,9 @@ class LambdaInvoke(Translation):
         self.without_references(info, "function", "undo_function")
         self.literal(info, "qualifier")
         self.literal(info, "outputs")
+
+    def waits(self, info: StepInfo) -> None:
+        return None  # one synchronous invocation (and one for its undo)
 
     def _invoke(
         self, info: StepInfo, function: str, payload: Any, qualifier: Any, then: str, err: str

@@ -19,7 +19,7 @@ order, and the exporter notes it.
 **A part's budget**: the definition size of its steps as :class:`~drplan.stepfunctions.asl.Encoder`
 writes them (:func:`step_sizes`) within 80 % of the limit, and the history events its steps can
 write at the most — each step's fixed events plus, for a step that polls, 13 per poll for as many
-polls as fit in its timeout (:func:`history_events`) — within 20,000 of the 25,000. The export
+polls as fit in its timeout (``Translation.history_events``) — within 20,000 of the 25,000. The export
 builds each part and splits again with a smaller budget when one comes out over 1 MiB anyway.
 Whatever the split, the records of every step travel in the main execution's state
 (:func:`state_bytes`): that bounds the largest plan that exports.
@@ -34,7 +34,6 @@ unexpected error) fails the main machine's steps or cleanup like a crash inside 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +55,7 @@ from drplan.stepfunctions.asl import (
     undo_block,
 )
 from drplan.stepfunctions.builder import Names, Path, Scope, machine, merge_expression, role
-from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state, poll_waits, undo_waits
+from drplan.stepfunctions.tasks import StepInfo, Translation, choice, pass_state
 
 #: Step Functions' quotas (docs/stepfunctions.md#limits).
 DEFINITION_LIMIT = 1024 * 1024  # bytes of a definition
@@ -79,11 +78,6 @@ RECORD_BASE = 340
 UNDO_RECORD = 45
 #: What the records may use of the state: the rest is the run, the working area and headroom.
 STATE_BUDGET = int(STATE_LIMIT * 0.9)
-
-#: History events of one step besides its polls, and of one poll (measured in moto for a DynamoDB
-#: restore: 71 events in a recovery, 129 in a drill with its undo; 11-13 per poll).
-STEP_EVENTS = {"recover": 75, "drill": 135}
-POLL_EVENTS = 13
 
 #: What Step Functions calls a refused or failed call to start or follow a part that may succeed
 #: when made again (throttling, the account's open executions at their quota, a service error).
@@ -143,32 +137,6 @@ def state_bytes(sids: Mapping[str, str], *, undone: bool) -> int:
         for key, sid in sids.items()
     )
     return RECORD_COPIES * one
-
-
-def history_events(
-    info: StepInfo, *, polls: bool = True, undone: bool = False, waits: Sequence[int] | None = None
-) -> int:
-    """The most history events ``info``'s step can write: its fixed events and, for a step that
-    ``polls`` its job, 13 for each poll that fits in its timeout at ``waits`` (default: the local
-    engine's growing intervals, capped at the longest; a check tries at its fixed ``interval``);
-    ``undone`` (a drill's cleanup, a recovery's rollback), the polls verifying the deletion too, for
-    as long as the undo deadline allows.
-
-    Not counted: the time a step waits for a slot of a semaphore (bounded by the other steps, not by
-    its timeout), polling a predecessor's coordination record, and listing backups page by page."""
-    fixed = STEP_EVENTS["drill"] if undone else STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"])
-    if not polls:
-        return fixed
-    count = _polls(waits or poll_waits(info.options, info.estimate, info.timeout), info.timeout)
-    if undone:
-        count += _polls(undo_waits(info.options), info.options.undo_timeout)
-    return fixed + POLL_EVENTS * count
-
-
-def _polls(waits: Sequence[int], total: float) -> int:
-    """How many polls at ``waits`` (then at the last one) fit in ``total`` seconds."""
-    rest = total - sum(waits)
-    return len(waits) + (math.ceil(rest / waits[-1]) if rest > 0 else 0)
 
 
 def step_sizes(

@@ -79,6 +79,7 @@ from drplan.stepfunctions.tasks import (
     jsonata_text,
     pass_state,
     poll_loop,
+    polled_events,
     undo_waits,
 )
 
@@ -211,12 +212,15 @@ class S3RestoreVersions(Translation):
                 "step wrote, a list the state machine cannot keep"
             )
 
-    def waits(self, info: StepInfo) -> list[int] | None:
-        """Not a poll: the history the step can write, in units of a poll's 13 events, as many
-        "polls" as the budget (``history_events``) counts. The undo's polls are counted apart."""
+    def waits(self, info: StepInfo) -> None:
+        return None  # no job to poll: it copies key by key (history_events)
+
+    def history_events(self, info: StepInfo, *, undone: bool = False) -> int:
+        """The step's own events, the states of every key and page it may go through at the most,
+        and when ``undone`` the polls of its undo (a drill bucket's deletion)."""
         pages = 2 * math.ceil(MAX_ENTRIES / _page())
-        units = math.ceil((MAX_KEYS * EVENTS_PER_KEY + pages * EVENTS_PER_PAGE) / 13)
-        return [1] * (units - 1) + [max(2, math.ceil(info.timeout) + 1)]
+        keys = MAX_KEYS * EVENTS_PER_KEY + pages * EVENTS_PER_PAGE
+        return keys + polled_events(info, None, undo_waits(info.options) if undone else None)
 
     def created(
         self, params: Mapping[str, Any], outputs: Mapping[str, Any], mode: Mode, region: str | None

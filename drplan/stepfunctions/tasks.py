@@ -155,6 +155,34 @@ def undo_waits(options: RunOptions) -> list[int]:
     )
 
 
+#: History events of one step besides its polls, and of one poll (measured in moto for a DynamoDB
+#: restore: 71 events in a recovery, 129 in a drill with its undo; 11-13 per poll).
+STEP_EVENTS = {"recover": 75, "drill": 135}
+POLL_EVENTS = 13
+
+
+def polled_events(info: StepInfo, waits: Sequence[int] | None, undo: Sequence[int] | None = None) -> int:
+    """The most history events a step that polls at ``waits`` (None: does not poll) can write: its
+    fixed events and 13 for each poll that fits in its timeout (the last interval repeated); for a
+    step that is undone (a drill's cleanup, a recovery's rollback: ``undo`` is not None), the polls
+    at ``undo`` verifying the deletion, for as long as the undo deadline allows.
+
+    Not counted: the time a step waits for a slot of a semaphore (bounded by the other steps, not by
+    its timeout), polling a predecessor's coordination record, and listing backups page by page."""
+    undone = undo is not None
+    fixed = STEP_EVENTS["drill"] if undone else STEP_EVENTS.get(info.mode, STEP_EVENTS["drill"])
+    count = polls_within(waits, info.timeout) if waits else 0
+    if undo:
+        count += polls_within(undo, info.options.undo_timeout)
+    return fixed + POLL_EVENTS * count
+
+
+def polls_within(waits: Sequence[int], total: float) -> int:
+    """How many polls at ``waits`` (then at the last one) fit in ``total`` seconds."""
+    rest = total - sum(waits)
+    return len(waits) + (math.ceil(rest / waits[-1]) if rest > 0 else 0)
+
+
 # --- small state builders --------------------------------------------------------------------------
 
 
@@ -503,9 +531,6 @@ class Translation:
     #: Seconds the step's timer waits beyond its timeout: a fragment that times itself out (an
     #: approval's TimeoutSeconds) ends with its own message rather than the timer's.
     timer_grace: ClassVar[int] = 0
-    #: Whether the step polls a job until it ends (each poll writes history events; a step that
-    #: only waits or calls once does not): what an execution's worst-case history counts.
-    polls: ClassVar[bool] = True
 
     def check(self, info: StepInfo) -> None:
         """Raise :class:`Untranslatable` for what this translation does not do (yet)."""
@@ -514,9 +539,18 @@ class Translation:
             raise Untranslatable(f"parameter(s) {', '.join(unknown)} not translated yet")
 
     def waits(self, info: StepInfo) -> list[int] | None:
-        """The intervals the step polls at (the last one repeated until its timeout), or None when
-        it does not poll: what its worst-case history counts."""
-        return poll_waits(info.options, info.estimate, info.timeout) if self.polls else None
+        """The intervals the step polls its job at (the last one repeated until its timeout), or None
+        for a step that only waits or calls once."""
+        return poll_waits(info.options, info.estimate, info.timeout)
+
+    def history_events(self, info: StepInfo, *, undone: bool = False) -> int:
+        """The most history events the step can write (``undone``: and its undo): what splits a plan
+        into child executions (:mod:`drplan.stepfunctions.parts`)."""
+        waits = self.waits(info)
+        if not undone:
+            return polled_events(info, waits)
+        # A step that polls its job polls its undo's deletion too; one that does not, does not.
+        return polled_events(info, waits, undo_waits(info.options) if waits else [])
 
     def remembers(self, info: StepInfo) -> bool:
         """Whether the undo puts back a value read before the step changed it (:meth:`remember`)."""
@@ -567,7 +601,9 @@ class Translation:
 class WaitStep(Translation):
     action = "wait"
     understood = frozenset({"duration", "reason"})
-    polls = False  # one Wait state
+
+    def waits(self, info: StepInfo) -> None:
+        return None  # one Wait state
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         from drplan.durations import parse_duration
