@@ -191,6 +191,44 @@ def test_calls_from_many_threads_at_once(box, no_http):
     assert no_http == []
 
 
+def test_moto_answers_one_request_at_a_time(box, no_http, monkeypatch):
+    """moto's backends are not thread-safe: an RDS restore listing snapshots while another thread
+    created one failed a sandbox drill of 80 services now and then ("OrderedDict mutated during
+    iteration", answered 500). While one thread is inside moto, another thread's call waits."""
+    from moto.rds.models import RDSBackend
+
+    inside, release = threading.Event(), threading.Event()
+    listing = RDSBackend.describe_db_snapshots
+
+    def held(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        assert release.wait(30)
+        return listing(self, *args, **kwargs)
+
+    monkeypatch.setattr(RDSBackend, "describe_db_snapshots", held)
+    rds = box.client("rds", "us-east-1")
+    done: dict[str, float] = {}
+
+    def call(name: str, fn: Any) -> None:
+        fn()
+        done[name] = time.monotonic()
+
+    first = threading.Thread(target=call, args=("snapshots", rds.describe_db_snapshots))
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=call, args=("instances", rds.describe_db_instances))
+    second.start()
+    second.join(timeout=0.5)
+    assert "instances" not in done  # waits for the first to leave moto
+    released = time.monotonic()
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert done["instances"] >= released and "snapshots" in done
+    # drplan's own emulators call moto again while answering: the lock is reentrant for them.
+    box.client("backup", "us-east-1").list_backup_vaults()
+
+
 def test_the_loopback_server_still_serves_the_same_emulated_aws(box):
     """What needs a real endpoint (a ``drplan --endpoint-url`` subprocess, tests) still has one,
     and sees what the sandbox's own clients made, and the other way round."""

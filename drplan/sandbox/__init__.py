@@ -257,6 +257,12 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     holder: dict[str, Any] = {}
     global_clusters = GlobalClusterEmulator()  # Aurora global switchover/failover: moto has neither
     route53_called = {"called": False}
+    # moto's backends are not thread-safe (an RDS restore listing snapshots while another thread
+    # creates one fails with "OrderedDict mutated during iteration", answered 500), and a run's
+    # steps call AWS from many threads at once. AWS serves them concurrently; moto is answered one
+    # request at a time, which costs the drill little: its calls are CPU-bound under the GIL.
+    # Reentrant: an answer may call moto again (drplan's emulators do, through the same clients).
+    moto_lock = threading.RLock()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if not route53_called["called"] and _SIGNED_FOR_ROUTE53 in str(environ.get("HTTP_AUTHORIZATION", "")):
@@ -269,7 +275,8 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         missing = not_emulated(environ)
         if missing is not None:
             return _refuse(missing, start_response)
-        return moto_app(environ, start_response)
+        with moto_lock:
+            return moto_app(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     endpoint = f"http://127.0.0.1:{server.server_port}"
