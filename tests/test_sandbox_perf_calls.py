@@ -18,7 +18,7 @@ from drplan import aws as aws_module
 from drplan.aws import AwsSession
 from drplan.errors import AwsError
 from drplan.model import build_plan
-from drplan.sandbox import Sandbox, start_sandbox
+from drplan.sandbox import CREDENTIALS, Sandbox, start_sandbox
 from drplan.sandbox.emulator_fixes import fix_ec2_snapshot_owners
 from drplan.sandbox.emulator_speedups import (
     sessions_share_the_loader,
@@ -170,7 +170,59 @@ def test_a_name_is_resolved_from_the_records_of_that_name_not_the_whole_zone(box
 
     listed = [params for name, params in calls if name == "ListResourceRecordSets"]
     assert listed and all(params.get("StartRecordName") for params in listed)
-    assert sum(name == "ListHostedZones" for name, _ in calls) == 2  # once per resolution
+    assert sum(name == "ListHostedZones" for name, _ in calls) == 1  # nothing changed in between
+
+
+def test_a_check_reuses_what_it_looked_up_in_route53_until_route53_changes(box):
+    """A drill's checks try every few seconds: each try resolved its host again (ListHostedZones and
+    ListResourceRecordSets per name: 157 of an 80-service drill's ~1,270 calls). The answers are
+    reused while no call has changed Route 53, and a change (here over the loopback server, which
+    the same application serves) is seen by the next try."""
+    rds = box.client("rds", "us-east-1")
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders",
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="app",
+        MasterUserPassword="sandbox-secret",
+    )
+    address = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["Endpoint"][
+        "Address"
+    ]
+    route53 = box.client("route53", "us-east-1")
+    zone = route53.create_hosted_zone(Name="example.com.", CallerReference="reuse")["HostedZone"]["Id"]
+
+    def point(target: str, client: Any = route53) -> None:
+        change = {
+            "Action": "UPSERT",
+            "ResourceRecordSet": {
+                "Name": "db.example.com.",
+                "Type": "CNAME",
+                "TTL": 60,
+                "ResourceRecords": [{"Value": target}],
+            },
+        }
+        client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [change]})
+
+    point(address)
+    calls = _calls(route53)
+    for _ in range(5):
+        assert box.route("db.example.com", 5432, False, content=False).unverifiable is None
+    asked = [name for name, _ in calls]
+    assert asked.count("ListHostedZones") == 1 and asked.count("ListResourceRecordSets") == 1
+
+    outside = boto3.client(
+        "route53",
+        region_name="us-east-1",
+        endpoint_url=box.endpoint_url,
+        aws_access_key_id=CREDENTIALS[0],
+        aws_secret_access_key=CREDENTIALS[1],
+    )
+    point("nowhere.invalid", outside)
+    assert box.route("db.example.com", 5432, False, content=False).unverifiable is not None
+    point(address)
+    assert box.route("db.example.com", 5432, False, content=False).unverifiable is None
 
 
 # --- seeding ---------------------------------------------------------------------------------------

@@ -62,6 +62,25 @@ MAX_WAIT = 2.0
 
 
 @dataclass
+class Route53Changes:
+    """What the emulator's application has seen of Route 53 (it sees every call): whether anything
+    called it, and a count of the calls that may have changed it (any but a GET). A check's routing
+    reuses what it looked up while the count stands: the same answer a new look-up would give."""
+
+    called: bool = False
+    changes: int = 0
+    #: False for a sandbox whose application does not count (nothing is then reused).
+    counted: bool = True
+
+    def saw(self, environ: dict[str, Any]) -> None:
+        if _SIGNED_FOR_ROUTE53 not in str(environ.get("HTTP_AUTHORIZATION", "")):
+            return
+        self.called = True
+        if environ.get("REQUEST_METHOD") != "GET":
+            self.changes += 1
+
+
+@dataclass
 class Sandbox:
     plan: Plan
     endpoint_url: str
@@ -76,8 +95,11 @@ class Sandbox:
     _thread: threading.Thread | None = None
     #: Answers the sandbox's own clients in this process (None: they go over HTTP to the server).
     _route: InProcessRoute | None = None
-    #: Whether anything has called the emulated Route 53 yet (set by the emulator's application).
-    _route53_called: dict[str, bool] = field(default_factory=lambda: {"called": True})
+    #: What the emulator's application saw of Route 53 (by default: nothing known, nothing reused).
+    _route53: Route53Changes = field(default_factory=lambda: Route53Changes(called=True, counted=False))
+    #: A check's look-ups of hosted zones and of a name's records, by the Route 53 change count they
+    #: were made at (:meth:`_hosted_zones`, :meth:`_dns_targets`).
+    _dns_seen: dict[tuple[int, str], Any] = field(default_factory=dict)
     _sessions: dict[tuple[str, bool], AwsSession] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,27 +163,34 @@ class Sandbox:
             )
         return Route("127.0.0.1", self.standin.port, False)
 
-    def _resolves_to_emulated(self, host: str, depth: int, zones: list[dict[str, Any]] | None = None) -> bool:
+    def _resolves_to_emulated(self, host: str, depth: int) -> bool:
         if depth > 5:
             return False
         name = host.rstrip(".").lower()
         if name.endswith(".rds.amazonaws.com"):
             return self._available_database(name)
-        if zones is None:  # one look at the hosted zones per resolution, as a resolver would cache them
-            zones = self._hosted_zones()
-        return any(
-            self._resolves_to_emulated(target, depth + 1, zones) for target in self._dns_targets(name, zones)
-        )
+        return any(self._resolves_to_emulated(target, depth + 1) for target in self._dns_targets(name))
 
     def _hosted_zones(self) -> list[dict[str, Any]]:
         """The emulated Route 53's hosted zones. moto starts empty, so while nothing has called Route 53
         (a plan without DNS steps) there is none, and no client is made to be told so."""
-        if not self._route53_called["called"]:
+        if not self._route53.called:
             return []
-        zones: list[dict[str, Any]] = (
-            self.client("route53", "us-east-1").list_hosted_zones().get("HostedZones", [])
+        zones: list[dict[str, Any]] = self._looked_up(
+            "", lambda: self.client("route53", "us-east-1").list_hosted_zones().get("HostedZones", [])
         )
         return zones
+
+    def _looked_up(self, key: str, look_up: Callable[[], Any]) -> Any:
+        """``look_up()``, or what it answered while nothing has changed Route 53 since."""
+        if not self._route53.counted:
+            return look_up()
+        at = (self._route53.changes, key)  # read before looking: a change meanwhile makes it stale
+        if at not in self._dns_seen:
+            if len(self._dns_seen) > 10_000:
+                self._dns_seen.clear()
+            self._dns_seen[at] = look_up()
+        return self._dns_seen[at]
 
     def _available_database(self, address: str) -> bool:
         """Whether ``address`` is the endpoint of an available DB instance or cluster. RDS names
@@ -184,9 +213,13 @@ class Sandbox:
                 return bool(cluster.get("Status") == "available")
         return False
 
-    def _dns_targets(self, name: str, zones: list[dict[str, Any]]) -> list[str]:
+    def _dns_targets(self, name: str) -> list[str]:
+        """The names and addresses ``name``'s CNAME, A, AAAA and alias records point at."""
+        return list(self._looked_up(name, lambda: self._dns_targets_now(name)))
+
+    def _dns_targets_now(self, name: str) -> list[str]:
         targets = []
-        for zone in zones:
+        for zone in self._hosted_zones():
             if not (name + ".").endswith("." + zone["Name"].lower()) and name + "." != zone["Name"].lower():
                 continue
             for record in _records_named(self.client("route53", "us-east-1"), zone["Id"], name):
@@ -256,7 +289,7 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     emulator_speedups.share_region_lookups()
     holder: dict[str, Any] = {}
     global_clusters = GlobalClusterEmulator()  # Aurora global switchover/failover: moto has neither
-    route53_called = {"called": False}
+    route53 = Route53Changes()
     # moto's backends are not thread-safe (an RDS restore listing snapshots while another thread
     # creates one fails with "OrderedDict mutated during iteration", answered 500), and a run's
     # steps call AWS from many threads at once. AWS serves them concurrently; moto is answered one
@@ -265,8 +298,7 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
     moto_lock = threading.RLock()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
-        if not route53_called["called"] and _SIGNED_FOR_ROUTE53 in str(environ.get("HTTP_AUTHORIZATION", "")):
-            route53_called["called"] = True
+        route53.saw(environ)
         emulator: BackupEmulator = holder["backup"]
         if emulator.handles(environ):
             return emulator(environ, start_response)
@@ -288,7 +320,7 @@ def start_sandbox(plan: Plan, *, seed: bool = True) -> Iterator[Sandbox]:
         backup=BackupEmulator(native=lambda service, region, account=None: None),
         _server=server,
         _route=InProcessRoute(app, ("127.0.0.1", server.server_port)),
-        _route53_called=route53_called,
+        _route53=route53,
     )
     sandbox.backup = BackupEmulator(native=sandbox.client)  # restores go through the same emulated AWS
     holder["backup"] = sandbox.backup
