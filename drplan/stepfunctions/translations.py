@@ -10,6 +10,7 @@ from drplan.stepfunctions.cloudwatch import AlarmCheckTranslation
 from drplan.stepfunctions.dynamodb import DynamoRestoreBackup, DynamoRestorePointInTime
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
 from drplan.stepfunctions.ecs import EcsSetCapacity
+from drplan.stepfunctions.eks import EksScaleNodegroup
 from drplan.stepfunctions.health import HealthCheckTranslation
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.rds import RdsRestoreSnapshot
@@ -29,6 +30,7 @@ TRANSLATIONS: dict[str, Translation] = {
         LambdaInvoke(),
         EcsSetCapacity(),
         AutoScalingSetCapacity(),
+        EksScaleNodegroup(),
         Ec2VolumeFromSnapshot(),
         S3RestoreVersions(),
         HttpCheckTranslation(),
