@@ -659,16 +659,17 @@ def test_the_command_writes_the_three_files_and_refuses_with_exit_1(tmp_path: Pa
                         "steps": [
                             {
                                 "id": "restore",
-                                "uses": "aws.rds.restore_point_in_time",
-                                "with": {"source_instance": "orders", "target": "orders-restored"},
+                                "uses": "command",  # a program on the operator's machine: never translated
+                                "with": {"run": ["true"]},
                             }
                         ]
                     }
-                }
+                },
+                allow_commands=True,
             )
         ),
         encoding="utf-8",
     )
     refused = CliRunner().invoke(command, ["stepfunctions", str(bad), "-o", str(tmp_path / "none")])
     assert refused.exit_code == 1
-    assert "web.restore (aws.rds.restore_point_in_time)" in refused.output
+    assert "web.restore (command)" in refused.output

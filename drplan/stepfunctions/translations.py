@@ -13,7 +13,8 @@ from drplan.stepfunctions.ecs import EcsSetCapacity
 from drplan.stepfunctions.eks import EksScaleNodegroup
 from drplan.stepfunctions.health import HealthCheckTranslation
 from drplan.stepfunctions.invoke import LambdaInvoke
-from drplan.stepfunctions.rds import RdsRestoreSnapshot
+from drplan.stepfunctions.rds import RdsRestorePointInTime, RdsRestoreSnapshot
+from drplan.stepfunctions.rds_cluster import RdsRestoreClusterSnapshot
 from drplan.stepfunctions.route53 import Route53ChangeRecord
 from drplan.stepfunctions.s3 import S3RestoreVersions
 from drplan.stepfunctions.tasks import Translation, WaitStep
@@ -25,6 +26,8 @@ TRANSLATIONS: dict[str, Translation] = {
         DynamoRestoreBackup(),
         DynamoRestorePointInTime(),
         RdsRestoreSnapshot(),
+        RdsRestorePointInTime(),
+        RdsRestoreClusterSnapshot(),
         Route53ChangeRecord(),
         ManualApproval(),
         LambdaInvoke(),
