@@ -356,7 +356,9 @@ def test_steps_without_a_translation_are_refused_by_name() -> None:
         export_plan(build_plan(data), "recover")
     message = str(refused.value)
     assert "web.healthy" not in message  # checks are translated (tests/test_stepfunctions_checks.py)
-    assert "web.run (command): this action has no Step Functions translation yet" in message
+    assert (
+        "web.run (command): a program on the machine that runs drplan: no state machine can run it" in message
+    )
     assert "web.old" not in message  # `max_age` is translated (tests/test_stepfunctions_freshness.py)
     assert "  db.restore" not in message
     assert refused.value.exit_code == 1

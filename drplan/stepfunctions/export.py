@@ -201,7 +201,12 @@ def export_plan(
         step = prepared.steps[key]
         translation = TRANSLATIONS.get(step.step.uses)
         if translation is None:
-            problems.append((key, step.step.uses, "this action has no Step Functions translation yet"))
+            why = (
+                "a program on the machine that runs drplan: no state machine can run it"
+                if step.step.uses == "command"
+                else "this action has no Step Functions translation yet"
+            )
+            problems.append((key, step.step.uses, why))
             continue
         info = StepInfo(
             key=key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
+from drplan.stepfunctions.backup import BackupRestore
 from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
 from drplan.stepfunctions.cloudwatch import AlarmCheckTranslation
 from drplan.stepfunctions.dynamodb import DynamoRestoreBackup, DynamoRestorePointInTime
@@ -36,6 +37,7 @@ TRANSLATIONS: dict[str, Translation] = {
         EksScaleNodegroup(),
         Ec2VolumeFromSnapshot(),
         S3RestoreVersions(),
+        BackupRestore(),
         HttpCheckTranslation(),
         TcpCheckTranslation(),
         AlarmCheckTranslation(),
