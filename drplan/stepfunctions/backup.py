@@ -80,7 +80,9 @@ from drplan.actions.backup.targets import (
 from drplan.model import Mode
 from drplan.resources import RESTORE_JOB_PREFIX, Resource, native_id
 from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, argument
+from drplan.stepfunctions.dynamodb import remove_table
 from drplan.stepfunctions.ec2 import Ec2VolumeFromSnapshot
+from drplan.stepfunctions.rds import remove_db_instance
 from drplan.stepfunctions.tasks import (
     STEP_FAILED,
     StepInfo,
@@ -88,17 +90,14 @@ from drplan.stepfunctions.tasks import (
     _arn_name,
     choice,
     chosen_point,
-    done,
     fail,
     fresh_enough,
     jsonata_set,
     jsonata_text,
-    ours,
     pass_state,
     poll_loop,
     poll_waits,
     task,
-    undo_waits,
 )
 
 #: The resource types translated: those of the example plan payments-backup (RDS, DynamoDB, EBS).
@@ -817,160 +816,8 @@ class BackupRestore(Translation):
         name, _ = self._type(info)
         if name == "EBS":
             return Ec2VolumeFromSnapshot().undo(info, scope)
+        target = _text(info.v(info.params["target"]))
         if name == "RDS":
-            return self._undo_db(info, scope)
-        return self._undo_table(info, scope)
-
-    def _undo_db(self, info: StepInfo, scope: Scope) -> str:
-        """``removal.remove_db_instance`` until it is gone: unprotected, deleted (no final snapshot)."""
-        target = _text(info.v(info.params["target"]))
-        gone = done(scope, info)
-        not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
-        find = scope.reserve(info.label("undo: find DB instance"))
-        start, wait = poll_loop(info, scope, "u", find, undo_waits(info.options), "DB instance deletion")
-        there = scope.reserve(info.label("undo: DB instance there?"))
-        first = scope.reserve(info.label("undo: the DB instance"))
-        deleting = scope.reserve(info.label("undo: deleting?"))
-        delete = scope.reserve(info.label("undo: delete DB instance"))
-        unprotect = scope.reserve(info.label("undo: turn deletion protection off"))
-        values = [target] if not isinstance(target, Path) else Path(f"States.Array({target.expr})")
-        scope.put(
-            find,
-            task(
-                "rds",
-                "describeDBInstances",
-                {"Filters": [{"Name": "db-instance-id", "Values": values}]},
-                there,
-                selector={"n": Path("States.ArrayLength($.DbInstances)"), "all": Path("$.DbInstances")},
-                result="$.w.find",
-            ),
-        )
-        scope.put(there, choice([{"Variable": "$.w.find.n", "NumericEquals": 0, "Next": gone}], first))
-        check = ours(info, scope, "$.w.db.v.TagList", deleting, not_ours)
-        scope.put(first, pass_state({"v": Path("$.w.find.all[0]")}, check, result="$.w.db"))
-        scope.put(
-            deleting,
-            choice(
-                [
-                    {"Variable": "$.w.db.v.DbInstanceStatus", "StringEquals": "deleting", "Next": wait},
-                    {
-                        "And": [
-                            {"Variable": "$.w.db.v.DeletionProtection", "IsPresent": True},
-                            {"Variable": "$.w.db.v.DeletionProtection", "BooleanEquals": True},
-                        ],
-                        "Next": unprotect,
-                    },
-                ],
-                delete,
-            ),
-        )
-        identifier = Path("$.w.db.v.DbInstanceIdentifier")
-        scope.put(
-            unprotect,
-            task(
-                "rds",
-                "modifyDBInstance",
-                {"DbInstanceIdentifier": identifier, "DeletionProtection": False, "ApplyImmediately": True},
-                wait,
-                result=None,
-                catch=[(["Rds.InvalidDbInstanceStateException"], wait)],
-            ),
-        )
-        scope.put(
-            delete,
-            task(
-                "rds",
-                "deleteDBInstance",
-                {
-                    "DbInstanceIdentifier": identifier,
-                    "SkipFinalSnapshot": True,
-                    "DeleteAutomatedBackups": True,
-                },
-                wait,
-                result=None,
-                # Not deletable yet (still being created, modified): look again after a while.
-                catch=[(["Rds.InvalidDbInstanceStateException"], wait)],
-            ),
-        )
-        return start
-
-    def _undo_table(self, info: StepInfo, scope: Scope) -> str:
-        """``removal.remove_table`` until it is gone: unprotected, deleted."""
-        target = _text(info.v(info.params["target"]))
-        gone = done(scope, info)
-        not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
-        describe = scope.reserve(info.label("undo: describe table"))
-        start, wait = poll_loop(info, scope, "u", describe, undo_waits(info.options), "table deletion")
-        deleting = scope.reserve(info.label("undo: deleting?"))
-        tags = scope.reserve(info.label("undo: table tags"))
-        delete = scope.reserve(info.label("undo: delete table"))
-        unprotect = scope.reserve(info.label("undo: turn deletion protection off"))
-        protected = scope.reserve(info.label("undo: deletion protection?"))
-        scope.put(
-            describe,
-            task(
-                "dynamodb",
-                "describeTable",
-                {"TableName": target},
-                deleting,
-                selector={"t": Path("$.Table")},
-                result="$.w.desc",
-                catch=[(["DynamoDb.ResourceNotFoundException"], gone)],
-            ),
-        )
-        scope.put(
-            deleting,
-            choice([{"Variable": "$.w.desc.t.TableStatus", "StringEquals": "DELETING", "Next": wait}], tags),
-        )
-        check = ours(info, scope, "$.w.tags.Tags", protected, not_ours)
-        scope.put(
-            tags,
-            task(
-                "dynamodb",
-                "listTagsOfResource",
-                {"ResourceArn": Path("$.w.desc.t.TableArn")},
-                check,
-                result="$.w.tags",
-            ),
-        )
-        scope.put(
-            protected,
-            choice(
-                [
-                    {
-                        "And": [
-                            {"Variable": "$.w.desc.t.DeletionProtectionEnabled", "IsPresent": True},
-                            {"Variable": "$.w.desc.t.DeletionProtectionEnabled", "BooleanEquals": True},
-                        ],
-                        "Next": unprotect,
-                    }
-                ],
-                delete,
-            ),
-        )
-        scope.put(
-            unprotect,
-            task(
-                "dynamodb",
-                "updateTable",
-                {"TableName": target, "DeletionProtectionEnabled": False},
-                wait,
-                result=None,
-                catch=[(["DynamoDb.ResourceInUseException"], wait)],
-            ),
-        )
-        scope.put(
-            delete,
-            task(
-                "dynamodb",
-                "deleteTable",
-                {"TableName": target},
-                wait,
-                result=None,
-                catch=[
-                    (["DynamoDb.ResourceNotFoundException"], gone),
-                    (["DynamoDb.ResourceInUseException"], wait),  # still CREATING: try again
-                ],
-            ),
-        )
-        return start
+            return remove_db_instance(info, scope, target, unprotect=True)
+        # Restore metadata may carry the source's deletion protection: turn it off, as locally.
+        return remove_table(info, scope, target, unprotect=True)

@@ -127,56 +127,9 @@ class _TableRestore(Translation):
 
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
         """``Action.undo`` + ``poll_undo``: delete the table this step created, verify it is gone."""
-        name = info.v(info.params["target"])
-        gone = done(scope, info)
-        describe = scope.reserve(info.label("undo: describe table"))
-        start, wait = poll_loop(info, scope, "u", describe, undo_waits(info.options), "table deletion")
-        delete = scope.reserve(info.label("undo: delete table"))
-        deleting = scope.reserve(info.label("undo: deleting?"))
-        tags = scope.reserve(info.label("undo: table tags"))
-        not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
-        scope.put(
-            describe,
-            task(
-                "dynamodb",
-                "describeTable",
-                {"TableName": name},
-                deleting,
-                selector={"status": Path("$.Table.TableStatus"), "arn": Path("$.Table.TableArn")},
-                result="$.w.desc",
-                catch=[(["DynamoDb.ResourceNotFoundException"], gone)],
-            ),
-        )
-        scope.put(
-            deleting,
-            choice([{"Variable": "$.w.desc.status", "StringEquals": "DELETING", "Next": wait}], tags),
-        )
-        check = ours(info, scope, "$.w.tags.Tags", delete, not_ours)
-        scope.put(
-            tags,
-            task(
-                "dynamodb",
-                "listTagsOfResource",
-                {"ResourceArn": Path("$.w.desc.arn")},
-                check,
-                result="$.w.tags",
-            ),
-        )
-        scope.put(
-            delete,
-            task(
-                "dynamodb",
-                "deleteTable",
-                {"TableName": name},
-                wait,
-                result=None,
-                catch=[
-                    (["DynamoDb.ResourceNotFoundException"], gone),
-                    (["DynamoDb.ResourceInUseException"], wait),  # still CREATING: try again
-                ],
-            ),
-        )
-        return start
+        # A restored table comes without deletion protection (the restore APIs cannot set it), and
+        # the action's IAM has no UpdateTable: the undo deletes it as it is.
+        return remove_table(info, scope, info.v(info.params["target"]), unprotect=False)
 
 
 class DynamoRestoreBackup(_TableRestore):
@@ -302,3 +255,77 @@ class DynamoRestorePointInTime(_TableRestore):
             ),
         )
         return first
+
+
+def remove_table(info: StepInfo, scope: Scope, target: Any, *, unprotect: bool) -> str:
+    """The undo of a step that created table ``target`` (text, or a Path to it):
+    ``removal.remove_table`` until it is gone, for a table this step of this run created (its
+    tags): deleted (its deletion protection turned off first when ``unprotect``: an action whose
+    IAM allows it, for a table that may come with protection on), verified gone."""
+    gone = done(scope, info)
+    not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
+    describe = scope.reserve(info.label("undo: describe table"))
+    start, wait = poll_loop(info, scope, "u", describe, undo_waits(info.options), "table deletion")
+    deleting = scope.reserve(info.label("undo: deleting?"))
+    tags = scope.reserve(info.label("undo: table tags"))
+    delete = scope.reserve(info.label("undo: delete table"))
+    protected = scope.reserve(info.label("undo: deletion protection?")) if unprotect else delete
+    scope.put(
+        describe,
+        task(
+            "dynamodb",
+            "describeTable",
+            {"TableName": target},
+            deleting,
+            selector={"t": Path("$.Table")},
+            result="$.w.desc",
+            catch=[(["DynamoDb.ResourceNotFoundException"], gone)],
+        ),
+    )
+    scope.put(
+        deleting,
+        choice([{"Variable": "$.w.desc.t.TableStatus", "StringEquals": "DELETING", "Next": wait}], tags),
+    )
+    check = ours(info, scope, "$.w.tags.Tags", protected, not_ours)
+    scope.put(
+        tags,
+        task(
+            "dynamodb",
+            "listTagsOfResource",
+            {"ResourceArn": Path("$.w.desc.t.TableArn")},
+            check,
+            result="$.w.tags",
+        ),
+    )
+    if unprotect:
+        turn_off = scope.add(
+            info.label("undo: turn deletion protection off"),
+            task(
+                "dynamodb",
+                "updateTable",
+                {"TableName": target, "DeletionProtectionEnabled": False},
+                wait,
+                result=None,
+                catch=[(["DynamoDb.ResourceInUseException"], wait)],
+            ),
+        )
+        on = [
+            {"Variable": "$.w.desc.t.DeletionProtectionEnabled", "IsPresent": True},
+            {"Variable": "$.w.desc.t.DeletionProtectionEnabled", "BooleanEquals": True},
+        ]
+        scope.put(protected, choice([{"And": on, "Next": turn_off}], delete))
+    scope.put(
+        delete,
+        task(
+            "dynamodb",
+            "deleteTable",
+            {"TableName": target},
+            wait,
+            result=None,
+            catch=[
+                (["DynamoDb.ResourceNotFoundException"], gone),
+                (["DynamoDb.ResourceInUseException"], wait),  # still CREATING: try again
+            ],
+        ),
+    )
+    return start

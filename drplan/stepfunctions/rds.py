@@ -38,6 +38,89 @@ def _broken() -> list[str]:
     return sorted(BROKEN)
 
 
+def remove_db_instance(info: StepInfo, scope: Scope, target: Any, *, unprotect: bool) -> str:
+    """The undo of a step that created DB instance ``target`` (text, or a Path to it):
+    ``removal.remove_db_instance`` until it is gone, for an instance this step of this run created
+    (its tags): deleted with no final snapshot (its deletion protection turned off first when
+    ``unprotect``: an action whose IAM allows it), verified gone."""
+    gone = done(scope, info)
+    not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
+    find = scope.reserve(info.label("undo: find DB instance"))
+    start, wait = poll_loop(info, scope, "u", find, undo_waits(info.options), "DB instance deletion")
+    there = scope.reserve(info.label("undo: DB instance there?"))
+    first = scope.reserve(info.label("undo: the DB instance"))
+    deleting = scope.reserve(info.label("undo: deleting?"))
+    delete = scope.reserve(info.label("undo: delete DB instance"))
+    turn_off = scope.reserve(info.label("undo: turn deletion protection off")) if unprotect else delete
+    values = [target] if not isinstance(target, Path) else Path(f"States.Array({target.expr})")
+    scope.put(
+        find,
+        task(
+            "rds",
+            "describeDBInstances",
+            {"Filters": [{"Name": "db-instance-id", "Values": values}]},
+            there,
+            selector={"n": Path("States.ArrayLength($.DbInstances)"), "all": Path("$.DbInstances")},
+            result="$.w.find",
+        ),
+    )
+    scope.put(there, choice([{"Variable": "$.w.find.n", "NumericEquals": 0, "Next": gone}], first))
+    check = ours(info, scope, "$.w.db.v.TagList", deleting, not_ours)
+    scope.put(first, pass_state({"v": Path("$.w.find.all[0]")}, check, result="$.w.db"))
+    scope.put(
+        deleting,
+        choice(
+            [
+                {"Variable": "$.w.db.v.DbInstanceStatus", "StringEquals": "deleting", "Next": wait},
+                *(
+                    [
+                        {
+                            "And": [
+                                {"Variable": "$.w.db.v.DeletionProtection", "IsPresent": True},
+                                {"Variable": "$.w.db.v.DeletionProtection", "BooleanEquals": True},
+                            ],
+                            "Next": turn_off,
+                        }
+                    ]
+                    if unprotect
+                    else []
+                ),
+            ],
+            delete,
+        ),
+    )
+    identifier = Path("$.w.db.v.DbInstanceIdentifier")
+    if unprotect:
+        scope.put(
+            turn_off,
+            task(
+                "rds",
+                "modifyDBInstance",
+                {"DbInstanceIdentifier": identifier, "DeletionProtection": False, "ApplyImmediately": True},
+                wait,
+                result=None,
+                catch=[(["Rds.InvalidDbInstanceStateException"], wait)],
+            ),
+        )
+    scope.put(
+        delete,
+        task(
+            "rds",
+            "deleteDBInstance",
+            {
+                "DbInstanceIdentifier": identifier,
+                "SkipFinalSnapshot": True,
+                "DeleteAutomatedBackups": True,
+            },
+            wait,
+            result=None,
+            # Not deletable yet (still being created, modified): look again after a while.
+            catch=[(["Rds.InvalidDbInstanceStateException"], wait)],
+        ),
+    )
+    return start
+
+
 class _InstanceRestore(Translation):
     """What the two restores that make one DB instance share (``drplan.actions.rds.base.InstanceRestore``):
     where and how the instance runs, the wait until it is available, its outputs, and the undo."""
@@ -131,49 +214,9 @@ class _InstanceRestore(Translation):
         return start
 
     def undo(self, info: StepInfo, scope: Scope) -> str | None:
-        """``removal.remove_db_instance`` until it is gone, for an instance this step created."""
-        target = info.v(info.params["target"])
-        gone = done(scope, info)
-        not_ours = scope.add(info.label("undo: not created by this step"), {"Type": "Succeed"})
-        find = scope.reserve(info.label("undo: find DB instance"))
-        start, wait = poll_loop(info, scope, "u", find, undo_waits(info.options), "DB instance deletion")
-        there = scope.reserve(info.label("undo: DB instance there?"))
-        first = scope.reserve(info.label("undo: the DB instance"))
-        deleting = scope.reserve(info.label("undo: deleting?"))
-        delete = scope.reserve(info.label("undo: delete DB instance"))
-        scope.put(
-            find,
-            task(
-                "rds",
-                "describeDBInstances",
-                {"Filters": [{"Name": "db-instance-id", "Values": info.v([info.params["target"]])}]},
-                there,
-                selector={"n": Path("States.ArrayLength($.DbInstances)"), "all": Path("$.DbInstances")},
-                result="$.w.find",
-            ),
-        )
-        scope.put(there, choice([{"Variable": "$.w.find.n", "NumericEquals": 0, "Next": gone}], first))
-        check = ours(info, scope, "$.w.db.v.TagList", deleting, not_ours)
-        scope.put(first, pass_state({"v": Path("$.w.find.all[0]")}, check, result="$.w.db"))
-        scope.put(
-            deleting,
-            choice(
-                [{"Variable": "$.w.db.v.DbInstanceStatus", "StringEquals": "deleting", "Next": wait}], delete
-            ),
-        )
-        scope.put(
-            delete,
-            task(
-                "rds",
-                "deleteDBInstance",
-                {"DbInstanceIdentifier": target, "SkipFinalSnapshot": True, "DeleteAutomatedBackups": True},
-                wait,
-                result=None,
-                # Not deletable yet (still being created, modified): look again after a while.
-                catch=[(["Rds.InvalidDbInstanceStateException"], wait)],
-            ),
-        )
-        return start
+        # The restore does not ask for deletion protection (off by default), and the action's IAM has no
+        # ModifyDBInstance: the undo deletes the instance as it is.
+        return remove_db_instance(info, scope, info.v(info.params["target"]), unprotect=False)
 
 
 class RdsRestoreSnapshot(_InstanceRestore):
