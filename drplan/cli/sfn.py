@@ -111,10 +111,13 @@ def deploy(
     chosen: Mode = "drill" if mode == "drill" else "recover"
     if rollback_on_failure and chosen == "drill":
         raise click.UsageError("--rollback-on-failure is for recoveries: a drill cleans up whatever happened")
+    region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region
     try:
+        # The Region the stack goes to decides which steps run elsewhere (through the calls function).
         exported = export_plan(
             plan,
             chosen,
+            region=region,
             coordination_table=coordination_table,
             parallelism=parallelism,
             rollback_on_failure=rollback_on_failure,
@@ -125,7 +128,6 @@ def deploy(
         raise click.UsageError("--checks-subnet/--checks-security-group: the plan has no HTTP or TCP checks")
     if bool(checks_subnets) != bool(checks_security_groups):
         raise click.UsageError("--checks-subnet and --checks-security-group go together (Lambda needs both)")
-    region = opts["region"] or (plan.drill.region if chosen == "drill" else None) or plan.aws.region
     aws = aws_session(opts, region=region, plan_aws=plan.aws)
     account = aws.guard_account(plan.aws.account_id)
     where = aws.region_of(None)

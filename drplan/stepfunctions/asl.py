@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -494,7 +494,27 @@ def _ident(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
+#: What a fragment builder returns: its first state (or None: nothing to build, for an undo).
+_Start = TypeVar("_Start", str, str | None)
+
 # --- the blocks -------------------------------------------------------------------------------------
+
+
+def fragment(info: StepInfo, scope: Scope, part: str, build: Callable[[], _Start]) -> _Start:
+    """``build`` adds a translation's states for the step to ``scope`` (its work, its undo, what it
+    remembers) and returns the first; for a step whose AWS calls go elsewhere (its own ``region``
+    or ``role_arn``), the ``aws-sdk`` Tasks among the states it added are rewritten for that
+    (:func:`drplan.stepfunctions.calls.relocate`). Here, not in each translation: every
+    translation's calls are relocated the same way."""
+    before = set(scope.states)
+    start = build()
+    if info.route is not None:
+        from drplan.stepfunctions.calls import relocate
+
+        relocate(
+            scope, [n for n in scope.states if n not in before], info.route, info.label(f"call ({part})")
+        )
+    return start
 
 
 def step_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
@@ -512,7 +532,7 @@ def step_block(enc: Encoder, key: str, scope: Scope, then: str) -> str:
     # failed attempt's undo has it too).
     translation = enc.translations[info.step.uses]
     if translation.remembers(info):
-        race = translation.remember(info, scope, race)
+        race = fragment(info, scope, "remember", lambda: translation.remember(info, scope, race))
     for i in reversed(range(len(semaphores))):
         race = enc.acquire(info, semaphores[i], scope, race, given_back[i])
     preds = sorted(enc.graph.predecessors(key), key=lambda k: list(enc.infos).index(k))
@@ -640,7 +660,16 @@ def _attempts(enc: Encoder, info: StepInfo, translation: Translation, scope: Sco
         {
             "Comment": f"drplan:attempt {key}",
             "Type": "Parallel",
-            "Branches": [machine(body, fresh(body, f"{key} attempt starts", translation.work(info, body)))],
+            "Branches": [
+                machine(
+                    body,
+                    fresh(
+                        body,
+                        f"{key} attempt starts",
+                        fragment(info, body, "work", lambda: translation.work(info, body)),
+                    ),
+                )
+            ],
             "ResultSelector": {"out.$": "$[0]"},
             "ResultPath": "$.w.res",
             "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.err", "Next": retry}],
@@ -695,7 +724,7 @@ def _undo_branch(
     """The action's undo in its own Parallel (its states cannot reach the caller's), its outcome at
     ``$.w.undo``: ``{"status": "removed"}``, or the error."""
     body = scope.branch()
-    start = translation.undo(info, body)
+    start = fragment(info, body, "undo", lambda: translation.undo(info, body))
     if start is None:
         return None
     start = fresh(body, f"{info.key} undo starts ({why})", start, prev=translation.remembers(info))

@@ -26,7 +26,8 @@ from drplan.errors import DrplanError
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
 from drplan.stepfunctions.asl import Semaphore, width
-from drplan.stepfunctions.builder import RUN_ID_MARKER, Names, Path, Untranslatable, Values
+from drplan.stepfunctions.builder import RUN_ID_MARKER, Names, Path, Scope, Untranslatable, Values
+from drplan.stepfunctions.calls import Route, calls_function_name, route_of, unrelocatable
 from drplan.stepfunctions.checks import CHECKS, checks_function_name, function_timeout
 from drplan.stepfunctions.definition import Shape, build_definition, semaphore_slots
 from drplan.stepfunctions.parts import (
@@ -41,7 +42,7 @@ from drplan.stepfunctions.parts import (
     state_bytes,
     step_sizes,
 )
-from drplan.stepfunctions.tasks import StepInfo, poll_waits
+from drplan.stepfunctions.tasks import StepInfo, Translation, poll_waits
 from drplan.stepfunctions.translations import TRANSLATIONS
 
 DEFINITION_FILE = "definition.asl.json"
@@ -87,6 +88,10 @@ class Exported:
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollback: bool = False  # a recovery that rolls back when a step fails
     checks_function: str | None = None  # the Lambda function checks try with, when there are any
+    #: The Lambda function that makes the calls of steps in another Region, when there are any.
+    calls_function: str | None = None
+    #: The steps whose AWS calls go to another Region or account, and how (drplan.stepfunctions.calls).
+    routes: dict[str, Route] = field(default_factory=dict)
 
     def definition_text(self) -> str:
         return json.dumps(self.definition, indent=2) + "\n"
@@ -106,6 +111,16 @@ class Exported:
             (POLICY_FILE, json.dumps(self.policy, indent=2) + "\n"),
             (TEMPLATE_FILE, json.dumps(self.template, indent=2) + "\n"),
         ]
+
+
+#: Why an action without a translation has none, where there is more to say than "not yet".
+UNTRANSLATED = {
+    "command": "a program on the machine that runs drplan: no state machine can run it",
+    "aws.arc.set_routing_control": (
+        "ARC answers routing control changes only at its cluster's own endpoints, which an aws-sdk "
+        "task cannot address (not translated yet; `drplan export arc-region-switch` gives ARC the step)"
+    ),
+}
 
 
 def part_file(name: str) -> str:
@@ -197,15 +212,15 @@ def export_plan(
         if any(s.step.uses in CHECKS for s in prepared.steps.values())
         else ""
     )
+    # The Region the machine runs in (the stack's): a step's own `region` elsewhere is reached
+    # through the calls function, a step's own `role_arn` through the Tasks' Credentials.
+    where = region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
+    calls = calls_function_name(plan, mode)
     for key in order:
         step = prepared.steps[key]
         translation = TRANSLATIONS.get(step.step.uses)
         if translation is None:
-            why = (
-                "a program on the machine that runs drplan: no state machine can run it"
-                if step.step.uses == "command"
-                else "this action has no Step Functions translation yet"
-            )
+            why = UNTRANSLATED.get(step.step.uses, "this action has no Step Functions translation yet")
             problems.append((key, step.step.uses, why))
             continue
         info = StepInfo(
@@ -225,12 +240,13 @@ def export_plan(
             ),
             checks_function=checks,
             rollback=rollback,
+            route=route_of(step.step, where, calls),
         )
         try:
-            if step.step.region or step.step.role_arn:
-                raise Untranslatable("a step's own `region` or `role_arn` is not translated yet")
             translation.check(info)
             values.of(step.params)  # every value must be expressible
+            if info.route is not None:
+                _relocatable(translation, info)
         except Untranslatable as exc:
             problems.append((key, step.step.uses, str(exc)))
             continue
@@ -310,8 +326,9 @@ def export_plan(
     used_table = table if shape.coordinated or shape.semaphores else None
     manual = [k for k, info in infos.items() if info.step.uses == ManualApproval.action]
     topic = approvals.name if manual else None
-    where = region or (plan.drill.region if mode == "drill" else None) or plan.aws.region
     counters = bool(shape.semaphores)
+    routes = {key: info.route for key, info in infos.items() if info.route is not None}
+    relocated = any(r.through_function for r in routes.values())
     policy = role_policy(
         plan,
         mode,
@@ -322,6 +339,7 @@ def export_plan(
         counters=counters,
         children=default_machine_name(plan, mode, parts=True) if parts else None,
         checks_function=checks or None,
+        routes=routes,
     )
     checked = [i.params for i in infos.values() if i.step.uses in CHECKS]
     template = build_template(
@@ -333,6 +351,7 @@ def export_plan(
         counters=counters,
         parts=parts,
         checks=(checks, function_timeout(checked)) if checks else None,
+        routes=routes,
     )
     exported = Exported(
         plan,
@@ -347,6 +366,8 @@ def export_plan(
         parts=parts,
         rollback=rollback,
         checks_function=checks or None,
+        calls_function=calls if relocated else None,
+        routes=routes,
     )
     for name, machine_definition in [("the state machine", definition), *parts.items()]:
         if _size(machine_definition) > DEFINITION_LIMIT:
@@ -357,6 +378,20 @@ def export_plan(
             )
     exported.notes.extend(_notes(exported, prepared.skipped, prepared))
     return exported
+
+
+def _relocatable(translation: Translation, info: StepInfo) -> None:
+    """Refuse a step with its own ``region`` or ``role_arn`` whose states have a Task that is not an
+    ``aws-sdk`` call: only those are relocated (:mod:`drplan.stepfunctions.calls`). The fragments
+    are built once, aside, to look."""
+    scope = Scope(Names())
+    translation.work(info, scope)
+    translation.undo(info, scope)
+    if translation.remembers(info):
+        translation.remember(info, scope, "then")
+    why = unrelocatable(scope.states)
+    if why is not None:
+        raise Untranslatable(f"a step with its own `region` or `role_arn`: {why}")
 
 
 def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> list[str]:
@@ -413,6 +448,19 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
             "(the template creates it): outside any VPC, it reaches public endpoints only; for services "
             "inside a VPC deploy with drplan deploy --checks-subnet SUBNET --checks-security-group GROUP "
             "(template parameters ChecksSubnetIds, ChecksSecurityGroupIds)"
+        )
+    relocated = [k for k, r in exported.routes.items() if r.through_function]
+    if relocated:
+        notes.append(
+            f"{len(relocated)} step(s) call AWS in another Region (or as a role whose trust policy wants an "
+            f"external ID): each of their AWS calls is one invocation of the Lambda function "
+            f"{exported.calls_function} (the template creates it, with a role allowed those steps' calls)"
+        )
+    roles = sorted({r.role_arn for r in exported.routes.values() if r.role_arn and not r.through_function})
+    if roles:
+        notes.append(
+            f"steps call AWS as another role ({', '.join(roles)}): the state machine's role assumes it "
+            "(the Tasks' Credentials), so that role's trust policy must allow the state machine's role"
         )
     if exported.rollback:
         notes.append(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -428,7 +428,13 @@ class Projection:
             step = self.prepared.steps[key]
             translation = TRANSLATIONS.get(step.step.uses)
             if translation is not None:
-                rec.resources = translation.created(step.params, rec.outputs, self.machine.mode, self.region)
+                # Where the local engine records them: the step's own Region and role, if it has
+                # them (cleanup looks them up there), else the machine's.
+                made = translation.created(
+                    step.params, rec.outputs, self.machine.mode, step.step.region or self.region
+                )
+                role = step.step.role_arn
+                rec.resources = [replace(r, role_arn=r.role_arn or role) for r in made] if role else made
             for resource in rec.resources:
                 self.bus.emit("step.resource", key, resource=resource.to_json())
             self.bus.emit(

@@ -15,14 +15,24 @@ leaves out what only a local run calls (``sts:GetCallerIdentity`` for the accoun
   (:mod:`drplan.stepfunctions.checks`);
 - starting, following and stopping the parts' executions when the plan runs as child executions
   (:mod:`drplan.stepfunctions.parts`), and the EventBridge rule ``.sync`` integrations use.
+
+A step in another Region (:mod:`drplan.stepfunctions.calls`) makes its calls through the calls
+function: its statements go to that function's role (:func:`calls_policy`), and the state
+machine's role may only invoke the function. A step with its own ``role_arn`` makes its calls as
+that role: drplan's policy already lets the caller assume it (``sts:AssumeRole``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from drplan.iam import POLICY_VERSION, build_policy, partition
 from drplan.model import Mode, Plan
+
+if TYPE_CHECKING:
+    from drplan.stepfunctions.calls import Route
 
 LOCAL_ONLY = frozenset({"sts:GetCallerIdentity", "tag:GetResources"})
 
@@ -38,10 +48,87 @@ def role_policy(
     counters: bool = False,
     children: str | None = None,
     checks_function: str | None = None,
+    routes: Mapping[str, Route] | None = None,
 ) -> dict[str, Any]:
     """``children``: the main state machine's name when the plan runs as child executions (its
     parts are ``<children>-part-N``): the role may start them, follow them and stop them, and
-    manage the EventBridge rule Step Functions uses to learn that a child ended."""
+    manage the EventBridge rule Step Functions uses to learn that a child ended. ``routes``: the
+    steps whose calls go elsewhere (:mod:`drplan.stepfunctions.calls`); those through the calls
+    function are left to its role (:func:`calls_policy`), the machine's may invoke it."""
+    elsewhere = _through_function(routes)
+    account = account_id or plan.aws.account_id or "*"
+    where = region or "*"
+    arn = f"arn:{partition(where)}"
+    statements = _step_statements(
+        _without(plan, set(elsewhere)) if elsewhere else plan, mode, account_id=account_id, region=region
+    )
+    if elsewhere:
+        function = next(iter(elsewhere.values())).function  # one per machine
+        statements.append(
+            {
+                "Sid": "CallsFunction",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": f"{arn}:lambda:{where}:{account}:function:{function}",
+            }
+        )
+    return _with_machine_statements(
+        statements,
+        table,
+        approvals_topic,
+        account,
+        where,
+        arn,
+        counters,
+        children,
+        checks_function,
+    )
+
+
+def calls_policy(
+    plan: Plan,
+    mode: Mode,
+    routes: Mapping[str, Route],
+    *,
+    account_id: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The policy of the calls function's role: the statements of the steps whose calls it makes,
+    as drplan's own policy scopes them (each in its step's Region, and ``sts:AssumeRole`` on a
+    step's ``role_arn``), and the extra calls their translations make, nothing else."""
+    keys = set(_through_function(routes))
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": _step_statements(_only(plan, keys), mode, account_id=account_id, region=region),
+    }
+
+
+def _through_function(routes: Mapping[str, Route] | None) -> dict[str, Route]:
+    return {key: route for key, route in (routes or {}).items() if route.through_function}
+
+
+def _only(plan: Plan, keys: set[str]) -> Plan:
+    """The plan with only the steps ``keys`` (and no run state: the function keeps none)."""
+    services = {
+        name: replace(service, steps=tuple(s for s in service.steps if s.key in keys))
+        for name, service in plan.services.items()
+    }
+    return replace(plan, services=services, run=replace(plan.run, state=None))
+
+
+def _without(plan: Plan, keys: set[str]) -> Plan:
+    services = {
+        name: replace(service, steps=tuple(s for s in service.steps if s.key not in keys))
+        for name, service in plan.services.items()
+    }
+    return replace(plan, services=services)
+
+
+def _step_statements(
+    plan: Plan, mode: Mode, *, account_id: str | None, region: str | None
+) -> list[dict[str, Any]]:
+    """drplan's policy for the plan's steps, without what only a local run calls, and the calls
+    the translations' fragments make besides (``extra_iam``), in each step's Region."""
     from drplan.actions import registry
     from drplan.engine.prepare import prepare_steps
     from drplan.iam import RUN_ID_MARKER
@@ -79,6 +166,22 @@ def role_policy(
                 "Resource": sorted(arns) if len(arns) > 1 else next(iter(arns)),
             }
         )
+    return statements
+
+
+def _with_machine_statements(
+    statements: list[dict[str, Any]],
+    table: str | None,
+    approvals_topic: str | None,
+    account: str,
+    where: str,
+    arn: str,
+    counters: bool,
+    children: str | None,
+    checks_function: str | None,
+) -> dict[str, Any]:
+    """``statements`` and what only the state machine calls: its coordination table, approvals
+    topic, checks function and child executions."""
     if table is not None:
         statements.append(
             {

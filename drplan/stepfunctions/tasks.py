@@ -23,13 +23,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from drplan.durations import humanize
 from drplan.engine.records import RunOptions
 from drplan.model import Mode, Step
 from drplan.resources import Resource
 from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, Values, goto, role, template
+
+if TYPE_CHECKING:
+    from drplan.stepfunctions.calls import Route
 
 SDK = "arn:aws:states:::aws-sdk"
 
@@ -105,6 +108,9 @@ class StepInfo:
     max_age: float | None = None  # seconds: ``max_age`` resolved (``rpo``: the service's RPO)
     checks_function: str = ""  # the Lambda function checks try with (drplan.stepfunctions.checks)
     rollback: bool = False  # a recovery that rolls back when a step fails (--rollback-on-failure)
+    #: Where the step's AWS calls go when not to the machine's own Region as its role (its own
+    #: ``region`` or ``role_arn``): its ``aws-sdk`` Tasks are rewritten (drplan.stepfunctions.calls).
+    route: Route | None = None
 
     def v(self, value: Any) -> Any:
         return self.values.of(value)

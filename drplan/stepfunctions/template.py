@@ -1,8 +1,8 @@
 """A CloudFormation template that deploys the exported state machine: its role (with the policy
 of :mod:`drplan.stepfunctions.iam`, scoped to the stack's own account and region), the
 coordination table when the graph needs one, the approvals topic when the plan has manual steps,
-the checks function (and its role) when the plan has HTTP or TCP checks, and the Standard state
-machine itself.
+the checks function (and its role) when the plan has HTTP or TCP checks, the calls function (and
+its role) when steps call AWS in another Region, and the Standard state machine itself.
 
 ``aws cloudformation deploy --template-file template.json --stack-name NAME
 --capabilities CAPABILITY_IAM`` deploys it (docs/stepfunctions.md).
@@ -11,9 +11,12 @@ machine itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drplan.model import Mode, Plan
+
+if TYPE_CHECKING:
+    from drplan.stepfunctions.calls import Route
 
 ACCOUNT = "${AWS::AccountId}"
 REGION = "${AWS::Region}"
@@ -29,12 +32,15 @@ def build_template(
     counters: bool = False,
     parts: Mapping[str, dict[str, Any]] | None = None,
     checks: tuple[str, int] | None = None,
+    routes: Mapping[str, Route] | None = None,
 ) -> dict[str, Any]:
     """``counters``: the definition takes slots of semaphores (updates counters in ``table``).
     ``parts``: the definitions of the parts the main machine starts as child executions, each
     deployed as ``<StateMachineName>-<part>`` with the same role; then every definition is read
     from S3 (parameters ``DefinitionsBucket`` and ``DefinitionsPrefix``), not the template.
-    ``checks``: the checks function's name and timeout (seconds), when the plan has checks."""
+    ``checks``: the checks function's name and timeout (seconds), when the plan has checks.
+    ``routes``: the steps whose calls go elsewhere (:mod:`drplan.stepfunctions.calls`); when some
+    go through the calls function, the template deploys it with its own role."""
     from drplan.stepfunctions.export import (
         DEFINITION_FILE,
         MACHINE_NAME_ROOM,
@@ -56,6 +62,7 @@ def build_template(
             counters=counters,
             children=children,
             checks_function=checks[0] if checks else None,
+            routes=routes,
         )
     )
     resources: dict[str, Any] = {
@@ -160,6 +167,14 @@ def build_template(
         outputs["ChecksFunctionArn"] = {
             "Description": "HTTP and TCP checks try with this function",
             "Value": {"Fn::GetAtt": ["ChecksFunction", "Arn"]},
+        }
+    relocated = [route for route in (routes or {}).values() if route.through_function]
+    if relocated:
+        resources.update(_calls_function(plan, mode, relocated[0].function, routes or {}))
+        resources["StateMachine"].setdefault("DependsOn", []).append("CallsFunction")
+        outputs["CallsFunctionArn"] = {
+            "Description": "Steps in another Region make their AWS calls with this function",
+            "Value": {"Fn::GetAtt": ["CallsFunction", "Arn"]},
         }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -266,6 +281,56 @@ def _checks_function(plan: Plan, mode: Mode, name: str, timeout: int) -> dict[st
                         {"Ref": "AWS::NoValue"},
                     ]
                 },
+                "Tags": tags,
+            },
+        },
+    }
+
+
+def _calls_function(plan: Plan, mode: Mode, name: str, routes: Mapping[str, Route]) -> dict[str, Any]:
+    """The function steps in another Region make their calls with (drplan.stepfunctions.calls):
+    the code of drplan.stepfunctions.calls_handler inline, and a role with those steps' statements
+    (drplan.stepfunctions.iam.calls_policy) and its logs. The state machine names it: fixed name."""
+    from drplan.stepfunctions.calls import FUNCTION_TIMEOUT, calls_function_source
+    from drplan.stepfunctions.iam import calls_policy
+
+    policy = _substituted(calls_policy(plan, mode, routes, account_id=ACCOUNT, region=REGION))
+    tags = [{"Key": "drplan:plan", "Value": plan.name}, {"Key": "drplan:mode", "Value": mode}]
+    return {
+        "CallsRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": f"The drplan calls function of plan {plan.name} ({mode})",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+                    }
+                ],
+                "Policies": [{"PolicyName": f"drplan-{plan.name}-{mode}-calls", "PolicyDocument": policy}],
+                "Tags": tags,
+            },
+        },
+        "CallsFunction": {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": name,
+                "Description": "drplan: one AWS call in another Region (drplan/stepfunctions/calls_handler.py)",
+                "Runtime": "python3.12",
+                "Handler": "index.handler",
+                "Code": {"ZipFile": calls_function_source()},
+                "Role": {"Fn::GetAtt": ["CallsRole", "Arn"]},
+                "Timeout": FUNCTION_TIMEOUT,
+                "MemorySize": 256,  # boto3 loads the service's model: 128 MB starts it slowly
                 "Tags": tags,
             },
         },
