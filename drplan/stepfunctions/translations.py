@@ -16,6 +16,11 @@ from drplan.stepfunctions.health import HealthCheckTranslation
 from drplan.stepfunctions.invoke import LambdaInvoke
 from drplan.stepfunctions.rds import RdsRestorePointInTime, RdsRestoreSnapshot
 from drplan.stepfunctions.rds_cluster import RdsRestoreClusterSnapshot
+from drplan.stepfunctions.rds_global import (
+    RdsFailoverGlobalCluster,
+    RdsPromoteReadReplica,
+    RdsSwitchoverGlobalCluster,
+)
 from drplan.stepfunctions.route53 import Route53ChangeRecord
 from drplan.stepfunctions.s3 import S3RestoreVersions
 from drplan.stepfunctions.tasks import Translation, WaitStep
@@ -29,6 +34,9 @@ TRANSLATIONS: dict[str, Translation] = {
         RdsRestoreSnapshot(),
         RdsRestorePointInTime(),
         RdsRestoreClusterSnapshot(),
+        RdsPromoteReadReplica(),
+        RdsFailoverGlobalCluster(),
+        RdsSwitchoverGlobalCluster(),
         Route53ChangeRecord(),
         ManualApproval(),
         LambdaInvoke(),
