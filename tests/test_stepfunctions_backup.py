@@ -1,5 +1,5 @@
 """aws.backup.restore exported to Step Functions and executed by moto's interpreter, against the same
-emulated AWS Backup as drplan's own run (tests/moto_backup_restores.py: the sandbox's emulator,
+emulated AWS Backup as drplan's own run (tests/moto_emulated.py: the sandbox's emulator,
 restoring with moto's RDS, DynamoDB and EC2): the same statuses, outputs, restore metadata and
 resources afterwards, the same failures with the same messages, and a drill that leaves nothing.
 
@@ -30,7 +30,7 @@ from drplan.sandbox.backup_emulator import BackupEmulator
 from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.backup import BackupRestore
 from drplan.stepfunctions.export import ExportRefused
-from tests.moto_backup_restores import emulated_session, moto_restores_through_the_emulator, new_emulator
+from tests.moto_emulated import emulated_session, moto_interpreter_through, new_backup_emulator
 from tests.moto_jsonata import moto_evaluates_jsonata
 from tests.moto_timestamps import moto_passes_timestamps_as_text
 from tests.runs import plan_data, run_plan
@@ -108,9 +108,9 @@ def emulated(sfn: bool = False) -> Iterator[BackupEmulator]:
     """moto (with its Step Functions interpreter when ``sfn``) and the AWS Backup emulator, which
     drplan's run and the interpreter both reach."""
     with mock_aws(config=SFN if sfn else None):
-        emulator = new_emulator()
+        emulator = new_backup_emulator()
         with (
-            moto_restores_through_the_emulator(emulator),
+            moto_interpreter_through(emulator, "backup", error_prefix="Backup"),
             moto_passes_timestamps_as_text(),
             moto_evaluates_jsonata(),
         ):
@@ -387,7 +387,7 @@ def test_a_recovery_restores_what_the_local_recover_restores() -> None:
     with emulated() as emulator:
         seed(emulator, "RDS", "DynamoDB", "EBS")
         more_points(emulator, "DynamoDB")
-        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator))
+        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator, "backup"))
         expected_status = {k: r.status for k, r in local.outcome.records.items()}
         assert set(expected_status.values()) == {"succeeded"}, {
             k: r.error for k, r in local.outcome.records.items()
@@ -479,7 +479,7 @@ def test_failures_have_the_local_messages() -> None:
     data = _failing()
     with emulated() as emulator:
         _seed_failing(emulator)
-        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator))
+        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator, "backup"))
         expected_status = {k: r.status for k, r in local.outcome.records.items()}
         expected_errors = named({k: r.error for k, r in local.outcome.records.items() if r.error}, emulator)
         expected = aws_state()
@@ -535,7 +535,7 @@ def test_a_recovery_point_named_by_arn_with_or_without_its_vault() -> None:
         seed(emulator, "DynamoDB")
         data = plan(emulator)
         more_points(emulator, "DynamoDB")
-        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator))
+        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator, "backup"))
         assert {r.status for r in local.outcome.records.values()} == {"succeeded"}
         expected = aws_state()
         expected_out = {k: named(r.outputs, emulator) for k, r in local.outcome.records.items()}
@@ -568,7 +568,7 @@ def test_a_drill_leaves_nothing_behind() -> None:
     with emulated() as emulator:
         seed(emulator, "RDS", "DynamoDB", "EBS")
         before = aws_state()
-        local = run_plan(data, "drill", run_id=RUN_ID, aws=emulated_session(emulator))
+        local = run_plan(data, "drill", run_id=RUN_ID, aws=emulated_session(emulator, "backup"))
         assert {r.status for r in local.outcome.records.values()} == {"succeeded"}
         during = aws_state()
         assert local.runner.cleanup() == []
@@ -625,7 +625,7 @@ def test_the_payments_plans_restores_run_as_locally(monkeypatch: pytest.MonkeyPa
         with emulated() as emulator:
             _seed_payments(emulator, data)
             before = aws_state("us-west-2")
-            local = run_plan(data, mode, run_id=RUN_ID, aws=emulated_session(emulator, "us-west-2"))
+            local = run_plan(data, mode, run_id=RUN_ID, aws=emulated_session(emulator, "backup", "us-west-2"))
             expected_status = {k: r.status for k, r in local.outcome.records.items()}
             assert set(expected_status.values()) == {"succeeded"}, [
                 r.error for r in local.outcome.records.values()
@@ -665,7 +665,7 @@ def test_a_rollback_deletes_what_the_restores_created_as_the_local_rollback_does
     with emulated() as emulator:
         seed(emulator, "RDS", "DynamoDB", "EBS")
         before = aws_state()
-        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator))
+        local = run_plan(data, run_id=RUN_ID, aws=emulated_session(emulator, "backup"))
         assert local.outcome.records["later.restore"].status == "failed"
         assert local.runner.rollback() == []
         assert aws_state() == before

@@ -4,7 +4,7 @@ against the same emulated AWS as drplan's own run: the same statuses, outputs an
 afterwards, the same failures with the same messages, and a drill whose cleanup switches back.
 
 moto 5.2 has no Aurora global switchover or failover: both runs get them from drplan's sandbox
-emulator (tests/moto_global_clusters.py), which makes the switch on moto's own global cluster. moto
+emulator (tests/moto_emulated.py), which makes the switch on moto's own global cluster. moto
 names a DB cluster's and a global cluster's endpoints with a random part: outputs compare without
 it. RDS errors are named as Step Functions names them (tests/test_stepfunctions_rds.py).
 """
@@ -28,7 +28,7 @@ from drplan.model import build_plan
 from drplan.sandbox.global_emulator import GlobalClusterEmulator
 from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.export import ExportRefused
-from tests.moto_global_clusters import ToEmulator, emulated_session, moto_switches_through_the_emulator
+from tests.moto_emulated import ToEmulator, emulated_session, moto_interpreter_through
 from tests.moto_jsonata import moto_evaluates_jsonata
 from tests.moto_timestamps import moto_passes_timestamps_as_text
 from tests.runs import plan_data, run_plan
@@ -81,7 +81,7 @@ def emulated(sfn: bool = False) -> Iterator[GlobalClusterEmulator]:
     with mock_aws(config=SFN if sfn else None):
         emulator = GlobalClusterEmulator(switch_seconds=0.3)
         with (
-            moto_switches_through_the_emulator(emulator),
+            moto_interpreter_through(emulator, "rds"),
             _rds_errors_named_as_step_functions(),
             moto_passes_timestamps_as_text(),
             moto_evaluates_jsonata(),
@@ -217,7 +217,7 @@ def both(
     recovery rolled back (``rollback``) as ``drplan drill`` and ``drplan recover`` do after the steps."""
     with emulated() as emulator:
         seed()
-        local = run_plan(data, mode, run_id=RUN_ID, aws=emulated_session(emulator))  # type: ignore[arg-type]
+        local = run_plan(data, mode, run_id=RUN_ID, aws=emulated_session(emulator, "rds"))  # type: ignore[arg-type]
         if mode == "drill":
             assert local.runner.cleanup() == []
         if rollback:
@@ -416,7 +416,7 @@ def test_a_target_that_is_the_primary_already_is_left_alone() -> None:
     def seed_switched() -> None:
         seed_global()
         rds = boto3.client("rds", region_name=REGION)
-        ToEmulator(GlobalClusterEmulator(switch_seconds=0.0)).register(rds)
+        ToEmulator(GlobalClusterEmulator(switch_seconds=0.0), "rds").register(rds)
         rds.switchover_global_cluster(
             GlobalClusterIdentifier=GLOBAL, TargetDbClusterIdentifier=arn(SECONDARY)
         )

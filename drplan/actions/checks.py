@@ -23,6 +23,10 @@ from drplan.actions.probes import Refused, http_target, tcp_port, try_http, try_
 from drplan.durations import seconds_param
 from drplan.errors import StepFailed
 
+#: Seconds between tries, and an HTTP try's timeout, when the step does not say.
+DEFAULT_INTERVAL = 5.0
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
 
 class HttpCheck(Action):
     name = "check.http"
@@ -49,7 +53,7 @@ class HttpCheck(Action):
     def poll(self, ctx: StepContext, handle: Handle) -> Poll:
         params = ctx.params
         handle["tries"] = handle.get("tries", 0) + 1
-        interval = seconds_param(params, "interval", 5.0)
+        interval = seconds_param(params, "interval", DEFAULT_INTERVAL)
         parts = urlsplit(handle["url"])
         tls = parts.scheme == "https"
         content = any(k in params for k in ("body_contains", "body_matches"))
@@ -65,7 +69,7 @@ class HttpCheck(Action):
         )
 
     def _try(self, route: Route, url: str, params: Mapping[str, Any]) -> tuple[bool, str]:
-        timeout = seconds_param(params, "request_timeout", 10.0)
+        timeout = seconds_param(params, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
         return try_http(url, params, route.host, route.port, route.tls, timeout)
 
     def result(self, ctx: StepContext, handle: Handle) -> dict[str, Any]:
@@ -98,7 +102,8 @@ class TcpCheck(Action):
         ok, seen = try_tcp(route.host, route.port)
         if not ok:
             return Poll.running(
-                f"try {handle['tries']}: {seen}", retry_after=seconds_param(ctx.params, "interval", 5.0)
+                f"try {handle['tries']}: {seen}",
+                retry_after=seconds_param(ctx.params, "interval", DEFAULT_INTERVAL),
             )
         return Poll.finished(f"{handle['host']}:{handle['port']} accepted a connection")
 

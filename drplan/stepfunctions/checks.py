@@ -27,10 +27,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from drplan.actions.checks import DEFAULT_INTERVAL, DEFAULT_REQUEST_TIMEOUT
 from drplan.durations import seconds_param
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.builder import Path, Scope, role, template
-from drplan.stepfunctions.tasks import THROTTLE_RETRY, StepInfo, Translation, choice, fail
+from drplan.stepfunctions.tasks import THROTTLE_RETRY, StepInfo, Translation, choice, fail, interval_waits
 
 INVOKE = "arn:aws:states:::lambda:invoke"
 #: Lambda's errors that mean the try did not run, retried as the local engine retries throttling:
@@ -51,8 +52,6 @@ _SERVICE = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkC
 _SERVICE_RETRY = {"IntervalSeconds": 2, "BackoffRate": 2.0, "MaxAttempts": 4, "JitterStrategy": "FULL"}
 #: A TCP try's connection timeout (``probes.try_tcp``); an HTTP try's is ``request_timeout``.
 TCP_TIMEOUT = 5.0
-DEFAULT_REQUEST_TIMEOUT = 10.0
-DEFAULT_INTERVAL = 5.0
 
 
 def checks_function_name(plan: Plan, mode: Mode) -> str:
@@ -94,7 +93,7 @@ class _Check(Translation):
         self.literal(info, "request_timeout")
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
+        return interval_waits(info, DEFAULT_INTERVAL)
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         p = info.params

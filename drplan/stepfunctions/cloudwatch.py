@@ -18,9 +18,9 @@ microseconds when the time has a fraction); AWS keeps alarm times to the millise
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from drplan.actions.cloudwatch.alarm import DEFAULT_FOR, DEFAULT_INTERVAL
 from drplan.durations import seconds_param
 from drplan.stepfunctions.builder import Scope
 from drplan.stepfunctions.tasks import (
@@ -29,12 +29,11 @@ from drplan.stepfunctions.tasks import (
     UNNAMED_RETRY,
     StepInfo,
     Translation,
+    interval_waits,
     jsonata_set,
     jsonata_text,
 )
 
-DEFAULT_FOR = 60.0
-DEFAULT_INTERVAL = 10.0
 #: CloudWatch's modeled faults as Step Functions names them (the ``Exception`` suffix added) ...
 CLOUDWATCH_TRANSIENT = ["CloudWatch.LimitExceededFaultException", "CloudWatch.InternalServiceFaultException"]
 #: ... and its throttling, which it does not model: the SDK's generic error, so retried briefly.
@@ -66,7 +65,7 @@ class AlarmCheckTranslation(Translation):
             self.literal(info, name)
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
+        return interval_waits(info, DEFAULT_INTERVAL.total_seconds())
 
     def _describe(self, info: StepInfo, then: str) -> dict[str, Any]:
         name = str(info.params["alarm"])
@@ -87,7 +86,7 @@ class AlarmCheckTranslation(Translation):
         p = info.params
         name = str(p["alarm"])
         wanted = str(p.get("state", "OK"))
-        hold = seconds_param(p, "for", DEFAULT_FOR)
+        hold = seconds_param(p, "for", DEFAULT_FOR.total_seconds())
         (interval,) = self.waits(info)
         poll = scope.reserve(info.label("describe alarm"))
         judge = scope.reserve(info.label("alarm held long enough?"))

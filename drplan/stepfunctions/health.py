@@ -11,9 +11,7 @@ The outputs are the local ones: ``health_check_id``, ``healthy_checkers``, ``che
 
 from __future__ import annotations
 
-import math
-
-from drplan.durations import seconds_param
+from drplan.actions.route53.health import DEFAULT_INTERVAL
 from drplan.stepfunctions.builder import Path, Scope
 from drplan.stepfunctions.tasks import (
     STEP_FAILED,
@@ -23,12 +21,11 @@ from drplan.stepfunctions.tasks import (
     Translation,
     choice,
     fail,
+    interval_waits,
     jsonata_set,
     jsonata_text,
     task,
 )
-
-DEFAULT_INTERVAL = 10.0
 
 
 class HealthCheckTranslation(Translation):
@@ -42,7 +39,7 @@ class HealthCheckTranslation(Translation):
         self.literal(info, "interval")
 
     def waits(self, info: StepInfo) -> list[int]:
-        return [max(1, math.ceil(seconds_param(info.params, "interval", DEFAULT_INTERVAL)))]
+        return interval_waits(info, DEFAULT_INTERVAL.total_seconds())
 
     def work(self, info: StepInfo, scope: Scope) -> str:
         p = info.params

@@ -150,6 +150,14 @@ def poll_waits(
         interval = min(interval * opts.poll_factor, top)
 
 
+def interval_waits(info: StepInfo, default: float) -> list[int]:
+    """The one interval of a step that tries again every ``interval`` (a check, an alarm or health
+    check watch; ``default``: the local action's when the step gives none), in whole seconds."""
+    from drplan.durations import seconds_param
+
+    return [max(1, math.ceil(seconds_param(info.params, "interval", default)))]
+
+
 def undo_waits(options: RunOptions) -> list[int]:
     """Undo verifies deletions as the local Undoer does: from at most 5 s, growing to 15 s."""
     return poll_waits(
