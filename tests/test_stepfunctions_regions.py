@@ -327,21 +327,14 @@ def _sdk_tasks(node: Any) -> list[dict[str, Any]]:
 
 def test_the_failover_plans_ledger_restore_is_no_longer_refused_for_its_region() -> None:
     from drplan.pipeline import load_plan
-    from drplan.stepfunctions import ExportRefused
     from tests.conftest import PLANS
 
     plan, _ = load_plan(PLANS / "failover.json")
     assert plan.services["ledger"].steps[0].region == plan.aws.region == "us-west-2"
     for mode in ("recover", "drill"):
-        # Refused (for now) for steps whose actions are not translated, not for the ledger's Region
-        # and role (another helper's work may make it export whole: then there is nothing to refuse).
-        try:
-            exported = export_plan(plan, mode)
-        except ExportRefused as refused:
-            assert "ledger.restore" not in [key for key, _, _ in refused.problems], mode
-        else:
-            # Its Region is the plan's; its role wants an external ID: through the calls function.
-            assert exported.routes["ledger.restore"].through_function, mode
+        exported = export_plan(plan, mode)
+        # Its Region is the plan's; its role wants an external ID: through the calls function.
+        assert exported.routes["ledger.restore"].through_function, mode
 
 
 def test_a_lambda_invocation_in_another_region_is_refused() -> None:

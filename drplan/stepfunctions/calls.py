@@ -71,17 +71,21 @@ class Route:
     """Where a step's AWS calls go, when not to the machine's own Region as its role.
 
     ``region``: another Region (None: the machine's); ``role_arn``: the role the calls are made as;
-    ``external_id``: what that role's trust policy requires; ``function``: the calls function."""
+    ``external_id``: what that role's trust policy requires; ``function``: the calls function;
+    ``endpoints``: (Region, URL) of the only endpoints the service answers at, tried in turn (Route
+    53 ARC's cluster endpoints: :mod:`drplan.stepfunctions.arc`)."""
 
     region: str | None
     role_arn: str | None
     external_id: str | None
     function: str
+    endpoints: tuple[tuple[str, str], ...] = ()
 
     @property
     def through_function(self) -> bool:
-        """Calls go through the calls function: another Region, or an external ID to pass."""
-        return self.region is not None or self.external_id is not None
+        """Calls go through the calls function: another Region, an external ID to pass, or
+        endpoints of its own to address."""
+        return self.region is not None or self.external_id is not None or bool(self.endpoints)
 
 
 def route_of(step: Step, machine_region: str | None, function: str) -> Route | None:
@@ -197,6 +201,8 @@ def _through_function(
     }
     if route.external_id:
         payload["external_id"] = route.external_id
+    if route.endpoints:
+        payload["endpoints"] = [{"region": region, "endpoint": url} for region, url in route.endpoints]
     task["Resource"] = INVOKE
     task["Parameters"] = {"FunctionName": route.function, "Payload": payload}
     result = task.get("ResultPath", "$")

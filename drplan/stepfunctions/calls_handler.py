@@ -11,6 +11,12 @@ Step Functions' spelling, timestamps as ISO 8601 text, and an error under the na
 gives an ``aws-sdk`` error (``Rds.DbInstanceNotFoundException``, ``Ec2.Ec2Exception``) with the
 same cause text, so the task's ``Retry`` and ``Catch`` match as before. Lambda reports an
 exception's class name as the error's name, so each error is raised as a class of that name.
+
+A call to Route 53 ARC's cluster API also carries ``"endpoints"``: the cluster's endpoints
+(``{"region", "endpoint"}``), which are the only places that API answers. They are tried in turn,
+as ARC advises and as drplan's own step does: an endpoint that is unavailable, throttling, failing
+inside or unreachable is passed over for the next one; the last one's error is raised when none
+answers. A warm function starts at the endpoint that answered last.
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 #: One attempt per invocation: the task's Retry (the local engine's backoff) does the retrying, as
 #: it does for the aws-sdk integration.
 _CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=60)
+#: One endpoint of several: short enough that five endpoints fit in the function's two minutes.
+_ENDPOINT_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=15
+)
+#: ARC's errors after which another cluster endpoint may answer ("try another cluster endpoint").
+_TRY_ANOTHER = frozenset(
+    {"EndpointTemporarilyUnavailableException", "InternalServerException", "ThrottlingException"}
+)
+#: Per list of endpoints, the index of the one that answered last.
+_ANSWERED: dict[tuple[str, ...], int] = {}
 _WORD = re.compile(r"((?<=[a-z0-9])[A-Z]|(?!^)[A-Z](?=[a-z]))")
 _ERRORS: dict[str, type[Exception]] = {}
 _ROLES: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
@@ -148,12 +164,46 @@ def credentials(role: str, external_id: str | None) -> dict[str, str]:
     return _ROLES[key][1]
 
 
+def boto3_service(name: str) -> str:
+    """boto3's name of the service Step Functions names ``name`` (``route53recoverycluster`` is
+    ``route53-recovery-cluster``)."""
+    if "-" in name:
+        return name
+    services = boto3.session.Session().get_available_services()
+    return next((s for s in services if s.replace("-", "") == name), name)
+
+
 def handler(event: dict[str, Any], context: Any) -> Any:
-    service = event["service"]
+    service = boto3_service(event["service"])
     region = event.get("region") or os.environ.get("AWS_REGION")
     role = event.get("role")
     keys = credentials(role, event.get("external_id")) if role else {}
-    client = boto3.client(service, region_name=region, config=_CONFIG, **keys)
+    endpoints = [(str(e["region"]), str(e["endpoint"])) for e in event.get("endpoints") or []]
+    if not endpoints:
+        client = boto3.client(service, region_name=region, config=_CONFIG, **keys)
+        return _call(client, event)
+    urls = tuple(url for _, url in endpoints)
+    first = _ANSWERED.get(urls, 0) % len(endpoints)
+    order = list(range(first, len(endpoints))) + list(range(first))
+    for n, index in enumerate(order):
+        where, url = endpoints[index]
+        client = boto3.client(service, region_name=where, endpoint_url=url, config=_ENDPOINT_CONFIG, **keys)
+        try:
+            answer = _call(client, event, passes_over=n < len(order) - 1)
+        except _PassOver:
+            continue
+        _ANSWERED[urls] = index
+        return answer
+    raise AssertionError("unreachable: the last endpoint's error is raised")
+
+
+class _PassOver(Exception):
+    """This endpoint did not answer: try the next one."""
+
+
+def _call(client: Any, event: dict[str, Any], *, passes_over: bool = False) -> Any:
+    """The event's call with ``client``: the answer in Step Functions' spelling, or its error under
+    Step Functions' name. ``passes_over``: an endpoint that did not answer raises :class:`_PassOver`."""
     model = client.meta.service_model
     by_name = {name.lower(): name for name in model.operation_names}
     operation = model.operation_model(by_name[event["action"].lower()])
@@ -162,6 +212,8 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         response = getattr(client, botocore.xform_name(operation.name))(**request)
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        if passes_over and error.get("Code") in _TRY_ANOTHER:
+            raise _PassOver() from None
         meta = exc.response.get("ResponseMetadata", {})
         cause = (
             f"{error.get('Message', str(exc))} (Service: {service_prefix(model.service_id)}, "
@@ -169,6 +221,8 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         )
         raise error_class(error_name(model, str(error.get("Code", ""))))(cause) from None
     except (BotoCoreError, ValueError, TypeError) as exc:  # the request never got an answer
+        if passes_over and isinstance(exc, BotoCoreError):
+            raise _PassOver() from None
         raise error_class(f"{service_prefix(model.service_id)}.SdkClientException")(str(exc)) from None
     response.pop("ResponseMetadata", None)
     return to_response(response, operation.output_shape)

@@ -27,8 +27,7 @@ the errors of a failed update, and EKS's message of a refused update (the cause 
 gives an ``aws-sdk`` error is the message followed by `` (Service: Eks, Status Code: ...)``).
 
 Not translated: the node group's first health issue in the note the local action shows while it
-waits (a console note, not an outcome). EKS is not in :data:`drplan.stepfunctions.tasks.TRANSIENT`:
-its transient errors (:data:`TRANSIENT`) are retried here with the same backoff.
+waits (a console note, not an outcome).
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from typing import Any
 from drplan.stepfunctions.builder import Path, Scope, State, Untranslatable, argument
 from drplan.stepfunctions.tasks import (
     STEP_FAILED,
-    THROTTLE_RETRY,
     StepInfo,
     Translation,
     choice,
@@ -57,20 +55,11 @@ from drplan.stepfunctions.tasks import (
 SIZES = (("min", "MinSize"), ("max", "MaxSize"), ("desired", "DesiredSize"))
 #: Node group states that waiting does not mend (the local ``_BROKEN``).
 BROKEN = ("CREATE_FAILED", "DELETING", "DELETE_FAILED")
-#: EKS's throttling and transient errors as Step Functions names them, retried with the local
-#: engine's backoff (``drplan.aws.is_retryable``: throttling, and errors with a 5xx status).
-TRANSIENT = ["Eks.ThrottlingException", "Eks.ServerException", "Eks.ServiceUnavailableException"]
 #: What ``drplan.aws.is_not_found`` takes for "the node group (or its cluster) does not exist".
 NOT_FOUND = ["Eks.ResourceNotFoundException", "Eks.NotFoundException"]
 #: What the local ``_update`` reports as EKS refusing the sizes.
 REFUSED = ["Eks.InvalidParameterException", "Eks.InvalidRequestException"]
 IN_USE = ["Eks.ResourceInUseException"]
-
-
-def eks(action: str, parameters: Mapping[str, Any], then: str | None, **kwargs: Any) -> State:
-    """An ``aws-sdk:eks`` task, its transient errors retried as :func:`task` retries the others'."""
-    state = task("eks", action, parameters, then, retry=False, **kwargs)
-    return {**state, "Retry": [{"ErrorEquals": TRANSIENT, **THROTTLE_RETRY}]}
 
 
 class EksScaleNodegroup(Translation):
@@ -112,7 +101,8 @@ class EksScaleNodegroup(Translation):
     def describe(self, info: StepInfo, then: str, into: str, missing: str) -> State:
         """``DescribeNodegroup``: its status and sizes at ``into``; ``missing`` when EKS says the
         node group or its cluster does not exist."""
-        return eks(
+        return task(
+            "eks",
             "describeNodegroup",
             {"ClusterName": str(info.params["cluster"]), "NodegroupName": str(info.params["nodegroup"])},
             then,
@@ -143,7 +133,8 @@ class EksScaleNodegroup(Translation):
         cluster = str(info.params["cluster"])
         return scope.add(
             info.label(f"{tag}set the sizes"),
-            eks(
+            task(
+                "eks",
                 "updateNodegroupConfig",
                 {
                     "ClusterName": cluster,
@@ -220,7 +211,8 @@ class EksScaleNodegroup(Translation):
         )
         describe_update = scope.add(
             info.label(f"{tag}describe the update"),
-            eks(
+            task(
+                "eks",
                 "describeUpdate",
                 {
                     "Name": str(info.params["cluster"]),

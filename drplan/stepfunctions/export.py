@@ -116,10 +116,6 @@ class Exported:
 #: Why an action without a translation has none, where there is more to say than "not yet".
 UNTRANSLATED = {
     "command": "a program on the machine that runs drplan: no state machine can run it",
-    "aws.arc.set_routing_control": (
-        "ARC answers routing control changes only at its cluster's own endpoints, which an aws-sdk "
-        "task cannot address (not translated yet; `drplan export arc-region-switch` gives ARC the step)"
-    ),
 }
 
 
@@ -240,7 +236,7 @@ def export_plan(
             ),
             checks_function=checks,
             rollback=rollback,
-            route=route_of(step.step, where, calls),
+            route=translation.route(route_of(step.step, where, calls), step.params, calls),
         )
         try:
             translation.check(info)
@@ -452,8 +448,9 @@ def _notes(exported: Exported, skipped: Mapping[str, str], prepared: Any) -> lis
     relocated = [k for k, r in exported.routes.items() if r.through_function]
     if relocated:
         notes.append(
-            f"{len(relocated)} step(s) call AWS in another Region (or as a role whose trust policy wants an "
-            f"external ID): each of their AWS calls is one invocation of the Lambda function "
+            f"{len(relocated)} step(s) call AWS in another Region, as a role whose trust policy wants an "
+            f"external ID, or at a Route 53 ARC cluster's endpoints: each of their AWS calls is one "
+            f"invocation of the Lambda function "
             f"{exported.calls_function} (the template creates it, with a role allowed those steps' calls)"
         )
     roles = sorted({r.role_arn for r in exported.routes.values() if r.role_arn and not r.through_function})

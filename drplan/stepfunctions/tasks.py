@@ -59,6 +59,16 @@ TRANSIENT = {
         "Route53.PriorRequestNotCompleteException",
         "Route53.Route53Exception",
     ],
+    # What drplan.aws.is_retryable takes (throttling, and errors with a 5xx status).
+    "eks": ["Eks.ThrottlingException", "Eks.ServerException", "Eks.ServiceUnavailableException"],
+    # ARC's cluster API, through the calls function (drplan.stepfunctions.arc): what it raises when
+    # no cluster endpoint answered (the last one's error; SdkClientException: none was reachable).
+    "route53recoverycluster": [
+        "Route53RecoveryCluster.ThrottlingException",
+        "Route53RecoveryCluster.InternalServerException",
+        "Route53RecoveryCluster.EndpointTemporarilyUnavailableException",
+        "Route53RecoveryCluster.SdkClientException",
+    ],
 }
 
 #: Services whose errors all carry one name (their API models no error shapes): their transient
@@ -566,6 +576,12 @@ class Translation:
         # A step that polls its job polls its undo's deletion too; one that does not, does not.
         return polled_events(info, waits, undo_waits(info.options) if waits else [])
 
+    def route(self, route: Route | None, params: Mapping[str, Any], function: str) -> Route | None:
+        """Where the step's AWS calls go: ``route`` (from its own ``region`` and ``role_arn``,
+        :func:`drplan.stepfunctions.calls.route_of`), unless the service answers only at endpoints
+        of its own, which the calls function ``function`` then addresses (Route 53 ARC)."""
+        return route
+
     def remembers(self, info: StepInfo) -> bool:
         """Whether the undo puts back a value read before the step changed it (:meth:`remember`)."""
         return False
@@ -607,7 +623,11 @@ class Translation:
     def literal(self, info: StepInfo, name: str) -> Any:
         """A parameter that decides what the fragment looks like: it must be known at export time."""
         value = info.params.get(name)
-        if value is not None and Values({}).of(value) != value:
+        try:
+            known = Values({}).of(value) == value
+        except Untranslatable:  # a reference to a step: none is known here
+            known = False
+        if value is not None and not known:
             raise Untranslatable(f"`{name}` must be known when the plan is exported (it is {value!r})")
         return value
 

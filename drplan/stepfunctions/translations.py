@@ -4,6 +4,7 @@ the history's projection look translations up in."""
 from __future__ import annotations
 
 from drplan.stepfunctions.approval import ManualApproval
+from drplan.stepfunctions.arc import ArcSetRoutingControl
 from drplan.stepfunctions.autoscaling import AutoScalingSetCapacity
 from drplan.stepfunctions.backup import BackupRestore
 from drplan.stepfunctions.checks import HttpCheckTranslation, TcpCheckTranslation
@@ -38,6 +39,7 @@ TRANSLATIONS: dict[str, Translation] = {
         RdsFailoverGlobalCluster(),
         RdsSwitchoverGlobalCluster(),
         Route53ChangeRecord(),
+        ArcSetRoutingControl(),
         ManualApproval(),
         LambdaInvoke(),
         EcsSetCapacity(),
