@@ -62,3 +62,25 @@ def moto_runs_lambda_code() -> Iterator[list[Any]]:
         yield events
     finally:
         patch.undo()
+
+
+def deploy_inline_function(template: dict[str, Any], resource: str, region: str = "us-east-1") -> None:
+    """The template's function ``resource`` (``ChecksFunction``, ``CallsFunction``), created in moto
+    with its inline code as CloudFormation would (call it inside ``mock_aws``)."""
+    import boto3
+
+    props = template["Resources"][resource]["Properties"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("index.py", props["Code"]["ZipFile"])
+    role = boto3.client("iam", region_name=region).create_role(
+        RoleName=resource.lower(), AssumeRolePolicyDocument="{}"
+    )
+    boto3.client("lambda", region_name=region).create_function(
+        FunctionName=props["FunctionName"],
+        Runtime=props["Runtime"],
+        Role=role["Role"]["Arn"],
+        Handler=props["Handler"],
+        Code={"ZipFile": code.getvalue()},
+        Timeout=props["Timeout"],
+    )

@@ -9,12 +9,10 @@ server: the same statuses, outputs and messages, and the server sees the same re
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import socket
 import threading
-import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,7 +26,7 @@ from moto import mock_aws
 from drplan.actions import probes
 from drplan.model import build_plan
 from drplan.stepfunctions import export_plan
-from tests.moto_lambda_runs import moto_runs_lambda_code
+from tests.moto_lambda_runs import deploy_inline_function, moto_runs_lambda_code
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
@@ -94,22 +92,7 @@ def closed_port() -> int:
 
 
 def deploy_checks_function(template: dict[str, Any]) -> None:
-    """The template's function, created in moto with its inline code as CloudFormation would."""
-    props = template["Resources"]["ChecksFunction"]["Properties"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("index.py", props["Code"]["ZipFile"])
-    role = boto3.client("iam", region_name=REGION).create_role(
-        RoleName="checks", AssumeRolePolicyDocument="{}"
-    )
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=props["FunctionName"],
-        Runtime=props["Runtime"],
-        Role=role["Role"]["Arn"],
-        Handler=props["Handler"],
-        Code={"ZipFile": code.getvalue()},
-        Timeout=props["Timeout"],
-    )
+    deploy_inline_function(template, "ChecksFunction")
 
 
 def seed() -> None:

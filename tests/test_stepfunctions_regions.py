@@ -9,9 +9,7 @@ deletes it there. A step with only its own ``role_arn`` calls with the Tasks' ``
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +23,7 @@ from drplan.model import build_plan
 from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.calls import calls_function_source
 from drplan.stepfunctions.calls_handler import error_name, handler, to_request, to_response
-from tests.moto_lambda_runs import moto_runs_lambda_code
+from tests.moto_lambda_runs import deploy_inline_function, moto_runs_lambda_code
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
@@ -94,22 +92,7 @@ def tables(region: str) -> list[str]:
 
 
 def deploy_calls_function(template: dict[str, Any]) -> None:
-    """The template's calls function, created in moto with its inline code as CloudFormation would."""
-    props = template["Resources"]["CallsFunction"]["Properties"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("index.py", props["Code"]["ZipFile"])
-    role = boto3.client("iam", region_name=REGION).create_role(
-        RoleName="calls", AssumeRolePolicyDocument="{}"
-    )
-    boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName=props["FunctionName"],
-        Runtime=props["Runtime"],
-        Role=role["Role"]["Arn"],
-        Handler=props["Handler"],
-        Code={"ZipFile": code.getvalue()},
-        Timeout=props["Timeout"],
-    )
+    deploy_inline_function(template, "CallsFunction")
 
 
 @pytest.fixture
