@@ -24,7 +24,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from drplan.model import build_plan
 from drplan.stepfunctions import export_plan
 from drplan.stepfunctions.asl import width
-from drplan.stepfunctions.history import most_at_once
+from drplan.stepfunctions.history import most_at_once, read_machine
 from tests.runs import plan_data, run_plan
 from tests.test_stepfunctions import (
     FAST,
@@ -206,6 +206,75 @@ def test_a_failed_retried_or_timed_out_step_gives_its_slots_back() -> None:
     assert "needs-broken.after run" not in entered  # skipped: no slot taken
     waiting = {"w0.w", "w1.w", "w2.w", "slow.settle"}
     assert most_at_once(exported.definition, described["history"], waiting) == 1
+
+
+def ranked(n: int) -> dict[str, Any]:
+    """``n`` independent one-second waits, their services' RTOs the tighter the later in the plan:
+    the local scheduler ranks them in the opposite of the plan's order."""
+    step = {"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}
+    services = {f"r{i}": {"steps": [step], "objectives": {"rto": f"PT{10 * (n - i)}M"}} for i in range(n)}
+    return plan_data(services, run={"parallelism": 1}, name="ranked")
+
+
+def started_in_order(definition: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
+    """The steps in the order their ``drplan:step`` states were entered (as the follower reads it)."""
+    roles = read_machine(definition).roles
+    order = []
+    for event in sorted(history, key=lambda e: int(e["id"])):
+        entered = event.get("stateEnteredEventDetails")
+        role = roles.get(entered["name"]) if entered else None
+        if role is not None and role.kind == "step" and role.key is not None:
+            order.append(role.key)
+    return order
+
+
+def test_a_step_yields_to_the_steps_the_local_scheduler_ranks_before_it() -> None:
+    exported = export_plan(build_plan(ranked(4)), "recover")
+    ((sem, members),) = exported.shape.semaphores
+    assert lint_definition(exported.definition) == []
+    by_key = {key: sem.waiter[key] for key in members}
+    # r3 has the tightest RTO: it yields to no one; r0 yields to the three others.
+    assert sem.ahead == {
+        "r3.w": (),
+        "r2.w": (by_key["r3.w"],),
+        "r1.w": (by_key["r3.w"], by_key["r2.w"]),
+        "r0.w": (by_key["r3.w"], by_key["r2.w"], by_key["r1.w"]),
+    }
+    # Steps a dependency orders never wait at the same time: none yields to the other.
+    step = {"id": "w", "uses": "wait", "with": {"duration": "PT1S"}}
+    chained = plan_data(
+        {"a": {"steps": [step]}, "b": {"steps": [step], "depends_on": ["a"]}, "c": {"steps": [step]}},
+        run={"parallelism": 1},
+    )
+    ((sem, _),) = export_plan(build_plan(chained), "recover").shape.semaphores
+    assert sem.waiter["a.w"] not in sem.ahead["b.w"]
+    # Steps of the same priority do not yield to each other by their places in the plan: no state,
+    # no clause more than before the ranking.
+    same = export_plan(build_plan(plan_data(waits(4), run={"parallelism": 1})), "recover")
+    ((sem, _),) = same.shape.semaphores
+    assert set(sem.ahead.values()) == {()}
+    assert "waiting for a slot" not in json.dumps(same.definition)
+
+
+@pytest.mark.slow
+def test_a_freed_slot_goes_to_the_step_the_local_scheduler_would_start() -> None:
+    """parallelism 1, five independent steps ranked against the plan's order: all ask at once, so
+    any may take the slot first (a race no distributed queue can decide as a local one does); each
+    slot after that goes to the waiting step ranked first, as locally."""
+    data = ranked(5)
+    local = run_plan(data, run_id=RUN_ID)
+    expected = [e.step for e in local.events if e.kind == "step.started"]
+    assert expected == ["r4.w", "r3.w", "r2.w", "r1.w", "r0.w"]
+    exported = export_plan(build_plan(data), "recover", options=FAST, history_budget=ONE_MACHINE)
+    with mock_aws(config=SFN):
+        described = execute(exported.definition, table=exported.coordination_table)
+        items = boto3.client("dynamodb", region_name=REGION).scan(TableName=str(exported.coordination_table))
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    got = started_in_order(exported.definition, described["history"])
+    assert got[1:] == [key for key in expected if key != got[0]]
+    # The counter is back at 0 and no step is left saying it waits.
+    (counter,) = [i for i in items["Items"] if "#slots#" in i["id"]["S"]]
+    assert set(counter) == {"id", "n"} and counter["n"] == {"N": "0"}
 
 
 @pytest.mark.slow

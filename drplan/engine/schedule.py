@@ -212,6 +212,24 @@ class ReadyQueue:
         return not self.running and (self.stopped or not self._heap)
 
 
+def scheduling_priority(
+    deadlines: Mapping[str, float] | None,
+) -> Callable[[nx.DiGraph, Mapping[str, float]], dict[str, float]]:
+    """How a run ranks its ready steps: least slack against ``deadlines`` (each step's service RTO,
+    in seconds), or critical-path priority when every step has the same deadline or none. Also
+    what an exported state machine's semaphores rank waiting steps by
+    (:mod:`drplan.stepfunctions.export`), so both start the same step when a slot frees."""
+    # One RTO for every step (or none): least slack orders as critical-path priority does; use that
+    # itself, so float rounding in "deadline - path" never reorders two steps.
+    due = deadlines or {}
+
+    def chosen(graph: nx.DiGraph, duration: Mapping[str, float]) -> dict[str, float]:
+        differ = bool(due) and (len(set(due.values())) > 1 or any(k not in due for k in graph.nodes))
+        return (least_slack(due) if differ else remaining_path)(graph, duration)
+
+    return chosen
+
+
 def ready_queue(
     graph: nx.DiGraph,
     duration: Mapping[str, float],
@@ -225,14 +243,9 @@ def ready_queue(
     """The queue a run is scheduled with: least slack against ``deadlines`` (each step's service
     RTO, in seconds) from the estimates, else critical-path priority; the run's limits. The runner
     and :func:`simulate` (hence the predicted RTO) both build it here."""
-    # One RTO for every step (or none): least slack orders as critical-path priority does; use that
-    # itself, so float rounding in "deadline - path" never reorders two steps.
-    due = deadlines or {}
-    differ = bool(due) and (len(set(due.values())) > 1 or any(k not in due for k in graph.nodes))
-    chosen = priority or (least_slack(due) if differ else remaining_path)
     return ReadyQueue(
         graph,
-        chosen(graph, duration),
+        (priority or scheduling_priority(deadlines))(graph, duration),
         order=order,
         parallelism=limits.parallelism,
         group_of=group_of,

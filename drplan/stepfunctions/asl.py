@@ -168,11 +168,25 @@ class Semaphore:
     (``name`` ``run``) or an action's concurrency limit (``name`` the action). A counter item in the
     coordination table counts the slots taken; a step takes one with a conditional update before its
     attempts start and gives it back once its record is written. ``waits`` are the polling intervals
-    of a step that found every slot taken (:func:`~drplan.stepfunctions.tasks.poll_waits`)."""
+    of a step that found every slot taken (:func:`~drplan.stepfunctions.tasks.poll_waits`).
+
+    Which waiting step gets a freed slot is the local scheduler's choice (the highest priority):
+    a step that finds every slot taken says it is waiting (an attribute of the counter item, its
+    name in ``waiter``), and a step takes a slot only while none of the steps ranked before it that
+    could be waiting at the same time (``ahead``: their attribute names) says so."""
 
     name: str
     limit: int
     waits: tuple[int, ...]
+    #: Step -> the counter item's attribute that says it is waiting (``w`` and its index).
+    waiter: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    #: Step -> the attributes of the steps it yields to (ranked before it, not ordered with it).
+    ahead: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
+
+    def yielded_to(self, key: str) -> bool:
+        """Whether some step yields to ``key`` (then ``key`` says when it is waiting)."""
+        mine = self.waiter.get(key)
+        return mine is not None and any(mine in names for names in self.ahead.values())
 
 
 def width(graph: nx.DiGraph, among: Sequence[str] | None = None) -> int:
@@ -391,26 +405,52 @@ class Encoder:
         """The counter item of ``sem`` in this execution (each execution counts its own slots)."""
         return Path(f"States.Format('{{}}#{{}}#slots#{sem.name}', $.run.id, $.run.execution)")
 
-    def _count(self, sem: Semaphore, delta: int, then: str, limit: int | None = None) -> State:
-        """An update adding ``delta`` to ``sem``'s counter; with ``limit``, only while it is below."""
+    def _count(
+        self, sem: Semaphore, delta: int, then: str, limit: int | None = None, key: str | None = None
+    ) -> State:
+        """An update adding ``delta`` to ``sem``'s counter; with ``limit``, only while it is below
+        and none of the steps ``key`` yields to is waiting (it is no longer waiting itself)."""
         values = {":d": {"N": str(delta)}}
         condition = {}
+        update = "ADD #n :d"
         if limit is not None:
             values[":limit"] = {"N": str(limit)}
-            condition["ConditionExpression"] = "attribute_not_exists(#n) OR #n < :limit"
+            free = "attribute_not_exists(#n) OR #n < :limit"
+            rivals = "".join(f" AND attribute_not_exists({name})" for name in sem.ahead.get(key or "", ()))
+            condition["ConditionExpression"] = f"({free}){rivals}" if rivals else free
+            if key is not None and sem.yielded_to(key):
+                update += f" REMOVE {sem.waiter[key]}"
         return task(
             "dynamodb",
             "updateItem",
             {
                 "TableName": self.coordination,
                 "Key": {"id": {"S": self.counter_key(sem)}},
-                "UpdateExpression": "ADD #n :d",
+                "UpdateExpression": update,
                 **condition,
                 "ExpressionAttributeNames": {"#n": "n"},
                 "ExpressionAttributeValues": values,
             },
             then,
         )
+
+    def _waiting(self, sem: Semaphore, key: str, waiting: bool, then: str, failed: str) -> State:
+        """Say that ``key`` is waiting for a slot of ``sem`` (or no longer is); ``failed`` when the
+        counter item cannot be written."""
+        name = sem.waiter[key]
+        state = task(
+            "dynamodb",
+            "updateItem",
+            {
+                "TableName": self.coordination,
+                "Key": {"id": {"S": self.counter_key(sem)}},
+                "UpdateExpression": f"SET {name} = :t" if waiting else f"REMOVE {name}",
+                **({"ExpressionAttributeValues": {":t": {"BOOL": True}}} if waiting else {}),
+            },
+            then,
+        )
+        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.qerr", "Next": failed}]
+        return state
 
     def acquire(self, info: StepInfo, sem: Semaphore, scope: Scope, then: str, release: str) -> str:
         """Take a slot of ``sem``: add one to its counter if it is below the limit (a conditional
@@ -426,8 +466,9 @@ class Encoder:
         full = scope.reserve(f"{key} longest wait for {what}?")
         wait = scope.reserve(f"{key} wait for {what}")
         wait_same = scope.reserve(f"{key} wait as long for {what}")
-        unavailable = scope.add(
-            f"{key} failed to take {what}",
+        unavailable = scope.reserve(f"{key} failed to take {what}")
+        scope.put(
+            unavailable,
             role(
                 pass_state(
                     {
@@ -444,6 +485,13 @@ class Encoder:
                 key,
             ),
         )
+        yielded_to = sem.yielded_to(key)
+        if yielded_to:
+            # No longer waiting (best effort: the counter item could not be written anyway), so
+            # that the steps yielding to this one do not wait for it forever.
+            unavailable = scope.add(
+                f"{key} stop waiting for {what}", self._waiting(sem, key, False, unavailable, unavailable)
+            )
         bump = scope.add(
             f"{key} next interval for {what}",
             pass_state(
@@ -456,9 +504,16 @@ class Encoder:
                 result=f"$.w.{slot}",
             ),
         )
-        state = self._count(sem, 1, then, limit=sem.limit)
+        state = self._count(sem, 1, then, limit=sem.limit, key=key)
+        # Every slot taken, or a step ranked before this one waiting: say this one waits too (when
+        # some step yields to it), then wait.
+        busy = (
+            scope.add(f"{key} waiting for {what}", self._waiting(sem, key, True, full, unavailable))
+            if yielded_to
+            else full
+        )
         state["Catch"] = [
-            {"ErrorEquals": [SLOTS_TAKEN], "ResultPath": "$.w.qfull", "Next": full},
+            {"ErrorEquals": [SLOTS_TAKEN], "ResultPath": "$.w.qfull", "Next": busy},
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.w.qerr", "Next": unavailable},
         ]
         scope.put(take, state)

@@ -21,7 +21,7 @@ import networkx as nx
 
 from drplan.engine.prepare import prepare
 from drplan.engine.records import RunOptions
-from drplan.engine.schedule import Limits
+from drplan.engine.schedule import Limits, scheduling_priority
 from drplan.errors import DrplanError
 from drplan.model import Mode, Plan
 from drplan.stepfunctions.approval import ManualApproval, approval_topic
@@ -261,7 +261,11 @@ def export_plan(
     graph = prepared.graph.graph
     table = coordination_table or default_table(plan)
     options = options or RunOptions()
-    limits = semaphores(graph, infos, prepared.limits, options)
+    priority = scheduling_priority(prepared.graph.deadlines())(
+        graph, {k: s.estimate.total_seconds() for k, s in prepared.steps.items()}
+    )
+    rank = {key: (-priority.get(key, 0.0), i) for i, key in enumerate(order)}
+    limits = semaphores(graph, infos, prepared.limits, options, rank)
 
     def main_machine(parts_of: Split | None) -> tuple[dict[str, Any], Shape]:
         return build_definition(
@@ -475,8 +479,17 @@ def _intervals(sem: Semaphore) -> str:
     return f"{waits[0]} s" if len(waits) == 1 else f"{waits[0]} s growing to {waits[-1]} s"
 
 
+#: The most steps one step yields to on one semaphore: each is a clause of the conditional update's
+#: ``ConditionExpression`` (DynamoDB takes up to 4 KB), about 30 bytes.
+MOST_AHEAD = 100
+
+
 def semaphores(
-    graph: nx.DiGraph, infos: Mapping[str, StepInfo], limits: Limits, options: RunOptions
+    graph: nx.DiGraph,
+    infos: Mapping[str, StepInfo],
+    limits: Limits,
+    options: RunOptions,
+    rank: Mapping[str, tuple[float, int]] | None = None,
 ) -> list[tuple[Semaphore, list[str]]]:
     """The limits of a local run (``run.parallelism``, each action's concurrency limit) that the
     graph could exceed whatever the steps' durations (more steps than the limit that no dependency
@@ -486,12 +499,28 @@ def semaphores(
 
     A step that finds every slot taken polls with the local job polling's growing intervals, set by
     the shortest estimate among the steps sharing the semaphore (a slot is given back, at the
-    soonest, when the shortest of them ends)."""
+    soonest, when the shortest of them ends).
+
+    ``rank``: each step's place in the local scheduler's order (lower first: its priority negated,
+    then its place in the plan). A freed slot goes to the waiting step ranked first, as locally: a
+    step yields to the members of strictly higher priority that could wait at the same time (no
+    dependency orders the two), at most :data:`MOST_AHEAD` of them, the first ranked. Steps of the
+    same priority do not yield to each other by their places in the plan: the slot would wait for
+    the one placed first to poll again, for no gain against the objectives."""
     keys = list(infos)
+    index = {key: i for i, key in enumerate(keys)}
+    ordered = {key: nx.ancestors(graph, key) | nx.descendants(graph, key) for key in keys} if rank else {}
 
     def semaphore(name: str, limit: int, members: list[str]) -> Semaphore:
         shortest = min(infos[k].estimate for k in members)
-        return Semaphore(name, limit, tuple(poll_waits(options, shortest, math.inf)))
+        waiter = {key: f"w{index[key]}" for key in members}
+        ahead: dict[str, tuple[str, ...]] = {}
+        if rank:
+            by_rank = sorted(members, key=lambda k: rank[k])
+            for place, key in enumerate(by_rank):
+                before = [k for k in by_rank[:place] if rank[k][0] < rank[key][0] and k not in ordered[key]]
+                ahead[key] = tuple(waiter[k] for k in before[:MOST_AHEAD])
+        return Semaphore(name, limit, tuple(poll_waits(options, shortest, math.inf)), waiter, ahead)
 
     out: list[tuple[Semaphore, list[str]]] = []
     for action, limit in sorted(limits.per_action.items()):
