@@ -5,7 +5,7 @@
 from routing control states it keeps: unknown controls are ``ResourceNotFoundException``, an
 assertion rule (at least N of some controls On) refuses a change with ``ConflictException`` unless
 the request lists it in ``SafetyRulesToOverride``, and endpoints the test marks down answer
-``EndpointTemporarilyUnavailableException`` (503). Every request is logged with the endpoint it
+``EndpointTemporarilyUnavailableException`` (503) or cannot be reached at all. Every request is logged with the endpoint it
 reached. tests/moto_emulated.py routes drplan's own clients, moto's interpreter's and the calls
 function's to it.
 """
@@ -32,10 +32,20 @@ class ArcCluster:
     states: dict[str, str]
     rules: list[AssertionRule] = field(default_factory=list)
     down: set[str] = field(default_factory=set)  # endpoint hosts that answer 503
+    unreachable: set[str] = field(default_factory=set)  # endpoint hosts no connection reaches
     log: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (host, operation, body)
 
     def handles(self, environ: dict[str, Any]) -> bool:
-        return str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(TARGET)
+        """A call of the cluster API (raised here, before any answer: an endpoint no connection
+        reaches fails as botocore's connection does)."""
+        mine = str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(TARGET)
+        host = str(environ.get("HTTP_HOST", "")).split(":")[0]
+        if mine and host in self.unreachable:
+            from botocore.exceptions import EndpointConnectionError
+
+            self.log.append((host, "unreachable", {}))
+            raise EndpointConnectionError(endpoint_url=f"https://{host}/v1")
+        return mine
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         operation = str(environ["HTTP_X_AMZ_TARGET"])[len(TARGET) :]

@@ -224,6 +224,9 @@ def test_steps_that_shape_the_machine_from_references_are_refused() -> None:
 
 @pytest.fixture
 def arc_everywhere() -> Iterator[ArcCluster]:
+    from drplan.stepfunctions import calls_handler
+
+    calls_handler._ANSWERED.clear()  # a cold function: no endpoint answered yet
     found = cluster()
     with every_client_through(found, SERVICE), mock_aws():
         yield found
@@ -271,9 +274,37 @@ def test_the_function_does_not_pass_over_a_refusal(arc_everywhere: ArcCluster) -
 
 
 def test_the_function_passes_over_the_errors_the_local_step_passes_over() -> None:
-    """The calls function cannot import drplan (its code is inline in the template): its list of
-    errors after which another endpoint may answer is a copy of the local action's."""
+    """The calls function cannot import drplan (its code is inline in the template): its lists of
+    errors after which another endpoint may answer, and of botocore's errors worth another try,
+    are copies of the local ones."""
+    from drplan import aws
     from drplan.actions.arc import routing_control
     from drplan.stepfunctions import calls_handler
 
     assert calls_handler._TRY_ANOTHER == routing_control._TRY_ANOTHER
+    assert calls_handler._UNREACHABLE == aws.UNREACHABLE_EXCEPTIONS
+    assert calls_handler._TRANSIENT == aws.TRANSIENT_EXCEPTIONS
+
+
+def test_the_function_passes_over_an_endpoint_no_connection_reaches(arc_everywhere: ArcCluster) -> None:
+    arc_everywhere.unreachable = {HOSTS[0]}
+    assert handler(_get(), None)["RoutingControlState"] == "On"
+    assert [(host, op) for host, op, _ in arc_everywhere.log] == [
+        (HOSTS[0], "unreachable"),
+        (HOSTS[1], "GetRoutingControlState"),
+    ]
+    arc_everywhere.unreachable = set(HOSTS)
+    with pytest.raises(Exception) as raised:
+        handler(_get(list(reversed(ENDPOINTS))), None)
+    # None reached: the last one's error, under the name the tasks retry (as the local engine does).
+    assert type(raised.value).__name__ == "Route53RecoveryCluster.SdkClientException"
+    assert "Could not connect to the endpoint URL" in str(raised.value)
+
+
+def test_the_function_does_not_pass_over_a_request_botocore_refuses(arc_everywhere: ArcCluster) -> None:
+    event = {**_get(), "parameters": {"RoutingControlArn": ""}}  # shorter than the API allows
+    with pytest.raises(Exception) as raised:
+        handler(event, None)
+    assert type(raised.value).__name__ == "Route53RecoveryCluster.InvalidRequestException"
+    assert "Invalid length for parameter RoutingControlArn" in str(raised.value)
+    assert arc_everywhere.log == []  # no endpoint was asked, and none again

@@ -9,8 +9,10 @@ unreachable is passed over). So the step always has a route (:meth:`ArcSetRoutin
 also in the machine's own Region.
 
 The control's state from before the step is read once before its first attempt and kept in the
-step's record (the local ``first_seen``). The step reads the state; unless it is the wanted one
-already, ``UpdateRoutingControlState`` (with ``SafetyRulesToOverride`` when the step lists rules);
+step's record (the local ``first_seen``; a read that fails there is met again by the step's own
+first read, inside its attempts, and an undo then lacks the state and says so). The step reads
+the state; unless it is the wanted one already, ``UpdateRoutingControlState`` (with
+``SafetyRulesToOverride`` when the step lists rules);
 then ``GetRoutingControlState`` at the local engine's intervals until the control reads the wanted
 state. ARC refusing the change fails the step with the local message: a conflict or a message
 naming a safety rule with the advice about safety rules and ``safety_rules_to_override``; a
@@ -150,13 +152,16 @@ class ArcSetRoutingControl(Translation):
 
     def remember(self, info: StepInfo, scope: Scope, then: str) -> str:
         """The state from before the step at ``$.w.prev`` (``{"s": ...}``); a control that is not
-        there has nothing to put back (``{"none": true}``: the step then fails on it)."""
+        there has nothing to put back (``{"none": true}``: the step then fails on it). Any other
+        error leaves ``$.w.prev`` unset: the step's own first read meets it again inside its
+        attempts (its record says why, its retries and timeout apply), and an undo without the
+        previous state fails with advice rather than guess it."""
         nothing = scope.add(
             info.label("before: no routing control"), pass_state({"none": True}, then, result="$.w.prev")
         )
         return scope.add(
             info.label("before: routing control state"),
-            self.read(info, then, "$.w.prev", catch=[(NOT_FOUND, nothing)]),
+            self.read(info, then, "$.w.prev", catch=[(NOT_FOUND, nothing), (["States.ALL"], then)]),
         )
 
     def work(self, info: StepInfo, scope: Scope) -> str:

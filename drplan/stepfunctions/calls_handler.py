@@ -15,7 +15,8 @@ exception's class name as the error's name, so each error is raised as a class o
 A call to Route 53 ARC's cluster API also carries ``"endpoints"``: the cluster's endpoints
 (``{"region", "endpoint"}``), which are the only places that API answers. They are tried in turn,
 as ARC advises and as drplan's own step does: an endpoint that is unavailable, throttling, failing
-inside or unreachable is passed over for the next one; the last one's error is raised when none
+inside or unreachable (a connection that fails, not a request botocore refuses) is passed over for
+the next one; the last one's error is raised when none
 answers. A warm function starts at the endpoint that answered last.
 """
 
@@ -45,6 +46,14 @@ _ENDPOINT_CONFIG = Config(
 _TRY_ANOTHER = frozenset(
     {"EndpointTemporarilyUnavailableException", "InternalServerException", "ThrottlingException"}
 )
+#: botocore's errors after which another endpoint may answer: it could not be reached (a copy of
+#: ``drplan.aws.UNREACHABLE_EXCEPTIONS``) ...
+_UNREACHABLE = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"})
+#: ... and those of a call that may succeed when made again (``drplan.aws.TRANSIENT_EXCEPTIONS``):
+#: raised as ``SdkClientException``, which the tasks retry where the local engine would. Any other
+#: error of the request itself (parameters botocore refuses, no credentials) is not worth another
+#: endpoint or another try: ``InvalidRequestException``.
+_TRANSIENT = frozenset({*_UNREACHABLE, "ReadTimeoutError", "ResponseStreamingError"})
 #: Per list of endpoints, the index of the one that answered last.
 _ANSWERED: dict[tuple[str, ...], int] = {}
 _WORD = re.compile(r"((?<=[a-z0-9])[A-Z]|(?!^)[A-Z](?=[a-z]))")
@@ -221,8 +230,10 @@ def _call(client: Any, event: dict[str, Any], *, passes_over: bool = False) -> A
         )
         raise error_class(error_name(model, str(error.get("Code", ""))))(cause) from None
     except (BotoCoreError, ValueError, TypeError) as exc:  # the request never got an answer
-        if passes_over and isinstance(exc, BotoCoreError):
+        kind = type(exc).__name__
+        if passes_over and kind in _UNREACHABLE:
             raise _PassOver() from None
-        raise error_class(f"{service_prefix(model.service_id)}.SdkClientException")(str(exc)) from None
+        name = "SdkClientException" if kind in _TRANSIENT else "InvalidRequestException"
+        raise error_class(f"{service_prefix(model.service_id)}.{name}")(str(exc)) from None
     response.pop("ResponseMetadata", None)
     return to_response(response, operation.output_shape)
