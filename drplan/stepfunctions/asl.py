@@ -172,15 +172,15 @@ class Semaphore:
 
     Which waiting step gets a freed slot is the local scheduler's choice (the highest priority):
     a step that finds every slot taken says it is waiting (an attribute of the counter item, its
-    name in ``waiter``), and a step takes a slot only while none of the steps ranked before it that
-    could be waiting at the same time (``ahead``: their attribute names) says so."""
+    name in ``waiter``), and a step takes a slot only while none of the steps of higher priority
+    that could be waiting at the same time (``ahead``: their attribute names) says so."""
 
     name: str
     limit: int
     waits: tuple[int, ...]
     #: Step -> the counter item's attribute that says it is waiting (``w`` and its index).
     waiter: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-    #: Step -> the attributes of the steps it yields to (ranked before it, not ordered with it).
+    #: Step -> the attributes of the steps it yields to (of higher priority, not ordered with it).
     ahead: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
 
     def yielded_to(self, key: str) -> bool:
@@ -505,8 +505,8 @@ class Encoder:
             ),
         )
         state = self._count(sem, 1, then, limit=sem.limit, key=key)
-        # Every slot taken, or a step ranked before this one waiting: say this one waits too (when
-        # some step yields to it), then wait.
+        # Every slot taken, or a step of higher priority waiting: say this one waits too (when some
+        # step yields to it), then wait.
         busy = (
             scope.add(f"{key} waiting for {what}", self._waiting(sem, key, True, full, unavailable))
             if yielded_to
